@@ -1,0 +1,128 @@
+"""Configuration of the carseg U-Net for binary car segmentation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from transformers import PretrainedConfig
+
+_NORMS = ("batchnorm", "none")
+_UPSAMPLING = ("nearest", "bilinear")
+
+
+class CarSegConfig(PretrainedConfig):
+    r"""Configuration for [`CarSegForSemanticSegmentation`].
+
+    The defaults describe the reference network of the Carvana recipe: a 7-level U-Net with 8 to 512 channels,
+    a 1024-channel center, 3 convolutions per decoder level, nearest 2x upsampling and a 1x1 head. It has about
+    34.6M parameters and costs 56.6 GFLOP per 1024x1024 image.
+
+    Args:
+        num_channels (`int`, *optional*, defaults to 3):
+            Number of input image channels.
+        encoder_channels (`Sequence[int]`, *optional*, defaults to `(8, 16, 32, 64, 128, 256, 512)`):
+            Output channels of each encoder level. Each level is two (3x3 conv, norm, ReLU) blocks followed by a
+            2x2 max-pool, so the network downsamples by `2 ** len(encoder_channels)` in total.
+        center_channels (`int`, *optional*, defaults to 1024):
+            Channels of the two (conv, norm, ReLU) blocks at the bottleneck.
+        encoder_convs (`int`, *optional*, defaults to 2):
+            Number of (conv, norm, ReLU) blocks per encoder level.
+        center_convs (`int`, *optional*, defaults to 2):
+            Number of (conv, norm, ReLU) blocks in the center.
+        decoder_convs (`int`, *optional*, defaults to 3):
+            Number of (conv, norm, ReLU) blocks per decoder level, after the skip concatenation.
+        norm (`str`, *optional*, defaults to `"batchnorm"`):
+            Normalisation after each convolution: `"batchnorm"` or `"none"`.
+        upsampling (`str`, *optional*, defaults to `"nearest"`):
+            Mode of the 2x upsampling in the decoder: `"nearest"` or `"bilinear"`.
+        encoder_name (`str`, *optional*):
+            Name of a segmentation-models-pytorch encoder (e.g. `"resnet34"`). When set, the model wraps
+            `smp.Unet(encoder_name, encoder_weights=None)` instead of the reference U-Net; its weights always come
+            from our checkpoints, never from a download. `encoder_channels` then only sets the depth of the smp
+            encoder and the widths of its decoder.
+        id2label (`dict[int, str]`, *optional*, defaults to `{0: "background", 1: "car"}`):
+            The two classes. The head emits one logit per pixel; label 1 is predicted where its sigmoid exceeds
+            the threshold of the image processor's post-processing.
+        semantic_loss_ignore_index (`int`, *optional*, defaults to 255):
+            Label value ignored by the loss, kept for compatibility with transformers' segmentation heads.
+        dice_smooth (`float`, *optional*, defaults to 1.0):
+            Additive smoothing of the soft dice term in `bce_dice_loss`.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Kept for transformers compatibility; convolutions use Kaiming normal initialisation.
+    """
+
+    model_type = "carseg"
+
+    def __init__(
+        self,
+        num_channels: int = 3,
+        encoder_channels: Sequence[int] = (8, 16, 32, 64, 128, 256, 512),
+        center_channels: int = 1024,
+        encoder_convs: int = 2,
+        center_convs: int = 2,
+        decoder_convs: int = 3,
+        norm: str = "batchnorm",
+        upsampling: str = "nearest",
+        encoder_name: str | None = None,
+        semantic_loss_ignore_index: int = 255,
+        dice_smooth: float = 1.0,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ) -> None:
+        kwargs.setdefault("id2label", {0: "background", 1: "car"})
+        kwargs.setdefault("label2id", {label: int(idx) for idx, label in kwargs["id2label"].items()})
+        super().__init__(**kwargs)
+        self.num_channels = num_channels
+        self.encoder_channels = [int(c) for c in encoder_channels]
+        self.center_channels = center_channels
+        self.encoder_convs = encoder_convs
+        self.center_convs = center_convs
+        self.decoder_convs = decoder_convs
+        self.norm = norm
+        self.upsampling = upsampling
+        self.encoder_name = encoder_name
+        self.semantic_loss_ignore_index = semantic_loss_ignore_index
+        self.dice_smooth = dice_smooth
+        self.initializer_range = initializer_range
+        self._validate()
+
+    @property
+    def depth(self) -> int:
+        """Number of encoder levels (and of 2x downsamplings)."""
+        return len(self.encoder_channels)
+
+    @property
+    def size_divisor(self) -> int:
+        """Input height and width are padded internally to a multiple of this value."""
+        return 2**self.depth
+
+    def _validate(self) -> None:
+        if not isinstance(self.num_channels, int) or self.num_channels < 1:
+            raise ValueError(f"num_channels must be a positive integer, got {self.num_channels!r}")
+        if len(self.encoder_channels) < 1:
+            raise ValueError("encoder_channels must name at least one encoder level, got an empty sequence")
+        if any(c < 1 for c in self.encoder_channels):
+            raise ValueError(f"encoder_channels must all be positive, got {self.encoder_channels}")
+        if len(self.encoder_channels) > 10:
+            raise ValueError(f"encoder_channels allows at most 10 levels (2**10 padding), got {self.encoder_channels}")
+        if not isinstance(self.center_channels, int) or self.center_channels < 1:
+            raise ValueError(f"center_channels must be a positive integer, got {self.center_channels!r}")
+        for name in ("encoder_convs", "center_convs", "decoder_convs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.norm not in _NORMS:
+            raise ValueError(f"norm must be one of {_NORMS}, got {self.norm!r}")
+        if self.upsampling not in _UPSAMPLING:
+            raise ValueError(f"upsampling must be one of {_UPSAMPLING}, got {self.upsampling!r}")
+        if len(self.id2label) != 2:
+            raise ValueError(
+                f"carseg is a binary model with one logit; id2label must have 2 entries "
+                f"(background, car), got {self.id2label}"
+            )
+        if self.dice_smooth < 0:
+            raise ValueError(f"dice_smooth must be >= 0, got {self.dice_smooth}")
+        if self.encoder_name is not None and not isinstance(self.encoder_name, str):
+            raise ValueError(f"encoder_name must be a string such as 'resnet34' or None, got {self.encoder_name!r}")
+        if self.encoder_name is not None and not 1 <= self.depth <= 5:
+            raise ValueError(f"smp encoders support a depth of 1 to 5; encoder_channels has {self.depth} levels")

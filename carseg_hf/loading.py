@@ -1,0 +1,94 @@
+"""Loading a carseg model and its processor from a folder, a Hub repo id, or the bundled default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .configuration_carseg import CarSegConfig
+from .hub import check_loadable
+from .image_processing_carseg import CarSegImageProcessor
+from .modeling_carseg import CarSegForSemanticSegmentation
+
+#: Name that selects the checkpoint shipped inside the package.
+DEFAULT_MODEL = "carseg-synth"
+
+
+def bundled_model_dir() -> Path:
+    """Folder of the default checkpoint shipped with the package (trained on synthetic renders)."""
+    return Path(__file__).resolve().parent / "pretrained" / DEFAULT_MODEL
+
+
+def resolve_model_path(model: str | os.PathLike | None) -> str:
+    """Map `None`, `"carseg-synth"` or `$CARSEG_MODEL` to a concrete folder or Hub id.
+
+    Args:
+        model: A folder, a Hub repo id, the bundled name, or None for `$CARSEG_MODEL` or the bundled default.
+
+    Returns:
+        A local folder path or a Hub repo id.
+    """
+    if model is None:
+        model = os.environ.get("CARSEG_MODEL") or DEFAULT_MODEL
+    model = os.fspath(model)
+    if model == DEFAULT_MODEL:
+        return str(bundled_model_dir())
+    return model
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """Turn `auto`, `cpu`, `cuda` or `cuda:N` into a device, refusing CUDA where there is none."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} was requested but CUDA is not available on this machine; use --device cpu"
+        )
+    return resolved
+
+
+def load_model(
+    model: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    revision: str | None = None,
+    token: str | bool | None = None,
+) -> tuple[CarSegForSemanticSegmentation, CarSegImageProcessor]:
+    """Load a model in eval mode and its image processor; weights are read from safetensors only.
+
+    Args:
+        model: A folder, a Hub repo id, or None for `$CARSEG_MODEL` or the bundled default.
+        device: Where to put the model.
+        revision: Hub revision (branch, tag or commit) to pin.
+        token: Hub token, if the repo is private.
+
+    Returns:
+        `(model, processor)`.
+
+    Raises:
+        FileNotFoundError: If a local folder lacks `config.json` or `model.safetensors`.
+        OSError: If a Hub repo cannot be resolved (offline and not cached, missing, or pickle-only).
+    """
+    path = resolve_model_path(model)
+    local = Path(path)
+    if local.is_dir():
+        missing = [name for name in ("config.json", "model.safetensors") if not (local / name).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"model folder {path!r} lacks {', '.join(missing)}; expected a folder written by save_pretrained"
+            )
+    elif path.startswith((".", "/", "~")) or path.count("/") != 1:
+        raise FileNotFoundError(f"model folder {path!r} does not exist (and it is not a Hub repo id ORG/NAME)")
+    check_loadable(path, revision=revision, token=token)
+    config = CarSegConfig.from_pretrained(path, revision=revision, token=token)
+    network = CarSegForSemanticSegmentation.from_pretrained(
+        path, config=config, revision=revision, token=token, use_safetensors=True
+    )
+    if (local / "preprocessor_config.json").is_file() or not local.is_dir():
+        processor = CarSegImageProcessor.from_pretrained(path, revision=revision, token=token)
+    else:
+        processor = CarSegImageProcessor()
+    network.to(torch.device(device) if isinstance(device, str) else device).eval()
+    return network, processor

@@ -1,0 +1,26 @@
+"""Registration of the carseg classes with transformers' Auto classes and remote-code saving."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation, AutoVideoProcessor
+
+from .configuration_carseg import CarSegConfig
+from .image_processing_carseg import CarSegImageProcessor
+from .modeling_carseg import CarSegForSemanticSegmentation
+
+
+def register_auto_classes() -> None:
+    """Register carseg with the Auto classes (idempotent) and mark its classes for remote-code saving."""
+    AutoConfig.register(CarSegConfig.model_type, CarSegConfig, exist_ok=True)
+    AutoModelForSemanticSegmentation.register(CarSegConfig, CarSegForSemanticSegmentation, exist_ok=True)
+    AutoImageProcessor.register(
+        CarSegConfig,
+        image_processor_classes={"pil": CarSegImageProcessor, "torchvision": CarSegImageProcessor},
+        exist_ok=True,
+    )
+    # The image-segmentation pipeline also probes for a video processor; an empty entry answers "none" without
+    # falling back to the folder's remote code (which would prompt on stdin).
+    AutoVideoProcessor.register(CarSegConfig, video_processor_classes={}, exist_ok=True)
+    CarSegConfig.register_for_auto_class("AutoConfig")
+    CarSegForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
+    CarSegImageProcessor.register_for_auto_class("AutoImageProcessor")
