@@ -1,0 +1,141 @@
+"""Single-image inference shared by the Space, the CLI and evaluation: load once, segment many times."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .image_processing_carseg import CarSegImageProcessor
+from .loading import load_model, resolve_device
+from .modeling_carseg import CarSegForSemanticSegmentation
+
+
+@dataclass
+class SegmentationResult:
+    """The outcome of segmenting one image.
+
+    Attributes:
+        mask: `(height, width)` uint8 array of 0 (background) and 1 (car) at the original image size.
+        probabilities: `(height, width)` float32 car probabilities at the original image size.
+        seconds: Wall time of preprocessing, the forward pass(es) and post-processing.
+        device: The device the model ran on, e.g. `"cpu"` or `"cuda:0"`.
+        input_size: `(height, width)` fed to the network.
+    """
+
+    mask: np.ndarray
+    probabilities: np.ndarray
+    seconds: float
+    device: str
+    input_size: tuple[int, int]
+
+
+def predict_logits(
+    model: CarSegForSemanticSegmentation, pixel_values: torch.Tensor, tta: bool = False
+) -> torch.Tensor:
+    """Run the model, optionally averaging with the horizontally flipped input (hflip TTA).
+
+    Args:
+        model: The model, in eval mode.
+        pixel_values: `(batch, 3, height, width)` on the model's device.
+        tta: Average the logits of the image and of its mirror image (flipped back).
+
+    Returns:
+        `(batch, 1, height, width)` float32 logits.
+    """
+    logits = model(pixel_values=pixel_values).logits.float()  # (batch, 1, height, width)
+    if tta:
+        flipped = model(pixel_values=torch.flip(pixel_values, dims=[-1])).logits.float()
+        logits = 0.5 * (logits + torch.flip(flipped, dims=[-1]))  # (batch, 1, height, width)
+    return logits
+
+
+class Segmenter:
+    """Holds a model and its processor, and segments images one at a time, safely from several threads.
+
+    Args:
+        model: A `CarSegForSemanticSegmentation`.
+        processor: Its `CarSegImageProcessor`.
+        device: Where the model runs.
+        channels_last: Use the channels-last memory format, which is faster for convolutions on CPU and GPU.
+    """
+
+    def __init__(
+        self,
+        model: CarSegForSemanticSegmentation,
+        processor: CarSegImageProcessor,
+        device: str | torch.device = "cpu",
+        channels_last: bool = True,
+    ) -> None:
+        self.device = torch.device(device)
+        self.channels_last = channels_last
+        self.model = model.to(self.device).eval()
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.processor = processor
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_pretrained(
+        cls, model: str | os.PathLike | None = None, device: str = "auto", revision: str | None = None
+    ) -> Segmenter:
+        """Load a model by folder, Hub id, or the bundled default (`None` reads `$CARSEG_MODEL`)."""
+        resolved = resolve_device(device)
+        network, processor = load_model(model, device=resolved, revision=revision)
+        return cls(network, processor, resolved)
+
+    @property
+    def device_name(self) -> str:
+        """A readable name of the device, e.g. `cpu` or `cuda:0 (NVIDIA H100)`."""
+        if self.device.type == "cuda":
+            return f"{self.device} ({torch.cuda.get_device_name(self.device)})"
+        return f"cpu ({torch.get_num_threads()} threads)"
+
+    def segment(
+        self,
+        image: Any,
+        threshold: float | None = None,
+        tta: bool = False,
+        native_size: bool = False,
+    ) -> SegmentationResult:
+        """Segment one image.
+
+        Args:
+            image: Anything `CarSegImageProcessor` accepts (path, PIL image, array, tensor).
+            threshold: Probability threshold; defaults to the processor's.
+            tta: Horizontal-flip test-time augmentation.
+            native_size: Feed the image at its own resolution instead of the processor's size.
+
+        Returns:
+            The mask and probabilities at the original image size.
+        """
+        start = time.perf_counter()
+        threshold = self.processor.threshold if threshold is None else threshold
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
+        array = self.processor.load_image(image)  # (height, width, 3) uint8
+        height, width = array.shape[:2]
+        pixel_values = self.processor(array, do_resize=not native_size)["pixel_values"]  # (1, 3, h, w)
+        pixel_values = pixel_values.to(self.device)
+        if self.channels_last:
+            pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
+        with self._lock, torch.inference_mode():
+            logits = predict_logits(self.model, pixel_values, tta=tta)  # (1, 1, h, w)
+            if logits.shape[-2:] != (height, width):
+                logits = torch.nn.functional.interpolate(
+                    logits, size=(height, width), mode="bilinear", align_corners=False
+                )  # (1, 1, height, width)
+            probabilities = torch.sigmoid(logits[0, 0]).cpu().numpy()  # (height, width)
+        mask = (probabilities > threshold).astype(np.uint8)
+        return SegmentationResult(
+            mask=mask,
+            probabilities=probabilities.astype(np.float32),
+            seconds=time.perf_counter() - start,
+            device=self.device_name,
+            input_size=tuple(pixel_values.shape[-2:]),
+        )

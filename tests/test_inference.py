@@ -1,0 +1,50 @@
+import threading
+
+import numpy as np
+import torch
+from PIL import Image
+
+from carseg_hf.inference import Segmenter, predict_logits
+
+
+def _image(seed=0, height=45, width=70):
+    return Image.fromarray((np.random.default_rng(seed).random((height, width, 3)) * 255).astype(np.uint8))
+
+
+def test_segment_matches_processor_post_processing(tiny_model, tiny_processor):
+    segmenter = Segmenter(tiny_model, tiny_processor)
+    image = _image()
+    result = segmenter.segment(image, threshold=0.5)
+    assert result.mask.shape == (45, 70) and result.mask.dtype == np.uint8
+    assert result.input_size == (64, 96)
+    with torch.no_grad():
+        logits = tiny_model(tiny_processor(image)["pixel_values"]).logits
+    expected = tiny_processor.post_process_semantic_segmentation(logits, target_sizes=[(45, 70)])[0].numpy()
+    assert np.array_equal(result.mask, expected)
+
+
+def test_native_size_and_tta(tiny_model, tiny_processor):
+    segmenter = Segmenter(tiny_model, tiny_processor)
+    result = segmenter.segment(_image(), native_size=True, tta=True)
+    assert result.input_size == (45, 70)
+    x = tiny_processor(_image(), do_resize=False)["pixel_values"]
+    with torch.no_grad():
+        manual = 0.5 * (tiny_model(x).logits + torch.flip(tiny_model(torch.flip(x, dims=[-1])).logits, dims=[-1]))
+        assert torch.allclose(predict_logits(tiny_model, x, tta=True), manual, atol=1e-6)
+    assert np.allclose(result.probabilities, torch.sigmoid(manual)[0, 0].numpy(), atol=1e-5)
+
+
+def test_concurrent_calls_give_identical_results(tiny_model, tiny_processor):
+    segmenter = Segmenter(tiny_model, tiny_processor)
+    reference = segmenter.segment(_image(3)).mask
+    results = []
+
+    def worker():
+        results.append(segmenter.segment(_image(3)).mask)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4 and all(np.array_equal(r, reference) for r in results)
