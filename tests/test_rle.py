@@ -1,0 +1,161 @@
+"""Kaggle run-length encoding: known vectors, round trips, the torch encoder and the submission writer."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from carseg_hf.rle import SubmissionWriter, read_rle_csv, rle_decode, rle_encode, rle_encode_torch
+
+
+def naive_encode(mask: np.ndarray) -> str:
+    """A deliberately simple pixel-by-pixel reference encoder."""
+    out, start = [], None
+    flat = (mask != 0).reshape(-1).tolist()
+    for index, value in enumerate(flat + [False]):
+        if value and start is None:
+            start = index
+        elif not value and start is not None:
+            out += [start + 1, index - start]
+            start = None
+    return " ".join(map(str, out))
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([[0, 0, 0], [0, 0, 0]], ""),
+        ([[1, 1, 1], [1, 1, 1]], "1 6"),
+        ([[1, 0, 0], [0, 0, 0]], "1 1"),
+        ([[0, 0, 0], [0, 0, 1]], "6 1"),
+        ([[1, 1, 0], [0, 1, 1]], "1 2 5 2"),
+        ([[0, 1, 1], [1, 0, 0]], "2 3"),  # a run wraps from the end of one row to the next (row-major)
+        ([[1, 0, 1], [0, 1, 0]], "1 1 3 1 5 1"),
+    ],
+)
+def test_known_vectors(rows, expected):
+    mask = np.array(rows, dtype=np.uint8)
+    assert rle_encode(mask) == expected
+    np.testing.assert_array_equal(rle_decode(expected, mask.shape), mask)
+    assert rle_encode_torch(torch.from_numpy(mask)) == [expected]
+
+
+def test_any_nonzero_is_car():
+    mask = np.array([[0, 255, 7], [0, 0, -1]], dtype=np.int16)
+    assert rle_encode(mask) == "2 2 6 1"
+    assert rle_encode(mask.astype(bool)) == "2 2 6 1"
+
+
+def test_column_vs_row_order():
+    mask = np.zeros((3, 4), dtype=np.uint8)
+    mask[:, 0] = 1  # a vertical line: three separate runs in row-major order
+    assert rle_encode(mask) == "1 1 5 1 9 1"
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (64, 96), (1280, 1918)])
+def test_round_trip_random(shape):
+    rng = np.random.default_rng(sum(shape))
+    mask = (rng.random(shape) < 0.5).astype(np.uint8)
+    if shape == (1280, 1918):
+        mask[:, :] = 0
+        mask[100:900, 200:1700] = 1  # blocky like a car, plus noise and the corner pixels
+        mask[rng.random(shape) < 0.01] ^= 1
+        mask[0, 0] = mask[-1, -1] = 1
+    encoded = rle_encode(mask)
+    np.testing.assert_array_equal(rle_decode(encoded, shape), mask)
+    if mask.size < 10_000:
+        assert encoded == naive_encode(mask)
+
+
+def test_torch_matches_numpy_batch():
+    rng = np.random.default_rng(3)
+    masks = rng.random((5, 17, 23)) < 0.4
+    masks[1] = False
+    masks[2] = True
+    masks[3, 0, 0] = masks[3, -1, -1] = True
+    expected = [rle_encode(m) for m in masks]
+    assert rle_encode_torch(torch.from_numpy(masks)) == expected
+    assert rle_encode_torch(torch.from_numpy(masks.astype(np.int64))) == expected
+    assert expected[1] == "" and expected[2] == f"1 {17 * 23}"
+
+
+def test_torch_rejects_bad_rank():
+    with pytest.raises(ValueError, match="batch, height, width"):
+        rle_encode_torch(torch.zeros(2, 1, 3, 3))
+
+
+@pytest.mark.parametrize(
+    ("rle", "message"),
+    [
+        ("1 2 3", "even count"),
+        ("1 a", "only digits"),
+        ("1 -2", "only digits"),
+        ("0 2", "below 1"),
+        ("1 0", "length 0 is below 1"),
+        ("5 3", "past the last pixel"),
+        ("4 2 1 1", "not sorted"),
+        ("1 3 3 1", "overlap"),
+    ],
+)
+def test_malformed_strings(rle, message):
+    with pytest.raises(ValueError, match=message):
+        rle_decode(rle, (2, 3))
+
+
+def test_decode_blank_and_adjacent_runs():
+    assert rle_decode("  ", (2, 2)).sum() == 0
+    np.testing.assert_array_equal(rle_decode("1 1 2 1", (1, 3)), [[1, 1, 0]])  # adjacent runs are accepted
+
+
+@pytest.mark.parametrize("name", ["sub.csv", "sub.csv.gz"])
+def test_submission_writer_round_trip(tmp_path, name):
+    path = tmp_path / "out" / name
+    with SubmissionWriter(path) as writer:
+        writer.write("abc_01", "1 2 5 3")
+        writer.write("abc_02.jpg", "")
+        writer.write("dir/abc_03.png", "7 1")
+    assert writer.count == 3
+    assert read_rle_csv(path) == {"abc_01.jpg": "1 2 5 3", "abc_02.jpg": "", "abc_03.png": "7 1"}
+    raw = path.read_bytes()
+    if name.endswith(".gz"):
+        assert raw[:2] == b"\x1f\x8b"
+        raw = gzip.decompress(raw)
+    assert raw.decode().splitlines()[:2] == ["img,rle_mask", "abc_01.jpg,1 2 5 3"]
+    assert [p.name for p in path.parent.iterdir()] == [name]  # no temporary file left behind
+
+
+def test_submission_writer_is_atomic(tmp_path):
+    path = tmp_path / "sub.csv"
+    with SubmissionWriter(path) as writer:
+        writer.write("old_01", "1 1")
+    with pytest.raises(RuntimeError, match="crash"), SubmissionWriter(path) as writer:
+        writer.write("new_01", "1 1")
+        assert not path.read_text().count("new_01")  # nothing visible at the final path while writing
+        raise RuntimeError("crash")
+    assert read_rle_csv(path) == {"old_01.jpg": "1 1"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub.csv"]
+
+
+def test_submission_writer_rejects_duplicates_and_bad_rle(tmp_path):
+    with SubmissionWriter(tmp_path / "sub.csv") as writer:
+        writer.write("a_01", "1 1")
+        with pytest.raises(ValueError, match="already written"):
+            writer.write("a_01.jpg", "1 1")
+        with pytest.raises(ValueError, match="digits and spaces"):
+            writer.write("a_02", "1,1")
+
+
+def test_read_rle_csv_errors(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,mask\nx.jpg,1 1\n")
+    with pytest.raises(ValueError, match="img.*rle_mask"):
+        read_rle_csv(bad)
+    dup = tmp_path / "dup.csv"
+    dup.write_text("img,rle_mask\nx.jpg,1 1\nx.jpg,2 1\n")
+    with pytest.raises(ValueError, match="appears twice"):
+        read_rle_csv(dup)
+    with pytest.raises(FileNotFoundError):
+        read_rle_csv(tmp_path / "missing.csv")
