@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation, AutoVideoProcessor
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES
 
 from .configuration_carseg import CarSegConfig
 from .image_processing_carseg import CarSegImageProcessor
@@ -21,6 +22,12 @@ def register_auto_classes() -> None:
     # The image-segmentation pipeline also probes for a video processor; an empty entry answers "none" without
     # falling back to the folder's remote code (which would prompt on stdin).
     AutoVideoProcessor.register(CarSegConfig, video_processor_classes={}, exist_ok=True)
+    # The image-segmentation pipeline checks the class name against these names only (not against registered
+    # classes) and logs a false "not supported" error otherwise. The entry is never used to import anything:
+    # carseg is absent from CONFIG_MAPPING_NAMES, so the lazy Auto mapping resolves it through `register` above.
+    MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES.setdefault(
+        CarSegConfig.model_type, CarSegForSemanticSegmentation.__name__
+    )
     CarSegConfig.register_for_auto_class("AutoConfig")
     CarSegForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
     CarSegImageProcessor.register_for_auto_class("AutoImageProcessor")
