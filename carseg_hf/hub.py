@@ -1,13 +1,35 @@
-"""Hugging Face Hub helpers: checks made before loading a model by repo id."""
+"""Hugging Face Hub helpers: pushing a checkpoint in one atomic commit, and checks made before loading by repo id."""
 
 from __future__ import annotations
 
+import json
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from huggingface_hub import constants, try_to_load_from_cache
+from huggingface_hub import CommitOperationAdd, HfApi, constants, try_to_load_from_cache
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.utils import validate_repo_id
+
+try:  # huggingface_hub 2.x talks through httpx2; 1.x through httpx
+    import httpx2 as _httpx
+except ImportError:  # pragma: no cover - depends on the installed huggingface_hub
+    import httpx as _httpx
+
+#: What a failed Hub call raises: HTTP errors, transport errors (dropped connection, timeout), OS errors.
+_UPLOAD_ERRORS = (HfHubHTTPError, _httpx.HTTPError, OSError)
 
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.ckpt", "model.pt", "model.pth")
+#: Suffixes of pickled files that a checkpoint folder to push must not hold.
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+#: Files every pushed checkpoint carries (besides the model code and the generated README.md).
+REQUIRED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
+#: Auto classes that `auto_map` must name, per JSON file, for `trust_remote_code=True` loading.
+REQUIRED_AUTO_MAP = {
+    "config.json": ("AutoConfig", "AutoModelForSemanticSegmentation"),
+    "preprocessor_config.json": ("AutoImageProcessor",),
+}
 
 
 def check_loadable(path: str, revision: str | None = None, token: str | bool | None = None) -> None:
@@ -55,3 +77,196 @@ def _refuse_pickle_only(path: str, files: set[str]) -> None:
             "because unpickling can run arbitrary code. Convert the checkpoint to model.safetensors first."
         )
     raise OSError(f"model {path!r} has no model.safetensors; expected a folder written by save_pretrained")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a readable JSON file: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def validate_checkpoint_dir(checkpoint_dir: str | Path) -> Path:
+    """Check that a folder is a carseg checkpoint that may be published.
+
+    Args:
+        checkpoint_dir: Folder written by `save_pretrained` (model and image processor).
+
+    Returns:
+        The folder as a `Path`.
+
+    Raises:
+        FileNotFoundError: If the folder or one of `config.json`, `model.safetensors`, `preprocessor_config.json`
+            is missing.
+        ValueError: If the folder holds pickled weights, `config.json` is not a carseg config, or
+            `model.safetensors` cannot be read.
+    """
+    folder = Path(checkpoint_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"checkpoint folder {str(folder)!r} does not exist or is not a folder")
+    names = {p.name for p in folder.iterdir() if p.is_file()}
+    pickled = sorted(n for n in names if n in PICKLE_WEIGHTS or n.endswith(PICKLE_SUFFIXES) or _is_pickle_shard(n))
+    if pickled:
+        raise ValueError(
+            f"refusing to push {str(folder)!r}: it holds pickled files ({', '.join(pickled)}). carseg publishes "
+            "safetensors only, because unpickling runs arbitrary code; move them out of the folder first."
+        )
+    missing = [name for name in REQUIRED_FILES if name not in names]
+    if missing:
+        raise FileNotFoundError(
+            f"checkpoint folder {str(folder)!r} lacks {', '.join(missing)}; expected a folder written by "
+            "model.save_pretrained(...) and image_processor.save_pretrained(...)"
+        )
+    config = _read_json(folder / "config.json")
+    if config.get("model_type") != "carseg":
+        raise ValueError(f"{folder / 'config.json'} has model_type {config.get('model_type')!r}; expected 'carseg'")
+    _read_json(folder / "preprocessor_config.json")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as weights:
+            if not list(weights.keys()):
+                raise ValueError(f"{folder / 'model.safetensors'} holds no tensors")
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{folder / 'model.safetensors'} is not a readable safetensors file: {error}") from error
+    return folder
+
+
+def _is_pickle_shard(name: str) -> bool:
+    return name.startswith("pytorch_model") and name.endswith(".bin")
+
+
+def code_files(folder: str | Path) -> list[str] | None:
+    """Names of the Python files that `auto_map` needs, with their relative imports, if all are in `folder`.
+
+    Args:
+        folder: A checkpoint folder.
+
+    Returns:
+        The sorted file names, or None when `auto_map` lacks a required Auto class or a code file is missing.
+    """
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    folder = Path(folder)
+    modules = set()
+    for json_name, classes in REQUIRED_AUTO_MAP.items():
+        auto_map = _read_json(folder / json_name).get("auto_map") or {}
+        for auto_class in classes:
+            reference = auto_map.get(auto_class)
+            if not isinstance(reference, str) or "." not in reference or "--" in reference:
+                return None
+            modules.add(reference.rsplit(".", 1)[0] + ".py")
+    names = set()
+    for module in sorted(modules):
+        if not (folder / module).is_file():
+            return None
+        names.add(module)
+        try:
+            names.update(Path(p).name for p in get_relative_import_files(str(folder / module)))
+        except (OSError, ValueError):
+            return None
+    if not all((folder / name).is_file() for name in names):
+        return None
+    return sorted(names)
+
+
+def _resave_with_code(folder: Path, target: Path) -> list[str]:
+    """Re-save a checkpoint through `save_pretrained`, which writes `auto_map` and copies the model code."""
+    from .image_processing_carseg import CarSegImageProcessor
+    from .modeling_carseg import CarSegForSemanticSegmentation
+    from .registration import register_auto_classes
+
+    register_auto_classes()
+    model = CarSegForSemanticSegmentation.from_pretrained(str(folder), use_safetensors=True)
+    model.save_pretrained(str(target), safe_serialization=True)
+    CarSegImageProcessor.from_pretrained(str(folder)).save_pretrained(str(target))
+    names = code_files(target)
+    if names is None:
+        raise RuntimeError(f"save_pretrained did not write the model code and auto_map into {target}")
+    return names
+
+
+def push_checkpoint(
+    checkpoint_dir: str | Path,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    commit_message: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    card_data: Mapping[str, Any] | None = None,
+) -> str:
+    """Publish a carseg checkpoint to the Hub in one atomic commit.
+
+    The commit holds `config.json`, `model.safetensors`, `preprocessor_config.json`, the model code named by
+    `auto_map` (so that `trust_remote_code=True` works without carseg installed) and a generated README.md model
+    card. Other files of the folder (optimizer states, logs) are never uploaded. If the folder lacks the code or
+    `auto_map`, it is re-saved through `save_pretrained` into a temporary folder first; the original is not touched.
+    Because everything travels in one `create_commit`, a failed upload leaves the repo as it was.
+
+    Args:
+        checkpoint_dir: Folder written by `save_pretrained` (model and image processor).
+        repo_id: Target repo, `org/name`; created if needed.
+        private: Create the repo as private (only used when the repo does not exist yet).
+        revision: Branch to commit to; created from `main` if it does not exist. Defaults to `main`.
+        token: Hub token; defaults to the stored login or `$HF_TOKEN`.
+        commit_message: Commit summary; defaults to "Upload carseg checkpoint".
+        metrics: Evaluation results for the card (e.g. `{"eval_dice": 0.995}`).
+        card_data: Card options: `dataset` (str) and `training_args` (dict) go into the card text; any other key
+            (e.g. `license`, `tags`) is a YAML field that overrides the default.
+
+    Returns:
+        The sha of the new commit (usable as `revision=` to pin exactly this upload).
+
+    Raises:
+        FileNotFoundError: If the folder or a required file is missing.
+        ValueError: If the repo id is malformed, the folder holds pickled files or invalid files.
+        OSError: If the upload fails; the repo is then left unchanged.
+    """
+    from .configuration_carseg import CarSegConfig
+    from .model_card import build_model_card
+
+    validate_repo_id(repo_id)
+    if repo_id.count("/") != 1:
+        raise ValueError(f"repo id {repo_id!r} must have the form ORG/NAME")
+    folder = validate_checkpoint_dir(checkpoint_dir)
+    card_options = dict(card_data or {})
+    dataset = card_options.pop("dataset", None)
+    training_args = card_options.pop("training_args", None)
+    config = CarSegConfig.from_pretrained(str(folder))
+    card = build_model_card(
+        repo_id, config, metrics=metrics, training_args=training_args, dataset=dataset, **card_options
+    )
+    with tempfile.TemporaryDirectory(prefix="carseg-push-") as tmp:
+        source = folder
+        names = code_files(folder)
+        if names is None:
+            source = Path(tmp) / "checkpoint"
+            names = _resave_with_code(folder, source)
+        operations = [
+            CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(source / name))
+            for name in (*REQUIRED_FILES, *names)
+        ]
+        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode("utf-8")))
+        branch = revision or constants.DEFAULT_REVISION
+        api = HfApi(token=token)
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            if branch != constants.DEFAULT_REVISION:
+                api.create_branch(repo_id, branch=branch, exist_ok=True, repo_type="model")
+            info = api.create_commit(
+                repo_id,
+                operations=operations,
+                commit_message=commit_message or "Upload carseg checkpoint",
+                revision=branch,
+                repo_type="model",
+            )
+        except _UPLOAD_ERRORS as error:
+            raise OSError(
+                f"uploading {str(folder)!r} to {repo_id!r} (revision {branch}) failed: {error}. The upload is a "
+                "single commit, so the repo was left as it was; run the push again."
+            ) from error
+    return info.oid

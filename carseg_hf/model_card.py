@@ -1,0 +1,208 @@
+"""The model card (README.md with YAML metadata) that `carseg push` uploads with a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .configuration_carseg import CarSegConfig
+
+#: Dataset id written to the card's `datasets` field when none is given.
+DEFAULT_DATASET = "carvana-image-masking-challenge"
+DEFAULT_LICENSE = "apache-2.0"
+DEFAULT_TAGS = ("image-segmentation", "semantic-segmentation", "carvana", "u-net", "carseg", "pytorch")
+
+#: Metric names (as written by training/evaluation) that hold the validation dice, in order of preference.
+_DICE_KEYS = ("eval_dice", "val_dice", "dice", "best_dice", "validation_dice")
+
+
+def _dice_from(metrics: Mapping[str, Any] | None) -> float | None:
+    if not metrics:
+        return None
+    for key in _DICE_KEYS:
+        value = metrics.get(key)
+        if value is None:
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"metric {key!r} must be a number, got {value!r}") from error
+        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"metric {key!r} must be a dice in [0, 1], got {value}")
+        return value
+    return None
+
+
+def _architecture(config: CarSegConfig) -> str:
+    if config.encoder_name:
+        return f"U-Net with a `{config.encoder_name}` encoder (segmentation-models-pytorch), depth {config.depth}"
+    return (
+        f"U-Net with {config.depth} encoder levels of {config.encoder_channels} channels, a "
+        f"{config.center_channels}-channel center, {config.decoder_convs} convolutions per decoder level, "
+        f"{config.upsampling} upsampling and a 1x1 head with one logit per pixel"
+    )
+
+
+def _usage(repo_id: str) -> str:
+    return f"""## How to use
+
+With the `carseg` package installed (`pip install carseg-hf`), the Auto classes resolve the model without remote code:
+
+```python
+import carseg_hf  # registers the carseg classes with transformers' Auto classes
+from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+
+model = AutoModelForSemanticSegmentation.from_pretrained("{repo_id}")
+processor = AutoImageProcessor.from_pretrained("{repo_id}")
+inputs = processor(images=image, return_tensors="pt")
+outputs = model(**inputs)  # logits: (batch, 1, height, width)
+masks = processor.post_process_semantic_segmentation(outputs, target_sizes=[image.size[::-1]])  # 0/1 tensors
+```
+
+Without the package, load the code stored in this repo. Pin a revision (a commit sha) so that the code you run is the
+code you reviewed:
+
+```python
+from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+
+revision = "COMMIT_SHA"  # see the repo's commit history
+model = AutoModelForSemanticSegmentation.from_pretrained("{repo_id}", trust_remote_code=True, revision=revision)
+processor = AutoImageProcessor.from_pretrained("{repo_id}", trust_remote_code=True, revision=revision)
+```
+
+The `image-segmentation` pipeline returns one 0/255 mask per label (`background`, `car`):
+
+```python
+import carseg_hf
+from transformers import pipeline
+
+segmenter = pipeline("image-segmentation", model="{repo_id}")
+car_mask = next(r["mask"] for r in segmenter("car.jpg") if r["label"] == "car")
+```
+
+Command line and Gradio Space:
+
+```bash
+carseg predict --model {repo_id} car.jpg --output masks/
+CARSEG_MODEL={repo_id} python space/app.py
+```
+"""
+
+
+def _training(training_args: Mapping[str, Any] | None) -> str:
+    text = """## Training recipe
+
+- Loss: binary cross-entropy on the logit plus (1 - soft dice) on the sigmoid.
+- Optimiser: Adam, learning rate 1e-4.
+- Early stopping on the validation dice with `min_delta` 1e-4.
+- Augmentation: random shift, scale and rotation, applied identically to the image and its mask.
+"""
+    if training_args:
+        args = json.dumps(dict(training_args), indent=2, sort_keys=True, default=str)
+        text += f"\nArguments of this run:\n\n```json\n{args}\n```\n"
+    return text
+
+
+def _evaluation(metrics: Mapping[str, Any] | None, dice: float | None) -> str:
+    text = "## Evaluation\n\nThe metric is the Dice coefficient per image, averaged over the validation images.\n"
+    if dice is None:
+        return text + "\nNo evaluation results were recorded with this checkpoint.\n"
+    text += f"\nValidation dice: **{dice:.4f}**.\n"
+    others = {k: v for k, v in (metrics or {}).items() if k not in _DICE_KEYS}
+    if others:
+        rows = "\n".join(f"| {key} | {value} |" for key, value in sorted(others.items()))
+        text += f"\n| metric | value |\n| --- | --- |\n{rows}\n"
+    return text
+
+
+_LIMITATIONS = """## Intended use
+
+Foreground/background masks of a single car photographed on a studio turntable, as in the Kaggle Carvana Image
+Masking Challenge: background removal for car listings and similar product photography.
+
+## Limitations
+
+- The model separates one car from the background; it does not detect or count cars, and it was not trained on
+  street scenes, several cars, occlusions or night shots.
+- A model trained on synthetic renders (such as the bundled `carseg-synth` checkpoint) may not transfer to real
+  photos: check it on your own images before relying on it.
+- Thin parts (antennas, mirrors, wheel spokes) and transparent glass are the usual error areas.
+
+## What `trust_remote_code=True` runs
+
+This repo stores the Python files named in `auto_map` (`configuration_carseg.py`, `modeling_carseg.py`,
+`image_processing_carseg.py` and the helpers they import). With `trust_remote_code=True`, transformers downloads and
+imports them, so they run with your permissions. Read them first and pin `revision=` to the commit you read. The
+weights are stored as `model.safetensors` only; no pickled file is read.
+"""
+
+
+def build_model_card(
+    repo_id: str,
+    config: CarSegConfig,
+    metrics: Mapping[str, Any] | None = None,
+    training_args: Mapping[str, Any] | None = None,
+    dataset: str | None = None,
+    **metadata: Any,
+) -> ModelCard:
+    """Build the model card of a carseg checkpoint.
+
+    Args:
+        repo_id: The Hub repo id (`org/name`) the card describes; used in the usage snippets.
+        config: The model's configuration.
+        metrics: Evaluation results; the dice is read from `eval_dice`, `val_dice`, `dice`, `best_dice` or
+            `validation_dice` and goes into the `model-index`.
+        training_args: Arguments of the training run, listed in the card.
+        dataset: Dataset id for the `datasets` field; defaults to the Carvana challenge.
+        **metadata: Extra YAML fields (e.g. `license`, `tags`), overriding the defaults.
+
+    Returns:
+        A `huggingface_hub.ModelCard` whose YAML has `library_name: transformers`,
+        `pipeline_tag: image-segmentation`, `license`, `tags`, `datasets` and, with a dice, `model-index`.
+
+    Raises:
+        ValueError: If the dice metric is not a number in [0, 1].
+    """
+    dataset = dataset or DEFAULT_DATASET
+    dice = _dice_from(metrics)
+    eval_results = None
+    if dice is not None:
+        eval_results = [
+            EvalResult(
+                task_type="image-segmentation",
+                task_name="Binary car segmentation",
+                dataset_type=dataset,
+                dataset_name=dataset,
+                dataset_split="validation",
+                metric_type="dice",
+                metric_name="Dice",
+                metric_value=dice,
+            )
+        ]
+    fields: dict[str, Any] = {
+        "library_name": "transformers",
+        "pipeline_tag": "image-segmentation",
+        "license": DEFAULT_LICENSE,
+        "tags": list(DEFAULT_TAGS),
+        "datasets": [dataset],
+    }
+    fields.update(metadata)
+    card_data = ModelCardData(model_name=repo_id, eval_results=eval_results, **fields)
+    name = repo_id.split("/")[-1]
+    text = (
+        f"# {name}\n\nBinary car segmentation (Kaggle Carvana Image Masking Challenge) with the `carseg` "
+        f"transformers model: a {_architecture(config)}. It outputs one logit per pixel; label 1 (`car`) is "
+        f"predicted where its sigmoid exceeds the processor's threshold.\n\n"
+        + _usage(repo_id)
+        + "\n"
+        + _training(training_args)
+        + "\n"
+        + _evaluation(metrics, dice)
+        + "\n"
+        + _LIMITATIONS
+    )
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{text}")
