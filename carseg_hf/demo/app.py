@@ -1,0 +1,229 @@
+"""The Gradio demo: a thin layer of components and events over `carseg_hf.demo.helpers` and `Segmenter`.
+
+`build_demo()` loads the model once and returns a `gr.Blocks` whose one public endpoint, `/segment`, is what the
+page's button, the upload event and `gradio_client` all call.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import torch
+
+from ..image_io import ImageDecodeError
+from ..inference import Segmenter
+from ..loading import resolve_model_path
+from .helpers import (
+    DEMO_MAX_NATIVE_PIXELS,
+    DEMO_MAX_PIXELS,
+    METRICS_HEADERS,
+    DemoInputError,
+    check_native_size,
+    display_name,
+    error_legend_html,
+    error_map,
+    find_examples,
+    metrics_rows,
+    prune_scratch,
+    read_ground_truth,
+    read_image,
+    rle_string,
+    slider_pair,
+    timing_text,
+    write_mask_png,
+)
+
+#: Folder of the bundled example renders (`<id>_<NN>.jpg` + `<id>_<NN>_mask.png`); it may be empty or absent.
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+#: Values of the resolution radio.
+RESOLUTIONS = ("processor", "native")
+
+_CSS = """
+.carseg-legend {font-size: 0.9em; padding: 2px 4px;}
+#carseg-info {min-height: 1.5em;}
+"""
+
+
+def load_segmenter(model: str | None, device: str) -> Segmenter:
+    """Load the model once for the app, with a startup error that says how to pick another model.
+
+    Args:
+        model: A folder, a Hub id, or None for `$CARSEG_MODEL` or the bundled default.
+        device: `auto`, `cpu`, `cuda` or `cuda:N`.
+
+    Raises:
+        FileNotFoundError: If the model folder is missing or incomplete.
+    """
+    try:
+        return Segmenter.from_pretrained(model, device=device)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"cannot start the demo: {error}. Pass --model FOLDER_OR_HUB_ID or set CARSEG_MODEL "
+            f"(tried {resolve_model_path(model)!r})"
+        ) from error
+
+
+def make_segment_fn(
+    segmenter: Segmenter,
+    scratch_dir: str | os.PathLike,
+    max_pixels: int = DEMO_MAX_PIXELS,
+    max_native_pixels: int = DEMO_MAX_NATIVE_PIXELS,
+):
+    """Build the event handler: it keeps no per-request state beyond files in `scratch_dir` that are pruned.
+
+    Args:
+        segmenter: The loaded model (thread-safe).
+        scratch_dir: Where mask PNGs are written before Gradio copies them into its cache.
+        max_pixels: Largest upload decoded.
+        max_native_pixels: Largest image run through the network at native size.
+
+    Returns:
+        `segment(image_path, mask_path, threshold, tta, resolution)` returning the six outputs of the page.
+    """
+
+    def segment(
+        image_path: str | None, mask_path: str | None, threshold: float, tta: bool, resolution: str
+    ) -> tuple[Any, ...]:
+        """Segment the car in a photo and, given its ground-truth mask, score the prediction.
+
+        Args:
+            image_path: The car photo (JPEG, PNG, GIF, WebP...).
+            mask_path: Optional ground-truth mask (GIF or PNG; 0/1, 0/255 or palette), same size as the photo.
+            threshold: Probability threshold in (0, 1).
+            tta: Average with the horizontally flipped prediction.
+            resolution: "processor" (the model's input size) or "native" (the photo's own size).
+
+        Returns:
+            (before/after pair, mask PNG path, Kaggle RLE, timing and device text, metrics rows, error map).
+        """
+        try:
+            if resolution not in RESOLUTIONS:
+                raise DemoInputError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+            threshold = float(threshold)
+            if not 0.0 < threshold < 1.0:
+                raise DemoInputError(f"The threshold must lie strictly between 0 and 1, got {threshold}.")
+            image = read_image(image_path, max_pixels)  # (height, width, 3) uint8
+            target = read_ground_truth(mask_path, image.shape, max_pixels)  # (height, width) 0/1 or None
+            native = resolution == "native"
+            if native:
+                check_native_size(image.shape, max_native_pixels)
+            result = segmenter.segment(image, threshold=threshold, tta=bool(tta), native_size=native)
+        except (DemoInputError, ImageDecodeError) as error:
+            raise gr.Error(str(error), print_exception=False) from error
+        except torch.OutOfMemoryError as error:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            raise gr.Error(
+                "Out of memory for this image; choose the processor resolution or a smaller image."
+            ) from error
+        prune_scratch(scratch_dir)
+        mask_png = write_mask_png(result.mask, scratch_dir, display_name(image_path))
+        metrics = metrics_rows(result.mask, target) if target is not None else []
+        errors = error_map(image, result.mask, target) if target is not None else None
+        return (
+            slider_pair(image, result.mask),
+            str(mask_png),
+            rle_string(result.mask),
+            timing_text(result, bool(tta), threshold),
+            metrics,
+            errors,
+        )
+
+    return segment
+
+
+def build_demo(
+    model: str | None = None,
+    device: str = "auto",
+    max_pixels: int = DEMO_MAX_PIXELS,
+    max_native_pixels: int = DEMO_MAX_NATIVE_PIXELS,
+    concurrency_limit: int = 2,
+    max_queue_size: int = 64,
+    examples_dir: str | os.PathLike | None = None,
+) -> gr.Blocks:
+    """Build the car-segmentation demo, loading the model once.
+
+    Args:
+        model: A model folder or Hub id; None reads `$CARSEG_MODEL`, else the bundled default model.
+        device: `auto`, `cpu`, `cuda` or `cuda:N`.
+        max_pixels: Largest upload decoded; larger files are refused from their header.
+        max_native_pixels: Largest image run at native resolution.
+        concurrency_limit: Requests processed at once (the forward pass itself is serialised by `Segmenter`).
+        max_queue_size: Requests waiting beyond which new ones are refused with "queue full".
+        examples_dir: Folder of `<id>_<NN>.jpg` + `<id>_<NN>_mask.png` examples; defaults to the bundled ones.
+
+    Returns:
+        The queued `gr.Blocks`, ready for `.launch()`.
+
+    Raises:
+        FileNotFoundError: If the model folder is missing or incomplete.
+    """
+    segmenter = load_segmenter(model, device)
+    scratch_dir = tempfile.mkdtemp(prefix="carseg-demo-")
+    atexit.register(shutil.rmtree, scratch_dir, ignore_errors=True)
+    segment = make_segment_fn(segmenter, scratch_dir, max_pixels, max_native_pixels)
+    examples = find_examples(EXAMPLES_DIR if examples_dir is None else examples_dir)
+    size = segmenter.processor.size
+
+    with gr.Blocks(title="carseg: car segmentation", delete_cache=(300, 600)) as demo:
+        gr.Markdown(
+            "### carseg: car segmentation (Carvana)\n"
+            "Upload a car photo to segment the car; add its ground-truth mask to get dice, IoU and an error map."
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=300):
+                image_file = gr.File(label="Car photo", type="filepath", height=110)
+                mask_file = gr.File(label="Ground-truth mask (optional; GIF/PNG, 0/1, 0/255 or palette)", height=110)
+                threshold = gr.Slider(0.01, 0.99, value=segmenter.processor.threshold, step=0.01, label="Threshold")
+                with gr.Row():
+                    tta = gr.Checkbox(label="hflip TTA", value=False, min_width=100)
+                    resolution = gr.Radio(
+                        [(f"processor {size['width']}×{size['height']}", "processor"), ("native", "native")],
+                        value="processor",
+                        label="Input resolution",
+                        min_width=180,
+                    )
+                run_button = gr.Button("Segment", variant="primary")
+                example_list = (
+                    gr.Examples(examples, inputs=[image_file, mask_file], label="Examples (render + mask)")
+                    if examples
+                    else None
+                )
+            with gr.Column(scale=3, min_width=400):
+                info = gr.Markdown("Upload a photo, then press **Segment**.", elem_id="carseg-info")
+                with gr.Tabs():
+                    with gr.Tab("Before / after"):
+                        slider = gr.ImageSlider(label="Photo / predicted car", type="pil", format="jpeg", height=380)
+                    with gr.Tab("Error map (needs ground truth)"):
+                        errors = gr.Image(label="Error map", type="pil", format="jpeg", height=350)
+                        gr.HTML(error_legend_html())
+                with gr.Row():
+                    metrics = gr.Dataframe(
+                        headers=METRICS_HEADERS,
+                        datatype=["str", "number"],
+                        label="Metrics against the ground truth",
+                        interactive=False,
+                        max_height=230,
+                        scale=3,
+                    )
+                    with gr.Column(scale=2, min_width=160):
+                        mask_download = gr.File(label="Mask PNG (0/255)", height=70)
+                        rle = gr.Textbox(label="Kaggle RLE", lines=2, max_lines=3, buttons=["copy"], interactive=False)
+
+        inputs = [image_file, mask_file, threshold, tta, resolution]
+        outputs = [slider, mask_download, rle, info, metrics, errors]
+        run_button.click(segment, inputs, outputs, api_name="segment", concurrency_id="segment")
+        image_file.upload(segment, inputs, outputs, api_visibility="private", concurrency_id="segment")
+        if example_list is not None:
+            example_list.load_input_event.then(
+                segment, inputs, outputs, api_visibility="private", concurrency_id="segment"
+            )
+
+    demo.queue(default_concurrency_limit=concurrency_limit, max_size=max_queue_size)
+    return demo

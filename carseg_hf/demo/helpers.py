@@ -1,0 +1,284 @@
+"""Typed, UI-free helpers behind the Gradio demo: reading uploads, building overlays, metrics, RLE and downloads.
+
+Nothing here imports gradio: every function takes and returns plain Python, numpy or PIL objects, so that the
+logic is unit-tested directly and the app (`carseg_hf.demo.app`) stays a thin layer of components and events.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..image_io import ImageDecodeError, load_mask, load_rgb
+from ..inference import SegmentationResult
+from ..metrics import confusion_counts, scores_from_counts
+from ..overlay import FN_COLOR, FP_COLOR, TP_COLOR, error_overlay, mask_overlay, save_mask_png
+from ..rle import rle_encode
+
+#: Tint of the predicted car in the before/after view (amber: distinct from the error map's red, green and blue).
+OVERLAY_COLOR = (255, 176, 0)
+#: Weight of the tint in the before/after view.
+OVERLAY_ALPHA = 0.5
+#: Weight of the colours in the error map.
+ERROR_ALPHA = 0.6
+#: Largest upload the demo decodes, in pixels (4096 x 4096, a 16 MP photo); larger files are refused from the header.
+DEMO_MAX_PIXELS = 4096 * 4096
+#: Largest image fed to the network at its native size, in pixels (2048 x 2048); a Carvana frame is 2.5 MP.
+DEMO_MAX_NATIVE_PIXELS = 2048 * 2048
+#: Headers of the metrics table.
+METRICS_HEADERS = ["metric", "value"]
+
+_EXAMPLE_IMAGE = re.compile(r"^(?P<stem>[0-9A-Za-z]+_\d{2})\.(?:jpg|jpeg|png)$", re.IGNORECASE)
+
+
+class DemoInputError(ValueError):
+    """A problem with what the user uploaded; its message is meant to be shown as is (the app raises `gr.Error`)."""
+
+
+def display_name(path: str | os.PathLike) -> str:
+    """The base name of an uploaded file, as the user knows it (uploads live under long temporary folders)."""
+    return Path(path).name
+
+
+def _user_message(error: ImageDecodeError, path: str | os.PathLike, role: str) -> str:
+    """Rewrite an `image_io` error to name the upload by its base name and role."""
+    name = display_name(path)
+    return f"{role} {str(error).replace(os.fspath(path), name)}"
+
+
+def read_image(path: str | os.PathLike | None, max_pixels: int = DEMO_MAX_PIXELS) -> np.ndarray:
+    """Validate and decode an uploaded image.
+
+    Empty, truncated, non-image and oversized files are refused; an oversized file is refused from its header
+    without being decoded. Grayscale, RGBA, palette, CMYK and 16-bit inputs become RGB; EXIF orientation is applied.
+
+    Args:
+        path: The uploaded file, or None when nothing was uploaded.
+        max_pixels: Largest accepted width x height.
+
+    Returns:
+        `(height, width, 3)` uint8 RGB array.
+
+    Raises:
+        DemoInputError: With the file's name and what is wrong.
+    """
+    if path is None:
+        raise DemoInputError("Upload a car photo first (JPEG, PNG, GIF, WebP, BMP or TIFF).")
+    try:
+        return load_rgb(os.fspath(path), max_pixels=max_pixels)  # (height, width, 3) uint8
+    except ImageDecodeError as error:
+        raise DemoInputError(_user_message(error, path, "Image")) from error
+
+
+def read_ground_truth(
+    path: str | os.PathLike | None, image_shape: tuple[int, ...], max_pixels: int = DEMO_MAX_PIXELS
+) -> np.ndarray | None:
+    """Read the optional ground-truth mask and check that it matches the image's size.
+
+    Args:
+        path: The uploaded mask (GIF or PNG; 0/1, 0/255 or a 0/1 palette), or None.
+        image_shape: Shape of the decoded image, `(height, width[, 3])`.
+        max_pixels: Largest accepted width x height.
+
+    Returns:
+        `(height, width)` uint8 array of 0 and 1, or None when no mask was given.
+
+    Raises:
+        DemoInputError: If the mask cannot be read, is not binary, or its size differs from the image's.
+    """
+    if path is None:
+        return None
+    try:
+        mask = load_mask(os.fspath(path), max_pixels=max_pixels)  # (height, width) 0/1
+    except ImageDecodeError as error:
+        raise DemoInputError(_user_message(error, path, "Ground-truth mask")) from error
+    height, width = image_shape[:2]
+    if mask.shape != (height, width):
+        raise DemoInputError(
+            f"Ground-truth mask {display_name(path)!r} is {mask.shape[1]}x{mask.shape[0]} (width x height) but the "
+            f"image is {width}x{height}; upload the mask that belongs to this image, at the same size."
+        )
+    return mask
+
+
+def check_native_size(image_shape: tuple[int, ...], max_native_pixels: int = DEMO_MAX_NATIVE_PIXELS) -> None:
+    """Refuse to run the network at native size on images larger than `max_native_pixels`.
+
+    Raises:
+        DemoInputError: Naming the size, the limit and the way out (the processor resolution).
+    """
+    height, width = image_shape[:2]
+    if height * width > max_native_pixels:
+        raise DemoInputError(
+            f"The image is {width}x{height} = {width * height:,} pixels; native-size inference is limited to "
+            f"{max_native_pixels:,} pixels on this server. Choose the processor resolution instead."
+        )
+
+
+def slider_pair(image: np.ndarray, mask: np.ndarray) -> tuple[Image.Image, Image.Image]:
+    """The before/after pair for the image slider: the photo, and the photo with the predicted car tinted.
+
+    Args:
+        image: `(height, width, 3)` uint8.
+        mask: `(height, width)` 0/1 predicted mask.
+
+    Returns:
+        `(original, overlay)` as RGB PIL images of the same size.
+    """
+    overlay = mask_overlay(image, mask, color=OVERLAY_COLOR, alpha=OVERLAY_ALPHA)  # (height, width, 3) uint8
+    return Image.fromarray(image), Image.fromarray(overlay)
+
+
+def error_map(image: np.ndarray, pred: np.ndarray, target: np.ndarray) -> Image.Image:
+    """The error map: false positives red, true positives green, false negatives blue, over the photo.
+
+    Args:
+        image: `(height, width, 3)` uint8.
+        pred: `(height, width)` predicted mask.
+        target: `(height, width)` ground-truth mask.
+
+    Returns:
+        An RGB PIL image of the photo's size.
+    """
+    return Image.fromarray(error_overlay(image, pred, target, alpha=ERROR_ALPHA))
+
+
+def _swatch(color: tuple[int, int, int], label: str) -> str:
+    red, green, blue = color
+    return (
+        '<span style="display:inline-flex;align-items:center;gap:4px;margin-right:14px">'
+        f'<span style="width:14px;height:14px;border-radius:3px;background:rgb({red},{green},{blue});'
+        f'display:inline-block"></span>{label}</span>'
+    )
+
+
+def error_legend_html() -> str:
+    """The legend of the error map, built from the colours `carseg_hf.overlay` paints with."""
+    return (
+        '<div class="carseg-legend">'
+        + _swatch(FP_COLOR, "false positive")
+        + _swatch(TP_COLOR, "true positive")
+        + _swatch(FN_COLOR, "false negative")
+        + "</div>"
+    )
+
+
+def metrics_rows(pred: np.ndarray, target: np.ndarray) -> list[list[str | float | int]]:
+    """The metrics table: dice, IoU, precision, recall and pixel counts of one prediction against its ground truth.
+
+    Scores are `carseg_hf.metrics`' own (dice and IoU are 1.0 when both masks are empty), unrounded.
+
+    Args:
+        pred: `(height, width)` predicted mask.
+        target: `(height, width)` ground-truth mask.
+
+    Returns:
+        Rows `[name, value]` for `METRICS_HEADERS`.
+    """
+    counts = confusion_counts(pred, target)
+    scores = scores_from_counts(counts)
+    return [
+        ["dice", scores["dice"]],
+        ["IoU", scores["iou"]],
+        ["precision", scores["precision"]],
+        ["recall", scores["recall"]],
+        ["true positive px", counts["tp"]],
+        ["false positive px", counts["fp"]],
+        ["false negative px", counts["fn"]],
+    ]
+
+
+def rle_string(mask: np.ndarray) -> str:
+    """The mask in Kaggle Carvana run-length encoding (row-major, 1-indexed); `""` for an empty mask."""
+    return rle_encode(mask)
+
+
+def write_mask_png(mask: np.ndarray, directory: str | os.PathLike, source_name: str | None = None) -> Path:
+    """Write the predicted mask as a 0/255 PNG for download, in a fresh sub-folder so that requests never collide.
+
+    Args:
+        mask: `(height, width)` 0/1 mask.
+        directory: The demo's scratch folder (see `prune_scratch`).
+        source_name: The uploaded image's file name; the PNG is called `<stem>_mask.png` after it.
+
+    Returns:
+        The written file.
+    """
+    stem = Path(source_name).stem if source_name else "car"
+    stem = re.sub(r"[^0-9A-Za-z._-]+", "_", stem)[:80] or "car"
+    request_dir = Path(tempfile.mkdtemp(prefix="mask-", dir=directory))
+    return save_mask_png(mask, request_dir / f"{stem}_mask.png")
+
+
+def prune_scratch(directory: str | os.PathLike, max_age_s: float = 600.0) -> int:
+    """Delete entries of the scratch folder older than `max_age_s`, so that disk use does not grow with requests.
+
+    Gradio copies returned files into its own cache before serving them, so old originals are no longer needed.
+
+    Returns:
+        The number of entries removed.
+    """
+    now = time.time()
+    removed = 0
+    for entry in Path(directory).iterdir():
+        try:
+            if now - entry.stat().st_mtime < max_age_s:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed += 1
+        except FileNotFoundError:  # removed by a concurrent request
+            continue
+    return removed
+
+
+def timing_text(result: SegmentationResult, tta: bool, threshold: float) -> str:
+    """One line with the inference time, the device and the settings used.
+
+    Args:
+        result: What `Segmenter.segment` returned.
+        tta: Whether hflip TTA was on.
+        threshold: The probability threshold used.
+
+    Returns:
+        Markdown text.
+    """
+    height, width = result.mask.shape
+    net_height, net_width = result.input_size
+    return (
+        f"**{result.seconds * 1000:.0f} ms** on `{result.device}` · image {width}×{height} · "
+        f"network input {net_width}×{net_height} · hflip TTA {'on' if tta else 'off'} · threshold {threshold:.2f} · "
+        f"car {100.0 * float(result.mask.mean()):.1f}% of pixels"
+    )
+
+
+def find_examples(directory: str | os.PathLike) -> list[list[str | None]]:
+    """Discover bundled examples: `<id>_<NN>.jpg` images, each with its `<id>_<NN>_mask.png` (or `.gif`) if present.
+
+    Args:
+        directory: The examples folder; a missing folder gives an empty list.
+
+    Returns:
+        Sorted `[image_path, mask_path_or_None]` rows, ready for `gr.Examples`.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    rows = []
+    for path in sorted(directory.iterdir()):
+        match = _EXAMPLE_IMAGE.match(path.name)
+        if match is None or not path.is_file():
+            continue
+        masks = [directory / f"{match['stem']}_mask.{ext}" for ext in ("png", "gif")]
+        mask = next((str(m) for m in masks if m.is_file()), None)
+        rows.append([str(path), mask])
+    return rows

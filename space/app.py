@@ -1,0 +1,12 @@
+"""Hugging Face Space entry point: the carseg car-segmentation demo.
+
+The model is `$CARSEG_MODEL` (a folder or Hub id) when set, else the checkpoint bundled with `carseg-hf`.
+Locally: `python space/app.py` or `carseg demo`.
+"""
+
+from carseg_hf.demo.app import build_demo
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    demo.launch()
