@@ -1,0 +1,95 @@
+"""`carseg predict`: segment files, folders or globs into mask files and/or a Kaggle submission."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register `carseg predict`."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="segment images in batches into masks and/or a Kaggle submission (resumable)",
+        description=(
+            "Segment images into 0/255 PNG (or 0/1 GIF) masks and/or a Kaggle `img,rle_mask` submission. "
+            "Rerunning the same command skips finished masks and keeps the rows of an interrupted submission."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or quoted glob patterns")
+    parser.add_argument("--model", default=None, help="model folder or Hub id (default: $CARSEG_MODEL or bundled)")
+    parser.add_argument("--revision", default=None, help="Hub revision to pin")
+    parser.add_argument("--out", default=None, help="folder for mask files, named <image stem>.png|gif")
+    parser.add_argument("--format", choices=("png", "gif"), default="png", help="mask files: 0/255 PNG or 0/1 GIF")
+    parser.add_argument("--submission", default=None, help="Kaggle submission to write: FILE.csv or FILE.csv.gz")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="images per forward pass (default 16 on GPU, 1 on CPU)"
+    )
+    parser.add_argument("--tta", choices=("none", "hflip"), default="none", help="test-time augmentation")
+    parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default: processor's)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--resolution", default="processor", help="network input size: processor (its size), native, or HxW"
+    )
+    parser.add_argument(
+        "--compile", choices=("none", "default", "max-autotune"), default="none", help="torch.compile mode"
+    )
+    parser.add_argument(
+        "--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto", help="autocast (auto: bf16 on GPU)"
+    )
+    parser.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: 4 on GPU, 1 on CPU)")
+    parser.add_argument("--no-channels-last", action="store_true", help="keep the contiguous memory format")
+    parser.add_argument("--overwrite", action="store_true", help="recompute everything instead of resuming")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `carseg predict`; returns 0 when every image was segmented, 1 when some could not be read."""
+    import torch
+
+    from ..loading import load_model, resolve_device
+    from ..predict import BatchPredictor, PredictOptions
+
+    if args.num_threads is not None:
+        if args.num_threads < 1:
+            raise ValueError(f"--num-threads must be >= 1, got {args.num_threads}")
+        torch.set_num_threads(args.num_threads)
+    device = resolve_device(args.device)
+    on_gpu = device.type == "cuda"
+    options = PredictOptions(
+        out_dir=args.out,
+        mask_format=args.format,
+        submission=args.submission,
+        batch_size=args.batch_size or (16 if on_gpu else 1),
+        tta=args.tta == "hflip",
+        threshold=args.threshold,
+        resolution=args.resolution,
+        compile=args.compile,
+        dtype=("bf16" if on_gpu else "fp32") if args.dtype == "auto" else args.dtype,
+        channels_last=not args.no_channels_last,
+        workers=args.workers or (4 if on_gpu else 1),
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    options.validate()
+    model, processor = load_model(args.model, device=device, revision=args.revision)
+    predictor = BatchPredictor(model, processor, device, options)
+    summary = predictor.run(args.inputs)
+    parts = [f"{summary.processed} segmented", f"{summary.skipped} already done", f"{len(summary.failed)} failed"]
+    print(
+        f"carseg predict: {summary.total} images: {', '.join(parts)} in {summary.seconds:.1f} s "
+        f"({summary.images_per_second:.2f} img/s on {device})"
+    )
+    if args.out:
+        print(f"masks in {args.out}")
+    if args.submission:
+        print(f"submission {args.submission}: {summary.submission_rows} rows")
+    if summary.failed:
+        print(f"{len(summary.failed)} image(s) could not be read and were skipped:", file=sys.stderr)
+        for path, reason in summary.failed:
+            print(f"  {reason if path in reason else f'{path}: {reason}'}", file=sys.stderr)
+        return 1
+    return 0
