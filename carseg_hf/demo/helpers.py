@@ -212,7 +212,7 @@ def write_mask_png(mask: np.ndarray, directory: str | os.PathLike, source_name: 
         The written file.
     """
     stem = Path(source_name).stem if source_name else "car"
-    stem = re.sub(r"[^0-9A-Za-z._-]+", "_", stem)[:80] or "car"
+    stem = re.sub(r"[^0-9A-Za-z._-]+", "_", stem).strip("_")[:80] or "car"
     request_dir = Path(tempfile.mkdtemp(prefix="mask-", dir=directory))
     return save_mask_png(mask, request_dir / f"{stem}_mask.png")
 

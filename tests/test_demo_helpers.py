@@ -1,0 +1,261 @@
+"""Unit tests of the demo's helpers and of its event handler, called directly (no server)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+from demo_files import (
+    box_mask,
+    write_empty,
+    write_image_variant,
+    write_jpeg,
+    write_mask,
+    write_not_an_image,
+    write_png_header_only,
+    write_truncated_jpeg,
+)
+from PIL import Image
+
+from carseg_hf.demo import helpers
+from carseg_hf.demo.helpers import DemoInputError
+from carseg_hf.image_io import load_mask
+from carseg_hf.inference import SegmentationResult, Segmenter
+from carseg_hf.metrics import dice_score, iou_score
+from carseg_hf.overlay import FN_COLOR, FP_COLOR, TP_COLOR
+from carseg_hf.rle import rle_decode
+
+
+def _blend(value: int, color: tuple[int, int, int], alpha: float) -> np.ndarray:
+    return np.clip((1 - alpha) * value + alpha * np.asarray(color, np.float64) + 0.5, 0, 255).astype(np.uint8)
+
+
+# --- reading uploads -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("writer", "suffix", "expected"),
+    [
+        (write_empty, ".jpg", r"empty \(0 bytes\)"),
+        (write_not_an_image, ".jpg", "not a readable image"),
+        (write_truncated_jpeg, ".jpg", "corrupt or truncated"),
+    ],
+)
+def test_read_image_refuses_bad_files_with_their_name(tmp_path, writer, suffix, expected):
+    path = writer(tmp_path / f"upload{suffix}")
+    with pytest.raises(DemoInputError, match=expected) as info:
+        helpers.read_image(path)
+    message = str(info.value)
+    assert message.startswith("Image upload.jpg")
+    assert str(tmp_path) not in message  # the temporary upload folder is not shown
+
+
+def test_read_image_refuses_oversized_image_from_its_header(tmp_path):
+    path = write_png_header_only(tmp_path / "huge.png", 8000, 8000)  # 64 MP claimed, 100 bytes on disk
+    start = time.perf_counter()
+    with pytest.raises(DemoInputError, match=r"8000x8000 = 64,000,000 pixels, over the limit of 16,777,216"):
+        helpers.read_image(path)
+    assert time.perf_counter() - start < 1.0  # refused from the header, not decoded
+
+
+def test_read_image_without_upload():
+    with pytest.raises(DemoInputError, match="Upload a car photo"):
+        helpers.read_image(None)
+
+
+@pytest.mark.parametrize(("kind", "suffix"), [("gray", ".png"), ("rgba", ".png"), ("cmyk", ".jpg"), ("16bit", ".png")])
+def test_read_image_modes_become_rgb(tmp_path, kind, suffix):
+    image = helpers.read_image(write_image_variant(tmp_path / f"in{suffix}", kind))
+    assert image.shape == (40, 60, 3) and image.dtype == np.uint8
+
+
+def test_read_image_applies_exif_orientation(tmp_path):
+    image = helpers.read_image(write_image_variant(tmp_path / "rotated.jpg", "exif", height=40, width=60))
+    assert image.shape == (60, 40, 3)
+
+
+@pytest.mark.parametrize("encoding", ["palette", "png255", "png01"])
+def test_read_ground_truth_formats(tmp_path, encoding):
+    mask = box_mask()
+    suffix = ".gif" if encoding == "palette" else ".png"
+    path = write_mask(tmp_path / f"gt{suffix}", mask, encoding)
+    read = helpers.read_ground_truth(path, (40, 60, 3))
+    assert read.dtype == np.uint8 and np.array_equal(read, mask)
+
+
+def test_read_ground_truth_size_mismatch(tmp_path):
+    path = write_mask(tmp_path / "gt.png", box_mask(30, 60), "png255")
+    with pytest.raises(DemoInputError, match=r"'gt.png' is 60x30 \(width x height\) but the image is 60x40"):
+        helpers.read_ground_truth(path, (40, 60, 3))
+
+
+def test_read_ground_truth_ambiguous_and_missing(tmp_path):
+    gray = tmp_path / "gray.png"
+    Image.fromarray(np.tile(np.arange(60, dtype=np.uint8) * 4, (40, 1))).save(gray)
+    with pytest.raises(DemoInputError, match="Ground-truth mask .*ambiguous mask values"):
+        helpers.read_ground_truth(gray, (40, 60))
+    assert helpers.read_ground_truth(None, (40, 60)) is None
+
+
+def test_check_native_size():
+    helpers.check_native_size((100, 100, 3), max_native_pixels=10_000)
+    with pytest.raises(DemoInputError, match="Choose the processor resolution"):
+        helpers.check_native_size((100, 101, 3), max_native_pixels=10_000)
+
+
+# --- pictures -------------------------------------------------------------------------------------------------
+
+
+def test_slider_pair_tints_only_the_car():
+    image = np.full((4, 5, 3), 100, np.uint8)
+    mask = np.zeros((4, 5), np.uint8)
+    mask[1, 2] = 1
+    original, overlay = helpers.slider_pair(image, mask)
+    assert np.array_equal(np.asarray(original), image)
+    overlay = np.asarray(overlay)
+    assert np.array_equal(overlay[1, 2], _blend(100, helpers.OVERLAY_COLOR, helpers.OVERLAY_ALPHA))
+    assert np.array_equal(overlay[0, 0], [100, 100, 100])
+
+
+def test_error_map_colours_at_known_pixels():
+    image = np.full((2, 2, 3), 100, np.uint8)
+    pred = np.array([[1, 1], [0, 0]], np.uint8)
+    target = np.array([[0, 1], [1, 0]], np.uint8)
+    errors = np.asarray(helpers.error_map(image, pred, target))
+    alpha = helpers.ERROR_ALPHA
+    assert np.array_equal(errors[0, 0], _blend(100, FP_COLOR, alpha))  # predicted, not car: red
+    assert np.array_equal(errors[0, 1], _blend(100, TP_COLOR, alpha))  # predicted car: green
+    assert np.array_equal(errors[1, 0], _blend(100, FN_COLOR, alpha))  # missed car: blue
+    assert np.array_equal(errors[1, 1], [100, 100, 100])  # background: unchanged
+    assert (
+        errors[0, 0, 0] > errors[0, 0, 1] and errors[0, 1, 1] > errors[0, 1, 0] and errors[1, 0, 2] > errors[1, 0, 0]
+    )
+
+
+def test_legend_uses_overlay_colours():
+    legend = helpers.error_legend_html()
+    for color, label in ((FP_COLOR, "false positive"), (TP_COLOR, "true positive"), (FN_COLOR, "false negative")):
+        assert f"rgb({color[0]},{color[1]},{color[2]})" in legend and label in legend
+
+
+# --- numbers and files ---------------------------------------------------------------------------------------
+
+
+def test_metrics_rows_match_carseg_metrics():
+    rng = np.random.default_rng(1)
+    pred = (rng.random((30, 40)) > 0.5).astype(np.uint8)
+    target = (rng.random((30, 40)) > 0.4).astype(np.uint8)
+    rows = dict((name, value) for name, value in helpers.metrics_rows(pred, target))
+    assert rows["dice"] == dice_score(pred, target)
+    assert rows["IoU"] == iou_score(pred, target)
+    assert rows["false positive px"] == int(((pred == 1) & (target == 0)).sum())
+    assert rows["false negative px"] == int(((pred == 0) & (target == 1)).sum())
+    assert rows["true positive px"] == int(((pred == 1) & (target == 1)).sum())
+
+
+def test_rle_string_round_trips():
+    mask = box_mask()
+    assert np.array_equal(rle_decode(helpers.rle_string(mask), mask.shape), mask)
+    assert helpers.rle_string(np.zeros((3, 3), np.uint8)) == ""
+
+
+def test_write_mask_png_is_0_255_and_unique(tmp_path):
+    mask = box_mask()
+    first = helpers.write_mask_png(mask, tmp_path, "/uploads/My car (1).jpg")
+    second = helpers.write_mask_png(mask, tmp_path, "/uploads/My car (1).jpg")
+    assert first.name == "My_car_1_mask.png" and first != second
+    assert set(np.unique(np.asarray(Image.open(first)))) == {0, 255}
+    assert np.array_equal(load_mask(first), mask)
+
+
+def test_prune_scratch_removes_only_old_entries(tmp_path):
+    old = helpers.write_mask_png(box_mask(), tmp_path).parent
+    new = helpers.write_mask_png(box_mask(), tmp_path).parent
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    assert helpers.prune_scratch(tmp_path, max_age_s=600) == 1
+    assert not old.exists() and new.exists()
+
+
+def test_find_examples(tmp_path):
+    assert helpers.find_examples(tmp_path / "missing") == []
+    assert helpers.find_examples(tmp_path) == []
+    write_jpeg(tmp_path / "abc123_01.jpg")
+    write_mask(tmp_path / "abc123_01_mask.png", box_mask(), "png255")
+    write_jpeg(tmp_path / "abc123_02.jpg")
+    write_mask(tmp_path / "abc123_02_mask.png", box_mask(), "png255")
+    write_not_an_image(tmp_path / "README.txt")
+    rows = helpers.find_examples(tmp_path)
+    assert [os.path.basename(image) for image, _ in rows] == ["abc123_01.jpg", "abc123_02.jpg"]
+    assert rows[0][1].endswith("abc123_01_mask.png")
+
+
+def test_timing_text():
+    result = SegmentationResult(
+        mask=box_mask(),
+        probabilities=np.zeros((40, 60), np.float32),
+        seconds=0.0123,
+        device="cpu",
+        input_size=(64, 96),
+    )
+    text = helpers.timing_text(result, tta=True, threshold=0.5)
+    assert "12 ms" in text and "`cpu`" in text and "image 60×40" in text and "96×64" in text and "TTA on" in text
+
+
+# --- the event handler, without a server ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def segment_fn(tiny_model, tiny_processor, tmp_path):
+    from carseg_hf.demo.app import make_segment_fn
+
+    torch.set_num_threads(1)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    return make_segment_fn(Segmenter(tiny_model, tiny_processor), scratch, max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("kind", "suffix", "shape"),
+    [("gray", ".png", (40, 60)), ("rgba", ".png", (40, 60)), ("cmyk", ".jpg", (40, 60)), ("16bit", ".png", (40, 60))]
+    + [("exif", ".jpg", (60, 40))],
+)
+def test_segment_handles_image_kinds(segment_fn, tmp_path, kind, suffix, shape):
+    path = write_image_variant(tmp_path / f"car{suffix}", kind)
+    (original, overlay), mask_png, rle, info, metrics, errors = segment_fn(str(path), None, 0.5, False, "processor")
+    mask = load_mask(mask_png)
+    assert mask.shape == shape and original.size == overlay.size == (shape[1], shape[0])
+    assert np.array_equal(rle_decode(rle, shape), mask)
+    assert metrics == [] and errors is None and "ms" in info
+
+
+def test_segment_with_ground_truth(segment_fn, tmp_path):
+    image = write_jpeg(tmp_path / "car.jpg")
+    gt = write_mask(tmp_path / "car_mask.gif", box_mask(), "palette")
+    _, mask_png, _, _, metrics, errors = segment_fn(str(image), str(gt), 0.4, True, "native")
+    pred = load_mask(mask_png)
+    assert dict((name, value) for name, value in metrics)["dice"] == dice_score(pred, box_mask())
+    assert errors.size == (60, 40)
+
+
+def test_segment_errors_become_gradio_errors(segment_fn, tmp_path):
+    import gradio as gr
+
+    image = write_jpeg(tmp_path / "car.jpg")
+    with pytest.raises(gr.Error, match="strictly between 0 and 1"):
+        segment_fn(str(image), None, 1.0, False, "processor")
+    with pytest.raises(gr.Error, match="resolution must be one of"):
+        segment_fn(str(image), None, 0.5, False, "huge")
+    with pytest.raises(gr.Error, match="over the limit of 1,000,000"):
+        segment_fn(str(write_png_header_only(tmp_path / "big.png", 2000, 1000)), None, 0.5, False, "processor")
+    segment_fn(str(image), None, 0.5, False, "processor")  # still works afterwards
+
+
+def test_missing_model_folder_gives_startup_error(tmp_path):
+    from carseg_hf.demo.app import build_demo
+
+    with pytest.raises(FileNotFoundError, match="CARSEG_MODEL"):
+        build_demo(str(tmp_path / "no-such-model"), device="cpu")
