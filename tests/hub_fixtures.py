@@ -5,7 +5,8 @@ is imported, and copies some of them into derived constants (`HUGGINGFACE_CO_URL
 Reloading that module would not reach the modules that already hold a reference to the old values, so the fixture
 sets the environment variables (for subprocesses) AND patches the module constants that the client reads at call
 time, both with `monkeypatch` so that everything is restored after the test. Import the fixtures from a test module
-with `from hub_fixtures import hub_env, local_hub  # noqa: F401`.
+with `from hub_fixtures import hub_env_fixture, local_hub_fixture  # noqa: F401`; the fixtures are
+named `hub_env` and `local_hub`.
 """
 
 from __future__ import annotations
@@ -39,16 +40,16 @@ class HubEnv:
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
 
 
-@pytest.fixture(scope="module")
-def local_hub() -> Iterator[HubServer]:
+@pytest.fixture(scope="module", name="local_hub")
+def local_hub_fixture() -> Iterator[HubServer]:
     """One local Hub server per test module (started on a free port of 127.0.0.1, stopped afterwards)."""
     server = HubServer().start()
     yield server
     server.stop()
 
 
-@pytest.fixture
-def hub_env(local_hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubEnv:
+@pytest.fixture(name="hub_env")
+def hub_env_fixture(local_hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubEnv:
     """Point huggingface_hub (in-process and in subprocesses) at `local_hub`, with a fresh `HF_HOME`."""
     hf_home = tmp_path / "hf_home"
     hf_home.mkdir()

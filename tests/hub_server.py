@@ -54,10 +54,11 @@ class _Repo:
 
 
 class _HubError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None, extra: dict | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.extra = extra or {}
 
 
 class HubServer:
@@ -127,7 +128,8 @@ class HubServer:
     def create_repo(self, repo_id: str, private: bool) -> None:
         with self._lock:
             if repo_id in self.repos:
-                raise _HubError(409, "You already created this model repo")
+                # Like the Hub, the conflict answer still carries the repo URL (create_repo(exist_ok=True) reads it).
+                raise _HubError(409, "You already created this model repo", extra={"url": f"{self.url}/{repo_id}"})
             repo = _Repo(repo_id=repo_id, private=private)
             sha = self._new_sha(repo_id.encode())
             repo.commits[sha] = _Commit(sha, {".gitattributes": _GITATTRIBUTES}, "initial commit", None)
@@ -218,7 +220,7 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             headers = {"X-Error-Message": str(error)}
             if error.code:
                 headers["X-Error-Code"] = error.code
-            self._send(error.status, json.dumps({"error": str(error)}).encode(), headers)
+            self._send(error.status, json.dumps({"error": str(error), **error.extra}).encode(), headers)
 
         def _dispatch(self) -> None:
             split = urlsplit(self.path)

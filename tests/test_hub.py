@@ -1,0 +1,338 @@
+"""The Hub round trip: huggingface_hub's real client against the local test Hub (tests/hub_server.py)."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import numpy as np
+import pytest
+import torch
+from hub_fixtures import hub_env_fixture, local_hub_fixture  # noqa: F401 - the hub_env and local_hub fixtures
+from huggingface_hub import CommitOperationAdd, HfApi, ModelCard
+from PIL import Image
+from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation, pipeline
+
+from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor
+from carseg_hf.commands import push as push_command
+from carseg_hf.hub import push_checkpoint
+from carseg_hf.loading import load_model
+from carseg_hf.model_card import build_model_card
+
+
+def _repo_id() -> str:
+    return f"org/carseg-{uuid.uuid4().hex[:8]}"
+
+
+def _save(folder, model, processor):
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def _logits(model, x):
+    with torch.no_grad():
+        return model(x).logits
+
+
+@pytest.fixture
+def checkpoint(tmp_path, tiny_model, tiny_processor):
+    with torch.no_grad():
+        tiny_model.unet.head.bias.fill_(0.05)  # so that both classes appear in masks
+    return _save(tmp_path / "ckpt", tiny_model, tiny_processor)
+
+
+def _perturb(model, folder, processor):
+    """Change every weight and save the model again into `folder`."""
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    return _save(folder, model, processor)
+
+
+def test_push_then_load_in_every_way(hub_env, checkpoint, tiny_model, tiny_processor):
+    repo_id = _repo_id()
+    sha = push_checkpoint(checkpoint, repo_id, metrics={"eval_dice": 0.987})
+    assert sha == hub_env.server.head_sha(repo_id)
+    files = hub_env.server.files(repo_id)
+    assert {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "modeling_carseg.py",
+        "configuration_carseg.py",
+        "image_processing_carseg.py",
+        "README.md",
+    } <= set(files)
+    assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in files)
+    assert json.loads(files["config.json"])["auto_map"]["AutoModelForSemanticSegmentation"]
+    # One push is one commit on top of the repo's initial commit.
+    assert [m for m, p in hub_env.server.requests if p == f"/api/models/{repo_id}/commit/main"] == ["POST"]
+
+    x = torch.randn(1, 3, 40, 56)
+    expected = _logits(tiny_model, x)
+    model = AutoModelForSemanticSegmentation.from_pretrained(repo_id).eval()
+    assert isinstance(model, CarSegForSemanticSegmentation)
+    assert torch.equal(_logits(model, x), expected)
+    processor = AutoImageProcessor.from_pretrained(repo_id)
+    assert isinstance(processor, CarSegImageProcessor)
+    assert processor.size == tiny_processor.size
+
+    loaded, loaded_processor = load_model(repo_id)
+    assert torch.equal(_logits(loaded, x), expected)
+    assert loaded_processor.size == tiny_processor.size
+
+    image = Image.fromarray((np.random.default_rng(0).random((45, 70, 3)) * 255).astype(np.uint8))
+    results = pipeline("image-segmentation", model=repo_id)(image)
+    car = [r for r in results if r["label"] == "car"]
+    assert len(car) == 1
+    reference = tiny_processor.post_process_semantic_segmentation(
+        _logits(tiny_model, tiny_processor(image)["pixel_values"]), target_sizes=[(45, 70)]
+    )[0].numpy()
+    assert 0 < reference.sum() < reference.size
+    assert np.array_equal(np.asarray(car[0]["mask"]) == 255, reference == 1)
+
+
+def test_second_push_old_and_new_revisions(hub_env, checkpoint, tiny_model, tiny_processor, tmp_path):
+    repo_id = _repo_id()
+    x = torch.randn(1, 3, 33, 47)
+    old_sha = push_checkpoint(checkpoint, repo_id)
+    old_logits = _logits(tiny_model, x)
+    new_folder = _perturb(tiny_model, tmp_path / "ckpt2", tiny_processor)
+    new_sha = push_checkpoint(new_folder, repo_id, commit_message="second run")
+    new_logits = _logits(tiny_model, x)
+    assert new_sha != old_sha
+    assert not torch.allclose(old_logits, new_logits)
+
+    for revision, expected in ((old_sha, old_logits), (new_sha, new_logits), (None, new_logits)):
+        model, _ = load_model(repo_id, revision=revision)
+        assert torch.equal(_logits(model, x), expected), revision
+    auto_old = AutoModelForSemanticSegmentation.from_pretrained(repo_id, revision=old_sha).eval()
+    assert torch.equal(_logits(auto_old, x), old_logits)
+
+
+def test_push_to_a_new_branch_leaves_main(hub_env, checkpoint, tiny_model, tiny_processor, tmp_path):
+    repo_id = _repo_id()
+    x = torch.randn(1, 3, 32, 32)
+    main_sha = push_checkpoint(checkpoint, repo_id)
+    main_logits = _logits(tiny_model, x)
+    branch_sha = push_checkpoint(_perturb(tiny_model, tmp_path / "b", tiny_processor), repo_id, revision="dev")
+    assert hub_env.server.head_sha(repo_id, "main") == main_sha
+    assert hub_env.server.head_sha(repo_id, "dev") == branch_sha
+    assert torch.equal(_logits(load_model(repo_id, revision="dev")[0], x), _logits(tiny_model, x))
+    assert torch.equal(_logits(load_model(repo_id)[0], x), main_logits)
+
+
+def test_offline_loads_from_cache_without_any_request(hub_env, checkpoint, tiny_model, monkeypatch):
+    repo_id = _repo_id()
+    push_checkpoint(checkpoint, repo_id)
+    load_model(repo_id)  # online: fills the cache
+    AutoImageProcessor.from_pretrained(repo_id)
+    hub_env.set_offline(monkeypatch)
+    before = len(hub_env.server.requests)
+    x = torch.randn(1, 3, 32, 40)
+    model, _ = load_model(repo_id)
+    assert torch.equal(_logits(model, x), _logits(tiny_model, x))
+    auto = AutoModelForSemanticSegmentation.from_pretrained(repo_id).eval()
+    assert torch.equal(_logits(auto, x), _logits(tiny_model, x))
+    assert len(hub_env.server.requests) == before
+
+
+def test_offline_uncached_fails_at_once_with_the_fix(hub_env, checkpoint, monkeypatch):
+    repo_id = _repo_id()
+    push_checkpoint(checkpoint, repo_id)  # it exists on the Hub, but was never downloaded
+    hub_env.set_offline(monkeypatch)
+    before = len(hub_env.server.requests)
+    start = time.perf_counter()
+    with pytest.raises(OSError) as error:
+        load_model(repo_id)
+    assert time.perf_counter() - start < 2.0
+    message = str(error.value)
+    assert repo_id in message and "HF_HUB_OFFLINE" in message and "online" in message
+    assert len(hub_env.server.requests) == before
+
+
+def test_pickle_only_repo_is_refused(hub_env):
+    repo_id = _repo_id()
+    api = HfApi()
+    api.create_repo(repo_id)
+    # A dummy payload: it is never unpickled, only its name matters.
+    operations = [
+        CommitOperationAdd("config.json", json.dumps(CarSegConfig().to_dict()).encode()),
+        CommitOperationAdd("pytorch_model.bin", b"not really a pickle"),
+    ]
+    api.create_commit(repo_id, operations=operations, commit_message="pickle only")
+    with pytest.raises(OSError, match="only has pickled weights.*pytorch_model.bin"):
+        load_model(repo_id)
+    resolves = [p for _, p in hub_env.server.requests if p.startswith(f"/{repo_id}/resolve/")]
+    assert resolves == []  # refused before any file was downloaded
+
+
+def test_push_refuses_bad_folders(hub_env, checkpoint, tmp_path):
+    (checkpoint / "pytorch_model.bin").write_bytes(b"dummy")
+    with pytest.raises(ValueError, match="pickled files.*pytorch_model.bin"):
+        push_checkpoint(checkpoint, _repo_id())
+    (checkpoint / "pytorch_model.bin").unlink()
+    (checkpoint / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="model.safetensors is not a readable safetensors file"):
+        push_checkpoint(checkpoint, _repo_id())
+    (checkpoint / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="lacks model.safetensors"):
+        push_checkpoint(checkpoint, _repo_id())
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        push_checkpoint(tmp_path / "nowhere", _repo_id())
+    with pytest.raises(ValueError):
+        push_checkpoint(checkpoint, "not a repo id")
+    assert not [p for m, p in hub_env.server.requests if m == "POST" and "/commit/" in p and "nowhere" in p]
+
+
+def test_push_adds_missing_code_and_auto_map(hub_env, checkpoint, tiny_model, tmp_path):
+    for code in checkpoint.glob("*.py"):
+        code.unlink()
+    config = json.loads((checkpoint / "config.json").read_text())
+    del config["auto_map"]
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    before = sorted(p.name for p in checkpoint.iterdir())
+    repo_id = _repo_id()
+    push_checkpoint(checkpoint, repo_id)
+    assert sorted(p.name for p in checkpoint.iterdir()) == before  # the user's folder is not touched
+    files = hub_env.server.files(repo_id)
+    assert {"modeling_carseg.py", "configuration_carseg.py", "image_processing_carseg.py", "image_io.py"} <= set(files)
+    assert json.loads(files["config.json"])["auto_map"]["AutoConfig"] == "configuration_carseg.CarSegConfig"
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(_logits(load_model(repo_id)[0], x), _logits(tiny_model, x))
+
+
+@pytest.mark.parametrize("mode", ["error", "disconnect"])
+def test_interrupted_upload_leaves_previous_revision(hub_env, checkpoint, tiny_model, tiny_processor, tmp_path, mode):
+    repo_id = _repo_id()
+    x = torch.randn(1, 3, 32, 48)
+    old_sha = push_checkpoint(checkpoint, repo_id)
+    old_files = hub_env.server.files(repo_id)
+    old_logits = _logits(tiny_model, x)
+    new_folder = _perturb(tiny_model, tmp_path / "ckpt2", tiny_processor)
+    # Break the upload after config.json has gone through, at the weights.
+    hub_env.server.fail_next_commit(at_path="model.safetensors", mode=mode)
+    with pytest.raises(OSError, match="left as it was"):
+        push_checkpoint(new_folder, repo_id, metrics={"eval_dice": 0.5})
+    assert hub_env.server.head_sha(repo_id) == old_sha
+    assert hub_env.server.files(repo_id) == old_files
+    model, _ = load_model(repo_id)
+    assert torch.equal(_logits(model, x), old_logits)
+    # Pushing again afterwards works.
+    assert push_checkpoint(new_folder, repo_id) != old_sha
+    assert torch.equal(_logits(load_model(repo_id)[0], x), _logits(tiny_model, x))
+
+
+def test_model_card_yaml_and_text(hub_env, checkpoint):
+    config = CarSegConfig.from_pretrained(checkpoint)
+    card = build_model_card(
+        "org/carseg", config, metrics={"eval_dice": 0.9931, "eval_loss": 0.02}, training_args={"learning_rate": 1e-4}
+    )
+    data = card.data.to_dict()
+    assert data["library_name"] == "transformers"
+    assert data["pipeline_tag"] == "image-segmentation"
+    assert data["license"] == "apache-2.0"
+    assert "image-segmentation" in data["tags"]
+    assert data["datasets"] == ["carvana-image-masking-challenge"]
+    (result,) = data["model-index"][0]["results"]
+    assert result["metrics"] == [{"type": "dice", "value": 0.9931, "name": "Dice"}]
+    text = card.text
+    for snippet in (
+        "import carseg_hf",
+        "trust_remote_code=True",
+        "revision=revision",
+        'pipeline("image-segmentation", model="org/carseg")',
+        "carseg predict --model org/carseg",
+        "CARSEG_MODEL=org/carseg",
+        "Adam, learning rate 1e-4",
+        "min_delta",
+        "shift, scale and rotation",
+        "synthetic renders",
+        "What `trust_remote_code=True` runs",
+        '"learning_rate": 0.0001',
+        "eval_loss",
+    ):
+        assert snippet in text, snippet
+    assert "model-index" not in build_model_card("org/carseg", config).data.to_dict()
+    with pytest.raises(ValueError, match="eval_dice"):
+        build_model_card("org/carseg", config, metrics={"eval_dice": 1.5})
+    custom = build_model_card("org/carseg", config, dataset="org/cars", license="mit", tags=["mine"]).data.to_dict()
+    assert (custom["license"], custom["tags"], custom["datasets"]) == ("mit", ["mine"], ["org/cars"])
+
+    # The pushed card reads back from the Hub with the same fields.
+    repo_id = _repo_id()
+    push_checkpoint(checkpoint, repo_id, metrics={"val_dice": 0.97}, card_data={"license": "mit"})
+    pushed = ModelCard.load(repo_id).data.to_dict()
+    assert pushed["license"] == "mit"
+    assert pushed["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.97
+
+
+def test_push_command(hub_env, checkpoint, tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="carseg")
+    push_command.add_parser(parser.add_subparsers())
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"eval_dice": 0.91}))
+    repo_id = _repo_id()
+    args = parser.parse_args(
+        ["push", str(checkpoint), "--repo-id", repo_id, "--commit-message", "from the CLI", "--metrics", str(metrics)]
+    )
+    assert args.func(args) == 0
+    sha = hub_env.server.head_sha(repo_id)
+    assert sha in capsys.readouterr().out
+    assert hub_env.server.repos[repo_id].commits[sha].message == "from the CLI"
+    metrics.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="metrics.json"):
+        args.func(parser.parse_args(["push", str(checkpoint), "--repo-id", repo_id, "--metrics", str(metrics)]))
+
+
+def test_trust_remote_code_with_revision_without_carseg_hf(hub_env, checkpoint, tiny_model, tmp_path):
+    repo_id = _repo_id()
+    sha = push_checkpoint(checkpoint, repo_id)
+    x = torch.randn(1, 3, 30, 41)
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "expected.npy", _logits(tiny_model, x).numpy())
+    # A later push on main must not affect a load pinned to `sha`.
+    (tmp_path / "later").mkdir()
+    push_checkpoint(checkpoint, repo_id, card_data={"license": "mit"})
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path = [p for p in sys.path if p not in ("", ".")]
+        try:
+            import carseg_hf
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("carseg_hf must not be importable in this test")
+        import numpy as np, torch
+        torch.set_num_threads(1)
+        from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+        kwargs = dict(trust_remote_code=True, revision={sha!r})
+        model = AutoModelForSemanticSegmentation.from_pretrained({repo_id!r}, **kwargs).eval()
+        processor = AutoImageProcessor.from_pretrained({repo_id!r}, **kwargs)
+        assert type(model).__name__ == "CarSegForSemanticSegmentation", type(model)
+        assert type(processor).__name__ == "CarSegImageProcessor", type(processor)
+        assert "carseg_hf" not in sys.modules
+        x = torch.from_numpy(np.load({str(tmp_path / "x.npy")!r}))
+        with torch.no_grad():
+            logits = model(x).logits
+        assert np.allclose(logits.numpy(), np.load({str(tmp_path / "expected.npy")!r}), atol=1e-6)
+        print("remote-code-ok")
+        """
+    )
+    env = dict(os.environ, PYTHONNOUSERSITE="1")  # HF_ENDPOINT, HF_HOME, HF_TOKEN come from the fixture
+    blocker = tmp_path / "blocker" / "carseg_hf"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('carseg_hf is hidden in this test')\n")
+    env["PYTHONPATH"] = str(tmp_path / "blocker")
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "remote-code-ok" in result.stdout
+    assert (hub_env.hf_home / "modules" / "transformers_modules").is_dir()  # remote code went under HF_HOME
