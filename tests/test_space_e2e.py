@@ -1,0 +1,137 @@
+"""End to end: launch the demo on 127.0.0.1 with a free port and drive its `/segment` endpoint with gradio_client."""
+
+from __future__ import annotations
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+from demo_files import (
+    box_mask,
+    write_empty,
+    write_image_variant,
+    write_jpeg,
+    write_mask,
+    write_not_an_image,
+    write_png_header_only,
+    write_truncated_jpeg,
+)
+
+from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
+from carseg_hf.image_io import load_mask, load_rgb
+from carseg_hf.metrics import dice_score, iou_score
+from carseg_hf.rle import rle_decode
+
+gradio_client = pytest.importorskip("gradio_client")
+
+MAX_PIXELS = 200_000
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from carseg_hf.demo.app import build_demo
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model_dir = tmp_path_factory.mktemp("model")
+    CarSegForSemanticSegmentation(tiny_config()).save_pretrained(model_dir)
+    CarSegImageProcessor(size={"height": 64, "width": 96}).save_pretrained(model_dir)
+    demo = build_demo(str(model_dir), device="cpu", max_pixels=MAX_PIXELS, examples_dir=model_dir / "no-examples")
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        demo.close()
+
+
+def segment(client, image, mask=None, threshold=0.5, tta=False, resolution="processor"):
+    handle = gradio_client.handle_file
+    mask = handle(str(mask)) if mask is not None else None
+    return client.predict(handle(str(image)), mask, threshold, tta, resolution, api_name="/segment")
+
+
+def test_only_segment_is_public(client):
+    assert list(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) == ["/segment"]
+
+
+def test_predict(client, tmp_path):
+    image = write_jpeg(tmp_path / "car.jpg", 40, 60)
+    pair, mask_png, rle, info, metrics, errors = segment(client, image)
+    before, after = (load_rgb(path) for path in pair)
+    assert before.shape == after.shape == (40, 60, 3)
+    mask = load_mask(mask_png)
+    assert mask_png.endswith("car_mask.png") and mask.shape == (40, 60)
+    assert np.array_equal(rle_decode(rle, (40, 60)), mask)
+    assert "network input 96×64" in info and "cpu" in info
+    assert metrics["data"] == [] and errors is None
+
+
+def test_predict_with_ground_truth_scores_with_carseg_metrics(client, tmp_path):
+    image = write_jpeg(tmp_path / "car.jpg", 40, 60, seed=4)
+    truth = box_mask(40, 60)
+    gt = write_mask(tmp_path / "car_mask.gif", truth, "palette")
+    _, mask_png, _, _, metrics, errors = segment(client, image, gt, threshold=0.45, tta=True, resolution="native")
+    pred = load_mask(mask_png)
+    rows = dict((name, value) for name, value in metrics["data"])
+    assert rows["dice"] == pytest.approx(dice_score(pred, truth), abs=1e-12)
+    assert rows["IoU"] == pytest.approx(iou_score(pred, truth), abs=1e-12)
+    assert rows["false positive px"] == int(((pred == 1) & (truth == 0)).sum())
+    assert rows["false negative px"] == int(((pred == 0) & (truth == 1)).sum())
+    assert load_rgb(errors).shape == (40, 60, 3)
+
+
+@pytest.mark.parametrize(
+    ("kind", "suffix", "shape"),
+    [("gray", ".png", (40, 60)), ("rgba", ".png", (40, 60)), ("cmyk", ".jpg", (40, 60)), ("16bit", ".png", (40, 60))]
+    + [("exif", ".jpg", (60, 40))],
+)
+def test_image_kinds(client, tmp_path, kind, suffix, shape):
+    path = write_image_variant(tmp_path / f"car{suffix}", kind, 40, 60)
+    _, mask_png, *_ = segment(client, path)
+    assert load_mask(mask_png).shape == shape
+
+
+def _bad_request(tmp_path, case):
+    if case == "not-an-image":
+        return write_not_an_image(tmp_path / "notes.jpg"), None, "notes.jpg: not a readable image"
+    if case == "empty":
+        return write_empty(tmp_path / "empty.jpg"), None, r"empty.jpg: the file is empty \(0 bytes\)"
+    if case == "truncated":
+        return write_truncated_jpeg(tmp_path / "cut.jpg"), None, "cut.jpg: the image data is corrupt or truncated"
+    if case == "too-many-pixels":
+        path = write_png_header_only(tmp_path / "bomb.png", 30_000, 30_000)
+        return path, None, "bomb.png: (the image is 30000x30000|not a readable image .*decompression bomb)"
+    if case == "over-limit":
+        path = write_png_header_only(tmp_path / "big.png", 1000, 1000)
+        return path, None, "big.png: the image is 1000x1000 = 1,000,000 pixels, over the limit of 200,000"
+    if case == "mask-size":
+        mask = write_mask(tmp_path / "gt.png", box_mask(30, 60), "png255")
+        return write_jpeg(tmp_path / "car.jpg", 40, 60), mask, r"'gt.png' is 60x30 \(width x height\) but the image"
+    raise ValueError(case)
+
+
+@pytest.mark.parametrize("case", ["not-an-image", "empty", "truncated", "too-many-pixels", "over-limit", "mask-size"])
+def test_bad_input_gives_specific_error_and_server_keeps_serving(client, tmp_path, case):
+    image, mask, message = _bad_request(tmp_path, case)
+    with pytest.raises(gradio_client.exceptions.AppError, match=message):
+        segment(client, image, mask)
+    _, mask_png, *_ = segment(client, write_jpeg(tmp_path / "good.jpg", 30, 50))
+    assert load_mask(mask_png).shape == (30, 50)
+
+
+def test_concurrent_requests_agree(client, tmp_path):
+    image = write_jpeg(tmp_path / "car.jpg", 48, 64, seed=7)
+    expected = segment(client, image)[2]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        rles = list(pool.map(lambda _: segment(client, image)[2], range(8)))
+    assert rles == [expected] * 8
