@@ -1,0 +1,191 @@
+"""Data loading: Carvana folders (GIF and CSV masks), pair folders, the Hub offline, splits and bad input."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import datasets
+import huggingface_hub.constants
+import numpy as np
+import pytest
+from PIL import Image
+
+from carseg_hf.data import (
+    load_carvana,
+    load_hub_dataset,
+    load_pair_folder,
+    load_segmentation_dataset,
+    read_image,
+    read_mask,
+    split_by_car,
+)
+from carseg_hf.fixture import make_carvana_fixture
+from carseg_hf.image_io import ImageDecodeError
+
+
+@pytest.fixture(scope="module")
+def carvana(tmp_path_factory):
+    return make_carvana_fixture(tmp_path_factory.mktemp("carvana"), num_cars=5, angles=4, size=(64, 48), num_test=3)
+
+
+@pytest.fixture
+def carvana_copy(carvana, tmp_path):
+    return shutil.copytree(carvana, tmp_path / "copy")
+
+
+def test_load_carvana_splits_by_car(carvana):
+    data = load_carvana(carvana, validation_fraction=0.4, seed=1)
+    assert set(data) == {"train", "validation", "test"}
+    train_ids, val_ids = set(data["train"]["car_id"]), set(data["validation"]["car_id"])
+    assert not train_ids & val_ids
+    assert len(train_ids) == 3 and len(val_ids) == 2
+    assert len(data["train"]) == 12 and len(data["validation"]) == 8 and len(data["test"]) == 3
+    assert "mask" not in data["test"].column_names
+    example = data["train"][0]
+    assert example["image"].size == (64, 48) and example["mask"].mode == "P"
+    assert example["name"] == f"{example['car_id']}_{example['angle']:02d}.jpg"
+    assert sorted(set(data["train"]["angle"])) == [1, 2, 3, 4]
+    mask = read_mask(example["mask"])
+    assert mask.dtype == np.uint8 and set(np.unique(mask).tolist()) == {0, 1}
+    undecoded = data["train"].cast_column("image", datasets.Image(decode=False))[0]["image"]
+    assert read_image(undecoded).shape == (48, 64, 3)
+
+
+def test_split_is_deterministic_by_seed(carvana):
+    first = load_carvana(carvana, seed=3)["validation"]["car_id"]
+    assert load_carvana(carvana, seed=3)["validation"]["car_id"] == first
+    seeds = {tuple(sorted(set(load_carvana(carvana, seed=s)["validation"]["car_id"]))) for s in range(6)}
+    assert len(seeds) > 1
+
+
+def test_split_by_car():
+    ids = [f"car{i}" for i in range(10) for _ in range(16)]
+    train, val = split_by_car(ids, 0.2, seed=0)
+    assert len(val) == 2 and len(train) == 8 and not set(train) & set(val)
+    assert split_by_car(list(reversed(ids)), 0.2, seed=0) == (train, val)  # independent of order
+    assert split_by_car(["a", "b"], 0.01, seed=0)[1] != []  # at least one car on each side
+    assert len(split_by_car(["a", "b"], 0.99, seed=0)[0]) == 1
+    assert split_by_car(["a", "b"], 0.0, seed=0) == (["a", "b"], [])
+    with pytest.raises(ValueError, match="validation_fraction"):
+        split_by_car(ids, 1.0)
+
+
+def test_csv_fallback_matches_gifs(carvana_copy):
+    from_gifs = load_carvana(carvana_copy, seed=0)
+    gif_masks = [read_mask(row["mask"]) for row in from_gifs["train"].select(range(4))]
+    shutil.rmtree(carvana_copy / "train_masks")
+    from_csv = load_carvana(carvana_copy, seed=0)
+    assert from_csv["train"]["name"] == from_gifs["train"]["name"]
+    for expected, b in zip(gif_masks, from_csv["train"].select(range(4))):
+        assert b["mask"].mode == "L"
+        np.testing.assert_array_equal(read_mask(b["mask"]), expected)
+        assert set(np.unique(np.asarray(b["mask"])).tolist()) <= {0, 255}
+
+
+def test_pair_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for car in ("red", "blue", "green"):
+        for angle in (1, 2):
+            Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(
+                tmp_path / f"{car}_{angle:02d}.png"
+            )
+            Image.fromarray(((rng.random((20, 30)) > 0.5) * 255).astype(np.uint8)).save(
+                tmp_path / f"{car}_{angle:02d}_mask.png"
+            )
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "lonely.jpg")
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(tmp_path / "lonely_mask.png")
+    data = load_pair_folder(tmp_path, validation_fraction=0.34, seed=0)
+    assert len(data["train"]) + len(data["validation"]) == 7
+    assert set(data["train"]["car_id"]) | set(data["validation"]["car_id"]) == {"red", "blue", "green", "lonely"}
+    assert not set(data["train"]["car_id"]) & set(data["validation"]["car_id"])
+    row = next(r for r in data["train"].select_columns(["car_id", "angle"]) if r["car_id"] != "lonely")
+    assert row["angle"] in (1, 2)
+    assert load_segmentation_dataset(data_dir=tmp_path, seed=0)["train"]["name"] == data["train"]["name"]
+
+
+def test_dispatcher_detects_carvana_and_refuses_both(carvana):
+    assert "test" in load_segmentation_dataset(data_dir=carvana)
+    with pytest.raises(ValueError, match="exactly one"):
+        load_segmentation_dataset(data_dir=carvana, dataset_name="org/name")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_segmentation_dataset(data_dir=carvana / "nope")
+
+
+def test_image_without_mask_lists_files(carvana_copy):
+    masks = sorted((carvana_copy / "train_masks").iterdir())
+    for mask in masks[:7]:
+        mask.unlink()
+    with pytest.raises(ImageDecodeError, match=r"7 image\(s\) have no mask.*\(7 in all\)") as info:
+        load_carvana(carvana_copy)
+    assert masks[0].name.replace("_mask.gif", ".jpg") in str(info.value)
+
+
+def test_image_without_csv_row(carvana_copy):
+    shutil.rmtree(carvana_copy / "train_masks")
+    lines = (carvana_copy / "train_masks.csv").read_text().splitlines()
+    (carvana_copy / "train_masks.csv").write_text("\n".join(lines[:-1]) + "\n")
+    missing = lines[-1].split(",")[0]
+    with pytest.raises(ImageDecodeError, match=f"1 image.*no row.*{missing}"):
+        load_carvana(carvana_copy)
+
+
+def test_mask_size_mismatch_names_both_files(carvana_copy):
+    mask_path = sorted((carvana_copy / "train_masks").iterdir())[0]
+    Image.fromarray(np.zeros((10, 10), np.uint8)).convert("P").save(mask_path, format="GIF")
+    image_name = mask_path.name.replace("_mask.gif", ".jpg")
+    with pytest.raises(ImageDecodeError, match=rf"{mask_path.name} is 10x10 but its image .*{image_name} is 64x48"):
+        load_carvana(carvana_copy)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_image_names_file(carvana_copy, damage):
+    path = sorted((carvana_copy / "train").iterdir())[2]
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"not an image" * 10, "empty": b""}[damage])
+    with pytest.raises(ImageDecodeError, match=path.name):
+        load_carvana(carvana_copy)
+
+
+def test_non_binary_mask_normalised_or_refused(tmp_path):
+    image = np.zeros((8, 8, 3), np.uint8)
+    Image.fromarray(image).save(tmp_path / "a_01.png")
+    Image.fromarray(image).save(tmp_path / "b_01.png")
+    Image.fromarray(np.array([[0, 250] * 4] * 8, np.uint8)).save(tmp_path / "a_01_mask.png")  # near 0/255
+    Image.fromarray(np.array([[0, 128] * 4] * 8, np.uint8)).save(tmp_path / "b_01_mask.png")  # ambiguous
+    data = load_pair_folder(tmp_path, validation_fraction=0.0)["train"].cast_column(
+        "mask", datasets.Image(decode=False)
+    )
+    by_name = {row["name"]: row["mask"] for row in data}
+    assert read_mask(by_name["a_01.png"]).sum() == 32
+    with pytest.raises(ImageDecodeError, match="b_01_mask.png.*ambiguous"):
+        read_mask(by_name["b_01.png"])
+
+
+def test_unknown_names_are_ignored_with_warning(carvana_copy):
+    (carvana_copy / "train" / "notes.txt").write_text("hello")
+    (carvana_copy / "train" / "holiday.jpg").write_bytes((carvana_copy / "test").iterdir().__next__().read_bytes())
+    with pytest.warns(UserWarning, match=r"ignoring 2 file\(s\).*holiday.jpg, notes.txt"):
+        data = load_carvana(carvana_copy)
+    assert len(data["train"]) + len(data["validation"]) == 20
+
+
+def test_missing_masks_entirely(carvana_copy):
+    shutil.rmtree(carvana_copy / "train_masks")
+    (carvana_copy / "train_masks.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="train_masks"):
+        load_carvana(carvana_copy)
+
+
+def test_hub_offline_error_is_immediate(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match="not in the local cache and HF_HUB_OFFLINE.*--data DIR"):
+        load_hub_dataset("someone/carvana-masks")
+    with pytest.raises(ConnectionError, match="someone/carvana-masks"):
+        load_segmentation_dataset(dataset_name="someone/carvana-masks")
+    assert time.perf_counter() - start < 5.0
