@@ -1,0 +1,146 @@
+"""Writing a Carvana-layout data set: the per-car rendering job (run in worker processes) and the final files.
+
+Layout under the output folder:
+    train/<id>_<NN>.jpg                  the renders
+    train_masks/<id>_<NN>_mask.gif       palette GIF masks with indices 0 (background) and 1 (car)
+    train_masks.csv                      `img,rle_mask` with Kaggle RLE (carseg_hf.rle)
+    metadata.jsonl                       one JSON object per image
+    splits.json                          {car_id: "train" | "val" | "test"}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from carseg_hf.rle import rle_encode
+
+from .params import car_id, car_rng, sample_car_params, sample_view_params
+
+_RENDERERS: dict[tuple[int, int], object] = {}
+
+
+def mask_gif(mask: np.ndarray) -> Image.Image:
+    """A Carvana-style palette GIF image: index 0 black, index 1 white, from a 0/1 `(height, width)` mask."""
+    image = Image.fromarray(mask.astype(np.uint8), mode="P")
+    image.putpalette([0, 0, 0, 255, 255, 255] + [0, 0, 0] * 254)
+    return image
+
+
+def _atomic_save(image: Image.Image, path: Path, **kwargs) -> None:
+    """Save next to the target and rename, so an interrupted run never leaves a truncated file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    image.save(tmp, format=kwargs.pop("format"), **kwargs)
+    os.replace(tmp, path)
+
+
+def render_car(job: dict) -> list[dict]:
+    """Render all angles of one car and write its JPEGs and GIF masks.
+
+    Runs in a worker process; the renderer (EGL context) is created once per process and size.
+
+    Args:
+        job: `index`, `seed`, `split`, `mesh`, `num_angles`, `width`, `height`, `out` (folder), `torcs_root`.
+
+    Returns:
+        One metadata record per image, each with an extra `rle_mask` key (removed before writing the JSONL).
+    """
+    import pyrender
+
+    from . import props
+    from .meshes import build_car
+    from .render import CarScene, finish_photo, render_view
+
+    width, height = job["width"], job["height"]
+    key = (width, height)
+    if key not in _RENDERERS:
+        _RENDERERS[key] = pyrender.OffscreenRenderer(width, height)
+    renderer = _RENDERERS[key]
+
+    rng = car_rng(job["seed"], job["index"])
+    identifier = car_id(job["seed"], job["index"])
+    car = build_car(job["mesh"], job.get("torcs_root"))
+    car_params = sample_car_params(rng)
+    extra_parts, prop_info = [], {}
+    if "antenna" in car_params["hard_cases"]:
+        part, prop_info["antenna"] = props.antenna(car, rng)
+        extra_parts.append(part)
+    if "roof_rack" in car_params["hard_cases"]:
+        part, prop_info["roof_rack"] = props.roof_rack(car, rng)
+        extra_parts.append(part)
+    scene = CarScene(car, car_params, extra_parts)
+    out = Path(job["out"])
+    records = []
+    for angle in range(1, job["num_angles"] + 1):
+        view = sample_view_params(rng, car_params)
+        scene.set_view(angle, job["num_angles"], view, width, height)
+        start = time.perf_counter()
+        rgb, mask = render_view(renderer, scene)
+        photo = finish_photo(rgb, view["noise_sigma"], rng)
+        name = f"{identifier}_{angle:02d}"
+        _atomic_save(photo, out / "train" / f"{name}.jpg", format="JPEG", quality=view["jpeg_quality"])
+        _atomic_save(mask_gif(mask), out / "train_masks" / f"{name}_mask.gif", format="GIF", optimize=False)
+        touches = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+        hard_cases = [h for h in car_params["hard_cases"] if h != "frame_cut"]
+        if touches:
+            hard_cases.append("frame_cut")
+        records.append(
+            {
+                "img": f"{name}.jpg",
+                "car_id": identifier,
+                "angle": angle,
+                "angle_deg": round(360.0 * (angle - 1) / job["num_angles"], 3),
+                "split": job["split"],
+                "mesh": job["mesh"],
+                "mesh_license": car.licence,
+                "mesh_scale": round(car.scale, 4),
+                "width": width,
+                "height": height,
+                "paint": car_params["paint"],
+                "rims": car_params["rims"],
+                "background": car_params["background"],
+                "lighting": {
+                    "lights": car_params["lights"],
+                    "ambient": 0.25,
+                    "background_emission": car_params["background_emission"],
+                },
+                "turntable_grey": car_params["turntable"],
+                "shadow": car_params["shadow"],
+                "camera": view["camera"],
+                "jpeg_quality": view["jpeg_quality"],
+                "noise_sigma": view["noise_sigma"],
+                "hard_cases": sorted(hard_cases),
+                "car_hard_cases": car_params["hard_cases"],
+                "frame_cut_requested": view["frame_cut_requested"],
+                "props": prop_info,
+                "mask_fraction": round(float(mask.mean()), 5),
+                "render_seconds": round(time.perf_counter() - start, 4),
+                "rle_mask": rle_encode(mask),
+            }
+        )
+    return records
+
+
+def write_index_files(out: Path, records: list[dict]) -> None:
+    """Write `train_masks.csv`, `metadata.jsonl` and `splits.json`, each atomically, sorted by image name."""
+    records = sorted(records, key=lambda r: r["img"])
+    csv_tmp = out / ".train_masks.csv.tmp"
+    with open(csv_tmp, "w", encoding="utf-8", newline="") as handle:
+        handle.write("img,rle_mask\n")
+        for record in records:
+            handle.write(f"{record['img']},{record['rle_mask']}\n")
+    meta_tmp = out / ".metadata.jsonl.tmp"
+    with open(meta_tmp, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps({k: v for k, v in record.items() if k != "rle_mask"}) + "\n")
+    splits = {r["car_id"]: r["split"] for r in records}
+    splits_tmp = out / ".splits.json.tmp"
+    splits_tmp.write_text(json.dumps(dict(sorted(splits.items())), indent=1) + "\n", encoding="utf-8")
+    os.replace(csv_tmp, out / "train_masks.csv")
+    os.replace(meta_tmp, out / "metadata.jsonl")
+    os.replace(splits_tmp, out / "splits.json")
