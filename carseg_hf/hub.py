@@ -51,9 +51,11 @@ def check_loadable(path: str, revision: str | None = None, token: str | bool | N
     if constants.HF_HUB_OFFLINE:
         cached = try_to_load_from_cache(path, "model.safetensors", revision=revision)
         if not isinstance(cached, str):
+            download = f"hf download {path}" + (f" --revision {revision}" if revision else "")
             raise OSError(
                 f"model {path!r} (revision {revision or 'main'}) is not in the local cache and HF_HUB_OFFLINE=1 "
-                "forbids downloading it. Unset HF_HUB_OFFLINE and load it once while online, or pass a local folder."
+                f"forbids downloading it. Fetch it once while online (unset HF_HUB_OFFLINE and load it, or run "
+                f"`{download}`), or pass a local folder."
             )
         return
     from huggingface_hub import HfApi
