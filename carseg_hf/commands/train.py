@@ -1,0 +1,27 @@
+"""`carseg train`: the training script `training/train.py` as a sub-command (same arguments)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the `train` sub-command; its arguments are parsed by `training.train.parse_args`."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model with Accelerate (reference Carvana recipe); see `carseg train --help`",
+        description="Train a carseg model. All arguments go to training/train.py; run `carseg train --help`.",
+        add_help=False,
+    )
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="arguments of training/train.py")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse the forwarded arguments with the training script's parser and train."""
+    from training.train import main, parse_args
+
+    results = main(parse_args(args.train_args))
+    print(f"best validation dice {results['best_validation_dice']:.6f} at epoch {results['best_epoch']}")
+    return 0

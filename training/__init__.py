@@ -1,0 +1,1 @@
+"""Training of carseg models with Accelerate and HF Datasets (`training/train.py`)."""

@@ -1,0 +1,132 @@
+"""From an HF dataset of image/mask pairs to training batches, through `CarSegImageProcessor`.
+
+Workers decode with the processor's loaders (so bad files raise errors that name them), resize with the processor to
+the training resolution, and augment uint8 tensors. Batches travel as uint8 (4x less than float32 to pin and copy);
+`to_model_inputs` rescales and normalises them on the device with the processor's parameters.
+"""
+
+from __future__ import annotations
+
+import datasets
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from carseg_hf.data import _entry_source as entry_source
+from carseg_hf.gpu_preprocess import preprocess_tensors
+from carseg_hf.image_io import ImageDecodeError
+from carseg_hf.image_processing_carseg import CarSegImageProcessor
+
+from .augment import JointAugmentation, sample_seed
+
+INDEX_COLUMN = "sample_index"
+
+
+class SegmentationTransform:
+    """`datasets.Dataset.set_transform` callable: decode, resize, augment; returns uint8 tensors.
+
+    Args:
+        processor: The single source of decoding and resizing.
+        size: `{"height": H, "width": W}` of the training resolution.
+        augmentation: Joint augmentation, or None (validation).
+        seed: Base seed of the per-sample augmentation.
+        epoch: A shared one-element int64 tensor holding the current epoch (read by data-loader workers).
+    """
+
+    def __init__(
+        self,
+        processor: CarSegImageProcessor,
+        size: dict[str, int],
+        augmentation: JointAugmentation | None = None,
+        seed: int = 0,
+        epoch: torch.Tensor | None = None,
+    ) -> None:
+        self.processor = processor
+        self.size = size
+        self.augmentation = augmentation
+        self.seed = seed
+        self.epoch = epoch
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list[torch.Tensor]]:
+        pixel_values, labels = [], []
+        indices = batch.get(INDEX_COLUMN, [None] * len(batch["image"]))
+        for image_value, mask_value, index in zip(batch["image"], batch["mask"], indices):
+            # entry_source turns an undecoded {"path", "bytes"} cell into a path (or an opened image), so that the
+            # processor's loaders decode it and name the file in their errors.
+            image = self.processor.load_image(entry_source(image_value))  # (height, width, 3) uint8
+            mask = self.processor.load_mask(entry_source(mask_value))  # (height, width) uint8 0/1
+            if mask.shape != image.shape[:2]:
+                raise ImageDecodeError(
+                    f"sample {index}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                    f"{image.shape[1]}x{image.shape[0]}; a mask must match its image's size"
+                )
+            image = torch.from_numpy(np.ascontiguousarray(self.processor.resize_image(image, self.size)))
+            image = image.permute(2, 0, 1).contiguous()  # (3, height, width)
+            mask = torch.from_numpy(np.ascontiguousarray(self.processor.resize_mask(mask, self.size)))
+            if self.augmentation is not None:
+                epoch = int(self.epoch[0]) if self.epoch is not None else 0
+                seed = sample_seed(self.seed, epoch, int(index)) if index is not None else None
+                image, mask = self.augmentation(image, mask, seed=seed)
+            pixel_values.append(image)
+            labels.append(mask)
+        return {"pixel_values": pixel_values, "labels": labels}
+
+
+def prepare_split(dataset: datasets.Dataset, transform: SegmentationTransform) -> datasets.Dataset:
+    """Add the sample index, keep file paths undecoded, and attach `transform`.
+
+    Args:
+        dataset: A split with `image` and `mask` columns.
+        transform: The transform to run on access.
+
+    Returns:
+        The dataset, formatted with `transform`.
+
+    Raises:
+        ValueError: If the split lacks an `image` or `mask` column.
+    """
+    missing = [name for name in ("image", "mask") if name not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"the dataset lacks the column(s) {missing}; expected `image` and `mask` columns "
+            f"(got {dataset.column_names})"
+        )
+    dataset = dataset.select_columns(["image", "mask"])
+    dataset = dataset.cast_column("image", datasets.Image(decode=False))
+    dataset = dataset.cast_column("mask", datasets.Image(decode=False))
+    dataset = dataset.add_column(INDEX_COLUMN, list(range(len(dataset))))
+    dataset.set_transform(transform)
+    return dataset
+
+
+def build_dataloader(
+    dataset: datasets.Dataset, batch_size: int, shuffle: bool, num_workers: int, pin_memory: bool
+) -> DataLoader:
+    """A DataLoader over a prepared split; workers stay alive across epochs when there are any."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        prefetch_factor=4 if num_workers > 0 else None,
+        drop_last=False,
+    )
+
+
+def to_model_inputs(
+    pixel_values: torch.Tensor, processor: CarSegImageProcessor, channels_last: bool = False
+) -> torch.Tensor:
+    """Rescale and normalise a uint8 batch on its device with the processor's parameters.
+
+    Args:
+        pixel_values: uint8 tensor of shape `(batch, 3, height, width)`.
+        processor: The model's processor.
+        channels_last: Return the batch in channels-last memory format.
+
+    Returns:
+        A float32 tensor of shape `(batch, 3, height, width)`.
+    """
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return preprocess_tensors(list(pixel_values), processor, size=None, memory_format=memory_format)
