@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,9 @@ from .configuration_carseg import CarSegConfig
 DEFAULT_DATASET = "carvana-image-masking-challenge"
 DEFAULT_LICENSE = "apache-2.0"
 DEFAULT_TAGS = ("image-segmentation", "semantic-segmentation", "carvana", "u-net", "carseg", "pytorch")
+
+#: A dataset id the Hub's `datasets` field accepts (`name` or `org/name`); other descriptions go into the text only.
+_DATASET_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 #: Metric names (as written by training/evaluation) that hold the validation dice, in order of preference.
 _DICE_KEYS = ("eval_dice", "val_dice", "dice", "best_dice", "validation_dice")
@@ -84,17 +88,19 @@ segmenter = pipeline("image-segmentation", model="{repo_id}")
 car_mask = next(r["mask"] for r in segmenter("car.jpg") if r["label"] == "car")
 ```
 
-Command line and Gradio Space:
+Command line, local demo, and a Gradio Space (set the Space variable `CARSEG_MODEL` to `{repo_id}`):
 
 ```bash
-carseg predict --model {repo_id} car.jpg --output masks/
-CARSEG_MODEL={repo_id} python space/app.py
+carseg predict --model {repo_id} car.jpg
+CARSEG_MODEL={repo_id} carseg demo
 ```
 """
 
 
-def _training(training_args: Mapping[str, Any] | None) -> str:
-    text = """## Training recipe
+def _training(training_args: Mapping[str, Any] | None, dataset: str | None) -> str:
+    text = f"""## Training recipe
+
+- Data: {dataset or "the Kaggle Carvana Image Masking Challenge training set"}.
 
 - Loss: binary cross-entropy on the logit plus (1 - soft dice) on the sigmoid.
 - Optimiser: Adam, learning rate 1e-4.
@@ -157,7 +163,8 @@ def build_model_card(
         metrics: Evaluation results; the dice is read from `eval_dice`, `val_dice`, `dice`, `best_dice` or
             `validation_dice` and goes into the `model-index`.
         training_args: Arguments of the training run, listed in the card.
-        dataset: Dataset id for the `datasets` field; defaults to the Carvana challenge.
+        dataset: Dataset id for the `datasets` field (defaults to the Carvana challenge). A free-text description
+            (e.g. "Carvana (local copy)") is written into the card text, and the YAML keeps the default id.
         **metadata: Extra YAML fields (e.g. `license`, `tags`), overriding the defaults.
 
     Returns:
@@ -167,7 +174,8 @@ def build_model_card(
     Raises:
         ValueError: If the dice metric is not a number in [0, 1].
     """
-    dataset = dataset or DEFAULT_DATASET
+    description = dataset
+    dataset = dataset if dataset and _DATASET_ID.match(dataset) else DEFAULT_DATASET
     dice = _dice_from(metrics)
     eval_results = None
     if dice is not None:
@@ -199,7 +207,7 @@ def build_model_card(
         f"predicted where its sigmoid exceeds the processor's threshold.\n\n"
         + _usage(repo_id)
         + "\n"
-        + _training(training_args)
+        + _training(training_args, description)
         + "\n"
         + _evaluation(metrics, dice)
         + "\n"

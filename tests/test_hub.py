@@ -263,6 +263,9 @@ def test_model_card_yaml_and_text(hub_env, checkpoint):
         build_model_card("org/carseg", config, metrics={"eval_dice": 1.5})
     custom = build_model_card("org/carseg", config, dataset="org/cars", license="mit", tags=["mine"]).data.to_dict()
     assert (custom["license"], custom["tags"], custom["datasets"]) == ("mit", ["mine"], ["org/cars"])
+    described = build_model_card("org/carseg", config, dataset="Carvana (local copy)")
+    assert described.data.to_dict()["datasets"] == ["carvana-image-masking-challenge"]
+    assert "Data: Carvana (local copy)." in described.text
 
     # The pushed card reads back from the Hub with the same fields.
     repo_id = _repo_id()
