@@ -1,0 +1,287 @@
+"""Evaluation of a model on a segmentation data set: per-image scores, summary, worst-image overlays, HTML report.
+
+Outputs written to `out_dir` by [`evaluate_model`]:
+
+- `per_image.csv`: `image,car_id,angle,dice,iou,precision,recall,fp,fn` (one row per image, data-set order);
+- `summary.json`: mean dice, its 5/50/95th percentiles, mean IoU, count, model, data and settings;
+- `worst/<name>_overlay.png`: full-size error overlays of the k images with the lowest dice;
+- `thumbs/<name>.jpg` and `report.html`: an error-overlay thumbnail of every image, sorted by dice ascending.
+
+Overlay colours: red = false positive, green = true positive, blue = false negative (see `carseg_hf.overlay`).
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import html
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .data import read_image, read_mask
+from .image_processing_carseg import CarSegImageProcessor
+from .inference import predict_logits
+from .metrics import confusion_counts, scores_from_counts
+from .modeling_carseg import CarSegForSemanticSegmentation
+from .overlay import FN_COLOR, FP_COLOR, TP_COLOR, error_overlay
+from .rle import rle_decode, rle_encode
+
+CSV_COLUMNS = ("image", "car_id", "angle", "dice", "iou", "precision", "recall", "fp", "fn")
+RESOLUTIONS = ("processor", "native")
+
+
+def _predict_batch(
+    model: CarSegForSemanticSegmentation,
+    processor: CarSegImageProcessor,
+    images: list[np.ndarray],
+    resolution: str,
+    threshold: float | None,
+    tta: bool,
+) -> list[np.ndarray]:
+    """Predict 0/1 masks at each image's own size for a list of RGB uint8 arrays."""
+    device = next(model.parameters()).device
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        key = image.shape if resolution == "native" else ()
+        groups.setdefault(key, []).append(index)  # native size: only same-size images share a forward pass
+    masks: list[np.ndarray | None] = [None] * len(images)
+    for indices in groups.values():
+        group = [images[i] for i in indices]
+        pixel_values = processor(group, do_resize=resolution == "processor")["pixel_values"]  # (batch, 3, h, w)
+        with torch.inference_mode():
+            logits = predict_logits(model, pixel_values.to(device), tta=tta)  # (batch, 1, h, w)
+            predicted = processor.post_process_semantic_segmentation(
+                logits, target_sizes=[image.shape[:2] for image in group], threshold=threshold
+            )  # list of (height, width) int64
+        for i, mask in zip(indices, predicted):
+            masks[i] = mask.to(torch.uint8).cpu().numpy()
+    return masks
+
+
+def _thumbnail(overlay: np.ndarray, max_side: int) -> Image.Image:
+    image = Image.fromarray(overlay)
+    image.thumbnail((max_side, max_side), Image.BILINEAR)
+    return image
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if values.size else float("nan")
+
+
+def _safe_stem(name: str) -> str:
+    stem = Path(name).stem or "image"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+
+
+def write_report(rows: list[dict[str, Any]], summary: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write `report.html`: a legend, the summary, and every thumbnail sorted by dice ascending.
+
+    Args:
+        rows: Per-image rows with `image`, `dice`, `iou`, `fp`, `fn` and `thumb` (a path relative to the report).
+        summary: The summary dict (mean and percentiles are shown).
+        path: The HTML file to write.
+
+    Returns:
+        The path written.
+    """
+
+    def swatch(color: tuple[int, int, int], label: str) -> str:
+        rgb = "rgb({},{},{})".format(*color)
+        return f'<span class="key"><span class="box" style="background:{rgb}"></span>{label}</span>'
+
+    cards = []
+    for row in sorted(rows, key=lambda r: (r["dice"], r["image"])):
+        name = html.escape(row["image"])
+        cards.append(
+            f'<figure><img src="{html.escape(row["thumb"])}" alt="{name}" loading="lazy">'
+            f"<figcaption>{name}<br>dice {row['dice']:.4f} · IoU {row['iou']:.4f}<br>"
+            f"FP {row['fp']} px · FN {row['fn']} px</figcaption></figure>"
+        )
+    percentiles = summary["dice_percentiles"]
+    body = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>carseg evaluation</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; }}
+.key {{ margin-right: 1.5em; }} .box {{ display: inline-block; width: 1em; height: 1em; margin-right: .4em;
+vertical-align: middle; border: 1px solid #444; }}
+figure {{ display: inline-block; margin: .4em; font-size: 12px; vertical-align: top; }}
+img {{ display: block; max-width: 256px; }}
+</style></head><body>
+<h1>carseg evaluation</h1>
+<p>Model: {html.escape(str(summary.get("model")))} · data: {html.escape(str(summary.get("data")))} ·
+split: {html.escape(str(summary.get("split")))} · {summary["count"]} images</p>
+<p>Mean dice <b>{summary["mean_dice"]:.5f}</b> · 5th percentile {percentiles["5"]:.5f} ·
+median {percentiles["50"]:.5f} · 95th percentile {percentiles["95"]:.5f}</p>
+<p>{swatch(FP_COLOR, "false positive (predicted car, is background)")}
+{swatch(TP_COLOR, "true positive")}
+{swatch(FN_COLOR, "false negative (missed car)")}</p>
+<p>Images sorted by dice, worst first.</p>
+{"".join(cards)}
+</body></html>
+"""
+    path = Path(path)
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def evaluate_model(
+    model: CarSegForSemanticSegmentation,
+    processor: CarSegImageProcessor,
+    dataset: datasets.Dataset,
+    out_dir: str | os.PathLike,
+    batch_size: int = 4,
+    threshold: float | None = None,
+    resolution: str = "processor",
+    worst: int = 8,
+    tta: bool = False,
+    progress: bool = True,
+    model_name: str | None = None,
+    data_name: str | None = None,
+    split: str | None = None,
+    thumbnail_size: int = 256,
+) -> dict[str, Any]:
+    """Score a model image by image and write the evaluation outputs (see the module docstring).
+
+    Images and masks are decoded through `carseg_hf.image_io` (errors name the file). Predictions are made at the
+    processor's size and resized back to each image's size by `post_process_semantic_segmentation`, or at the
+    native size with `resolution="native"`; dice is always computed at the original resolution.
+
+    Args:
+        model: The model (its device is used).
+        processor: Its image processor.
+        dataset: A `datasets.Dataset` with `image` and `mask` columns (and optionally `name`, `car_id`, `angle`).
+        out_dir: Output folder (created).
+        batch_size: Images per forward pass.
+        threshold: Probability threshold; defaults to the processor's.
+        resolution: `"processor"` or `"native"`.
+        worst: Number of full-size overlays of the worst images.
+        tta: Horizontal-flip test-time augmentation.
+        progress: Show a tqdm progress bar.
+        model_name: How to name the model in the summary.
+        data_name: How to name the data in the summary.
+        split: How to name the split in the summary.
+        thumbnail_size: Longest side of report thumbnails.
+
+    Returns:
+        The summary dict that is also written to `summary.json`.
+
+    Raises:
+        ValueError: If the data set is empty or lacks columns, or an argument is out of range.
+        ImageDecodeError: If an image or mask cannot be read (naming the file), or their sizes differ.
+    """
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+    if batch_size < 1 or worst < 0:
+        raise ValueError(f"batch_size must be >= 1 and worst >= 0, got {batch_size} and {worst}")
+    absent = [c for c in ("image", "mask") if c not in dataset.column_names]
+    if absent:
+        raise ValueError(f"the data set lacks column(s) {absent}; it has {dataset.column_names}")
+    if len(dataset) == 0:
+        raise ValueError("the data set to evaluate is empty (is the validation split empty? try --split all)")
+    out = Path(out_dir)
+    (out / "thumbs").mkdir(parents=True, exist_ok=True)
+    dataset = dataset.cast_column("image", datasets.Image(decode=False)).cast_column(
+        "mask", datasets.Image(decode=False)
+    )
+    model.eval()
+    start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    worst_heap: list[tuple[float, int, str]] = []  # (-dice, index, predicted RLE): the k lowest dice
+    used_stems: set[str] = set()
+    bar = tqdm(total=len(dataset), disable=not progress, unit="img", desc="evaluate")
+    for begin in range(0, len(dataset), batch_size):
+        batch = dataset[begin : begin + batch_size]
+        images = [read_image(value) for value in batch["image"]]  # (height, width, 3) uint8 each
+        targets = [read_mask(value) for value in batch["mask"]]  # (height, width) 0/1 each
+        for offset, (image, target) in enumerate(zip(images, targets)):
+            if image.shape[:2] != target.shape:
+                source = batch["image"][offset].get("path") or f"row {begin + offset}"
+                raise ValueError(
+                    f"{source}: the image is {image.shape[1]}x{image.shape[0]} but its mask is "
+                    f"{target.shape[1]}x{target.shape[0]}"
+                )
+        predictions = _predict_batch(model, processor, images, resolution, threshold, tta)
+        for offset, (image, target, pred) in enumerate(zip(images, targets, predictions)):
+            index = begin + offset
+            name = (batch.get("name") or [None] * len(images))[offset]
+            name = name or os.path.basename(batch["image"][offset].get("path") or "") or f"image_{index:06d}.png"
+            stem = _safe_stem(name)
+            if stem in used_stems:
+                stem = f"{stem}_{index}"
+            used_stems.add(stem)
+            counts = confusion_counts(pred, target)
+            scores = scores_from_counts(counts)
+            thumb = f"thumbs/{stem}.jpg"
+            _thumbnail(error_overlay(image, pred, target), thumbnail_size).save(out / thumb, quality=85)
+            rows.append(
+                {
+                    "image": name,
+                    "car_id": (batch.get("car_id") or [""] * len(images))[offset],
+                    "angle": (batch.get("angle") or [0] * len(images))[offset],
+                    **scores,
+                    "fp": counts["fp"],
+                    "fn": counts["fn"],
+                    "thumb": thumb,
+                    "stem": stem,
+                }
+            )
+            item = (-scores["dice"], -index, rle_encode(pred))
+            if len(worst_heap) < worst:
+                heapq.heappush(worst_heap, item)
+            elif worst and item > worst_heap[0]:
+                heapq.heapreplace(worst_heap, item)
+        bar.update(len(images))
+    bar.close()
+    seconds = time.perf_counter() - start
+
+    with open(out / "per_image.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            writer.writerow(
+                [row["image"], row["car_id"], row["angle"]]
+                + [f"{row[k]:.6f}" for k in ("dice", "iou", "precision", "recall")]
+                + [row["fp"], row["fn"]]
+            )
+
+    worst_dir = out / "worst"
+    worst_dir.mkdir(exist_ok=True)
+    worst_files = []
+    for _, negative_index, rle in sorted(worst_heap, reverse=True):  # lowest dice first
+        index = -negative_index
+        example = dataset[index]
+        image, target = read_image(example["image"]), read_mask(example["mask"])
+        pred = rle_decode(rle, target.shape)
+        path = worst_dir / f"{rows[index]['stem']}_overlay.png"
+        Image.fromarray(error_overlay(image, pred, target)).save(path)
+        worst_files.append(str(path.relative_to(out)))
+
+    dice = np.array([row["dice"] for row in rows], dtype=np.float64)
+    summary = {
+        "mean_dice": float(dice.mean()),
+        "dice_percentiles": {"5": _percentile(dice, 5), "50": _percentile(dice, 50), "95": _percentile(dice, 95)},
+        "mean_iou": float(np.mean([row["iou"] for row in rows])),
+        "count": len(rows),
+        "model": model_name,
+        "data": data_name,
+        "split": split,
+        "resolution": resolution,
+        "threshold": processor.threshold if threshold is None else threshold,
+        "tta": tta,
+        "device": str(next(model.parameters()).device),
+        "seconds": round(seconds, 3),
+        "images_per_second": round(len(rows) / seconds, 3) if seconds > 0 else None,
+        "worst": worst_files,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_report(rows, summary, out / "report.html")
+    return summary

@@ -1,0 +1,134 @@
+"""`carseg evaluate` end to end on the procedural fixture with a tiny saved model, and `evaluate_model` directly."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+from PIL import Image
+
+from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
+from carseg_hf.cli import main
+from carseg_hf.data import load_carvana, read_image, read_mask
+from carseg_hf.evaluation import evaluate_model
+from carseg_hf.fixture import make_carvana_fixture
+from carseg_hf.metrics import dice_score
+from carseg_hf.overlay import FN_COLOR, FP_COLOR, TP_COLOR
+
+
+@pytest.fixture(scope="module")
+def carvana(tmp_path_factory):
+    return make_carvana_fixture(tmp_path_factory.mktemp("carvana"), num_cars=3, angles=3, size=(96, 64), num_test=0)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model")
+    CarSegForSemanticSegmentation(tiny_config()).save_pretrained(path)
+    CarSegImageProcessor(size={"height": 32, "width": 48}).save_pretrained(path)
+    return path
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("resolution", ["processor", "native"])
+def test_cli_writes_all_outputs(carvana, model_dir, tmp_path, resolution):
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", str(model_dir), "--data", str(carvana), "--out", str(out), "--split", "all"]
+    argv += ["--worst", "2", "--batch-size", "2", "--device", "cpu", "--resolution", resolution, "--no-progress"]
+    assert main(argv) == 0
+    rows = read_csv(out / "per_image.csv")
+    assert list(rows[0]) == ["image", "car_id", "angle", "dice", "iou", "precision", "recall", "fp", "fn"]
+    assert len(rows) == 9
+    summary = json.loads((out / "summary.json").read_text())
+    dice = np.array([float(r["dice"]) for r in rows])
+    assert summary["count"] == 9
+    assert summary["mean_dice"] == pytest.approx(dice.mean(), abs=1e-6)
+    assert summary["dice_percentiles"]["50"] == pytest.approx(np.median(dice), abs=1e-6)
+    assert summary["dice_percentiles"]["5"] <= summary["dice_percentiles"]["50"] <= summary["dice_percentiles"]["95"]
+    assert all(0.0 <= d <= 1.0 for d in dice)
+    assert summary["model"] == str(model_dir) and summary["resolution"] == resolution
+
+    worst = sorted(p.name for p in (out / "worst").iterdir())
+    lowest = sorted(rows, key=lambda r: float(r["dice"]))[:2]
+    assert worst == sorted(r["image"].replace(".jpg", "_overlay.png") for r in lowest)
+    with Image.open(out / "worst" / worst[0]) as overlay:
+        assert overlay.size == (96, 64)
+
+    report = (out / "report.html").read_text()
+    assert "false positive" in report and "false negative" in report and "rgb(255,0,0)" in report
+    positions = [report.index(f'alt="{r["image"]}"') for r in sorted(rows, key=lambda r: float(r["dice"]))]
+    assert positions == sorted(positions)  # thumbnails sorted by dice ascending
+    assert len(list((out / "thumbs").iterdir())) == 9
+
+
+def test_validation_split_only_has_validation_cars(carvana, model_dir, tmp_path):
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", str(model_dir), "--data", str(carvana), "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    expected = set(load_carvana(carvana)["validation"]["name"])
+    assert {r["image"] for r in read_csv(out / "per_image.csv")} == expected
+
+
+def test_scores_and_colours_match_an_independent_prediction(carvana, model_dir, tmp_path):
+    from carseg_hf.loading import load_model
+
+    model, processor = load_model(str(model_dir))
+    with torch.no_grad():
+        # The real model; only its output bias is zeroed so that predictions mix car and background.
+        head = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        head.bias.fill_(0.0)
+    dataset = load_carvana(carvana, validation_fraction=0.0)["train"].select([0, 1])
+    summary = evaluate_model(model, processor, dataset, tmp_path, worst=2, progress=False, batch_size=2)
+    rows = {r["image"]: r for r in read_csv(tmp_path / "per_image.csv")}
+    raw = dataset.cast_column("image", datasets.Image(decode=False)).cast_column("mask", datasets.Image(decode=False))
+    colours_seen = set()
+    for example in raw:
+        image, target = read_image(example["image"]), read_mask(example["mask"])
+        with torch.no_grad():
+            logits = model(**processor(image)).logits
+        pred = processor.post_process_semantic_segmentation(logits, target_sizes=[target.shape])[0].numpy()
+        assert float(rows[example["name"]]["dice"]) == pytest.approx(dice_score(pred, target), abs=1e-6)
+        overlay = np.asarray(Image.open(tmp_path / "worst" / example["name"].replace(".jpg", "_overlay.png")))
+        kinds = (
+            ((pred == 1) & (target == 0), FP_COLOR),
+            ((pred == 1) & (target == 1), TP_COLOR),
+            ((pred == 0) & (target == 1), FN_COLOR),
+        )
+        for where, colour in kinds:
+            for y, x in np.argwhere(where)[:5]:
+                np.testing.assert_allclose(overlay[y, x], np.round(0.5 * image[y, x] + 0.5 * np.array(colour)), atol=1)
+                colours_seen.add(colour)
+        background = np.argwhere((pred == 0) & (target == 0))[:5]
+        for y, x in background:
+            np.testing.assert_array_equal(overlay[y, x], image[y, x])
+    assert len(colours_seen) >= 2  # the check above exercised more than one kind of pixel
+    assert summary["count"] == 2
+
+
+def test_empty_split_and_bad_args(carvana, model_dir, tmp_path, capsys):
+    single = make_carvana_fixture(tmp_path / "one", num_cars=1, angles=2, size=(64, 48), num_test=0)
+    argv = [
+        "evaluate",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(single),
+        "--out",
+        str(tmp_path / "e"),
+        "--no-progress",
+    ]
+    with pytest.warns(UserWarning, match="validation split is empty"):
+        assert main(argv) == 2
+    assert "empty" in capsys.readouterr().err
+    assert main(argv[:-1] + ["--threshold", "1.5"]) == 2
+    assert "threshold" in capsys.readouterr().err
