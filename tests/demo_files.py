@@ -97,3 +97,25 @@ def write_png_header_only(path: Path, width: int, height: int) -> Path:
         + _png_chunk(b"IEND", b"")
     )
     return path
+
+
+def save_tiny_model(folder: Path, seed: int = 0) -> Path:
+    """Save a tiny carseg model and a 64x96 processor with `save_pretrained`, as the demo loads them."""
+    import torch
+    from conftest import tiny_config
+
+    from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
+
+    torch.manual_seed(seed)
+    CarSegForSemanticSegmentation(tiny_config()).save_pretrained(folder)
+    CarSegImageProcessor(size={"height": 64, "width": 96}).save_pretrained(folder)
+    return folder
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

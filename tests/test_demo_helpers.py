@@ -148,12 +148,13 @@ def test_metrics_rows_match_carseg_metrics():
     rng = np.random.default_rng(1)
     pred = (rng.random((30, 40)) > 0.5).astype(np.uint8)
     target = (rng.random((30, 40)) > 0.4).astype(np.uint8)
-    rows = dict((name, value) for name, value in helpers.metrics_rows(pred, target))
-    assert rows["dice"] == dice_score(pred, target)
-    assert rows["IoU"] == iou_score(pred, target)
-    assert rows["false positive px"] == int(((pred == 1) & (target == 0)).sum())
-    assert rows["false negative px"] == int(((pred == 0) & (target == 1)).sum())
-    assert rows["true positive px"] == int(((pred == 1) & (target == 1)).sum())
+    (row,) = helpers.metrics_rows(pred, target)
+    rows = dict(zip(helpers.METRICS_HEADERS, row))
+    assert rows["dice"] == pytest.approx(dice_score(pred, target), abs=1e-6)
+    assert rows["IoU"] == pytest.approx(iou_score(pred, target), abs=1e-6)
+    assert rows["FP px"] == int(((pred == 1) & (target == 0)).sum())
+    assert rows["FN px"] == int(((pred == 0) & (target == 1)).sum())
+    assert rows["TP px"] == int(((pred == 1) & (target == 1)).sum())
 
 
 def test_rle_string_round_trips():
@@ -237,7 +238,8 @@ def test_segment_with_ground_truth(segment_fn, tmp_path):
     gt = write_mask(tmp_path / "car_mask.gif", box_mask(), "palette")
     _, mask_png, _, _, metrics, errors = segment_fn(str(image), str(gt), 0.4, True, "native")
     pred = load_mask(mask_png)
-    assert dict((name, value) for name, value in metrics)["dice"] == dice_score(pred, box_mask())
+    scores = dict(zip(helpers.METRICS_HEADERS, metrics[0]))
+    assert scores["dice"] == pytest.approx(dice_score(pred, box_mask()), abs=1e-6)
     assert errors.size == (60, 40)
 
 

@@ -173,25 +173,31 @@ def build_demo(
 
     with gr.Blocks(title="carseg: car segmentation", delete_cache=(300, 600)) as demo:
         gr.Markdown(
-            "### carseg: car segmentation (Carvana)\n"
-            "Upload a car photo to segment the car; add its ground-truth mask to get dice, IoU and an error map."
+            "### carseg: car segmentation (Carvana) — upload a car photo; add its ground-truth mask for dice, IoU "
+            "and an error map"
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300):
-                image_file = gr.File(label="Car photo", type="filepath", height=110)
-                mask_file = gr.File(label="Ground-truth mask (optional; GIF/PNG, 0/1, 0/255 or palette)", height=110)
+                image_file = gr.File(label="Car photo", type="filepath", height=130, elem_id="carseg-image")
+                mask_file = gr.File(label="Ground-truth mask (optional; GIF/PNG, 0/1, 0/255 or palette)", height=130)
                 threshold = gr.Slider(0.01, 0.99, value=segmenter.processor.threshold, step=0.01, label="Threshold")
                 with gr.Row():
-                    tta = gr.Checkbox(label="hflip TTA", value=False, min_width=100)
+                    tta = gr.Checkbox(label="hflip TTA", value=False, min_width=90, scale=1)
                     resolution = gr.Radio(
                         [(f"processor {size['width']}×{size['height']}", "processor"), ("native", "native")],
                         value="processor",
                         label="Input resolution",
-                        min_width=180,
+                        min_width=200,
+                        scale=3,
                     )
                 run_button = gr.Button("Segment", variant="primary")
                 example_list = (
-                    gr.Examples(examples, inputs=[image_file, mask_file], label="Examples (render + mask)")
+                    gr.Examples(
+                        examples,
+                        inputs=[image_file, mask_file],
+                        label="Examples (synthetic render + its mask)",
+                        example_labels=[Path(image).stem for image, _ in examples],
+                    )
                     if examples
                     else None
                 )
@@ -199,22 +205,28 @@ def build_demo(
                 info = gr.Markdown("Upload a photo, then press **Segment**.", elem_id="carseg-info")
                 with gr.Tabs():
                     with gr.Tab("Before / after"):
-                        slider = gr.ImageSlider(label="Photo / predicted car", type="pil", format="jpeg", height=380)
+                        slider = gr.ImageSlider(
+                            label="Photo / predicted car",
+                            type="pil",
+                            format="jpeg",
+                            max_height=360,
+                            elem_id="carseg-slider",
+                        )
                     with gr.Tab("Error map (needs ground truth)"):
-                        errors = gr.Image(label="Error map", type="pil", format="jpeg", height=350)
+                        errors = gr.Image(label="Error map", type="pil", format="jpeg", height=330)
                         gr.HTML(error_legend_html())
-                with gr.Row():
-                    metrics = gr.Dataframe(
-                        headers=METRICS_HEADERS,
-                        datatype=["str", "number"],
-                        label="Metrics against the ground truth",
-                        interactive=False,
-                        max_height=230,
-                        scale=3,
+                metrics = gr.Dataframe(
+                    headers=METRICS_HEADERS,
+                    datatype=["number"] * len(METRICS_HEADERS),
+                    label="Metrics against the ground truth (TP/FP/FN: true positive, false positive, false negative)",
+                    interactive=False,
+                    row_count=1,
+                )
+                with gr.Row(equal_height=True):
+                    mask_download = gr.File(label="Mask PNG (0/255)", height=70, scale=2, min_width=160)
+                    rle = gr.Textbox(
+                        label="Kaggle RLE", lines=2, max_lines=2, buttons=["copy"], interactive=False, scale=3
                     )
-                    with gr.Column(scale=2, min_width=160):
-                        mask_download = gr.File(label="Mask PNG (0/255)", height=70)
-                        rle = gr.Textbox(label="Kaggle RLE", lines=2, max_lines=3, buttons=["copy"], interactive=False)
 
         inputs = [image_file, mask_file, threshold, tta, resolution]
         outputs = [slider, mask_download, rle, info, metrics, errors]

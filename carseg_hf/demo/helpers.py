@@ -32,8 +32,10 @@ ERROR_ALPHA = 0.6
 DEMO_MAX_PIXELS = 4096 * 4096
 #: Largest image fed to the network at its native size, in pixels (2048 x 2048); a Carvana frame is 2.5 MP.
 DEMO_MAX_NATIVE_PIXELS = 2048 * 2048
-#: Headers of the metrics table.
-METRICS_HEADERS = ["metric", "value"]
+#: Headers of the one-row metrics table: scores, then true-positive, false-positive and false-negative pixel counts.
+METRICS_HEADERS = ["dice", "IoU", "precision", "recall", "TP px", "FP px", "FN px"]
+#: Decimals of the scores in the metrics table.
+METRICS_DECIMALS = 6
 
 _EXAMPLE_IMAGE = re.compile(r"^(?P<stem>[0-9A-Za-z]+_\d{2})\.(?:jpg|jpeg|png)$", re.IGNORECASE)
 
@@ -170,29 +172,23 @@ def error_legend_html() -> str:
     )
 
 
-def metrics_rows(pred: np.ndarray, target: np.ndarray) -> list[list[str | float | int]]:
+def metrics_rows(pred: np.ndarray, target: np.ndarray) -> list[list[float | int]]:
     """The metrics table: dice, IoU, precision, recall and pixel counts of one prediction against its ground truth.
 
-    Scores are `carseg_hf.metrics`' own (dice and IoU are 1.0 when both masks are empty), unrounded.
+    Scores are `carseg_hf.metrics`' own (dice and IoU are 1.0 when both masks are empty), rounded to
+    `METRICS_DECIMALS` decimals so that the one-row table stays narrow.
 
     Args:
         pred: `(height, width)` predicted mask.
         target: `(height, width)` ground-truth mask.
 
     Returns:
-        Rows `[name, value]` for `METRICS_HEADERS`.
+        One row, in the order of `METRICS_HEADERS`.
     """
     counts = confusion_counts(pred, target)
     scores = scores_from_counts(counts)
-    return [
-        ["dice", scores["dice"]],
-        ["IoU", scores["iou"]],
-        ["precision", scores["precision"]],
-        ["recall", scores["recall"]],
-        ["true positive px", counts["tp"]],
-        ["false positive px", counts["fp"]],
-        ["false negative px", counts["fn"]],
-    ]
+    rounded = [round(scores[name], METRICS_DECIMALS) for name in ("dice", "iou", "precision", "recall")]
+    return [rounded + [counts["tp"], counts["fp"], counts["fn"]]]
 
 
 def rle_string(mask: np.ndarray) -> str:
