@@ -1,0 +1,277 @@
+"""Synthetic renderer: pure-Python parts always; a real render where EGL and the TORCS meshes are present."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from carseg_hf.image_io import load_mask
+from carseg_hf.rle import read_rle_csv, rle_decode
+from training.synthetic.ac3d import AC3DParseError, parse_ac3d, surface_triangles
+from training.synthetic.camera import look_at, parse_size, project, rotation_z, turntable_yaw
+from training.synthetic.car_xml import CarXMLError, wheel_specs
+from training.synthetic.meshes import MeshesNotFoundError, cars_dir
+from training.synthetic.params import car_id
+from training.synthetic.splits import assign_cars, mesh_splits, parse_split_args
+
+AC3D_SQUARE = """AC3Db
+MATERIAL "m" rgb 1 1 1 amb 1 1 1 emis 0 0 0 spec 0 0 0 shi 0 trans 0
+OBJECT world
+kids 1
+OBJECT poly
+name "sq"
+texture "car.rgb" base
+texture "car.rgb" shad
+loc 1 0 0
+numvert 4
+0 0 0 0 1 0
+1 0 0 0 1 0
+1 0 1 0 1 0
+0 0 1 0 1 0
+numsurf 2
+SURF 0x30
+mat 0
+refs 4
+0 0 0 0 0
+3 0 1 0 1
+2 1 1 1 1
+1 1 0 1 0
+SURF 0x14
+mat 0
+refs 4
+0 0 0
+3 0 1
+1 1 0
+2 1 1
+kids 0
+"""
+
+WHEEL_XML = """<?xml version="1.0"?>
+<!DOCTYPE params SYSTEM "params.dtd">
+<params name="x" type="template">
+ <section name="Front Axle"><attnum name="xpos" unit="m" val="1.3"/></section>
+ <section name="Rear Axle"><attnum name="xpos" unit="m" val="-1.2"/></section>
+ {wheels}
+</params>
+"""
+
+
+def _wheels(skip: str = "") -> str:
+    out = []
+    for name, y in (
+        ("Front Right Wheel", -0.8),
+        ("Front Left Wheel", 0.8),
+        ("Rear Right Wheel", -0.8),
+        ("Rear Left Wheel", 0.8),
+    ):
+        attrs = [
+            f'<attnum name="ypos" unit="m" val="{y}"/>',
+            '<attnum name="rim diameter" unit="in" val="16"/>',
+            '<attnum name="tire width" unit="mm" val="200"/>',
+            '<attnum name="tire height-width ratio" val="0.5"/>',
+            '<attnum name="ride height" unit="mm" val="120"/>',
+        ]
+        out.append(f'<section name="{name}">' + "".join(a for a in attrs if skip not in a or not skip) + "</section>")
+    return "\n".join(out)
+
+
+def test_ac3d_fan_strip_and_y_up_to_z_up():
+    (part,) = parse_ac3d(AC3D_SQUARE)
+    assert part.name == "sq" and part.texture == "car.rgb"
+    assert part.num_triangles == 4  # a quad fan (2) and a 4-vertex strip (2)
+    # AC3D (x, y, z) -> (x, -z, y), after the object's loc (+1 in x): the square lies in the plane z=0.
+    assert np.allclose(part.positions[:, 2], 0.0)
+    assert part.positions[:, 0].min() == pytest.approx(1.0) and part.positions[:, 0].max() == pytest.approx(2.0)
+    assert part.positions[:, 1].min() == pytest.approx(-1.0) and part.positions[:, 1].max() == pytest.approx(0.0)
+    # The file's normals (0, 1, 0) become +z; and every triangle winds so that its face normal agrees with them.
+    assert np.allclose(part.normals, [0, 0, 1])
+    tri = part.positions.reshape(-1, 3, 3)
+    face = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    assert (face[:, 2] > 0).all()
+    assert part.double_sided.tolist() == [True, True, False, False]
+    assert np.allclose(part.uvs[:3], [[0, 0], [0, 1], [1, 1]])
+
+
+def test_surface_triangles_strip_alternates_and_drops_degenerates():
+    assert surface_triangles(4, [10, 11, 12, 13]) == [(0, 1, 2), (2, 1, 3)]
+    assert surface_triangles(0, [5, 6, 7, 8, 9]) == [(0, 1, 2), (0, 2, 3), (0, 3, 4)]
+    assert surface_triangles(4, [1, 1, 2, 3]) == [(2, 1, 3)]
+    assert surface_triangles(2, [1, 2, 3]) == []
+
+
+def test_ac3d_errors_name_the_line():
+    with pytest.raises(AC3DParseError, match="not an AC3D file"):
+        parse_ac3d("PLY\n", "model.acc")
+    broken = AC3D_SQUARE.replace("3 0 1 0 1\n", "9 0 1 0 1\n", 1)
+    with pytest.raises(AC3DParseError, match=r"model.acc, line \d+: vertex index 9 out of range"):
+        parse_ac3d(broken, "model.acc")
+
+
+def test_wheel_specs_units_and_missing_values():
+    wheels = wheel_specs(WHEEL_XML.format(wheels=_wheels()))
+    assert [w.x for w in wheels] == [1.3, 1.3, -1.2, -1.2]
+    assert [w.y for w in wheels] == [-0.8, 0.8, -0.8, 0.8]
+    assert wheels[0].rim_radius == pytest.approx(8 * 0.0254)
+    assert wheels[0].radius == pytest.approx(8 * 0.0254 + 0.2 * 0.5)
+    assert wheels[0].width == pytest.approx(0.2) and wheels[0].ride_height == pytest.approx(0.12)
+    with pytest.raises(CarXMLError, match="tire width"):
+        wheel_specs(WHEEL_XML.format(wheels=_wheels(skip="tire width")), "car.xml")
+
+
+def test_car_ids_are_deterministic_hex():
+    ids = [car_id(0, i) for i in range(50)]
+    assert all(len(i) == 12 and int(i, 16) >= 0 for i in ids)
+    assert len(set(ids)) == 50 and ids == [car_id(0, i) for i in range(50)]
+    assert car_id(1, 0) != car_id(0, 0)
+
+
+def test_camera_projection_and_turntable():
+    width, height, yfov = 300, 200, np.deg2rad(28)
+    pose = look_at(np.array([0.0, -7.0, 1.35]), np.array([0.0, 0.0, 0.6]))
+    centre = project(np.array([[0.0, 0.0, 0.6]]), pose, yfov, width, height)[0]
+    assert centre[:2] == pytest.approx([150, 100]) and centre[2] == pytest.approx(np.hypot(7.0, 0.75))
+    # A point at the top edge of the field of view projects onto row 0.
+    direction = np.linalg.inv(pose)[:3, :3]
+    cam_point = np.array([0.0, np.tan(yfov / 2), -1.0]) * 5
+    world = pose[:3, :3] @ cam_point + pose[:3, 3]
+    assert project(world[None], pose, yfov, width, height)[0, 1] == pytest.approx(0.0, abs=1e-9)
+    assert direction.shape == (3, 3)
+    # Angle 01 turns the car's front (+x) toward the camera (-y); 16 angles step 22.5 degrees.
+    front = rotation_z(turntable_yaw(1, 16))[:3, :3] @ np.array([1.0, 0, 0])
+    assert front == pytest.approx([0, -1, 0], abs=1e-12)
+    assert np.rad2deg(turntable_yaw(2, 16) - turntable_yaw(1, 16)) == pytest.approx(22.5)
+    with pytest.raises(ValueError):
+        turntable_yaw(17, 16)
+    assert parse_size("1918x1280") == (1918, 1280)
+    with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
+        parse_size("1918")
+
+
+def test_split_by_mesh_never_shares_meshes():
+    available = [f"m{i}" for i in range(10)]
+    meshes = mesh_splits(available, parse_split_args(["val=m1,m2", "test=m3"]))
+    assert meshes == {"train": ["m0", "m4", "m5", "m6", "m7", "m8", "m9"], "val": ["m1", "m2"], "test": ["m3"]}
+    cars = assign_cars(20, meshes, seed=3)
+    assert len(cars) == 20 and {s for s, _ in cars} == {"train", "val", "test"}
+    for split, mesh in cars:
+        assert mesh in meshes[split]
+    with pytest.raises(ValueError, match="both val and test"):
+        mesh_splits(available, {"val": ("m1",), "test": ("m1",)})
+    with pytest.raises(ValueError, match="unknown meshes"):
+        mesh_splits(available, {"val": ("nope",), "test": ()})
+
+
+def test_missing_meshes_error_says_how_to_get_them(tmp_path):
+    with pytest.raises(MeshesNotFoundError, match="fetch_meshes"):
+        cars_dir(tmp_path)
+
+
+def _egl_and_meshes_reason() -> str | None:
+    try:
+        cars_dir()
+    except MeshesNotFoundError:
+        return "TORCS meshes absent (run `python -m training.synthetic.fetch_meshes`)"
+    try:
+        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+        from training.synthetic import render  # imports pyrender after the numpy 2 shim
+
+        render.pyrender.OffscreenRenderer(16, 16).delete()
+    except Exception as error:  # any failure to create a headless GL context means "no EGL here"
+        return f"no headless EGL rendering here ({type(error).__name__}: {error})"
+    return None
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    reason = _egl_and_meshes_reason()
+    if reason:
+        pytest.skip(reason)
+    from training.synthetic.cli import main
+
+    out = tmp_path_factory.mktemp("synth")
+    # One car, two angles, on the mesh with a wing (thin parts) and the default split: car4-trb1 is a val mesh.
+    argv = [
+        "--out",
+        str(out),
+        "--cars",
+        "1",
+        "--angles",
+        "2",
+        "--size",
+        "192x128",
+        "--seed",
+        "5",
+        "--workers",
+        "1",
+        "--meshes",
+        "car4-trb1",
+    ]
+    assert main(argv) == 0
+    return out
+
+
+def test_render_layout_names_and_metadata(rendered):
+    ident = car_id(5, 0)
+    assert sorted(p.name for p in (rendered / "train").iterdir()) == [f"{ident}_01.jpg", f"{ident}_02.jpg"]
+    assert sorted(p.name for p in (rendered / "train_masks").iterdir()) == [
+        f"{ident}_01_mask.gif",
+        f"{ident}_02_mask.gif",
+    ]
+    records = [json.loads(line) for line in (rendered / "metadata.jsonl").read_text().splitlines()]
+    assert [r["img"] for r in records] == [f"{ident}_01.jpg", f"{ident}_02.jpg"]
+    for record in records:
+        assert record["mesh"] == "car4-trb1" and record["split"] == "val"
+        assert record["mesh_license"]["license"] == "Free-Art-License"
+        for key in ("paint", "lighting", "camera", "hard_cases", "angle_deg", "jpeg_quality", "background"):
+            assert key in record
+    assert json.loads((rendered / "splits.json").read_text()) == {ident: "val"}
+
+
+def test_render_gif_matches_csv_and_geometry(rendered):
+    from PIL import Image
+
+    from training.synthetic.camera import project, rotation_z, turntable_yaw
+    from training.synthetic.meshes import build_car
+    from training.synthetic.render import TURNTABLE_HEIGHT
+
+    rles = read_rle_csv(rendered / "train_masks.csv")
+    records = {
+        json.loads(line)["img"]: json.loads(line) for line in (rendered / "metadata.jsonl").read_text().splitlines()
+    }
+    car = build_car("car4-trb1")
+    for name, rle in rles.items():
+        gif = Image.open(rendered / "train_masks" / name.replace(".jpg", "_mask.gif"))
+        assert gif.mode == "P"
+        mask = load_mask(rendered / "train_masks" / name.replace(".jpg", "_mask.gif"))
+        assert mask.shape == (128, 192) and set(np.unique(mask)) <= {0, 1}
+        assert np.array_equal(rle_decode(rle, (128, 192)), mask)  # GIF and CSV agree pixel for pixel
+        assert 0.05 < mask.mean() < 0.9
+        # Geometry: project the car's vertices with the recorded camera; the mask's box must match the projection.
+        record = records[name]
+        pose = rotation_z(turntable_yaw(record["angle"], 2))
+        cam = record["camera"]
+        target = np.asarray(cam["target"])
+        camera_pose = look_at(np.array([target[0], -cam["distance"], cam["height"]]), target)
+
+        view_yfov = np.deg2rad(cam["yfov_deg"])
+
+        def box(parts, pose=pose, camera_pose=camera_pose, yfov=view_yfov):
+            points = np.concatenate([p.positions for p in parts]) @ pose[:3, :3].T + [0, 0, TURNTABLE_HEIGHT]
+            uv = project(points, camera_pose, yfov, 192, 128)
+            return np.floor([uv[:, 0].min(), uv[:, 0].max(), uv[:, 1].min(), uv[:, 1].max()])
+
+        # Sub-pixel parts (the mesh's own 6 cm antenna) may not cover a pixel centre: the mask's box lies inside
+        # the box of all parts and matches the box of the bulky parts.
+        bulky = [p for p in car.parts if np.sort(np.ptp(p.positions, axis=0))[1] > 0.08]
+        rows, cols = np.nonzero(mask)
+        mask_box = np.array([cols.min(), cols.max(), rows.min(), rows.max()])
+        outer, inner = box(car.parts), box(bulky)
+        assert (mask_box[[0, 2]] >= outer[[0, 2]] - 1).all() and (mask_box[[1, 3]] <= outer[[1, 3]] + 1).all()
+        assert np.abs(mask_box - inner).max() <= 1.5, (mask_box, inner)
+        # The photo and the mask line up: car pixels differ from the bright background more than background does.
+        photo = np.asarray(Image.open(rendered / "train" / name).convert("L"), dtype=np.float32)
+        top_band = photo[: max(2, rows.min() - 2)]
+        assert abs(photo[mask == 1].mean() - top_band.mean()) > abs(photo[mask == 0].mean() - top_band.mean()) * 0.5
