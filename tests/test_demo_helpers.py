@@ -22,7 +22,7 @@ from PIL import Image
 
 from carseg_hf.demo import helpers
 from carseg_hf.demo.helpers import DemoInputError
-from carseg_hf.image_io import load_mask
+from carseg_hf.image_io import load_mask, load_rgb
 from carseg_hf.inference import SegmentationResult, Segmenter
 from carseg_hf.metrics import dice_score, iou_score
 from carseg_hf.overlay import FN_COLOR, FP_COLOR, TP_COLOR
@@ -163,18 +163,26 @@ def test_rle_string_round_trips():
     assert helpers.rle_string(np.zeros((3, 3), np.uint8)) == ""
 
 
-def test_write_mask_png_is_0_255_and_unique(tmp_path):
+def test_write_mask_png_is_0_255(tmp_path):
     mask = box_mask()
-    first = helpers.write_mask_png(mask, tmp_path, "/uploads/My car (1).jpg")
-    second = helpers.write_mask_png(mask, tmp_path, "/uploads/My car (1).jpg")
-    assert first.name == "My_car_1_mask.png" and first != second
-    assert set(np.unique(np.asarray(Image.open(first)))) == {0, 255}
-    assert np.array_equal(load_mask(first), mask)
+    path = helpers.write_mask_png(mask, tmp_path, "/uploads/My car (1).jpg")
+    assert path.name == "My_car_1_mask.png" and path.parent == tmp_path
+    assert set(np.unique(np.asarray(Image.open(path)))) == {0, 255}
+    assert np.array_equal(load_mask(path), mask)
+
+
+def test_request_dirs_are_unique_and_previews_are_jpeg(tmp_path):
+    first, second = helpers.request_dir(tmp_path), helpers.request_dir(tmp_path)
+    assert first != second and first.parent == second.parent == tmp_path
+    path = helpers.write_preview(Image.fromarray(np.full((4, 6, 3), 90, np.uint8)), first, "photo")
+    with Image.open(path) as image:
+        assert image.format == "JPEG" and image.size == (6, 4)
 
 
 def test_prune_scratch_removes_only_old_entries(tmp_path):
-    old = helpers.write_mask_png(box_mask(), tmp_path).parent
-    new = helpers.write_mask_png(box_mask(), tmp_path).parent
+    old = helpers.request_dir(tmp_path)
+    new = helpers.request_dir(tmp_path)
+    helpers.write_mask_png(box_mask(), old)
     past = time.time() - 3600
     os.utime(old, (past, past))
     assert helpers.prune_scratch(tmp_path, max_age_s=600) == 1
@@ -228,7 +236,7 @@ def test_segment_handles_image_kinds(segment_fn, tmp_path, kind, suffix, shape):
     path = write_image_variant(tmp_path / f"car{suffix}", kind)
     (original, overlay), mask_png, rle, info, metrics, errors = segment_fn(str(path), None, 0.5, False, "processor")
     mask = load_mask(mask_png)
-    assert mask.shape == shape and original.size == overlay.size == (shape[1], shape[0])
+    assert mask.shape == shape and load_rgb(original).shape == load_rgb(overlay).shape == (*shape, 3)
     assert np.array_equal(rle_decode(rle, shape), mask)
     assert metrics == [] and errors is None and "ms" in info
 
@@ -240,7 +248,7 @@ def test_segment_with_ground_truth(segment_fn, tmp_path):
     pred = load_mask(mask_png)
     scores = dict(zip(helpers.METRICS_HEADERS, metrics[0]))
     assert scores["dice"] == pytest.approx(dice_score(pred, box_mask()), abs=1e-6)
-    assert errors.size == (60, 40)
+    assert load_rgb(errors).shape == (40, 60, 3)
 
 
 def test_segment_errors_become_gradio_errors(segment_fn, tmp_path):

@@ -33,10 +33,12 @@ from .helpers import (
     prune_scratch,
     read_ground_truth,
     read_image,
+    request_dir,
     rle_string,
     slider_pair,
     timing_text,
     write_mask_png,
+    write_preview,
 )
 
 #: Folder of the bundled example renders (`<id>_<NN>.jpg` + `<id>_<NN>_mask.png`); it may be empty or absent.
@@ -123,16 +125,16 @@ def make_segment_fn(
                 "Out of memory for this image; choose the processor resolution or a smaller image."
             ) from error
         prune_scratch(scratch_dir)
-        mask_png = write_mask_png(result.mask, scratch_dir, display_name(image_path))
-        metrics = metrics_rows(result.mask, target) if target is not None else []
+        folder = request_dir(scratch_dir)
+        before, after = slider_pair(image, result.mask)
         errors = error_map(image, result.mask, target) if target is not None else None
         return (
-            slider_pair(image, result.mask),
-            str(mask_png),
+            (write_preview(before, folder, "photo"), write_preview(after, folder, "prediction")),
+            str(write_mask_png(result.mask, folder, display_name(image_path))),
             rle_string(result.mask),
             timing_text(result, bool(tta), threshold),
-            metrics,
-            errors,
+            metrics_rows(result.mask, target) if target is not None else [],
+            write_preview(errors, folder, "errors") if errors is not None else None,
         )
 
     return segment
@@ -207,13 +209,12 @@ def build_demo(
                     with gr.Tab("Before / after"):
                         slider = gr.ImageSlider(
                             label="Photo / predicted car",
-                            type="pil",
-                            format="jpeg",
+                            type="filepath",
                             max_height=360,
                             elem_id="carseg-slider",
                         )
                     with gr.Tab("Error map (needs ground truth)"):
-                        errors = gr.Image(label="Error map", type="pil", format="jpeg", height=330)
+                        errors = gr.Image(label="Error map", type="filepath", height=330)
                         gr.HTML(error_legend_html())
                 metrics = gr.Dataframe(
                     headers=METRICS_HEADERS,

@@ -196,12 +196,17 @@ def rle_string(mask: np.ndarray) -> str:
     return rle_encode(mask)
 
 
+def request_dir(scratch_dir: str | os.PathLike) -> Path:
+    """A fresh folder in the demo's scratch folder for one request's output files, so that requests never collide."""
+    return Path(tempfile.mkdtemp(prefix="request-", dir=scratch_dir))
+
+
 def write_mask_png(mask: np.ndarray, directory: str | os.PathLike, source_name: str | None = None) -> Path:
-    """Write the predicted mask as a 0/255 PNG for download, in a fresh sub-folder so that requests never collide.
+    """Write the predicted mask as a 0/255 PNG for download.
 
     Args:
         mask: `(height, width)` 0/1 mask.
-        directory: The demo's scratch folder (see `prune_scratch`).
+        directory: The request's folder (see `request_dir`).
         source_name: The uploaded image's file name; the PNG is called `<stem>_mask.png` after it.
 
     Returns:
@@ -209,8 +214,26 @@ def write_mask_png(mask: np.ndarray, directory: str | os.PathLike, source_name: 
     """
     stem = Path(source_name).stem if source_name else "car"
     stem = re.sub(r"[^0-9A-Za-z._-]+", "_", stem).strip("_")[:80] or "car"
-    request_dir = Path(tempfile.mkdtemp(prefix="mask-", dir=directory))
-    return save_mask_png(mask, request_dir / f"{stem}_mask.png")
+    return save_mask_png(mask, Path(directory) / f"{stem}_mask.png")
+
+
+def write_preview(image: Image.Image, directory: str | os.PathLike, name: str) -> str:
+    """Write a picture for display as a JPEG file and return its path.
+
+    Files, unlike PIL images, are copied into Gradio's cache atomically (gradio 6.31 rewrites the cached file of a
+    returned PIL image in place, so two concurrent requests with the same output can serve a half-written file).
+
+    Args:
+        image: An RGB image.
+        directory: The request's folder (see `request_dir`).
+        name: File name without extension.
+
+    Returns:
+        The path of the JPEG.
+    """
+    path = Path(directory) / f"{name}.jpg"
+    image.save(path, format="JPEG", quality=90)
+    return str(path)
 
 
 def prune_scratch(directory: str | os.PathLike, max_age_s: float = 600.0) -> int:
