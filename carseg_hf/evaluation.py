@@ -262,7 +262,7 @@ def evaluate_model(
         image, target = read_image(example["image"]), read_mask(example["mask"])
         pred = rle_decode(rle, target.shape)
         path = worst_dir / f"{rows[index]['stem']}_overlay.png"
-        Image.fromarray(error_overlay(image, pred, target)).save(path)
+        Image.fromarray(error_overlay(image, pred, target)).save(path, compress_level=1)
         worst_files.append(str(path.relative_to(out)))
 
     dice = np.array([row["dice"] for row in rows], dtype=np.float64)
