@@ -364,8 +364,7 @@ class BatchPredictor:
         self.processor = processor
         self.model = model.to(self.device).eval()
         self.memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
-        if self.options.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = self.model.to(memory_format=self.memory_format)
         self.size = parse_resolution(self.options.resolution, processor)
         threshold = processor.threshold if self.options.threshold is None else self.options.threshold
         self.logit_threshold = math.log(threshold / (1.0 - threshold))  # sigmoid(x) > t  <=>  x > logit(t)
@@ -414,7 +413,7 @@ class BatchPredictor:
     def _decode_on_cpu(self, item: _Item) -> None:
         array = self.processor.load_image(item.path)  # (height, width, 3) uint8, names the file on errors
         item.original_size = array.shape[:2]
-        item.image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)  # (3, height, width)
+        item.image = torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1)  # (3, height, width)
 
     def _decode_jpegs_on_device(self, items: list[_Item]) -> None:
         """Decode the batch's JPEG bytes in one call; on failure, one by one, to find and report the bad files."""

@@ -1,0 +1,263 @@
+"""Tests of `carseg predict`: inputs, outputs, submissions, resume, bad files, and the fast paths on the CPU."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
+from carseg_hf.commands import predict as predict_command
+from carseg_hf.fixture import make_carvana_fixture
+from carseg_hf.gpu_preprocess import decode_jpegs, parse_resolution, preprocess_tensors
+from carseg_hf.image_io import load_mask, load_rgb
+from carseg_hf.inference import Segmenter
+from carseg_hf.predict import BatchPredictor, PredictOptions, expand_inputs
+from carseg_hf.rle import read_rle_csv, rle_decode, rle_encode, rle_encode_torch
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """A small Carvana-layout fixture: 8 training views with masks, 4 test views."""
+    return make_carvana_fixture(
+        tmp_path_factory.mktemp("fixture"), num_cars=1, angles=8, size=(192, 128), num_test=4, write_csv=False
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory) -> tuple[CarSegForSemanticSegmentation, CarSegImageProcessor, Path]:
+    """A tiny model fitted for a few seconds on the fixture, so that its logits are confident like a real one's."""
+    torch.manual_seed(0)
+    model = CarSegForSemanticSegmentation(tiny_config())
+    processor = CarSegImageProcessor(size={"height": 64, "width": 96})
+    images = sorted((dataset / "train").glob("*.jpg"))
+    masks = [dataset / "train_masks" / f"{path.stem}_mask.gif" for path in images]
+    batch = processor(images=[str(p) for p in images], masks=[str(p) for p in masks])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many tiny kernels: extra threads only contend on the shared cores
+    try:
+        model.train()
+        for _ in range(60):
+            loss = model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    folder = tmp_path_factory.mktemp("model")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return model, processor, folder
+
+
+def _predictor(trained, **options) -> BatchPredictor:
+    model, processor, _ = trained
+    options.setdefault("progress", False)
+    options.setdefault("workers", 1)
+    return BatchPredictor(model, processor, "cpu", PredictOptions(**options))
+
+
+def _cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    predict_command.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["predict", *argv])
+    return args.func(args)
+
+
+def test_expand_inputs_files_folders_globs(dataset, tmp_path):
+    train = sorted((dataset / "train").glob("*.jpg"))
+    (dataset / "train" / "notes.txt").write_text("not an image")
+    found = expand_inputs([str(train[3]), str(dataset / "train"), str(dataset / "test" / "*.jpg"), str(train[0])])
+    assert len(found) == len(train) + 4  # deduplicated; the .txt in the folder is not picked up
+    assert found == sorted(found, key=str)
+    with pytest.raises(FileNotFoundError, match="nothing_here"):
+        expand_inputs([str(tmp_path / "nothing_here" / "*.jpg")])
+    with pytest.raises(FileNotFoundError, match="missing.jpg"):
+        expand_inputs([str(tmp_path / "missing.jpg")])
+    with pytest.raises(FileNotFoundError, match="no image files"):
+        expand_inputs([str(tmp_path)])
+
+
+def test_png_and_gif_masks_match_segmenter(trained, dataset, tmp_path):
+    model, processor, _ = trained
+    summary = _predictor(trained, out_dir=tmp_path / "png", batch_size=3).run([dataset / "test"])
+    assert (summary.processed, summary.skipped, summary.failed) == (4, 0, [])
+    _predictor(trained, out_dir=tmp_path / "gif", mask_format="gif", batch_size=2).run([dataset / "test"])
+    segmenter = Segmenter(model.to(memory_format=torch.contiguous_format), processor, "cpu", channels_last=False)
+    for image in sorted((dataset / "test").glob("*.jpg")):
+        png = Image.open(tmp_path / "png" / f"{image.stem}.png")
+        gif = Image.open(tmp_path / "gif" / f"{image.stem}.gif")
+        assert png.mode == "L" and set(np.unique(np.asarray(png))) <= {0, 255}
+        assert gif.mode == "P" and set(np.unique(np.asarray(gif))) <= {0, 1}
+        expected = segmenter.segment(str(image)).mask  # plain eager fp32, one image at a time
+        assert png.size == gif.size == (expected.shape[1], expected.shape[0])
+        assert np.array_equal(load_mask(tmp_path / "png" / f"{image.stem}.png"), load_mask(gif))
+        agreement = (load_mask(png) == expected).mean()
+        assert agreement >= 0.999, f"{image.name}: batch engine agrees with Segmenter on {agreement:.4%}"
+        assert 0.02 < expected.mean() < 0.98  # a real mask, not all background
+
+
+def test_submission_rows_decode_to_written_masks(trained, dataset, tmp_path):
+    submission = tmp_path / "sub.csv.gz"
+    summary = _predictor(trained, out_dir=tmp_path / "masks", submission=submission, batch_size=3).run(
+        [dataset / "test", dataset / "train"]
+    )
+    assert summary.submission_rows == 12 and not summary.failed
+    assert not (tmp_path / "sub.csv.gz.partial").exists()
+    with gzip.open(submission, "rt") as handle:
+        assert handle.readline().strip() == "img,rle_mask"
+    rows = read_rle_csv(submission)
+    assert len(rows) == 12
+    for name, rle in rows.items():
+        mask = load_mask(tmp_path / "masks" / f"{Path(name).stem}.png")
+        assert np.array_equal(rle_decode(rle, mask.shape), mask), name
+        assert rle == rle_encode(mask)
+
+
+def test_interrupted_run_leaves_no_partial_files_and_resumes(trained, dataset, tmp_path):
+    out, submission = tmp_path / "masks", tmp_path / "sub.csv"
+    inputs = [dataset / "train"]
+
+    def interrupt(index: int, count: int) -> None:
+        if index == 1:
+            raise KeyboardInterrupt("simulated interruption after the second batch")
+
+    with pytest.raises(KeyboardInterrupt):
+        _predictor(trained, out_dir=out, submission=submission, batch_size=2).run(inputs, on_batch=interrupt)
+    written = sorted(out.iterdir())
+    assert len(written) == 4 and all(p.suffix == ".png" for p in written)  # two whole batches, no temp files
+    for path in written:
+        load_mask(path)  # each file decodes completely
+    assert not submission.exists()
+    journal = tmp_path / "sub.csv.partial"
+    assert len(journal.read_text().splitlines()) == 1 + 4
+    with open(journal, "a") as handle:
+        handle.write("5f82c2d9cfeb_08.jpg,1 2 3")  # a row cut off mid-write, without its newline
+    before = {path.name: path.stat().st_mtime_ns for path in written}
+
+    summary = _predictor(trained, out_dir=out, submission=submission, batch_size=2).run(inputs)
+    assert (summary.skipped, summary.processed) == (4, 4)
+    assert {p.name: p.stat().st_mtime_ns for p in written} == before  # finished masks were not rewritten
+    rows = read_rle_csv(submission)
+    assert len(rows) == 8 and not journal.exists()
+    for name, rle in rows.items():
+        assert np.array_equal(rle_decode(rle, (128, 192)), load_mask(out / f"{Path(name).stem}.png")), name
+
+    again = _predictor(trained, out_dir=out, submission=submission, batch_size=2).run(inputs)
+    assert (again.skipped, again.processed, again.submission_rows) == (8, 0, 8)
+
+
+def test_corrupt_input_is_reported_skipped_and_sets_exit_code(trained, dataset, tmp_path, capsys):
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for image in sorted((dataset / "test").glob("*.jpg")):
+        (folder / image.name).write_bytes(image.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    (folder / "empty.png").write_bytes(b"")
+    out = tmp_path / "masks"
+    code = _cli(str(folder), "--model", str(trained[2]), "--out", str(out), "--no-progress", "--device", "cpu")
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "broken.jpg" in captured.err and "empty.png" in captured.err
+    assert "4 segmented" in captured.out and "2 failed" in captured.out
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in (dataset / "test").glob("*.jpg"))
+    code = _cli(str(dataset / "test"), "--model", str(trained[2]), "--out", str(out), "--no-progress")
+    assert code == 0
+    assert "0 segmented, 4 already done" in capsys.readouterr().out
+
+
+def test_options_are_checked(trained, dataset):
+    with pytest.raises(ValueError, match="nothing to write"):
+        _predictor(trained)
+    with pytest.raises(ValueError, match="--submission"):
+        _predictor(trained, submission="sub.txt")
+    with pytest.raises(ValueError, match="--resolution"):
+        parse_resolution("big", trained[1])
+    assert parse_resolution("96x128", trained[1]) == (96, 128)
+    assert parse_resolution("processor", trained[1]) == (64, 96)
+    assert parse_resolution("native", trained[1]) is None
+
+
+def test_cpu_fast_path_matches_eager_fp32(trained, dataset):
+    model, processor, _ = trained
+    images = [str(p) for p in sorted((dataset / "test").glob("*.jpg"))]
+    pixel_values = processor(images)["pixel_values"]  # (4, 3, 64, 96)
+    eager = _predictor(trained, out_dir="unused", channels_last=False, dtype="fp32")
+    with torch.inference_mode():
+        reference = model.to(memory_format=torch.contiguous_format)(pixel_values=pixel_values).logits
+        fp32 = eager.forward(pixel_values)
+        fast = _predictor(trained, out_dir="unused", channels_last=True, dtype="bf16", tta=False).forward(pixel_values)
+        tta = _predictor(trained, out_dir="unused", channels_last=True, dtype="bf16", tta=True).forward(pixel_values)
+    assert torch.equal(fp32 > 0, reference > 0)
+    assert fast.dtype == torch.float32 and fast.shape == reference.shape
+    assert ((fast > 0) == (reference > 0)).float().mean() >= 0.999
+    assert ((tta > 0) == (reference > 0)).float().mean() >= 0.99  # TTA may legitimately flip a few pixels
+    assert not torch.equal(tta, fast)  # the flipped pass really ran
+
+
+def test_tensor_preprocessing_matches_processor(trained, dataset):
+    processor = trained[1]
+    paths = sorted((dataset / "test").glob("*.jpg"))
+    images = decode_jpegs([torch.frombuffer(bytearray(p.read_bytes()), dtype=torch.uint8) for p in paths], "cpu")
+    assert all(
+        torch.equal(image.permute(1, 2, 0), torch.from_numpy(load_rgb(p).copy())) for image, p in zip(images, paths)
+    )
+    std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
+    for size in [(64, 96), (128, 192), (150, 250)]:
+        ours = preprocess_tensors(images, processor, size, memory_format=torch.channels_last)
+        reference = processor([str(p) for p in paths], size={"height": size[0], "width": size[1]})["pixel_values"]
+        assert ours.shape == reference.shape and ours.is_contiguous(memory_format=torch.channels_last)
+        grey_levels = (ours - reference).abs() * std * 255  # difference before normalisation, in grey levels
+        assert grey_levels.max() <= 1.01 and grey_levels.mean() < 0.25, size
+    with pytest.raises(ValueError, match="uint8"):
+        preprocess_tensors([images[0].float()], processor, None)
+
+
+def test_tensor_decode_path_on_cpu_matches_processor_path(trained, dataset, tmp_path):
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for image in sorted((dataset / "test").glob("*.jpg")):
+        (folder / image.name).write_bytes(image.read_bytes())
+    Image.open(folder / image.name).save(folder / "as_png.png")  # not a JPEG: decoded on the CPU instead
+    (folder / "truncated.jpg").write_bytes(image.read_bytes()[:200])
+    tensor = _predictor(trained, out_dir=tmp_path / "tensor", submission=tmp_path / "t.csv", decode="tensor")
+    summary = tensor.run([folder])
+    assert tensor.tensor_decode and summary.processed == 5
+    assert [Path(p).name for p, _ in summary.failed] == ["truncated.jpg"]
+    assert "truncated.jpg" in summary.failed[0][1]
+    _predictor(trained, out_dir=tmp_path / "pil", decode="processor").run([folder])
+    rows = read_rle_csv(tmp_path / "t.csv")
+    for path in sorted((tmp_path / "pil").iterdir()):
+        ours, theirs = load_mask(tmp_path / "tensor" / path.name), load_mask(path)
+        assert (ours == theirs).mean() >= 0.999, path.name
+        name = "as_png.png" if path.stem == "as_png" else f"{path.stem}.jpg"
+        assert np.array_equal(rle_decode(rows[name], ours.shape), ours)
+
+
+def test_torch_rle_on_cpu_tensors_matches_numpy():
+    generator = torch.Generator().manual_seed(0)
+    masks = torch.rand(3, 17, 23, generator=generator) > 0.6  # (3, 17, 23)
+    masks[1] = False
+    masks[2, 0, 0] = masks[2, -1, -1] = True
+    assert rle_encode_torch(masks) == [rle_encode(mask.numpy()) for mask in masks]
+
+
+def test_native_resolution_groups_different_sizes(trained, dataset, tmp_path):
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    images = sorted((dataset / "test").glob("*.jpg"))
+    Image.open(images[0]).save(folder / "a.jpg")
+    Image.open(images[1]).resize((100, 70)).save(folder / "b.jpg")
+    Image.open(images[2]).save(folder / "c.jpg")
+    summary = _predictor(trained, out_dir=tmp_path / "out", resolution="native", batch_size=3).run([folder])
+    assert summary.processed == 3 and not summary.failed
+    assert Image.open(tmp_path / "out" / "b.png").size == (100, 70)
+    assert Image.open(tmp_path / "out" / "a.png").size == (192, 128)
