@@ -60,9 +60,9 @@ class SegmentationTransform:
                     f"sample {index}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
                     f"{image.shape[1]}x{image.shape[0]}; a mask must match its image's size"
                 )
-            image = torch.from_numpy(np.ascontiguousarray(self.processor.resize_image(image, self.size)))
-            image = image.permute(2, 0, 1).contiguous()  # (3, height, width)
-            mask = torch.from_numpy(np.ascontiguousarray(self.processor.resize_mask(mask, self.size)))
+            # np.array copies PIL's read-only buffers once; the permute is a view.
+            image = torch.from_numpy(np.array(self.processor.resize_image(image, self.size))).permute(2, 0, 1)
+            mask = torch.from_numpy(np.array(self.processor.resize_mask(mask, self.size)))  # (height, width)
             if self.augmentation is not None:
                 epoch = int(self.epoch[0]) if self.epoch is not None else 0
                 seed = sample_seed(self.seed, epoch, int(index)) if index is not None else None

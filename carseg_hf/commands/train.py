@@ -12,6 +12,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="train a model with Accelerate (reference Carvana recipe); see `carseg train --help`",
         description="Train a carseg model. All arguments go to training/train.py; run `carseg train --help`.",
         add_help=False,
+        prefix_chars="+",  # every "--option" is forwarded untouched to the training parser
     )
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="arguments of training/train.py")
     parser.set_defaults(func=run)

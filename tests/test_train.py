@@ -1,0 +1,215 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import carseg_hf
+from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
+from carseg_hf.cli import main as cli_main
+from carseg_hf.data import load_segmentation_dataset
+from carseg_hf.fixture import make_carvana_fixture
+from carseg_hf.metrics import mean_dice
+from training.checkpointing import TrainerState, list_checkpoints, resolve_resume_checkpoint
+from training.train import main, parse_args
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# 3 cars x 4 views at 64x48; validation_fraction 0.34 holds out one car: 8 training and 4 validation images.
+TINY = [
+    "--resolution", "48x64", "--encoder_channels", "4,8,16", "--center_channels", "16", "--decoder_convs", "2",
+    "--validation_fraction", "0.34", "--train_batch_size", "2", "--eval_batch_size", "3",
+    "--dataloader_num_workers", "0", "--seed", "0",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return make_carvana_fixture(tmp_path_factory.mktemp("carvana"), num_cars=3, angles=4, size=(64, 48), num_test=0)
+
+
+def run(data_dir: Path, output_dir: Path, *extra: str) -> dict:
+    torch.set_num_threads(1)
+    return main(parse_args(["--data_dir", str(data_dir), "--output_dir", str(output_dir), *TINY, *extra]))
+
+
+def predict_validation(model, processor, data_dir):
+    """Predictions and mean dice of `model` on the validation split, through the processor (CPU path)."""
+    split = load_segmentation_dataset(data_dir=data_dir, validation_fraction=0.34, seed=0)["validation"]
+    split = split.cast_column("image", carseg_hf.data.datasets.Image(decode=False))
+    split = split.cast_column("mask", carseg_hf.data.datasets.Image(decode=False))
+    images = [row["path"] for row in split["image"]]
+    masks = [row["path"] for row in split["mask"]]
+    inputs = processor(images, masks=masks)
+    with torch.no_grad():
+        logits = model.eval()(pixel_values=inputs["pixel_values"]).logits
+    predictions = processor.post_process_semantic_segmentation(logits)
+    dice = mean_dice([p.numpy() for p in predictions], [label.numpy() for label in inputs["labels"]])
+    return torch.stack(predictions), dice
+
+
+def test_two_epochs_end_to_end_and_reload(data_dir, tmp_path):
+    output_dir = tmp_path / "run"
+    results = run(data_dir, output_dir, "--num_train_epochs", "2", "--learning_rate", "1e-2")
+    assert results["epochs_completed"] == 2 and results["global_step"] == 8
+    assert results["train_images"] == 8 and results["validation_images"] == 4
+    assert results["train_images_per_second"] > 0
+    on_disk = json.loads((output_dir / "all_results.json").read_text())
+    assert on_disk["best_validation_dice"] == pytest.approx(results["best_validation_dice"])
+    assert (output_dir / "training_curves.png").stat().st_size > 1000
+    assert [path.name for path in list_checkpoints(output_dir)] == ["checkpoint-4", "checkpoint-8"]
+    history = TrainerState.load(output_dir / "checkpoint-8").history
+    assert [entry["epoch"] for entry in history] == [1, 2]
+
+    best_dir = output_dir / "best"
+    model = CarSegForSemanticSegmentation.from_pretrained(best_dir)
+    processor = CarSegImageProcessor.from_pretrained(best_dir)
+    assert processor.size == {"height": 48, "width": 64}
+    # The best model equals the weights of the checkpoint taken at its step.
+    reference = CarSegForSemanticSegmentation(model.config)
+    reference.load_state_dict(load_file(output_dir / f"checkpoint-{results['best_step']}" / "model.safetensors"))
+    predictions, dice = predict_validation(model, processor, data_dir)
+    reference_predictions, _ = predict_validation(reference, processor, data_dir)
+    assert torch.equal(predictions, reference_predictions)
+    # The dice of the reloaded model through the plain processor path matches what training reported.
+    assert dice == pytest.approx(results["best_validation_dice"], abs=2e-3)
+
+    from transformers import AutoModelForSemanticSegmentation
+
+    auto_model = AutoModelForSemanticSegmentation.from_pretrained(best_dir)
+    auto_predictions, _ = predict_validation(auto_model, processor, data_dir)
+    assert torch.equal(auto_predictions, predictions)
+
+
+def test_loss_decreases_when_overfitting(data_dir, tmp_path):
+    results = run(
+        data_dir, tmp_path / "run", "--num_train_epochs", "6", "--learning_rate", "3e-3", "--no_augmentation",
+        "--early_stopping_patience", "0", "--checkpoints_total_limit", "1",
+    )  # fmt: skip
+    history = TrainerState.load(tmp_path / "run" / f"checkpoint-{results['global_step']}").history
+    losses = [entry["train_loss"] for entry in history]
+    assert len(losses) == 6
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert len(list_checkpoints(tmp_path / "run")) == 1
+
+
+def test_early_stopping_on_a_flat_metric_through_the_cli(data_dir, tmp_path):
+    output_dir = tmp_path / "run"
+    code = cli_main(
+        ["train", "--data_dir", str(data_dir), "--output_dir", str(output_dir), *TINY, "--norm", "none",
+         "--learning_rate", "0", "--num_train_epochs", "10", "--early_stopping_patience", "2"]
+    )  # fmt: skip
+    assert code == 0
+    results = json.loads((output_dir / "all_results.json").read_text())
+    # Epoch 1 sets the best; epochs 2 and 3 bring no gain above min_delta, so training stops after epoch 3.
+    assert results["stopped_early"] is True
+    assert results["epochs_completed"] == 3 and results["best_epoch"] == 1
+    assert results["final_validation_dice"] == results["best_validation_dice"]
+
+
+def test_resume_continues_at_the_saved_step_with_the_same_weights(data_dir, tmp_path):
+    common = ["--learning_rate", "1e-2", "--checkpointing_steps", "3", "--checkpoints_total_limit", "5"]
+    run(data_dir, tmp_path / "straight", *common, "--max_train_steps", "8")
+    # "Interrupted" run: stops after step 3 (mid-epoch) with checkpoint-3, then resumes with one worker process.
+    run(data_dir, tmp_path / "resumed", *common, "--max_train_steps", "3")
+    assert [path.name for path in list_checkpoints(tmp_path / "resumed")] == ["checkpoint-3"]
+    results = run(
+        data_dir, tmp_path / "resumed", *common, "--max_train_steps", "8", "--resume_from_checkpoint", "latest",
+        "--dataloader_num_workers", "1",
+    )  # fmt: skip
+    assert results["global_step"] == 8
+    history = TrainerState.load(tmp_path / "resumed" / "checkpoint-8").history
+    assert [entry["step"] for entry in history] == [3, 4, 8]
+    straight = load_file(tmp_path / "straight" / "checkpoint-8" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "checkpoint-8" / "model.safetensors")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_interrupted_checkpoint_save_leaves_the_previous_one_usable(data_dir, tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    output_dir = tmp_path / "run"
+    run(data_dir, output_dir, "--num_train_epochs", "1")
+    original_save_state = Accelerator.save_state
+
+    def save_then_die(self, output_dir=None, **kwargs):  # fault injection: a crash half-way through a save
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        Path(output_dir, "model.safetensors").write_bytes(b"partial")
+        raise OSError("simulated crash while writing the checkpoint")
+
+    monkeypatch.setattr(Accelerator, "save_state", save_then_die)
+    with pytest.raises(OSError, match="simulated crash"):
+        run(data_dir, output_dir, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest")
+    assert (output_dir / "checkpoint-8.tmp").is_dir()
+    assert resolve_resume_checkpoint(output_dir, "latest") == output_dir / "checkpoint-4"
+    with pytest.raises(FileNotFoundError, match="unfinished checkpoint"):
+        resolve_resume_checkpoint(output_dir, str(output_dir / "checkpoint-8.tmp"))
+    assert TrainerState.load(output_dir / "checkpoint-4").global_step == 4
+
+    monkeypatch.setattr(Accelerator, "save_state", original_save_state)
+    results = run(data_dir, output_dir, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest")
+    assert results["global_step"] == 8
+    assert not (output_dir / "checkpoint-8.tmp").exists()
+    assert [path.name for path in list_checkpoints(output_dir)] == ["checkpoint-4", "checkpoint-8"]
+
+
+def test_nonfinite_steps_are_skipped_then_abort(data_dir, tmp_path):
+    with pytest.raises(RuntimeError, match="2 steps in a row had a non-finite loss or gradients"):
+        run(data_dir, tmp_path / "run", "--learning_rate", "1e30", "--max_nonfinite_steps", "2")
+
+
+def test_two_processes_give_the_same_validation_dice(data_dir, tmp_path):
+    # lr 0 and no normalisation layers: the weights never change, so only the metric gathering can differ.
+    # torchrun starts two processes; with ACCELERATE_USE_CPU=1 Accelerate joins them over gloo on the CPU.
+    extra = ["--norm", "none", "--learning_rate", "0", "--num_train_epochs", "1"]
+    single = run(data_dir, tmp_path / "single", *extra)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT), "ACCELERATE_USE_CPU": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "training.train",
+        "--data_dir", str(data_dir), "--output_dir", str(tmp_path / "double"), *TINY, *extra,
+    ]  # fmt: skip
+    completed = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    double = json.loads((tmp_path / "double" / "all_results.json").read_text())
+    assert double["num_processes"] == 2
+    assert double["validation_images"] == single["validation_images"] == 4
+    assert double["final_validation_dice"] == single["final_validation_dice"]
+    assert 0.0 < single["final_validation_dice"] < 1.0  # a non-trivial score, so that equality means something
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--output_dir", "o"], "exactly one of --data_dir"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--dataset_name", "x/y"], "exactly one of --data_dir"),
+        (["--output_dir", "o", "--data_dir", "/no/such/folder"], "is not a folder"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--resolution", "1024x"], "HEIGHTxWIDTH"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--push_to_hub"], "--hub_model_id ORG/NAME"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--aug_hflip", "2"], "--aug_hflip must lie in"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--checkpointing_steps", "0"], "'epoch' or a positive"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--train_batch_size", "0"], "--train_batch_size must be"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--validation_fraction", "1"], "strictly between 0 and 1"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--encoder_channels", "8,x"], "comma-separated integers"),
+        (
+            ["--output_dir", "o", "--data_dir", "{data}", "--model_name_or_path", "m", "--center_channels", "8"],
+            "only apply to a fresh network",
+        ),
+    ],
+)
+def test_parse_args_errors_name_the_option(argv, message, data_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args([value.replace("{data}", str(data_dir)) for value in argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_parse_args_accepts_the_full_resolution(data_dir):
+    args = parse_args(["--data_dir", str(data_dir), "--output_dir", "o", "--resolution", "1280x1920"])
+    assert args.resolution == (1280, 1920) and args.eval_batch_size == args.train_batch_size
+    assert (args.learning_rate, args.adam_beta1, args.adam_beta2, args.adam_epsilon) == (1e-4, 0.9, 0.999, 1e-8)
+    assert args.early_stopping_min_delta == 1e-4
