@@ -15,6 +15,7 @@ File names and sizes are checked from the image headers when loading (cheap); pi
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import warnings
@@ -141,6 +142,42 @@ def _build(
     )
 
 
+#: Names used in `splits.json` (written by `training.synthetic`) and the DatasetDict splits they become.
+_ASSIGNED_SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "heldout"}
+
+
+def _read_split_file(path: Path, car_ids: set[str]) -> dict[str, str] | None:
+    """Read a `{car_id: "train" | "val" | "test"}` file, checking that it covers every car; None when absent."""
+    if not path.is_file():
+        return None
+    try:
+        assignment = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); expected {{car_id: 'train' | 'val' | 'test'}}") from error
+    if not isinstance(assignment, dict):
+        raise ValueError(f"{path}: expected a JSON object {{car_id: 'train' | 'val' | 'test'}}")
+    bad = sorted({str(v) for v in assignment.values()} - set(_ASSIGNED_SPLITS))
+    if bad:
+        raise ValueError(f"{path}: unknown split names {bad}; expected train, val or test")
+    missing = sorted(car_ids - set(assignment))
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} car(s) have no split: {_first(missing)}")
+    return {car: _ASSIGNED_SPLITS[split] for car, split in assignment.items()}
+
+
+def _build_assigned(rows: list[dict[str, Any]], assignment: dict[str, str]) -> dict[str, datasets.Dataset]:
+    """Turn rows into the splits named by an explicit car assignment (e.g. held-out meshes of synthetic data)."""
+    features = _features(True)
+    splits = {}
+    for name in ("train", "validation", "heldout"):
+        selected = [row for row in rows if assignment[row["car_id"]] == name]
+        if selected or name != "heldout":
+            splits[name] = datasets.Dataset.from_dict(
+                {c: [row[c] for row in selected] for c in features}, features=features
+            )
+    return splits
+
+
 def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
@@ -170,7 +207,10 @@ def load_carvana(
     """Load a folder in the Kaggle Carvana layout.
 
     Expected layout: `train/<car_id>_<NN>.jpg`, masks as `train_masks/<car_id>_<NN>_mask.gif` or, when that folder
-    is absent, `train_masks.csv` (`img,rle_mask`), and optionally `test/<car_id>_<NN>.jpg`.
+    is absent, `train_masks.csv` (`img,rle_mask`), and optionally `test/<car_id>_<NN>.jpg`. When the folder has a
+    `splits.json` (`{car_id: "train" | "val" | "test"}`, as written by `training.synthetic`), it fixes the split
+    instead of `validation_fraction` and `seed`: "val" cars become `validation` and "test" cars a labelled
+    `heldout` split.
 
     Args:
         data_dir: The folder.
@@ -178,7 +218,8 @@ def load_carvana(
         seed: Seed of the split by car.
 
     Returns:
-        A `DatasetDict` with `train`, `validation` and, when `test/` exists, `test` (no `mask` column).
+        A `DatasetDict` with `train`, `validation`, `heldout` (only with a `splits.json` that names test cars) and,
+        when `test/` exists, `test` (no `mask` column).
 
     Raises:
         FileNotFoundError: If `train/` or the masks are missing.
@@ -224,8 +265,12 @@ def load_carvana(
             rows.append(dict(image=_path_entry(path), mask=_png_entry(mask), car_id=car, angle=angle, name=path.name))
     else:
         raise FileNotFoundError(f"{root}: no masks; expected a train_masks/ folder of GIFs or train_masks.csv")
-    train, validation = _build(rows, validation_fraction, seed)
-    splits = {"train": train, "validation": validation}
+    assignment = _read_split_file(root / "splits.json", {row["car_id"] for row in rows})
+    if assignment is None:
+        train, validation = _build(rows, validation_fraction, seed)
+        splits = {"train": train, "validation": validation}
+    else:
+        splits = _build_assigned(rows, assignment)
     if (root / "test").is_dir():
         tests = _carvana_rows(root / "test", "test")
         _check_pairs([(path, None) for path, _, _ in tests])

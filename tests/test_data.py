@@ -189,3 +189,24 @@ def test_hub_offline_error_is_immediate(monkeypatch, tmp_path):
     with pytest.raises(ConnectionError, match="someone/carvana-masks"):
         load_segmentation_dataset(dataset_name="someone/carvana-masks")
     assert time.perf_counter() - start < 5.0
+
+
+def test_splits_json_fixes_the_split_by_car(tmp_path):
+    import json
+
+    from carseg_hf.data import load_carvana
+    from carseg_hf.fixture import make_carvana_fixture
+
+    root = make_carvana_fixture(tmp_path / "d", num_cars=3, angles=2, size=(64, 48), seed=3, num_test=0)
+    cars = sorted({p.name.rsplit("_", 1)[0] for p in (root / "train").iterdir()})
+    (root / "splits.json").write_text(json.dumps({cars[0]: "train", cars[1]: "val", cars[2]: "test"}))
+    loaded = load_carvana(root)
+    assert set(loaded["train"]["car_id"]) == {cars[0]}
+    assert set(loaded["validation"]["car_id"]) == {cars[1]}
+    assert set(loaded["heldout"]["car_id"]) == {cars[2]}
+    (root / "splits.json").write_text(json.dumps({cars[0]: "train", cars[1]: "val"}))
+    with pytest.raises(ValueError, match="have no split"):
+        load_carvana(root)
+    (root / "splits.json").write_text(json.dumps({cars[0]: "train", cars[1]: "val", cars[2]: "dev"}))
+    with pytest.raises(ValueError, match="unknown split names"):
+        load_carvana(root)

@@ -21,7 +21,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--revision", default=None, help="Hub revision of the model to pin")
     parser.add_argument("--data", required=True, help="Carvana folder, image/mask pair folder, or Hub dataset id")
     parser.add_argument(
-        "--split", choices=("validation", "train", "all"), default="validation", help="which images to score"
+        "--split",
+        choices=("validation", "train", "heldout", "all"),
+        default="validation",
+        help="which images to score (heldout: the 'test' cars of a splits.json, e.g. synthetic held-out meshes)",
     )
     parser.add_argument("--validation-fraction", type=float, default=0.2, help="share of cars held out (0.2)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the split by car (42, as in training)")
@@ -66,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
         mask_suffix=args.mask_suffix,
     )
     if args.split == "all":
-        parts = [data[name] for name in ("train", "validation") if name in data and len(data[name])]
+        parts = [data[name] for name in ("train", "validation", "heldout") if name in data and len(data[name])]
         dataset = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    elif args.split not in data:
+        raise ValueError(f"{args.data} has no {args.split!r} split (it has {', '.join(data)})")
     else:
         dataset = data[args.split]
     device = resolve_device(args.device)
