@@ -269,3 +269,37 @@ def test_missing_model_folder_gives_startup_error(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="CARSEG_MODEL"):
         build_demo(str(tmp_path / "no-such-model"), device="cpu")
+
+
+# --- `carseg demo` -------------------------------------------------------------------------------------------
+
+
+def _demo_parser():
+    import argparse
+
+    from carseg_hf.commands import demo as demo_command
+
+    parser = argparse.ArgumentParser(prog="carseg")
+    demo_command.add_parser(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def test_demo_command_defaults_to_localhost_and_honours_gradio_port(monkeypatch):
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
+    args = _demo_parser().parse_args(["demo"])
+    assert (args.host, args.port, args.share, args.model, args.device) == ("127.0.0.1", 7860, "no", None, "auto")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    args = _demo_parser().parse_args(["demo", "--model", "some/folder"])
+    assert args.port == 7999 and args.model == "some/folder"
+    assert _demo_parser().parse_args(["demo", "--port", "8001"]).port == 8001
+
+
+def test_demo_command_refuses_bad_values_and_missing_model(tmp_path):
+    parser = _demo_parser()
+    args = parser.parse_args(["demo", "--port", "70000"])
+    with pytest.raises(ValueError, match="--port must lie in"):
+        args.func(args)
+    args = parser.parse_args(["demo", "--model", str(tmp_path / "missing"), "--device", "cpu"])
+    with pytest.raises(FileNotFoundError, match="cannot start the demo"):
+        args.func(args)
