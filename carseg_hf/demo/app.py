@@ -18,7 +18,6 @@ import torch
 
 from ..image_io import ImageDecodeError
 from ..inference import Segmenter
-from ..loading import resolve_model_path
 from .helpers import (
     DEMO_MAX_NATIVE_PIXELS,
     DEMO_MAX_PIXELS,
@@ -66,8 +65,7 @@ def load_segmenter(model: str | None, device: str) -> Segmenter:
         return Segmenter.from_pretrained(model, device=device)
     except FileNotFoundError as error:
         raise FileNotFoundError(
-            f"cannot start the demo: {error}. Pass --model FOLDER_OR_HUB_ID or set CARSEG_MODEL "
-            f"(tried {resolve_model_path(model)!r})"
+            f"cannot start the demo: {error}. Pass --model FOLDER_OR_HUB_ID or set CARSEG_MODEL"
         ) from error
 
 
