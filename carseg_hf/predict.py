@@ -175,7 +175,7 @@ class SubmissionJournal:
 
     def _recover(self) -> None:
         """Read the names already done and cut an incomplete last line."""
-        valid = 0
+        _allow_long_csv_fields()
         with open(self.path, "rb") as handle:
             header = handle.readline()
             if header != _SUBMISSION_HEADER.encode():
@@ -218,13 +218,21 @@ class SubmissionJournal:
         from .rle import SubmissionWriter
 
         self.close()
+        _allow_long_csv_fields()
         with open(self.path, encoding="utf-8", newline="") as handle, SubmissionWriter(self.submission) as writer:
-            for name, rle in csv.reader(handle.readlines()[1:]):
+            next(handle)  # the header
+            for name, rle in csv.reader(handle):  # streamed: the journal may be larger than memory
                 if name in names:
                     writer.write(name, rle)
             count = writer.count
         self.path.unlink()
         return count
+
+
+def _allow_long_csv_fields() -> None:
+    """Let the csv module read RLE strings longer than its default 128 KiB field limit (noisy masks have them)."""
+    if csv.field_size_limit() < 2**30:
+        csv.field_size_limit(2**30)
 
 
 def _csv_row(name: str, rle: str) -> bytes:
@@ -274,10 +282,13 @@ class PredictOptions:
     profile: bool = False
     prefetch: int = 2
 
-    def validate(self) -> None:
-        """Raise `ValueError` naming the first invalid option."""
+    def validate_outputs(self) -> None:
+        """Raise `ValueError` when the run would write nothing."""
         if self.out_dir is None and self.submission is None:
             raise ValueError("nothing to write: pass --out DIR for mask files and/or --submission FILE.csv[.gz]")
+
+    def validate(self) -> None:
+        """Raise `ValueError` naming the first invalid option (outputs are checked by `validate_outputs`)."""
         if self.mask_format not in MASK_FORMATS:
             raise ValueError(f"--format must be one of {MASK_FORMATS}, got {self.mask_format!r}")
         if self.compile not in COMPILE_MODES:
@@ -358,7 +369,7 @@ class BatchPredictor:
         device: str | torch.device = "cpu",
         options: PredictOptions | None = None,
     ) -> None:
-        self.options = options or PredictOptions(out_dir="masks")
+        self.options = options or PredictOptions()
         self.options.validate()
         self.device = torch.device(device)
         self.processor = processor
@@ -553,6 +564,7 @@ class BatchPredictor:
             FileNotFoundError: If an input matches nothing.
             ValueError: If two inputs would write the same output name.
         """
+        self.options.validate_outputs()
         start = time.perf_counter()
         paths = expand_inputs(inputs)
         self._check_name_clashes(paths)

@@ -176,7 +176,7 @@ def test_corrupt_input_is_reported_skipped_and_sets_exit_code(trained, dataset, 
 
 def test_options_are_checked(trained, dataset):
     with pytest.raises(ValueError, match="nothing to write"):
-        _predictor(trained)
+        _predictor(trained).run([dataset / "test"])
     with pytest.raises(ValueError, match="--submission"):
         _predictor(trained, submission="sub.txt")
     with pytest.raises(ValueError, match="--resolution"):
@@ -190,12 +190,12 @@ def test_cpu_fast_path_matches_eager_fp32(trained, dataset):
     model, processor, _ = trained
     images = [str(p) for p in sorted((dataset / "test").glob("*.jpg"))]
     pixel_values = processor(images)["pixel_values"]  # (4, 3, 64, 96)
-    eager = _predictor(trained, out_dir="unused", channels_last=False, dtype="fp32")
+    eager = _predictor(trained, channels_last=False, dtype="fp32")
     with torch.inference_mode():
         reference = model.to(memory_format=torch.contiguous_format)(pixel_values=pixel_values).logits
         fp32 = eager.forward(pixel_values)
-        fast = _predictor(trained, out_dir="unused", channels_last=True, dtype="bf16", tta=False).forward(pixel_values)
-        tta = _predictor(trained, out_dir="unused", channels_last=True, dtype="bf16", tta=True).forward(pixel_values)
+        fast = _predictor(trained, channels_last=True, dtype="bf16", tta=False).forward(pixel_values)
+        tta = _predictor(trained, channels_last=True, dtype="bf16", tta=True).forward(pixel_values)
     assert torch.equal(fp32 > 0, reference > 0)
     assert fast.dtype == torch.float32 and fast.shape == reference.shape
     assert ((fast > 0) == (reference > 0)).float().mean() >= 0.999

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     options.validate()
+    options.validate_outputs()
     model, processor = load_model(args.model, device=device, revision=args.revision)
     predictor = BatchPredictor(model, processor, device, options)
     summary = predictor.run(args.inputs)

@@ -1,0 +1,162 @@
+"""Model-only inference throughput: eager fp32, bf16 + channels_last, torch.compile and compile max-autotune.
+
+Each mode runs `BatchPredictor.forward` (the exact forward of `carseg predict`) on one random batch kept on the
+device, so decoding and writing are left out. For every size it prints images/s, GFLOP per image (counted with
+`torch.utils.flop_counter.FlopCounterMode` on one fp32 forward pass), the achieved TFLOP/s, peak memory and the ratio
+against eager fp32 measured in the same run. Nothing here asserts a timing.
+
+Peak memory is `torch.cuda.max_memory_allocated` on a GPU; on the CPU it is the process's peak resident set size
+(it never decreases, so later rows include earlier ones).
+
+    python benchmarks/bench_inference.py --device cpu --config reference --sizes 1024x1024 --batch-size 1 \\
+        --iters 3 --threads 2 --skip-compile
+    python benchmarks/bench_inference.py --device cuda --config reference --batch-size 8   # the H100 table
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
+from carseg_hf.loading import resolve_device  # noqa: E402
+from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
+
+#: Named model configurations. `slim` is the CPU-demo width of docs/model.md; `tiny` is the test config.
+CONFIGS = {
+    "reference": {},
+    "slim": {"encoder_channels": (8, 16, 32, 48, 64, 96, 128), "center_channels": 192},
+    "tiny": {"encoder_channels": (4, 8, 16), "center_channels": 16, "decoder_convs": 2},
+}
+
+#: Modes: (name, dtype, channels_last, compile).
+MODES = [
+    ("eager fp32", "fp32", False, "none"),
+    ("eager bf16 + channels_last", "bf16", True, "none"),
+    ("compile bf16 + channels_last", "bf16", True, "default"),
+    ("compile max-autotune bf16 + channels_last", "bf16", True, "max-autotune"),
+]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse `HxW`."""
+    height, width = (int(v) for v in text.lower().split("x"))
+    return height, width
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="reference", choices=tuple(CONFIGS))
+    parser.add_argument("--sizes", default="1024x1024,1280x1920", help="comma-separated HxW input sizes")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--iters", type=int, default=20, help="timed forward passes per mode")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed passes per mode (compilation happens here)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--skip-compile", action="store_true", help="skip both compiled modes")
+    parser.add_argument("--skip-max-autotune", action="store_true", help="skip compile max-autotune (slow to build)")
+    parser.add_argument("--no-flops", action="store_true", help="do not count FLOPs")
+    return parser.parse_args(argv)
+
+
+def count_gflop(model: CarSegForSemanticSegmentation, height: int, width: int, device: torch.device) -> float:
+    """GFLOP of one fp32 forward pass on one image (a multiply-add counts as 2 FLOP)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    pixel_values = torch.randn(1, 3, height, width, device=device)  # (1, 3, height, width)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(pixel_values=pixel_values)
+    return counter.get_total_flops() / 1e9
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    """Peak memory since the last reset (GPU), or the process's peak RSS (CPU), in GiB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def time_mode(
+    model: CarSegForSemanticSegmentation,
+    processor: CarSegImageProcessor,
+    device: torch.device,
+    pixel_values: torch.Tensor,
+    dtype: str,
+    channels_last: bool,
+    compile_mode: str,
+    iters: int,
+    warmup: int,
+) -> tuple[float, float, float]:
+    """Images/s, peak memory (GiB) and seconds spent in warm-up (compilation) of one mode."""
+    options = PredictOptions(
+        batch_size=pixel_values.shape[0], dtype=dtype, channels_last=channels_last, compile=compile_mode
+    )
+    predictor = BatchPredictor(model, processor, device, options)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for _ in range(warmup):
+        predictor.forward(pixel_values)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    warmup_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(iters):
+        predictor.forward(pixel_values)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    return pixel_values.shape[0] * iters / seconds, peak_memory_gib(device), warmup_seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    model = CarSegForSemanticSegmentation(CarSegConfig(**CONFIGS[args.config])).eval().to(device)
+    processor = CarSegImageProcessor()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}"
+    print(f"# bench_inference  {datetime.datetime.now().isoformat(timespec='seconds')}")
+    print(f"# device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"# config {args.config} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters)")
+    print(f"# command: python benchmarks/bench_inference.py {' '.join(sys.argv[1:] if argv is None else argv)}")
+    modes = [m for m in MODES if not (args.skip_compile and m[3] != "none")]
+    modes = [m for m in modes if not (args.skip_max_autotune and m[3] == "max-autotune")]
+    print()
+    print("| size | mode | batch | images/s | vs eager fp32 | GFLOP/image | TFLOP/s | peak memory GiB | warm-up s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for size in args.sizes.split(","):
+        height, width = parse_size(size)
+        gflop = float("nan") if args.no_flops else count_gflop(model, height, width, device)
+        pixel_values = torch.randn(args.batch_size, 3, height, width, device=device)  # (batch, 3, height, width)
+        baseline = None
+        for label, dtype, channels_last, compile_mode in modes:
+            rate, memory, warmup = time_mode(
+                model, processor, device, pixel_values, dtype, channels_last, compile_mode, args.iters, args.warmup
+            )
+            baseline = baseline or rate
+            print(
+                f"| {height}x{width} | {label} | {args.batch_size} | {rate:.2f} | {rate / baseline:.2f}x | "
+                f"{gflop:.2f} | {gflop * rate / 1e3:.3f} | {memory:.2f} | {warmup:.1f} |",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
