@@ -4,9 +4,9 @@ The model is `$CARSEG_MODEL` (a folder or Hub id) when set, else the checkpoint 
 Locally: `python space/app.py` or `carseg demo`.
 """
 
-from carseg_hf.demo.app import build_demo
+from carseg_hf.demo.app import MAX_UPLOAD_SIZE, build_demo
 
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.launch()
+    demo.launch(max_file_size=MAX_UPLOAD_SIZE)

@@ -42,6 +42,8 @@ from .helpers import (
 
 #: Folder of the bundled example renders (`<id>_<NN>.jpg` + `<id>_<NN>_mask.png`); it may be empty or absent.
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+#: Largest upload accepted by the server; pass it as `demo.launch(max_file_size=MAX_UPLOAD_SIZE)`.
+MAX_UPLOAD_SIZE = "50mb"
 #: Values of the resolution radio.
 RESOLUTIONS = ("processor", "native")
 
