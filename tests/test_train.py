@@ -8,6 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from hub_fixtures import TEST_TOKEN, hub_env_fixture, local_hub_fixture  # noqa: F401 - hub_env, local_hub
+
 import carseg_hf
 from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
 from carseg_hf.cli import main as cli_main
@@ -156,6 +158,23 @@ def test_interrupted_checkpoint_save_leaves_the_previous_one_usable(data_dir, tm
     assert results["global_step"] == 8
     assert not (output_dir / "checkpoint-8.tmp").exists()
     assert [path.name for path in list_checkpoints(output_dir)] == ["checkpoint-4", "checkpoint-8"]
+
+
+def test_push_to_hub_publishes_the_best_model(data_dir, tmp_path, hub_env):
+    output_dir = tmp_path / "run"
+    results = run(
+        data_dir, output_dir, "--num_train_epochs", "1", "--push_to_hub", "--hub_model_id", "org/carseg-trained",
+        "--hub_token", TEST_TOKEN,
+    )  # fmt: skip
+    assert results["hub_commit"] == hub_env.server.head_sha("org/carseg-trained")
+    files = hub_env.server.files("org/carseg-trained")
+    assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md"} <= set(files)
+    card = files["README.md"].decode() if isinstance(files["README.md"], bytes) else files["README.md"]
+    assert f"{results['best_validation_dice']:.4f}" in card
+    pushed = CarSegForSemanticSegmentation.from_pretrained("org/carseg-trained")
+    local = CarSegForSemanticSegmentation.from_pretrained(output_dir / "best")
+    for (name, value), (_, expected) in zip(pushed.state_dict().items(), local.state_dict().items()):
+        assert torch.equal(value, expected), name
 
 
 def test_nonfinite_steps_are_skipped_then_abort(data_dir, tmp_path):

@@ -403,12 +403,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     first_epoch = state.global_step // steps_per_epoch
     resume_batches = (state.global_step % steps_per_epoch) * args.gradient_accumulation_steps
     # Partial epoch sums were saved summed over processes; keep them on one process only.
-    epoch_loss_sum = torch.tensor(state.epoch_loss_sum if accelerator.is_main_process else 0.0, dtype=torch.float64)
-    epoch_loss_count = torch.tensor(state.epoch_loss_count if accelerator.is_main_process else 0, dtype=torch.int64)
+    device = accelerator.device
+    epoch_loss_sum = torch.tensor(state.epoch_loss_sum if accelerator.is_main_process else 0.0, device=device).double()
+    epoch_loss_count = torch.tensor(state.epoch_loss_count if accelerator.is_main_process else 0, device=device).long()
 
     def checkpoint_now() -> None:
         """Fold the processes' partial epoch loss into the state and save it all atomically."""
-        totals = accelerator.reduce(torch.stack([epoch_loss_sum, epoch_loss_count.double()]).to(accelerator.device))
+        totals = accelerator.reduce(torch.stack([epoch_loss_sum, epoch_loss_count.double()]))
         state.epoch_loss_sum, state.epoch_loss_count = float(totals[0]), int(totals[1])
         path = save_checkpoint(accelerator, output_dir, state, args.checkpoints_total_limit)
         logger.info(f"saved {path}")
@@ -428,26 +429,30 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         train_dataloader.set_epoch(epoch)
         skip = resume_batches if epoch == first_epoch else 0
         active_dataloader = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
-        window_nonfinite = False
+        window_bad = torch.zeros((), dtype=torch.float64, device=accelerator.device)  # non-finite micro-batches
         step_start = time.perf_counter()
         for batch in active_dataloader:
             with accelerator.accumulate(model):
                 pixel_values = to_model_inputs(batch["pixel_values"], processor, args.channels_last)
                 # pixel_values: (batch, 3, height, width) float32, labels: (batch, height, width) uint8 0/1
                 loss = model(pixel_values=pixel_values, labels=batch["labels"]).loss
-                loss_finite = bool(torch.isfinite(loss.detach()))
-                window_nonfinite |= not loss_finite
-                if loss_finite:
-                    epoch_loss_sum += loss.detach().double().cpu()
-                    epoch_loss_count += 1
+                # Everything stays on the device until the one host synchronisation per optimizer step below.
+                detached = loss.detach().double()
+                finite = torch.isfinite(detached)
+                window_bad += (~finite).double()
+                epoch_loss_sum += torch.where(finite, detached, torch.zeros_like(detached))
+                epoch_loss_count += finite.long()
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
-                    bad = window_nonfinite
+                    bad = window_bad.reshape(1)
                     if args.mixed_precision != "fp16":  # with fp16 the GradScaler skips steps with inf gradients
-                        grads = [p.grad for p in model.parameters() if p.grad is not None]
-                        bad = bad or not bool(torch.isfinite(torch.stack([g.norm() for g in grads])).all())
-                    flag = accelerator.reduce(torch.tensor([float(bad)], device=accelerator.device), "sum")
-                    if float(flag[0]) > 0:
+                        norms = [p.grad.norm() for p in model.parameters() if p.grad is not None]
+                        bad = bad + (~torch.isfinite(torch.stack(norms))).sum().double()
+                    # The same decision on every process (gradients are all-reduced, flags summed).
+                    bad = accelerator.reduce(bad, "sum")
+                    bad_count, loss_value = torch.cat([bad, detached.reshape(1)]).tolist()
+                    window_bad.zero_()
+                    if bad_count > 0:
                         nonfinite_in_a_row += 1
                         logger.warning(
                             f"step {state.global_step + 1}: non-finite loss or gradients, skipping the update "
@@ -465,7 +470,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                             accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                         optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-                    window_nonfinite = False
             if not accelerator.sync_gradients:
                 continue
             state.global_step += 1
@@ -474,10 +478,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             state.train_images += images
             state.train_seconds += elapsed
             progress.update(1)
-            progress.set_postfix(loss=f"{loss.detach().item():.4f}", img_s=f"{images / max(elapsed, 1e-9):.1f}")
-            accelerator.log(
-                {"train/loss": loss.detach().item(), "train/images_per_s": images / elapsed}, step=state.global_step
-            )
+            progress.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{images / max(elapsed, 1e-9):.1f}")
+            accelerator.log({"train/loss": loss_value, "train/images_per_s": images / elapsed}, step=state.global_step)
             end_of_epoch = state.global_step % steps_per_epoch == 0 or state.global_step >= max_train_steps
             if (
                 isinstance(args.checkpointing_steps, int)
@@ -491,7 +493,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             step_start = time.perf_counter()
 
         # Validation at the end of each epoch (or of the last, partial one).
-        totals = accelerator.reduce(torch.stack([epoch_loss_sum, epoch_loss_count.double()]).to(accelerator.device))
+        totals = accelerator.reduce(torch.stack([epoch_loss_sum, epoch_loss_count.double()]))
         train_loss = float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
         epoch_loss_sum.zero_()
         epoch_loss_count.zero_()
