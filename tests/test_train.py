@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from hub_fixtures import TEST_TOKEN, hub_env_fixture, local_hub_fixture  # noqa: F401 - hub_env, local_hub
+from safetensors.torch import load_file
 
 import carseg_hf
 from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
