@@ -4,12 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 from hub_fixtures import TEST_TOKEN, hub_env_fixture, local_hub_fixture  # noqa: F401 - hub_env, local_hub
 from safetensors.torch import load_file
 
-import carseg_hf
 from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
 from carseg_hf.cli import main as cli_main
 from carseg_hf.data import load_segmentation_dataset
@@ -40,8 +40,8 @@ def run(data_dir: Path, output_dir: Path, *extra: str) -> dict:
 def predict_validation(model, processor, data_dir):
     """Predictions and mean dice of `model` on the validation split, through the processor (CPU path)."""
     split = load_segmentation_dataset(data_dir=data_dir, validation_fraction=0.34, seed=0)["validation"]
-    split = split.cast_column("image", carseg_hf.data.datasets.Image(decode=False))
-    split = split.cast_column("mask", carseg_hf.data.datasets.Image(decode=False))
+    split = split.cast_column("image", datasets.Image(decode=False))
+    split = split.cast_column("mask", datasets.Image(decode=False))
     images = [row["path"] for row in split["image"]]
     masks = [row["path"] for row in split["mask"]]
     inputs = processor(images, masks=masks)
@@ -174,6 +174,16 @@ def test_push_to_hub_publishes_the_best_model(data_dir, tmp_path, hub_env):
     local = CarSegForSemanticSegmentation.from_pretrained(output_dir / "best")
     for (name, value), (_, expected) in zip(pushed.state_dict().items(), local.state_dict().items()):
         assert torch.equal(value, expected), name
+
+
+def test_a_corrupt_training_image_is_named(data_dir, tmp_path):
+    import shutil
+
+    broken = Path(shutil.copytree(data_dir, tmp_path / "data"))
+    victim = sorted((broken / "train").glob("*.jpg"))[0]
+    victim.write_bytes(victim.read_bytes()[:200])  # a truncated JPEG
+    with pytest.raises(ValueError, match=victim.name):
+        run(broken, tmp_path / "run", "--num_train_epochs", "1")
 
 
 def test_nonfinite_steps_are_skipped_then_abort(data_dir, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,6 +24,10 @@ def run(args: argparse.Namespace) -> int:
     """Parse the forwarded arguments with the training script's parser and train."""
     from training.train import main, parse_args
 
-    results = main(parse_args(args.train_args))
+    try:
+        results = main(parse_args(args.train_args))
+    except RuntimeError as error:  # e.g. too many non-finite steps in a row: a message, not a traceback
+        print(f"carseg train: error: {error}", file=sys.stderr)
+        return 1
     print(f"best validation dice {results['best_validation_dice']:.6f} at epoch {results['best_epoch']}")
     return 0
