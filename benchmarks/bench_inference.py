@@ -43,6 +43,7 @@ CONFIGS = {
 #: Modes: (name, dtype, channels_last, compile).
 MODES = [
     ("eager fp32", "fp32", False, "none"),
+    ("eager fp32 + channels_last", "fp32", True, "none"),
     ("eager bf16 + channels_last", "bf16", True, "none"),
     ("compile bf16 + channels_last", "bf16", True, "default"),
     ("compile max-autotune bf16 + channels_last", "bf16", True, "max-autotune"),
@@ -65,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--skip-compile", action="store_true", help="skip both compiled modes")
+    parser.add_argument("--skip-bf16", action="store_true", help="skip bf16 modes (slow on CPUs without bf16 units)")
     parser.add_argument("--skip-max-autotune", action="store_true", help="skip compile max-autotune (slow to build)")
     parser.add_argument("--no-flops", action="store_true", help="do not count FLOPs")
     return parser.parse_args(argv)
@@ -137,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# command: python benchmarks/bench_inference.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     modes = [m for m in MODES if not (args.skip_compile and m[3] != "none")]
     modes = [m for m in modes if not (args.skip_max_autotune and m[3] == "max-autotune")]
+    modes = [m for m in modes if not (args.skip_bf16 and m[1] == "bf16")]
     print()
     print("| size | mode | batch | images/s | vs eager fp32 | GFLOP/image | TFLOP/s | peak memory GiB | warm-up s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
