@@ -111,6 +111,19 @@ def test_early_stopping_on_a_flat_metric_through_the_cli(data_dir, tmp_path):
     assert results["final_validation_dice"] == results["best_validation_dice"]
 
 
+def test_plateau_scheduler_lowers_the_learning_rate_on_a_flat_metric(data_dir, tmp_path):
+    results = run(
+        data_dir, tmp_path / "run", "--norm", "none", "--learning_rate", "1e-6", "--lr_scheduler", "plateau",
+        "--lr_plateau_patience", "0", "--lr_plateau_factor", "0.5", "--num_train_epochs", "3",
+        "--early_stopping_patience", "0",
+    )  # fmt: skip
+    history = TrainerState.load(tmp_path / "run" / f"checkpoint-{results['global_step']}").history
+    rates = [entry["learning_rate"] for entry in history]
+    assert rates[0] == pytest.approx(1e-6)
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
+    assert rates[-1] < rates[0]  # at least one reduction on a (nearly) constant dice
+
+
 def test_resume_continues_at_the_saved_step_with_the_same_weights(data_dir, tmp_path):
     common = ["--learning_rate", "1e-2", "--checkpointing_steps", "3", "--checkpoints_total_limit", "5"]
     run(data_dir, tmp_path / "straight", *common, "--max_train_steps", "8")

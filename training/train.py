@@ -350,7 +350,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         betas=(args.adam_beta1, args.adam_beta2),
         eps=args.adam_epsilon,
         weight_decay=args.weight_decay,
-        fused=torch.cuda.is_available(),
+        fused=accelerator.device.type == "cuda",
     )
     scheduler = None
     if args.lr_scheduler == "plateau":
