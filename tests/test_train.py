@@ -126,8 +126,9 @@ def test_plateau_scheduler_lowers_the_learning_rate_on_a_flat_metric(data_dir, t
 
 def test_resume_continues_at_the_saved_step_with_the_same_weights(data_dir, tmp_path):
     common = ["--learning_rate", "1e-2", "--checkpointing_steps", "3", "--checkpoints_total_limit", "5"]
-    run(data_dir, tmp_path / "straight", *common, "--max_train_steps", "8")
-    # "Interrupted" run: stops after step 3 (mid-epoch) with checkpoint-3, then resumes with one worker process.
+    # Uninterrupted run with one persistent worker across both epochs (it reads the epoch from shared memory).
+    run(data_dir, tmp_path / "straight", *common, "--max_train_steps", "8", "--dataloader_num_workers", "1")
+    # "Interrupted" run without workers: stops after step 3 (mid-epoch) with checkpoint-3, then resumes with a worker.
     run(data_dir, tmp_path / "resumed", *common, "--max_train_steps", "3")
     assert [path.name for path in list_checkpoints(tmp_path / "resumed")] == ["checkpoint-3"]
     results = run(
