@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..loading import load_model, resolve_device
-    from ..predict import BatchPredictor, PredictOptions
+    from ..predict import BatchPredictor, PredictOptions, expand_inputs
 
     if args.num_threads is not None:
         if args.num_threads < 1:
@@ -76,9 +76,10 @@ def run(args: argparse.Namespace) -> int:
     )
     options.validate()
     options.validate_outputs()
+    paths = expand_inputs(args.inputs)  # fail on a typo before loading the model
     model, processor = load_model(args.model, device=device, revision=args.revision)
     predictor = BatchPredictor(model, processor, device, options)
-    summary = predictor.run(args.inputs)
+    summary = predictor.run(paths)
     parts = [f"{summary.processed} segmented", f"{summary.skipped} already done", f"{len(summary.failed)} failed"]
     print(
         f"carseg predict: {summary.total} images: {', '.join(parts)} in {summary.seconds:.1f} s "
