@@ -33,6 +33,7 @@ from .image_io import ImageDecodeError
 from .image_processing_carseg import CarSegImageProcessor
 from .inference import predict_logits
 from .modeling_carseg import CarSegForSemanticSegmentation
+from .rle import allow_long_csv_fields
 
 #: File extensions picked up when a folder is given as input.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
@@ -175,7 +176,7 @@ class SubmissionJournal:
 
     def _recover(self) -> None:
         """Read the names already done and cut an incomplete last line."""
-        _allow_long_csv_fields()
+        allow_long_csv_fields()
         with open(self.path, "rb") as handle:
             header = handle.readline()
             if header != _SUBMISSION_HEADER.encode():
@@ -218,7 +219,7 @@ class SubmissionJournal:
         from .rle import SubmissionWriter
 
         self.close()
-        _allow_long_csv_fields()
+        allow_long_csv_fields()
         with open(self.path, encoding="utf-8", newline="") as handle, SubmissionWriter(self.submission) as writer:
             next(handle)  # the header
             for name, rle in csv.reader(handle):  # streamed: the journal may be larger than memory
@@ -227,12 +228,6 @@ class SubmissionJournal:
             count = writer.count
         self.path.unlink()
         return count
-
-
-def _allow_long_csv_fields() -> None:
-    """Let the csv module read RLE strings longer than its default 128 KiB field limit (noisy masks have them)."""
-    if csv.field_size_limit() < 2**30:
-        csv.field_size_limit(2**30)
 
 
 def _csv_row(name: str, rle: str) -> bytes:

@@ -220,6 +220,12 @@ class SubmissionWriter:
             self._tmp_path.unlink(missing_ok=True)
 
 
+def allow_long_csv_fields() -> None:
+    """Let the csv module read RLE strings longer than its default 128 KiB field limit (noisy masks have them)."""
+    if csv.field_size_limit() < 2**30:
+        csv.field_size_limit(2**30)
+
+
 def read_rle_csv(path: str | os.PathLike) -> dict[str, str]:
     """Read `train_masks.csv` or a submission (`.csv` or `.csv.gz`) into `{image name: rle}`.
 
@@ -238,6 +244,7 @@ def read_rle_csv(path: str | os.PathLike) -> dict[str, str]:
         raise FileNotFoundError(f"RLE CSV {str(path)!r} does not exist")
     with open(path, "rb") as handle:
         gzipped = handle.read(2) == b"\x1f\x8b"
+    allow_long_csv_fields()
     raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
     rows: dict[str, str] = {}
     with raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:

@@ -159,3 +159,17 @@ def test_read_rle_csv_errors(tmp_path):
         read_rle_csv(dup)
     with pytest.raises(FileNotFoundError):
         read_rle_csv(tmp_path / "missing.csv")
+
+
+def test_read_rle_csv_accepts_fields_longer_than_the_csv_default(tmp_path):
+    import numpy as np
+
+    from carseg_hf.rle import SubmissionWriter, read_rle_csv, rle_decode, rle_encode
+
+    checkerboard = (np.indices((256, 512)).sum(axis=0) % 2).astype(np.uint8)  # 65,536 runs
+    rle = rle_encode(checkerboard)
+    assert len(rle) > 131072
+    path = tmp_path / "noisy.csv"
+    with SubmissionWriter(path) as writer:
+        writer.write("noisy_01.jpg", rle)
+    assert np.array_equal(rle_decode(read_rle_csv(path)["noisy_01.jpg"], (256, 512)), checkerboard)
