@@ -30,15 +30,12 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
+from carseg_hf.configuration_carseg import NAMED_CONFIGS  # noqa: E402
 from carseg_hf.loading import resolve_device  # noqa: E402
 from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
 
-#: Named model configurations. `slim` is the CPU-demo width of docs/model.md; `tiny` is the test config.
-CONFIGS = {
-    "reference": {},
-    "slim": {"encoder_channels": (8, 16, 32, 48, 64, 96, 128), "center_channels": 192},
-    "tiny": {"encoder_channels": (4, 8, 16), "center_channels": 16, "decoder_convs": 2},
-}
+#: Named model configurations (reference, slim = the bundled model's width, tiny = the test network).
+CONFIGS = NAMED_CONFIGS
 
 #: Modes: (name, dtype, channels_last, compile).
 MODES = [

@@ -9,7 +9,7 @@ Both runs use the same model, batch size, optimizer (Adam), loss (BCE + dice) an
 The ratio pipeline / in-memory is the data-pipeline efficiency (1.0: the data loader never makes the model wait).
 The script writes its own procedural Carvana-layout data set into a temporary folder.
 
-    python benchmarks/bench_train.py --device cpu --config slim --resolution 128x192 --batch-size 2 --steps 6
+    python benchmarks/bench_train.py --device cpu --config tiny --resolution 128x192 --batch-size 2 --steps 6
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
+from carseg_hf.configuration_carseg import NAMED_CONFIGS  # noqa: E402
 from carseg_hf.data import load_segmentation_dataset  # noqa: E402
 from carseg_hf.fixture import make_carvana_fixture  # noqa: E402
 from training.augment import AugmentationConfig, JointAugmentation  # noqa: E402
@@ -39,10 +40,8 @@ from training.data_pipeline import (  # noqa: E402
     to_model_inputs,
 )
 
-CONFIGS = {
-    "reference": {},
-    "slim": {"encoder_channels": (4, 8, 16, 32), "center_channels": 32, "decoder_convs": 2},
-}
+#: Named model configurations (reference, slim = the bundled model's width, tiny = the test network).
+CONFIGS = NAMED_CONFIGS
 
 
 def parse_args(argv=None) -> argparse.Namespace:

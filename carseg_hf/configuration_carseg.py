@@ -6,6 +6,14 @@ from collections.abc import Sequence
 
 from transformers import PretrainedConfig
 
+#: Named widths used by the benchmarks and docs: the reference network, the slimmer width of the bundled default
+#: model (2.4M parameters, for CPU demos), and the tiny test network.
+NAMED_CONFIGS: dict[str, dict] = {
+    "reference": {},
+    "slim": {"encoder_channels": (8, 16, 32, 48, 64, 96, 128), "center_channels": 192},
+    "tiny": {"encoder_channels": (4, 8, 16), "center_channels": 16, "decoder_convs": 2},
+}
+
 _NORMS = ("batchnorm", "none")
 _UPSAMPLING = ("nearest", "bilinear")
 
