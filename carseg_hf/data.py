@@ -466,7 +466,7 @@ def load_segmentation_dataset(
     return load_pair_folder(root, mask_suffix=mask_suffix, validation_fraction=validation_fraction, seed=seed)
 
 
-def _entry_source(value: Any) -> Any:
+def entry_source(value: Any) -> Any:
     """Turn a `datasets.Image` value (decoded PIL, or an undecoded {"path", "bytes"} dict) into an image_io input."""
     if isinstance(value, dict):
         if value.get("bytes"):
@@ -485,9 +485,9 @@ def read_image(value: Any) -> np.ndarray:
 
     Use `dataset.cast_column("image", datasets.Image(decode=False))` so that the file path reaches `image_io`.
     """
-    return load_rgb(_entry_source(value))
+    return load_rgb(entry_source(value))
 
 
 def read_mask(value: Any) -> np.ndarray:
     """Decode a `mask` column value to a `(height, width)` 0/1 uint8 array through `image_io.load_mask`."""
-    return load_mask(_entry_source(value))
+    return load_mask(entry_source(value))

@@ -146,18 +146,17 @@ def test_resume_continues_at_the_saved_step_with_the_same_weights(data_dir, tmp_
 
 
 def test_interrupted_checkpoint_save_leaves_the_previous_one_usable(data_dir, tmp_path, monkeypatch):
-    from accelerate import Accelerator
+    import training.checkpointing
 
     output_dir = tmp_path / "run"
     run(data_dir, output_dir, "--num_train_epochs", "1")
-    original_save_state = Accelerator.save_state
+    original_save_training_state = training.checkpointing.save_training_state
 
-    def save_then_die(self, output_dir=None, **kwargs):  # fault injection: a crash half-way through a save
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        Path(output_dir, "model.safetensors").write_bytes(b"partial")
+    def save_then_die(folder, *args, **kwargs):  # fault injection: a crash half-way through a save
+        Path(folder, "model.safetensors").write_bytes(b"partial")
         raise OSError("simulated crash while writing the checkpoint")
 
-    monkeypatch.setattr(Accelerator, "save_state", save_then_die)
+    monkeypatch.setattr(training.checkpointing, "save_training_state", save_then_die)
     with pytest.raises(OSError, match="simulated crash"):
         run(data_dir, output_dir, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest")
     assert (output_dir / "checkpoint-8.tmp").is_dir()
@@ -166,7 +165,7 @@ def test_interrupted_checkpoint_save_leaves_the_previous_one_usable(data_dir, tm
         resolve_resume_checkpoint(output_dir, str(output_dir / "checkpoint-8.tmp"))
     assert TrainerState.load(output_dir / "checkpoint-4").global_step == 4
 
-    monkeypatch.setattr(Accelerator, "save_state", original_save_state)
+    monkeypatch.setattr(training.checkpointing, "save_training_state", original_save_training_state)
     results = run(data_dir, output_dir, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest")
     assert results["global_step"] == 8
     assert not (output_dir / "checkpoint-8.tmp").exists()
@@ -255,3 +254,125 @@ def test_parse_args_accepts_the_full_resolution(data_dir):
     assert args.resolution == (1280, 1920) and args.eval_batch_size == args.train_batch_size
     assert (args.learning_rate, args.adam_beta1, args.adam_beta2, args.adam_epsilon) == (1e-4, 0.9, 0.999, 1e-8)
     assert args.early_stopping_min_delta == 1e-4
+
+
+PICKLE_SUFFIXES = (".bin", ".pkl", ".pickle", ".pt", ".pth", ".ckpt")
+
+
+def test_checkpoints_hold_only_safetensors_and_json(data_dir, tmp_path):
+    output_dir = tmp_path / "run"
+    run(data_dir, output_dir, "--num_train_epochs", "1", "--lr_scheduler", "plateau")
+    (checkpoint,) = list_checkpoints(output_dir)
+    names = {path.name for path in checkpoint.iterdir()}
+    assert names == {
+        "model.safetensors", "optimizer.safetensors", "optimizer.json", "scheduler.json", "rng_state_0.safetensors",
+        "rng_state_0.json", "trainer_state.json",
+    }  # fmt: skip
+    pickled = [path for path in output_dir.rglob("*") if path.suffix in PICKLE_SUFFIXES]
+    assert pickled == []
+    # Strict JSON (no NaN/Infinity literals): the plateau scheduler's -inf "mode_worse" is tagged instead.
+    scheduler = json.loads((checkpoint / "scheduler.json").read_text(), parse_constant=pytest.fail)
+    assert scheduler["mode_worse"] == {"__float__": "-inf"}
+    # BatchNorm buffers are in the weights; Adam moments are flat tensors named state.<param_index>.<name>.
+    weights = load_file(checkpoint / "model.safetensors")
+    assert any(name.endswith("running_mean") for name in weights)
+    moments = load_file(checkpoint / "optimizer.safetensors")
+    model = CarSegForSemanticSegmentation.from_pretrained(output_dir / "best")
+    assert len([key for key in moments if key.endswith(".exp_avg")]) == len(list(model.parameters()))
+
+
+def test_training_state_round_trip_restores_optimizer_scheduler_and_random_states(tmp_path):
+    import random
+
+    import numpy as np
+    from accelerate import Accelerator
+
+    from training.checkpoint_format import load_training_state, save_training_state
+
+    torch.manual_seed(0)
+
+    def build():
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).to(
+            memory_format=torch.channels_last
+        )  # channels-last weights are non-contiguous: they must still be saved
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, betas=(0.8, 0.9))
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", patience=0)
+        return model, optimizer, scheduler
+
+    accelerator = Accelerator(cpu=True)
+    model, optimizer, scheduler = build()
+    model, optimizer = accelerator.prepare(model, optimizer)
+    for _ in range(3):
+        model(torch.randn(2, 3, 8, 8)).square().mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    scheduler.step(0.5)
+    scheduler.step(0.5)  # a reduction: lr and num_bad_epochs differ from a fresh scheduler
+    accelerator.step = 6
+    save_training_state(tmp_path, accelerator, model, optimizer, scheduler)
+    expected_draws = (random.random(), np.random.rand(), torch.rand(3))
+
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)  # scramble the generators
+    new_model, new_optimizer, new_scheduler = build()
+    new_model, new_optimizer = accelerator.prepare(new_model, new_optimizer)
+    accelerator.step = 0
+    load_training_state(tmp_path, accelerator, new_model, new_optimizer, new_scheduler)
+    assert (random.random(), np.random.rand()) == expected_draws[:2]
+    assert torch.equal(torch.rand(3), expected_draws[2])
+    assert accelerator.step == 6
+    for (name, value), expected in zip(new_model.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(value, expected), name
+    saved, restored = optimizer.state_dict(), new_optimizer.state_dict()
+    assert restored["param_groups"] == saved["param_groups"]
+    assert restored["param_groups"][0]["betas"] == (0.8, 0.9)
+    for index, values in saved["state"].items():
+        for name, value in values.items():
+            assert torch.equal(restored["state"][index][name], value), (index, name)
+    assert new_scheduler.state_dict() == scheduler.state_dict()
+    assert new_optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def pickle_uses(path: Path) -> list[str]:
+    """`torch.load`/`torch.save` calls, pickle-family imports and Accelerate save/load_state calls in a source file."""
+    import ast
+
+    forbidden_modules = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):  # the AST skips comments and docstrings
+        names = []
+        if isinstance(node, ast.Import):
+            names = [f"import {alias.name}" for alias in node.names if alias.name.split(".")[0] in forbidden_modules]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in forbidden_modules:
+            names = [f"from {node.module} import ..."]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            call = f"{owner.id if isinstance(owner, ast.Name) else '...'}.{node.func.attr}"
+            if call in ("torch.load", "torch.save") or node.func.attr in ("save_state", "load_state"):
+                names = [call]
+        found += [f"{path.relative_to(REPO_ROOT)}:{node.lineno}: {name}" for name in names]
+    return found
+
+
+def test_no_pickle_or_torch_load_in_training_and_package_code():
+    sources = sorted((REPO_ROOT / "training").rglob("*.py")) + sorted((REPO_ROOT / "carseg_hf").rglob("*.py"))
+    assert len(sources) > 10
+    offenders = [line for path in sources for line in pickle_uses(path)]
+    assert offenders == []
+
+
+def test_the_script_runs_as_a_file(data_dir, tmp_path):
+    # `python training/train.py` (what `accelerate launch training/train.py` runs) must find the `training` package.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
+    script = str(REPO_ROOT / "training" / "train.py")
+    completed = subprocess.run(
+        [sys.executable, script, "--help"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "--resume_from_checkpoint" in completed.stdout
+    command = [
+        sys.executable, script, "--data_dir", str(data_dir), "--output_dir", str(tmp_path / "run"), *TINY,
+        "--max_train_steps", "1",
+    ]  # fmt: skip
+    completed = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "all_results.json").read_text())["global_step"] == 1

@@ -1,9 +1,9 @@
-"""Atomic training checkpoints: `accelerator.save_state` into a temporary folder, then a rename.
+"""Atomic training checkpoints: the training state is written into a temporary folder, then renamed.
 
 A checkpoint folder `checkpoint-<step>` only ever appears complete: it is written as `checkpoint-<step>.tmp` and
 renamed when every file is in place. A run killed while saving leaves a `.tmp` folder, which `latest` ignores, and the
-previous checkpoints untouched. `trainer_state.json` in each checkpoint holds what Accelerate does not save: the step,
-the early-stopping state and the metric history.
+previous checkpoints untouched. The files are those of `training.checkpoint_format` (safetensors and JSON, never
+pickle) plus `trainer_state.json`: the step, the early-stopping state and the metric history.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .checkpoint_format import save_training_state
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE_NAME = "trainer_state.json"
@@ -152,16 +154,26 @@ def prune_checkpoints(output_dir: str | os.PathLike, total_limit: int | None) ->
 
 
 def save_checkpoint(
-    accelerator: Any, output_dir: str | os.PathLike, state: TrainerState, total_limit: int | None
+    accelerator: Any,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any | None,
+    output_dir: str | os.PathLike,
+    state: TrainerState,
+    total_limit: int | None,
 ) -> Path:
-    """Save the Accelerate state and `state` atomically as `output_dir/checkpoint-<global_step>`.
+    """Save the training state and `state` atomically as `output_dir/checkpoint-<global_step>`.
 
-    Must be called on every process (each saves its own random states).
+    Must be called on every process: the main process writes the model, optimizer and scheduler files, every process
+    its own random states (see `training.checkpoint_format`). `output_dir` must be on storage that all processes see.
 
     Args:
         accelerator: The `Accelerator`.
+        model: The prepared model.
+        optimizer: The prepared optimizer.
+        scheduler: A scheduler stepped by hand, or None.
         output_dir: The run's output folder.
-        state: The trainer state to store beside the Accelerate state.
+        state: The trainer state to store beside the training state.
         total_limit: Number of checkpoints to keep, or None for all.
 
     Returns:
@@ -169,16 +181,18 @@ def save_checkpoint(
     """
     final = Path(output_dir, f"checkpoint-{state.global_step}")
     temporary = final.with_name(final.name + ".tmp")
-    if accelerator.is_main_process and temporary.exists():
-        shutil.rmtree(temporary)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(temporary))
-    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if temporary.exists():  # left by a run that died while saving
+            shutil.rmtree(temporary)
+        temporary.mkdir(parents=True)
+    accelerator.wait_for_everyone()  # the empty folder exists before any process writes into it
+    save_training_state(temporary, accelerator, model, optimizer, scheduler)
+    accelerator.wait_for_everyone()  # every process's files are in place before the rename
     if accelerator.is_main_process:
         state.save(temporary)
         replace_folder(temporary, final)
         prune_checkpoints(output_dir, total_limit)
-    accelerator.wait_for_everyone()
+    accelerator.wait_for_everyone()  # nobody goes on (or reads the checkpoint) before it has its final name
     return final
 
 

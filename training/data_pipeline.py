@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from carseg_hf.data import _entry_source as entry_source
+from carseg_hf.data import entry_source
 from carseg_hf.gpu_preprocess import preprocess_tensors
 from carseg_hf.image_io import ImageDecodeError
 from carseg_hf.image_processing_carseg import CarSegImageProcessor

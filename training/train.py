@@ -1,7 +1,8 @@
 """Train a carseg model with Accelerate and HF Datasets: the reference Carvana recipe, resumable and multi-GPU.
 
-Run on one device with `python -m training.train --data_dir DATA --output_dir OUT`, on several with
-`accelerate launch --num_processes N -m training.train ...`, or through `carseg train ...`.
+Run on one device with `python -m training.train --data_dir DATA --output_dir OUT` (or `python training/train.py ...`),
+on several with `accelerate launch --num_processes N training/train.py ...` (or `... -m training.train ...`), or
+through `carseg train ...`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -187,7 +189,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def augmentation_config(args: argparse.Namespace):
     """The `AugmentationConfig` described by the `--aug_*` flags (all zero with `--no_augmentation`)."""
-    from .augment import AugmentationConfig
+    from training.augment import AugmentationConfig
 
     if args.no_augmentation:
         return AugmentationConfig(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -252,8 +254,7 @@ def evaluate(model: Any, dataloader: Any, processor: Any, accelerator: Any, chan
     import torch
 
     from carseg_hf.metrics import batch_confusion, dice_from_counts
-
-    from .data_pipeline import to_model_inputs
+    from training.data_pipeline import to_model_inputs
 
     model.eval()
     counts = []
@@ -284,16 +285,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from carseg_hf.data import load_segmentation_dataset
-
-    from .augment import JointAugmentation
-    from .checkpointing import (
+    from training.augment import JointAugmentation
+    from training.checkpoint_format import load_training_state
+    from training.checkpointing import (
         TrainerState,
         resolve_resume_checkpoint,
         save_checkpoint,
         save_pretrained_atomic,
     )
-    from .data_pipeline import SegmentationTransform, build_dataloader, prepare_split, to_model_inputs
-    from .plotting import plot_training_curves
+    from training.data_pipeline import SegmentationTransform, build_dataloader, prepare_split, to_model_inputs
+    from training.plotting import plot_training_curves
 
     # 1. Accelerator and logging.
     output_dir = Path(args.output_dir)
@@ -362,8 +363,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             threshold=args.early_stopping_min_delta,
             threshold_mode="abs",
         )
-        # Stepped by hand once per validation (an AcceleratedScheduler would step it once per process).
-        accelerator.register_for_checkpointing(scheduler)
+        # Stepped by hand once per validation (an AcceleratedScheduler would step it once per process); not prepared,
+        # it is saved and restored with the checkpoints by `save_checkpoint` / `load_training_state`.
 
     # 5. Prepare for the device(s) and derive the step counts.
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
@@ -382,7 +383,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         f"{steps_per_epoch} steps per epoch, {max_train_steps} steps in at most {num_epochs} epochs"
     )
 
-    # 6. Resume: Accelerate restores weights, optimizer, scheduler and RNG; the trainer state gives the step.
+    # 6. Resume: weights, optimizer, scheduler and RNG states from safetensors/JSON; the trainer state gives the step.
     state = TrainerState(steps_per_epoch=steps_per_epoch, total_batch_size=total_batch_size)
     checkpoint = None
     if args.resume_from_checkpoint:
@@ -397,7 +398,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 f"{saved.total_batch_size} images per step, this run has {steps_per_epoch} and {total_batch_size}; "
                 "resume with the same batch size, gradient accumulation, number of processes and data"
             )
-        accelerator.load_state(str(checkpoint))
+        load_training_state(checkpoint, accelerator, model, optimizer, scheduler)
         state = saved
         logger.info(f"resumed from {checkpoint} at step {state.global_step}")
     first_epoch = state.global_step // steps_per_epoch
@@ -411,7 +412,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         """Fold the processes' partial epoch loss into the state and save it all atomically."""
         totals = accelerator.reduce(torch.stack([epoch_loss_sum, epoch_loss_count.double()]))
         state.epoch_loss_sum, state.epoch_loss_count = float(totals[0]), int(totals[1])
-        path = save_checkpoint(accelerator, output_dir, state, args.checkpoints_total_limit)
+        path = save_checkpoint(
+            accelerator, model, optimizer, scheduler, output_dir, state, args.checkpoints_total_limit
+        )
         logger.info(f"saved {path}")
 
     # 7. Training loop with validation, early stopping and checkpoints.
@@ -593,4 +596,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    if not __package__:
+        # Run as a file (`python training/train.py`, `accelerate launch training/train.py`): Python put training/ on
+        # sys.path, not the repository root, so make the `training` package importable. `python -m training.train`
+        # and `carseg train` import the package normally and skip this.
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     main(parse_args())
