@@ -218,6 +218,8 @@ def test_two_processes_give_the_same_validation_dice(data_dir, tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     double = json.loads((tmp_path / "double" / "all_results.json").read_text())
     assert double["num_processes"] == 2
+    (checkpoint,) = list_checkpoints(tmp_path / "double")
+    assert {"rng_state_0.safetensors", "rng_state_1.safetensors"} <= {path.name for path in checkpoint.iterdir()}
     assert double["validation_images"] == single["validation_images"] == 4
     assert double["final_validation_dice"] == single["final_validation_dice"]
     assert 0.0 < single["final_validation_dice"] < 1.0  # a non-trivial score, so that equality means something
@@ -309,6 +311,8 @@ def test_training_state_round_trip_restores_optimizer_scheduler_and_random_state
     scheduler.step(0.5)
     scheduler.step(0.5)  # a reduction: lr and num_bad_epochs differ from a fresh scheduler
     accelerator.step = 6
+    # fp16 runs on a GPU carry a GradScaler (none on the CPU); a CPU one has the same state_dict() form.
+    accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=512.0, growth_interval=7)
     save_training_state(tmp_path, accelerator, model, optimizer, scheduler)
     expected_draws = (random.random(), np.random.rand(), torch.rand(3))
 
@@ -316,6 +320,7 @@ def test_training_state_round_trip_restores_optimizer_scheduler_and_random_state
     new_model, new_optimizer, new_scheduler = build()
     new_model, new_optimizer = accelerator.prepare(new_model, new_optimizer)
     accelerator.step = 0
+    accelerator.scaler = torch.amp.GradScaler("cpu")
     load_training_state(tmp_path, accelerator, new_model, new_optimizer, new_scheduler)
     assert (random.random(), np.random.rand()) == expected_draws[:2]
     assert torch.equal(torch.rand(3), expected_draws[2])
@@ -329,6 +334,15 @@ def test_training_state_round_trip_restores_optimizer_scheduler_and_random_state
         for name, value in values.items():
             assert torch.equal(restored["state"][index][name], value), (index, name)
     assert new_scheduler.state_dict() == scheduler.state_dict()
+    assert accelerator.scaler.get_scale() == 512.0 and accelerator.scaler.get_growth_interval() == 7
+
+    # A checkpoint in Accelerate's save_state layout (pickles) is refused by name, never unpickled.
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    for name in ("model.safetensors", "optimizer.bin", "random_states_0.pkl"):
+        (legacy / name).write_bytes(b"not read")
+    with pytest.raises(ValueError, match=r"Accelerate save_state checkpoint \(optimizer.bin, random_states_0.pkl"):
+        load_training_state(legacy, accelerator, new_model, new_optimizer, new_scheduler)
     assert new_optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
 
 

@@ -309,9 +309,18 @@ def load_training_state(
 
     Raises:
         FileNotFoundError: If a file is missing (e.g. no `rng_state_<i>` for this process index).
-        RuntimeError, ValueError: If the saved state does not fit the model, optimizer or scheduler.
+        ValueError: If the folder is an Accelerate `save_state` checkpoint (pickles), or the saved state does not fit
+            the optimizer.
+        RuntimeError: If the saved weights do not fit the model.
     """
     folder = Path(folder)
+    pickled = sorted(path.name for path in folder.iterdir() if path.suffix in (".bin", ".pkl"))
+    if pickled and not (folder / OPTIMIZER_JSON_NAME).is_file():
+        raise ValueError(
+            f"{folder} is an Accelerate save_state checkpoint ({', '.join(pickled)} are pickles), which carseg "
+            "does not read; start a new run from its weights instead, e.g. --model_name_or_path on a save_pretrained "
+            "folder such as OUTPUT_DIR/best"
+        )
     load_model_weights(accelerator.unwrap_model(model), folder)
     load_optimizer(optimizer, folder)
     if scheduler is not None:
