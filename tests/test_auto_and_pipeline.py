@@ -1,8 +1,4 @@
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import torch
@@ -10,6 +6,7 @@ from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation, pipeline
 
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor
+from tests.remote_code import check_remote_code_load
 
 
 def _save(tmp_path, model, processor):
@@ -62,41 +59,4 @@ def test_trust_remote_code_without_carseg_hf(tmp_path, tiny_model, tiny_processo
     x = torch.randn(1, 3, 30, 41)
     with torch.no_grad():
         expected = tiny_model(x).logits
-    np.save(tmp_path / "x.npy", x.numpy())
-    np.save(tmp_path / "expected.npy", expected.numpy())
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.path = [p for p in sys.path if p not in ("", ".")]
-        try:
-            import carseg_hf
-        except ImportError:
-            pass
-        else:
-            raise SystemExit("carseg_hf must not be importable in this test")
-        import numpy as np, torch
-        from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
-        folder = {str(folder)!r}
-        model = AutoModelForSemanticSegmentation.from_pretrained(folder, trust_remote_code=True).eval()
-        processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
-        assert type(model).__name__ == "CarSegForSemanticSegmentation", type(model)
-        assert type(processor).__name__ == "CarSegImageProcessor", type(processor)
-        x = torch.from_numpy(np.load({str(tmp_path / "x.npy")!r}))
-        with torch.no_grad():
-            logits = model(x).logits
-        assert np.allclose(logits.numpy(), np.load({str(tmp_path / "expected.npy")!r}), atol=1e-6)
-        print("remote-code-ok")
-        """
-    )
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), PYTHONNOUSERSITE="1")
-    env.pop("PYTHONPATH", None)
-    # Run from a folder that holds no carseg_hf; a blocker package shadows an editable install.
-    blocker = tmp_path / "blocker" / "carseg_hf"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('carseg_hf is hidden in this test')\n")
-    env["PYTHONPATH"] = str(tmp_path / "blocker")
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "remote-code-ok" in result.stdout
+    check_remote_code_load(str(folder), tmp_path, x, expected, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))

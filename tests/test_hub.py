@@ -2,10 +2,6 @@
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import textwrap
 import time
 import uuid
 
@@ -22,6 +18,7 @@ from carseg_hf.commands import push as push_command
 from carseg_hf.hub import push_checkpoint
 from carseg_hf.loading import load_model
 from carseg_hf.model_card import build_model_card
+from tests.remote_code import check_remote_code_load
 
 
 def _repo_id() -> str:
@@ -298,44 +295,9 @@ def test_trust_remote_code_with_revision_without_carseg_hf(hub_env, checkpoint, 
     repo_id = _repo_id()
     sha = push_checkpoint(checkpoint, repo_id)
     x = torch.randn(1, 3, 30, 41)
-    np.save(tmp_path / "x.npy", x.numpy())
-    np.save(tmp_path / "expected.npy", _logits(tiny_model, x).numpy())
+    expected = _logits(tiny_model, x)
     # A later push of other weights on main must not affect a load pinned to `sha`.
     push_checkpoint(_perturb(tiny_model, tmp_path / "later", tiny_processor), repo_id)
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.path = [p for p in sys.path if p not in ("", ".")]
-        try:
-            import carseg_hf
-        except ImportError:
-            pass
-        else:
-            raise SystemExit("carseg_hf must not be importable in this test")
-        import numpy as np, torch
-        torch.set_num_threads(1)
-        from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
-        kwargs = dict(trust_remote_code=True, revision={sha!r})
-        model = AutoModelForSemanticSegmentation.from_pretrained({repo_id!r}, **kwargs).eval()
-        processor = AutoImageProcessor.from_pretrained({repo_id!r}, **kwargs)
-        assert type(model).__name__ == "CarSegForSemanticSegmentation", type(model)
-        assert type(processor).__name__ == "CarSegImageProcessor", type(processor)
-        assert "carseg_hf" not in sys.modules
-        x = torch.from_numpy(np.load({str(tmp_path / "x.npy")!r}))
-        with torch.no_grad():
-            logits = model(x).logits
-        assert np.allclose(logits.numpy(), np.load({str(tmp_path / "expected.npy")!r}), atol=1e-6)
-        print("remote-code-ok")
-        """
-    )
-    env = dict(os.environ, PYTHONNOUSERSITE="1")  # HF_ENDPOINT, HF_HOME, HF_TOKEN come from the fixture
-    blocker = tmp_path / "blocker" / "carseg_hf"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('carseg_hf is hidden in this test')\n")
-    env["PYTHONPATH"] = str(tmp_path / "blocker")
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "remote-code-ok" in result.stdout
+    # HF_ENDPOINT, HF_HOME and HF_TOKEN come from the fixture's environment.
+    check_remote_code_load(repo_id, tmp_path, x, expected, revision=sha)
     assert (hub_env.hf_home / "modules" / "transformers_modules").is_dir()  # remote code went under HF_HOME
