@@ -275,3 +275,51 @@ def test_render_gif_matches_csv_and_geometry(rendered):
         photo = np.asarray(Image.open(rendered / "train" / name).convert("L"), dtype=np.float32)
         top_band = photo[: max(2, rows.min() - 2)]
         assert abs(photo[mask == 1].mean() - top_band.mean()) > abs(photo[mask == 0].mean() - top_band.mean()) * 0.5
+
+
+def test_mask_is_exactly_the_car_pixels_of_the_colour_pass():
+    """The mask covers every car surface the photo shows, and nothing else (wing plates, underbody, tyres).
+
+    `acura-nsx-sz` from behind (angle 10 of 16) shows a near edge-on rear-wing plate with a one-sided end plate, a
+    dark underbody plate along the bottom edge and the tyres: surfaces that a back-face-culled mask pass dropped.
+    The car's pixels in the colour pass are found by rendering the same view with and without the car: where the
+    depth or the colour changes. They must equal the mask up to a one-pixel anti-aliasing border.
+    """
+    reason = _egl_and_meshes_reason()
+    if reason:
+        pytest.skip(reason)
+    from scipy.ndimage import binary_dilation
+
+    from training.synthetic.meshes import build_car
+    from training.synthetic.params import sample_car_params
+    from training.synthetic.render import CarScene, pyrender, render_view
+
+    width, height = 480, 320
+    params = sample_car_params(np.random.default_rng(0))
+    scene = CarScene(build_car("acura-nsx-sz"), params)
+    view = {"camera": {"distance": 6.83, "height": 1.43, "yfov_deg": 27.6, "target": [0.0, 0.0, 0.72]}}
+    scene.set_view(10, 16, view, width, height)
+    renderer = pyrender.OffscreenRenderer(width, height)
+    try:
+        rgb, mask = render_view(renderer, scene)
+        with_car, car_depth = renderer.render(scene.scene)
+        scene.car_node.mesh.is_visible = False
+        studio, studio_depth = renderer.render(scene.scene)
+        scene.car_node.mesh.is_visible = True
+    finally:
+        renderer.delete()
+    assert np.array_equal(rgb, with_car[:, :, :3])  # the colour pass is deterministic
+    mask = mask.astype(bool)  # (height, width)
+    # Nearer than the studio behind it (depth 0 means nothing was drawn there).
+    car_surface = (car_depth > 0) & ((studio_depth == 0) | (car_depth < studio_depth - 1e-3))
+    changed = np.abs(with_car[:, :, :3].astype(np.int16) - studio[:, :, :3].astype(np.int16)).max(axis=2) > 8
+    border = np.ones((3, 3), dtype=bool)
+    assert 0.1 < mask.mean() < 0.5
+    for name, pixels in (("car surface (depth)", car_surface), ("changed colour", changed)):
+        missing = pixels & ~binary_dilation(mask, border)
+        assert missing.sum() == 0, (
+            f"{missing.sum()} {name} pixels are not in the mask, e.g. at {np.argwhere(missing)[:3]}"
+        )
+    extra = mask & ~binary_dilation(car_surface, border)
+    assert extra.sum() == 0, f"{extra.sum()} mask pixels show no car surface, e.g. at {np.argwhere(extra)[:3]}"
+    assert (mask ^ car_surface).sum() < 0.01 * mask.sum()  # outside the border the two agree too

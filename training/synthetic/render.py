@@ -34,6 +34,20 @@ def _primitive(
     return pyrender.Primitive(positions=positions, normals=normals, texcoord_0=uvs, material=material)
 
 
+def two_sided_primitive(parts: list[MeshPart]) -> pyrender.Primitive:
+    """One untextured primitive holding every triangle of the parts twice, once in each winding.
+
+    Drawn with back-face culling on (as in pyrender's SEG pass), it covers every pixel that the parts cover when
+    drawn double-sided.
+    """
+    positions = np.concatenate([part.positions for part in parts]).reshape(-1, 3, 3)  # (triangles, corners, xyz)
+    normals = np.concatenate([part.normals for part in parts]).reshape(-1, 3, 3)
+    both_positions = np.concatenate([positions, positions[:, ::-1]]).reshape(-1, 3)  # (2 * triangles * 3, 3)
+    both_normals = np.concatenate([normals, -normals[:, ::-1]]).reshape(-1, 3)
+    material = pyrender.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0], doubleSided=True)
+    return _primitive(both_positions.astype(np.float32), both_normals.astype(np.float32), material)
+
+
 def _direction_pose(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
     """Pose of a directional light shining from the given direction (azimuth 0 = from the camera side)."""
     az, el = np.deg2rad(azimuth_deg), np.deg2rad(elevation_deg)
@@ -78,16 +92,23 @@ class CarScene:
         self.table_node = self.scene.add(pyrender.Mesh([_primitive(table_pos, table_nrm, table_material, table_uv)]))
         self.studio_nodes.append(self.table_node)
 
-        self.car_node = self.scene.add(pyrender.Mesh(self._car_primitives(list(props))))
+        parts = list(car.parts) + list(props)
+        self.car_node = self.scene.add(pyrender.Mesh(self._car_primitives(parts)))
+        # The SEG pass always culls back faces (pyrender ignores `doubleSided` and `SKIP_CULL_FACES` there), while the
+        # colour pass draws every car material double-sided. The mask therefore uses its own copy of the car with
+        # each triangle in both windings, so that it covers exactly what the colour pass can show.
+        self.mask_node = self.scene.add(pyrender.Mesh([two_sided_primitive(parts)]))
+        self.mask_node.mesh.is_visible = False
         for light in car_params["lights"]:
             self.scene.add(
                 pyrender.DirectionalLight(color=np.ones(3), intensity=light["intensity"]),
                 pose=_direction_pose(light["azimuth_deg"], light["elevation_deg"]),
             )
         self.camera_node = None
-        self.seg_map = {self.car_node: CAR_SEG_VALUE, **{n: _STUDIO_SEG_VALUE for n in self.studio_nodes}}
+        # The colour car is not in the map, so the SEG pass skips it and draws the two-sided mask copy instead.
+        self.seg_map = {self.mask_node: CAR_SEG_VALUE, **{n: _STUDIO_SEG_VALUE for n in self.studio_nodes}}
 
-    def _car_primitives(self, props: list[MeshPart]) -> list[pyrender.Primitive]:
+    def _car_primitives(self, parts: list[MeshPart]) -> list[pyrender.Primitive]:
         paint = self.params["paint"]
         materials: dict[str, pyrender.Material] = {}
 
@@ -123,7 +144,7 @@ class CarScene:
             ),
         }
         primitives = []
-        for part in list(self.car.parts) + props:
+        for part in parts:
             if part.texture is not None and part.uvs is not None:
                 material = textured(part.texture, part.paintable)
                 primitives.append(_primitive(part.positions, part.normals, material, part.uvs))
@@ -145,6 +166,7 @@ class CarScene:
         car_pose = yaw_pose.copy()
         car_pose[2, 3] = TURNTABLE_HEIGHT
         self.scene.set_pose(self.car_node, car_pose)
+        self.scene.set_pose(self.mask_node, car_pose)
         self.scene.set_pose(self.table_node, yaw_pose)
         cam = view["camera"]
         target = np.asarray(cam["target"], dtype=np.float64)
@@ -166,16 +188,20 @@ class CarScene:
 def render_view(renderer: pyrender.OffscreenRenderer, scene: CarScene) -> tuple[np.ndarray, np.ndarray]:
     """Render the current view: the colour image and the exact car mask.
 
-    The mask comes from a separate SEG pass with back-face culling disabled (`SKIP_CULL_FACES`), because the SEG
-    pass ignores the materials' `doubleSided` flag and would otherwise drop thin and one-sided parts.
+    The mask comes from a separate SEG pass. pyrender culls back faces in SEG passes whatever the materials'
+    `doubleSided` flag or `RenderFlags.SKIP_CULL_FACES` say, so that pass draws `scene.mask_node`, a copy of the car
+    with every triangle in both windings, in place of the colour car (whose materials are all double-sided). Studio
+    nodes are drawn in black so that they still hide what they cover.
 
     Returns:
         `(rgb, mask)`: `(height, width, 3)` uint8 and `(height, width)` uint8 of 0/1.
     """
     color, _ = renderer.render(scene.scene)
-    seg, _ = renderer.render(
-        scene.scene, flags=pyrender.RenderFlags.SEG | pyrender.RenderFlags.SKIP_CULL_FACES, seg_node_map=scene.seg_map
-    )
+    scene.mask_node.mesh.is_visible = True
+    try:
+        seg, _ = renderer.render(scene.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=scene.seg_map)
+    finally:
+        scene.mask_node.mesh.is_visible = False
     mask = (seg[:, :, 0] > 127).astype(np.uint8)  # (height, width)
     return np.ascontiguousarray(color[:, :, :3]), mask
 
