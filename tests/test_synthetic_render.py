@@ -323,3 +323,13 @@ def test_mask_is_exactly_the_car_pixels_of_the_colour_pass():
     extra = mask & ~binary_dilation(car_surface, border)
     assert extra.sum() == 0, f"{extra.sum()} mask pixels show no car surface, e.g. at {np.argwhere(extra)[:3]}"
     assert (mask ^ car_surface).sum() < 0.01 * mask.sum()  # outside the border the two agree too
+
+
+def test_cylinder_triangles_wind_outward():
+    """Every tyre, rim and antenna triangle winds counter-clockwise seen from outside, agreeing with its normals."""
+    from training.synthetic.meshes import cylinder
+
+    positions, normals = cylinder(0.3, 0.2, sections=12)
+    triangles = positions.reshape(-1, 3, 3)  # (triangles, corners, xyz)
+    face = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])  # (triangles, 3)
+    assert (np.einsum("tc,tc->t", face, normals.reshape(-1, 3, 3).mean(axis=1)) > 0).all()

@@ -198,7 +198,7 @@ def cylinder(radius: float, width: float, sections: int = 40, capped: bool = Tru
             for side in (-1.0, 1.0):
                 centre = side * half
                 tri = [centre, a * radius + side * half, b * radius + side * half]
-                positions += tri if side > 0 else [tri[0], tri[2], tri[1]]
+                positions += [tri[0], tri[2], tri[1]] if side > 0 else tri  # counter-clockwise seen from outside
                 normals += [np.array([0.0, side, 0.0])] * 3
     return np.asarray(positions, dtype=np.float32), np.asarray(normals, dtype=np.float32)
 
