@@ -132,3 +132,10 @@ def test_empty_split_and_bad_args(carvana, model_dir, tmp_path, capsys):
     assert "empty" in capsys.readouterr().err
     assert main(argv[:-1] + ["--threshold", "1.5"]) == 2
     assert "threshold" in capsys.readouterr().err
+
+
+def test_missing_local_data_folder_is_named(tmp_path, capsys):
+    from carseg_hf.cli import main
+
+    assert main(["evaluate", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err

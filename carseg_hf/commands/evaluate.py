@@ -61,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.worst < 0:
         raise ValueError(f"--batch-size must be >= 1 and --worst >= 0, got {args.batch_size} and {args.worst}")
     local = Path(args.data).is_dir()
+    if not local and (args.data.startswith((".", "/", "~")) or args.data.count("/") != 1):
+        raise FileNotFoundError(
+            f"data folder {args.data!r} does not exist (and it is not a Hub dataset id ORG/NAME); expected a "
+            "Carvana layout (train/, train_masks/) or a folder of image/mask pairs"
+        )
     data = load_segmentation_dataset(
         data_dir=args.data if local else None,
         dataset_name=None if local else args.data,
