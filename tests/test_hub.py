@@ -301,3 +301,24 @@ def test_trust_remote_code_with_revision_without_carseg_hf(hub_env, checkpoint, 
     # HF_ENDPOINT, HF_HOME and HF_TOKEN come from the fixture's environment.
     check_remote_code_load(repo_id, tmp_path, x, expected, revision=sha)
     assert (hub_env.hf_home / "modules" / "transformers_modules").is_dir()  # remote code went under HF_HOME
+
+
+def test_cli_predict_and_space_load_by_repo_id(hub_env, checkpoint, tiny_model, tiny_processor, tmp_path, monkeypatch):
+    from carseg_hf.cli import main as cli_main
+    from carseg_hf.demo.app import load_segmenter
+    from carseg_hf.image_io import load_mask
+
+    repo_id = _repo_id()
+    push_checkpoint(checkpoint, repo_id)
+    image = Image.fromarray((np.random.default_rng(1).random((45, 70, 3)) * 255).astype(np.uint8))
+    image.save(tmp_path / "car.png")
+    expected = tiny_processor.post_process_semantic_segmentation(
+        _logits(tiny_model, tiny_processor(image)["pixel_values"]), target_sizes=[(45, 70)]
+    )[0].numpy()
+
+    assert cli_main(["predict", str(tmp_path / "car.png"), "--model", repo_id, "--out", str(tmp_path / "out")]) == 0
+    assert np.array_equal(load_mask(tmp_path / "out" / "car.png"), expected)
+
+    monkeypatch.setenv("CARSEG_MODEL", repo_id)  # what the Space reads when no --model is given
+    segmenter = load_segmenter(None, "cpu")
+    assert np.array_equal(segmenter.segment(image).mask, expected)
