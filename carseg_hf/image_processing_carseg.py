@@ -212,6 +212,17 @@ class CarSegImageProcessor(BaseImageProcessor):
             data["labels"] = torch.stack(labels)  # (batch, height, width)
         return BatchFeature(data=data, tensor_type=None)
 
+    @staticmethod
+    def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Resize `(batch, 1, h, w)` logits bilinearly to `size` = (height, width); a no-op when already there.
+
+        This is the one place where logits are brought back to an image's size: post-processing, `Segmenter` and
+        the batch predictor all call it, so their masks agree.
+        """
+        if tuple(logits.shape[-2:]) == tuple(size):
+            return logits
+        return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)  # (batch, 1, *size)
+
     def post_process_semantic_segmentation(
         self,
         outputs: Any,
@@ -242,8 +253,6 @@ class CarSegImageProcessor(BaseImageProcessor):
         for index in range(logits.shape[0]):
             item = logits[index : index + 1].float()  # (1, 1, height, width)
             if target_sizes is not None:
-                height, width = (int(v) for v in target_sizes[index])
-                if item.shape[-2:] != (height, width):
-                    item = F.interpolate(item, size=(height, width), mode="bilinear", align_corners=False)
+                item = self.resize_logits(item, tuple(int(v) for v in target_sizes[index]))
             masks.append((torch.sigmoid(item[0, 0]) > threshold).long())  # (height, width)
         return masks

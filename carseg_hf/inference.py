@@ -126,10 +126,7 @@ class Segmenter:
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         with self._lock, torch.inference_mode():
             logits = predict_logits(self.model, pixel_values, tta=tta)  # (1, 1, h, w)
-            if logits.shape[-2:] != (height, width):
-                logits = torch.nn.functional.interpolate(
-                    logits, size=(height, width), mode="bilinear", align_corners=False
-                )  # (1, 1, height, width)
+            logits = self.processor.resize_logits(logits, (height, width))  # (1, 1, height, width)
             probabilities = torch.sigmoid(logits[0, 0]).cpu().numpy()  # (height, width)
         mask = (probabilities > threshold).astype(np.uint8)
         return SegmentationResult(

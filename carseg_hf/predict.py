@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .gpu_preprocess import JPEG_MAGIC, decode_jpegs, parse_resolution, preprocess_tensors
@@ -499,8 +498,7 @@ class BatchPredictor:
                 pixel_values = pixel_values.to(self.device, non_blocking=True)
             with torch.inference_mode():
                 logits = self.forward(pixel_values)  # (batch, 1, h, w)
-                if logits.shape[-2:] != (height, width):
-                    logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+                logits = CarSegImageProcessor.resize_logits(logits, (height, width))  # (batch, 1, height, width)
                 masks = logits[:, 0] > self.logit_threshold  # (batch, height, width) bool
                 self._sync()
                 summary.stage_seconds["model"] += time.perf_counter() - start
