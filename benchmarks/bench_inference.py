@@ -1,15 +1,20 @@
-"""Model-only inference throughput: eager fp32, bf16 + channels_last, torch.compile and compile max-autotune.
+"""Model-only inference throughput: eager fp32, channels_last, folded BatchNorm, bf16, torch.compile, max-autotune.
 
 Each mode runs `BatchPredictor.forward` (the exact forward of `carseg predict`) on one random batch kept on the
-device, so decoding and writing are left out. For every size it prints images/s, GFLOP per image (counted with
-`torch.utils.flop_counter.FlopCounterMode` on one fp32 forward pass), the achieved TFLOP/s, peak memory and the ratio
-against eager fp32 measured in the same run. Nothing here asserts a timing.
+device, so decoding and writing are left out. For every size it prints images/s (from the median timed pass, with the
+fastest and slowest pass beside it), GFLOP per image (counted with `torch.utils.flop_counter.FlopCounterMode` on one
+fp32 forward pass), the achieved TFLOP/s, peak memory and the ratio against the first row (eager fp32, contiguous,
+unfolded) measured in the same run. Nothing here asserts a timing.
+
+`--allocator` picks the C allocator's behaviour (see `carseg_hf.cpu_runtime`): `default` is glibc's, `retain` keeps
+freed memory for reuse as the `carseg` commands do, and `both` first measures every mode with `default` in a child
+process and then with `retain` here, so that one run prints both with ratios against the same baseline.
 
 Peak memory is `torch.cuda.max_memory_allocated` on a GPU; on the CPU it is the process's peak resident set size
 (it never decreases, so later rows include earlier ones).
 
     python benchmarks/bench_inference.py --device cpu --config reference --sizes 1024x1024 --batch-size 1 \\
-        --iters 3 --threads 2 --skip-compile
+        --iters 10 --threads 2 --skip-compile --skip-bf16 --allocator both
     python benchmarks/bench_inference.py --device cuda --config reference --batch-size 8   # the H100 table
 """
 
@@ -19,6 +24,8 @@ import argparse
 import datetime
 import platform
 import resource
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,20 +38,26 @@ if str(REPO_ROOT) not in sys.path:
 
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
 from carseg_hf.configuration_carseg import NAMED_CONFIGS  # noqa: E402
+from carseg_hf.cpu_runtime import retain_freed_memory  # noqa: E402
 from carseg_hf.loading import resolve_device  # noqa: E402
 from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
 
 #: Named model configurations (reference, slim = the bundled model's width, tiny = the test network).
 CONFIGS = NAMED_CONFIGS
 
-#: Modes: (name, dtype, channels_last, compile).
+#: Modes: (name, dtype, channels_last, fold_batchnorm, compile).
 MODES = [
-    ("eager fp32", "fp32", False, "none"),
-    ("eager fp32 + channels_last", "fp32", True, "none"),
-    ("eager bf16 + channels_last", "bf16", True, "none"),
-    ("compile bf16 + channels_last", "bf16", True, "default"),
-    ("compile max-autotune bf16 + channels_last", "bf16", True, "max-autotune"),
+    ("eager fp32", "fp32", False, False, "none"),
+    ("eager fp32 + channels_last", "fp32", True, False, "none"),
+    ("eager fp32 + channels_last + folded BN", "fp32", True, True, "none"),
+    ("eager bf16 + channels_last + folded BN", "bf16", True, True, "none"),
+    ("compile bf16 + channels_last + folded BN", "bf16", True, True, "default"),
+    ("compile max-autotune bf16 + channels_last + folded BN", "bf16", True, True, "max-autotune"),
 ]
+TABLE_HEADER = (
+    "| size | allocator | mode | batch | images/s | s/batch min–max | vs first row | GFLOP/image | TFLOP/s "
+    "| peak memory GiB | warm-up s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -66,7 +79,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-bf16", action="store_true", help="skip bf16 modes (slow on CPUs without bf16 units)")
     parser.add_argument("--skip-max-autotune", action="store_true", help="skip compile max-autotune (slow to build)")
     parser.add_argument("--no-flops", action="store_true", help="do not count FLOPs")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--allocator",
+        choices=("default", "retain", "both"),
+        default="retain",
+        help="C allocator: glibc's default, retain freed memory (as carseg does), or both in one run",
+    )
+    parser.add_argument("--rows-only", action="store_true", help=argparse.SUPPRESS)  # child of --allocator both
+    args = parser.parse_args(argv)
+    if args.iters < 1 or args.warmup < 0 or args.batch_size < 1:
+        parser.error("--iters and --batch-size must be >= 1 and --warmup >= 0")
+    return args
 
 
 def count_gflop(model: CarSegForSemanticSegmentation, height: int, width: int, device: torch.device) -> float:
@@ -94,13 +117,18 @@ def time_mode(
     pixel_values: torch.Tensor,
     dtype: str,
     channels_last: bool,
+    fold_batchnorm: bool,
     compile_mode: str,
     iters: int,
     warmup: int,
-) -> tuple[float, float, float]:
-    """Images/s, peak memory (GiB) and seconds spent in warm-up (compilation) of one mode."""
+) -> tuple[list[float], float, float]:
+    """Seconds of each timed pass, peak memory (GiB) and seconds spent in warm-up (compilation) of one mode."""
     options = PredictOptions(
-        batch_size=pixel_values.shape[0], dtype=dtype, channels_last=channels_last, compile=compile_mode
+        batch_size=pixel_values.shape[0],
+        dtype=dtype,
+        channels_last=channels_last,
+        fold_batchnorm=fold_batchnorm,
+        compile=compile_mode,
     )
     predictor = BatchPredictor(model, processor, device, options)
     if device.type == "cuda":
@@ -112,47 +140,77 @@ def time_mode(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     warmup_seconds = time.perf_counter() - start
-    start = time.perf_counter()
+    seconds = []
     for _ in range(iters):
+        start = time.perf_counter()
         predictor.forward(pixel_values)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
-    return pixel_values.shape[0] * iters / seconds, peak_memory_gib(device), warmup_seconds
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return seconds, peak_memory_gib(device), warmup_seconds
+
+
+def run_default_allocator_child(argv: list[str]) -> float:
+    """Measure every mode with glibc's default allocator in a child process; print its rows, return its baseline."""
+    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--allocator", "default", "--rows-only"]
+    result = subprocess.run(command, check=True, capture_output=True, text=True)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    for row in rows:
+        print(row, flush=True)
+    return float(rows[0].split("|")[5])
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.allocator in ("retain", "both"):
+        retain_freed_memory()
     device = resolve_device(args.device)
     torch.manual_seed(0)
     model = CarSegForSemanticSegmentation(CarSegConfig(**CONFIGS[args.config])).eval().to(device)
     processor = CarSegImageProcessor()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}"
-    print(f"# bench_inference  {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(f"# device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"# config {args.config} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters)")
-    print(f"# command: python benchmarks/bench_inference.py {' '.join(sys.argv[1:] if argv is None else argv)}")
-    modes = [m for m in MODES if not (args.skip_compile and m[3] != "none")]
-    modes = [m for m in modes if not (args.skip_max_autotune and m[3] == "max-autotune")]
+    if not args.rows_only:
+        print(f"# bench_inference  {datetime.datetime.now().isoformat(timespec='seconds')}")
+        print(f"# device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+        print(f"# config {args.config} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters)")
+        print(f"# command: python benchmarks/bench_inference.py {' '.join(argv)}")
+        print()
+        print(TABLE_HEADER, flush=True)
+    modes = [m for m in MODES if not (args.skip_compile and m[4] != "none")]
+    modes = [m for m in modes if not (args.skip_max_autotune and m[4] == "max-autotune")]
     modes = [m for m in modes if not (args.skip_bf16 and m[1] == "bf16")]
-    print()
-    print("| size | mode | batch | images/s | vs eager fp32 | GFLOP/image | TFLOP/s | peak memory GiB | warm-up s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    allocator = "retain" if args.allocator == "both" else args.allocator
     for size in args.sizes.split(","):
+        baseline = None
+        if args.allocator == "both":
+            child_argv = [a for a in argv if not a.startswith("--allocator")]
+            child_argv = [*child_argv, "--sizes", size]  # the last --sizes wins
+            baseline = run_default_allocator_child([a for a in child_argv if a not in ("both",)])
         height, width = parse_size(size)
         gflop = float("nan") if args.no_flops else count_gflop(model, height, width, device)
         pixel_values = torch.randn(args.batch_size, 3, height, width, device=device)  # (batch, 3, height, width)
-        baseline = None
-        for label, dtype, channels_last, compile_mode in modes:
-            rate, memory, warmup = time_mode(
-                model, processor, device, pixel_values, dtype, channels_last, compile_mode, args.iters, args.warmup
+        for label, dtype, channels_last, fold, compile_mode in modes:
+            seconds, memory, warmup = time_mode(
+                model,
+                processor,
+                device,
+                pixel_values,
+                dtype,
+                channels_last,
+                fold,
+                compile_mode,
+                args.iters,
+                args.warmup,
             )
+            rate = args.batch_size / statistics.median(seconds)
             baseline = baseline or rate
             print(
-                f"| {height}x{width} | {label} | {args.batch_size} | {rate:.2f} | {rate / baseline:.2f}x | "
-                f"{gflop:.2f} | {gflop * rate / 1e3:.3f} | {memory:.2f} | {warmup:.1f} |",
+                f"| {height}x{width} | {allocator} | {label} | {args.batch_size} | {rate:.2f} | "
+                f"{min(seconds):.3f}–{max(seconds):.3f} | {rate / baseline:.2f}x | {gflop:.2f} | "
+                f"{gflop * rate / 1e3:.3f} | {memory:.2f} | {warmup:.1f} |",
                 flush=True,
             )
     return 0

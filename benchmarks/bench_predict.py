@@ -11,10 +11,14 @@ synchronisation between stages (`profile=True`):
 - `rle`: run-length encoding (on the device, only run boundaries copied back);
 - `write`: appending the rows to the submission journal (writer thread).
 
-Stages overlap, so the wall time is less than their sum. Without `--model` the network is randomly initialised:
+Stages overlap, so the wall time is less than their sum. Each configuration first segments `--warmup` images
+untimed (oneDNN/cuDNN set-up, compilation), so the figures are steady-state. Rows run the model as saved and with
+BatchNorm folded into the convolutions (`carseg predict`'s default), so the first row is the baseline of the run.
+The C allocator keeps freed memory for reuse (`--allocator retain`, as `carseg predict` does) unless
+`--allocator default` is given. Without `--model` the network is randomly initialised:
 its masks are not car-shaped, so the mean number of runs per image is printed to make the RLE cost comparable.
 
-    python benchmarks/bench_predict.py --device cpu --images 4 --batch-size 1 --threads 2 --workers 1
+    python benchmarks/bench_predict.py --device cpu --images 8 --batch-size 1 --threads 2 --workers 1 --tta none
     python benchmarks/bench_predict.py --device cuda --images 256 --batch-size 16 --compile default   # the H100 run
 """
 
@@ -35,6 +39,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from benchmarks.bench_inference import CONFIGS  # noqa: E402
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
+from carseg_hf.cpu_runtime import retain_freed_memory  # noqa: E402
 from carseg_hf.fixture import make_carvana_fixture  # noqa: E402
 from carseg_hf.loading import load_model, resolve_device  # noqa: E402
 from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
@@ -56,13 +61,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--tta", default="both", choices=("none", "hflip", "both"))
     parser.add_argument("--data", default=None, help="reuse (or create) the JPEG folder here instead of a temp dir")
-    return parser.parse_args(argv)
+    parser.add_argument("--warmup", type=int, default=None, help="untimed images per configuration (default: batch)")
+    parser.add_argument("--allocator", default="retain", choices=("retain", "default"), help="see cpu_runtime")
+    parser.add_argument(
+        "--fold", default="both", choices=("no", "yes", "both"), help="fold BatchNorm into the convolutions"
+    )
+    args = parser.parse_args(argv)
+    if args.images < 1 or args.batch_size < 1 or args.workers < 1 or (args.warmup is not None and args.warmup < 0):
+        parser.error("--images, --batch-size and --workers must be >= 1, and --warmup >= 0")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.allocator == "retain":
+        retain_freed_memory()
     device = resolve_device(args.device)
     dtype = ("bf16" if device.type == "cuda" else "fp32") if args.dtype == "auto" else args.dtype
     if args.model:
@@ -82,15 +97,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# bench_predict  {datetime.datetime.now().isoformat(timespec='seconds')}")
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         print(f"# device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
-        print(f"# model {args.model or args.config + ' (random weights)'}, input {args.resolution}, dtype {dtype}")
+        print(
+            f"# model {args.model or args.config + ' (random weights)'}, input {args.resolution}, dtype {dtype}, "
+            f"allocator {args.allocator}"
+        )
         print(f"# command: python benchmarks/bench_predict.py {' '.join(sys.argv[1:] if argv is None else argv)}")
         print()
         print(
-            "| TTA | images | batch | workers | images/s | s/image | decode s | model s | rle s | write s | "
-            "runs/image |"
+            "| TTA | BN folded | images | batch | workers | images/s | s/image | vs first row | decode s | model s "
+            "| rle s | write s | runs/image |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for tta in ("none", "hflip") if args.tta == "both" else (args.tta,):
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        warmup = args.batch_size if args.warmup is None else args.warmup
+        baseline = None
+        folds = (False, True) if args.fold == "both" else (args.fold == "yes",)
+        for tta, fold in [(t, f) for t in (("none", "hflip") if args.tta == "both" else (args.tta,)) for f in folds]:
             submission = Path(scratch) / f"submission-{tta}.csv"
             options = PredictOptions(
                 submission=submission,
@@ -99,24 +120,26 @@ def main(argv: list[str] | None = None) -> int:
                 resolution=args.resolution,
                 compile=args.compile,
                 dtype=dtype,
+                fold_batchnorm=fold,
                 workers=args.workers,
                 progress=False,
                 profile=True,
                 overwrite=True,
             )
             predictor = BatchPredictor(model, processor, device, options)
-            if args.compile != "none":  # compile outside the timed run
-                warm = Path(scratch) / "warmup.csv"
-                predictor.options.submission = warm
-                predictor.run(images[: args.batch_size])
+            if warmup:  # set-up and compilation outside the timed run
+                predictor.options.submission = Path(scratch) / "warmup.csv"
+                predictor.run(images[:warmup])
                 predictor.options.submission = submission
             summary = predictor.run(images)
             rows = read_rle_csv(submission)
             runs = sum(len(rle.split()) // 2 for rle in rows.values()) / max(len(rows), 1)
             stages = summary.stage_seconds
+            baseline = baseline or summary.images_per_second
             print(
-                f"| {tta} | {summary.processed} | {args.batch_size} | {args.workers} | "
+                f"| {tta} | {'yes' if fold else 'no'} | {summary.processed} | {args.batch_size} | {args.workers} | "
                 f"{summary.images_per_second:.2f} | {summary.seconds / max(summary.processed, 1):.3f} | "
+                f"{summary.images_per_second / baseline:.2f}x | "
                 f"{stages['decode']:.2f} | {stages['model']:.2f} | {stages['rle']:.2f} | {stages['write']:.2f} | "
                 f"{runs:.0f} |",
                 flush=True,

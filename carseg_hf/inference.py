@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .batchnorm_folding import fold_batchnorm as fold_batchnorm_copy
 from .image_processing_carseg import CarSegImageProcessor
 from .loading import load_model, resolve_device
 from .modeling_carseg import CarSegForSemanticSegmentation
@@ -63,6 +64,8 @@ class Segmenter:
         processor: Its `CarSegImageProcessor`.
         device: Where the model runs.
         channels_last: Use the channels-last memory format, which is faster for convolutions on CPU and GPU.
+        fold_batchnorm: Segment with a copy of the model whose BatchNorm layers are folded into the convolutions
+            (see `fold_batchnorm`); `self.model` stays the model as given.
     """
 
     def __init__(
@@ -71,12 +74,14 @@ class Segmenter:
         processor: CarSegImageProcessor,
         device: str | torch.device = "cpu",
         channels_last: bool = True,
+        fold_batchnorm: bool = True,
     ) -> None:
         self.device = torch.device(device)
         self.channels_last = channels_last
         self.model = model.to(self.device).eval()
+        self._runner = fold_batchnorm_copy(self.model)[0] if fold_batchnorm else self.model
         if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self._runner = self._runner.to(memory_format=torch.channels_last)
         self.processor = processor
         self._lock = threading.Lock()
 
@@ -125,7 +130,7 @@ class Segmenter:
         if self.channels_last:
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         with self._lock, torch.inference_mode():
-            logits = predict_logits(self.model, pixel_values, tta=tta)  # (1, 1, h, w)
+            logits = predict_logits(self._runner, pixel_values, tta=tta)  # (1, 1, h, w)
             logits = self.processor.resize_logits(logits, (height, width))  # (1, 1, height, width)
             probabilities = torch.sigmoid(logits[0, 0]).cpu().numpy()  # (height, width)
         mask = (probabilities > threshold).astype(np.uint8)

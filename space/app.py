@@ -4,8 +4,10 @@ The model is `$CARSEG_MODEL` (a folder or Hub id) when set, else the checkpoint 
 Locally: `python space/app.py` or `carseg demo`.
 """
 
+from carseg_hf.cpu_runtime import retain_freed_memory
 from carseg_hf.demo.app import MAX_UPLOAD_SIZE, build_demo
 
+retain_freed_memory()  # reuse freed activation memory instead of faulting in fresh pages (see carseg_hf.cpu_runtime)
 demo = build_demo()
 
 if __name__ == "__main__":

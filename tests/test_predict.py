@@ -91,7 +91,9 @@ def test_png_and_gif_masks_match_segmenter(trained, dataset, tmp_path):
     summary = _predictor(trained, out_dir=tmp_path / "png", batch_size=3).run([dataset / "test"])
     assert (summary.processed, summary.skipped, summary.failed) == (4, 0, [])
     _predictor(trained, out_dir=tmp_path / "gif", mask_format="gif", batch_size=2).run([dataset / "test"])
-    segmenter = Segmenter(model.to(memory_format=torch.contiguous_format), processor, "cpu", channels_last=False)
+    segmenter = Segmenter(
+        model.to(memory_format=torch.contiguous_format), processor, "cpu", channels_last=False, fold_batchnorm=False
+    )
     for image in sorted((dataset / "test").glob("*.jpg")):
         png = Image.open(tmp_path / "png" / f"{image.stem}.png")
         gif = Image.open(tmp_path / "gif" / f"{image.stem}.gif")
@@ -103,6 +105,16 @@ def test_png_and_gif_masks_match_segmenter(trained, dataset, tmp_path):
         agreement = (load_mask(png) == expected).mean()
         assert agreement >= 0.999, f"{image.name}: batch engine agrees with Segmenter on {agreement:.4%}"
         assert 0.02 < expected.mean() < 0.98  # a real mask, not all background
+
+
+def test_cli_speed_options_keep_the_masks(trained, dataset, tmp_path):
+    common = [str(dataset / "test"), "--model", str(trained[2]), "--no-progress", "--device", "cpu"]
+    assert _cli(*common, "--out", str(tmp_path / "fast")) == 0  # folded BatchNorm, retained allocator memory
+    assert _cli(*common, "--out", str(tmp_path / "plain"), "--no-fold-batchnorm", "--allocator", "default") == 0
+    for plain in sorted((tmp_path / "plain").glob("*.png")):
+        agreement = (load_mask(plain) == load_mask(tmp_path / "fast" / plain.name)).mean()
+        assert agreement >= 0.999, f"{plain.name}: {agreement:.4%}"
+    assert len(list((tmp_path / "fast").glob("*.png"))) == 4
 
 
 def test_submission_rows_decode_to_written_masks(trained, dataset, tmp_path):

@@ -40,6 +40,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: 4 on GPU, 1 on CPU)")
     parser.add_argument("--no-channels-last", action="store_true", help="keep the contiguous memory format")
+    parser.add_argument(
+        "--no-fold-batchnorm", action="store_true", help="run the model as saved, without folding BatchNorm"
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=("retain", "default"),
+        default="retain",
+        help="retain: keep freed memory for reuse (faster on CPU, see carseg_hf.cpu_runtime); default: glibc's",
+    )
     parser.add_argument("--overwrite", action="store_true", help="recompute everything instead of resuming")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -50,9 +59,12 @@ def run(args: argparse.Namespace) -> int:
     """Run `carseg predict`; returns 0 when every image was segmented, 1 when some could not be read."""
     import torch
 
+    from ..cpu_runtime import retain_freed_memory
     from ..loading import load_model, resolve_device
     from ..predict import BatchPredictor, PredictOptions, expand_inputs
 
+    if args.allocator == "retain":
+        retain_freed_memory()
     if args.num_threads is not None:
         if args.num_threads < 1:
             raise ValueError(f"--num-threads must be >= 1, got {args.num_threads}")
@@ -70,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         compile=args.compile,
         dtype=("bf16" if on_gpu else "fp32") if args.dtype == "auto" else args.dtype,
         channels_last=not args.no_channels_last,
+        fold_batchnorm=not args.no_fold_batchnorm,
         workers=args.workers or (4 if on_gpu else 1),
         overwrite=args.overwrite,
         progress=not args.no_progress,
