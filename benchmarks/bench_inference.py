@@ -51,6 +51,7 @@ MODES = [
     ("eager fp32 + channels_last", "fp32", True, False, "none"),
     ("eager fp32 + channels_last + folded BN", "fp32", True, True, "none"),
     ("eager bf16 + channels_last + folded BN", "bf16", True, True, "none"),
+    ("compile fp32 + channels_last + folded BN", "fp32", True, True, "default"),
     ("compile bf16 + channels_last + folded BN", "bf16", True, True, "default"),
     ("compile max-autotune bf16 + channels_last + folded BN", "bf16", True, True, "max-autotune"),
 ]

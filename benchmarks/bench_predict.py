@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--tta", default="both", choices=("none", "hflip", "both"))
     parser.add_argument("--data", default=None, help="reuse (or create) the JPEG folder here instead of a temp dir")
+    parser.add_argument(
+        "--decode", default="auto", choices=("auto", "processor", "tensor"), help="see PredictOptions.decode"
+    )
     parser.add_argument("--warmup", type=int, default=None, help="untimed images per configuration (default: batch)")
     parser.add_argument("--allocator", default="retain", choices=("retain", "default"), help="see cpu_runtime")
     parser.add_argument(
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
         print(
             f"# model {args.model or args.config + ' (random weights)'}, input {args.resolution}, dtype {dtype}, "
-            f"allocator {args.allocator}"
+            f"allocator {args.allocator}, decode {args.decode}"
         )
         print(f"# command: python benchmarks/bench_predict.py {' '.join(sys.argv[1:] if argv is None else argv)}")
         print()
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 compile=args.compile,
                 dtype=dtype,
                 fold_batchnorm=fold,
+                decode=args.decode,
                 workers=args.workers,
                 progress=False,
                 profile=True,

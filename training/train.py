@@ -284,6 +284,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
     from tqdm.auto import tqdm
 
+    from carseg_hf.cpu_runtime import retain_freed_memory
     from carseg_hf.data import load_segmentation_dataset
     from training.augment import JointAugmentation
     from training.checkpoint_format import load_training_state
@@ -309,6 +310,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logger = get_logger(__name__)
     logger.info(accelerator.state, main_process_only=False)
+    if accelerator.device.type == "cpu":
+        retain_freed_memory()  # reuse freed activation memory instead of faulting in fresh pages every step
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
 
