@@ -28,7 +28,9 @@ SERVER_SCRIPT = textwrap.dedent(
     """
     import sys, torch
     torch.set_num_threads(int(sys.argv[4]))
+    from carseg_hf.cpu_runtime import retain_freed_memory
     from carseg_hf.demo.app import build_demo
+    retain_freed_memory()  # as space/app.py and carseg demo do
     model = sys.argv[1] or None
     demo = build_demo(model, device=sys.argv[2], concurrency_limit=int(sys.argv[5]))
     demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[3]), quiet=True)
