@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import resource
 import statistics
 import subprocess
@@ -39,6 +38,7 @@ if str(REPO_ROOT) not in sys.path:
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
 from carseg_hf.configuration_carseg import NAMED_CONFIGS  # noqa: E402
 from carseg_hf.cpu_runtime import retain_freed_memory  # noqa: E402
+from carseg_hf.device_info import describe_device  # noqa: E402
 from carseg_hf.loading import resolve_device  # noqa: E402
 from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     model = CarSegForSemanticSegmentation(CarSegConfig(**CONFIGS[args.config])).eval().to(device)
     processor = CarSegImageProcessor()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}"
+    name = describe_device(device)
     if not args.rows_only:
         print(f"# bench_inference  {datetime.datetime.now().isoformat(timespec='seconds')}")
         print(f"# device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")

@@ -40,6 +40,7 @@ if str(REPO_ROOT) not in sys.path:
 from benchmarks.bench_inference import CONFIGS  # noqa: E402
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
 from carseg_hf.cpu_runtime import retain_freed_memory  # noqa: E402
+from carseg_hf.device_info import describe_device  # noqa: E402
 from carseg_hf.fixture import make_carvana_fixture  # noqa: E402
 from carseg_hf.loading import load_model, resolve_device  # noqa: E402
 from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# wrote {args.images} {width}x{height} JPEGs in {time.perf_counter() - start:.1f} s")
         images = sorted((data / "test").glob("*.jpg"))[: args.images]
         print(f"# bench_predict  {datetime.datetime.now().isoformat(timespec='seconds')}")
-        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        name = describe_device(device)
         print(f"# device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
         print(
             f"# model {args.model or args.config + ' (random weights)'}, input {args.resolution}, dtype {dtype}, "

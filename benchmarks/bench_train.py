@@ -15,7 +15,6 @@ The script writes its own procedural Carvana-layout data set into a temporary fo
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import sys
 import tempfile
@@ -31,6 +30,7 @@ if str(REPO_ROOT) not in sys.path:
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
 from carseg_hf.configuration_carseg import NAMED_CONFIGS  # noqa: E402
 from carseg_hf.data import load_segmentation_dataset  # noqa: E402
+from carseg_hf.device_info import describe_device  # noqa: E402
 from carseg_hf.fixture import make_carvana_fixture  # noqa: E402
 from training.augment import AugmentationConfig, JointAugmentation  # noqa: E402
 from training.data_pipeline import (  # noqa: E402
@@ -144,12 +144,11 @@ def main(argv=None) -> int:
 
     images = args.steps * args.batch_size
     pipeline_rate, memory_rate = images / pipeline_s, images / memory_s
+    name = describe_device(device)
     if device.type == "cuda":
         peak = f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB CUDA max allocated"
-        name = torch.cuda.get_device_name()
     else:
         peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB peak RSS (main process)"
-        name = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     print(
         f"\ndevice: {name}; torch {torch.__version__}; config {args.config}; {height}x{width}; batch "
         f"{args.batch_size}; {args.mixed_precision}; workers {args.workers}; {args.steps} timed steps"
