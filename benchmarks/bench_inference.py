@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     name = describe_device(device)
     if not args.rows_only:
         print(f"# bench_inference  {datetime.datetime.now().isoformat(timespec='seconds')}")
-        print(f"# device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+        print(f"# device {device} ({name}), torch {torch.__version__}")
         print(f"# config {args.config} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters)")
         print(f"# command: python benchmarks/bench_inference.py {' '.join(argv)}")
         print()

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         images = sorted((data / "test").glob("*.jpg"))[: args.images]
         print(f"# bench_predict  {datetime.datetime.now().isoformat(timespec='seconds')}")
         name = describe_device(device)
-        print(f"# device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+        print(f"# device {device} ({name}), torch {torch.__version__}")
         print(
             f"# model {args.model or args.config + ' (random weights)'}, input {args.resolution}, dtype {dtype}, "
             f"allocator {args.allocator}, decode {args.decode}"
