@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +123,23 @@ def test_plateau_scheduler_lowers_the_learning_rate_on_a_flat_metric(data_dir, t
     assert rates[0] == pytest.approx(1e-6)
     assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
     assert rates[-1] < rates[0]  # at least one reduction on a (nearly) constant dice
+
+
+def test_cosine_scheduler_decays_to_the_minimum_over_the_run_and_resumes_on_schedule(data_dir, tmp_path):
+    common = ["--norm", "none", "--learning_rate", "1e-3", "--lr_scheduler", "cosine", "--lr_min_ratio", "0.1"]
+    results = run(data_dir, tmp_path / "run", *common, "--max_train_steps", "6", "--checkpointing_steps", "3")
+    history = TrainerState.load(tmp_path / "run" / f"checkpoint-{results['global_step']}").history
+    rates = [entry["learning_rate"] for entry in history]
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:]))
+    assert rates[-1] == pytest.approx(1e-4)  # the last optimizer step reaches lr * lr_min_ratio
+    scheduler_state = json.loads((tmp_path / "run" / "checkpoint-3" / "scheduler.json").read_text())
+    assert scheduler_state["T_max"] == 6 and scheduler_state["last_epoch"] == 3
+    # Resuming at step 3 continues the same schedule: the final learning rate matches the uninterrupted run.
+    resumed = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "run" / "checkpoint-3", resumed / "checkpoint-3")
+    again = run(data_dir, resumed, *common, "--max_train_steps", "6", "--resume_from_checkpoint", "latest")
+    resumed_history = TrainerState.load(resumed / f"checkpoint-{again['global_step']}").history
+    assert resumed_history[-1]["learning_rate"] == pytest.approx(rates[-1])
 
 
 def test_resume_continues_at_the_saved_step_with_the_same_weights(data_dir, tmp_path):

@@ -93,9 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument("--adam_epsilon", type=float, default=1e-8)
     optim.add_argument("--weight_decay", type=float, default=0.0)
     optim.add_argument("--max_grad_norm", type=float, default=0.0, help="Clip gradients to this norm; 0 disables.")
-    optim.add_argument("--lr_scheduler", choices=("constant", "plateau"), default="constant")
+    optim.add_argument("--lr_scheduler", choices=("constant", "plateau", "cosine"), default="constant")
     optim.add_argument("--lr_plateau_factor", type=float, default=0.1, help="ReduceLROnPlateau factor.")
     optim.add_argument("--lr_plateau_patience", type=int, default=4, help="ReduceLROnPlateau patience (epochs).")
+    optim.add_argument(
+        "--lr_min_ratio", type=float, default=0.0, help="Cosine: final learning rate as a fraction of the first."
+    )
     optim.add_argument("--train_batch_size", type=int, default=4, help="Images per process per micro-batch.")
     optim.add_argument("--eval_batch_size", type=int, help="Defaults to --train_batch_size.")
     optim.add_argument("--gradient_accumulation_steps", type=int, default=1)
@@ -168,6 +171,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--early_stopping_min_delta must be >= 0, got {args.early_stopping_min_delta}")
     if not 0.0 < args.lr_plateau_factor < 1.0:
         parser.error(f"--lr_plateau_factor must lie strictly between 0 and 1, got {args.lr_plateau_factor}")
+    if not 0.0 <= args.lr_min_ratio <= 1.0:
+        parser.error(f"--lr_min_ratio must lie in [0, 1], got {args.lr_min_ratio}")
     fresh_options = ("encoder_channels", "center_channels", "decoder_convs", "norm", "encoder_name")
     if args.model_name_or_path is not None:
         given = [f"--{name}" for name in fresh_options if getattr(args, name) is not None]
@@ -347,7 +352,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         eval_dataset, args.eval_batch_size, False, args.dataloader_num_workers, pin_memory
     )
 
-    # 4. Optimizer and learning-rate scheduler (Adam as in the reference recipe; plateau stepped on validation dice).
+    # 4. Optimizer and learning-rate scheduler (Adam as in the reference recipe; plateau stepped on validation dice,
+    #    cosine created in section 5 once the number of optimizer steps is known).
     optimizer = torch.optim.Adam(
         model.parameters(),
         lr=args.learning_rate,
@@ -376,6 +382,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    if args.lr_scheduler == "cosine":
+        # Stepped once per optimizer step (skipped updates included), from --learning_rate down to lr * lr_min_ratio.
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max_train_steps, eta_min=args.learning_rate * args.lr_min_ratio
+        )
     total_batch_size = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     if accelerator.is_main_process and args.report_to != "none":
         tracker_config = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in vars(args).items()}
@@ -479,6 +490,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             if not accelerator.sync_gradients:
                 continue
             state.global_step += 1
+            if args.lr_scheduler == "cosine":
+                scheduler.step()
             images = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
             elapsed = time.perf_counter() - step_start
             state.train_images += images
@@ -528,7 +541,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         else:
             improved_enough = False
         state.epochs_without_improvement = 0 if improved_enough else state.epochs_without_improvement + 1
-        if scheduler is not None:
+        if args.lr_scheduler == "plateau":
             scheduler.step(final_dice)
         if 0 < args.early_stopping_patience <= state.epochs_without_improvement:
             state.stopped_early = True
