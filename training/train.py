@@ -352,8 +352,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         eval_dataset, args.eval_batch_size, False, args.dataloader_num_workers, pin_memory
     )
 
-    # 4. Optimizer and learning-rate scheduler (Adam as in the reference recipe; plateau stepped on validation dice,
-    #    cosine created in section 5 once the number of optimizer steps is known).
+    # 4. Optimizer (Adam as in the reference recipe); the learning-rate scheduler follows in section 5.
     optimizer = torch.optim.Adam(
         model.parameters(),
         lr=args.learning_rate,
@@ -362,6 +361,17 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         weight_decay=args.weight_decay,
         fused=accelerator.device.type == "cuda",
     )
+
+    # 5. Prepare for the device(s), derive the step counts and build the learning-rate scheduler.
+    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
+        model, optimizer, train_dataloader, eval_dataloader
+    )
+    steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+    num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    # Neither scheduler goes through `accelerator.prepare` (an AcceleratedScheduler would step once per process):
+    # plateau is stepped by hand once per validation, cosine once per optimizer step (skipped updates included).
+    # `save_checkpoint` / `load_training_state` save and restore them.
     scheduler = None
     if args.lr_scheduler == "plateau":
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -372,18 +382,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             threshold=args.early_stopping_min_delta,
             threshold_mode="abs",
         )
-        # Stepped by hand once per validation (an AcceleratedScheduler would step it once per process); not prepared,
-        # it is saved and restored with the checkpoints by `save_checkpoint` / `load_training_state`.
-
-    # 5. Prepare for the device(s) and derive the step counts.
-    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
-        model, optimizer, train_dataloader, eval_dataloader
-    )
-    steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
-    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
-    num_epochs = math.ceil(max_train_steps / steps_per_epoch)
-    if args.lr_scheduler == "cosine":
-        # Stepped once per optimizer step (skipped updates included), from --learning_rate down to lr * lr_min_ratio.
+    elif args.lr_scheduler == "cosine":
+        # From --learning_rate down to lr * lr_min_ratio at the last optimizer step.
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=max_train_steps, eta_min=args.learning_rate * args.lr_min_ratio
         )
