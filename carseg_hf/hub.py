@@ -23,7 +23,7 @@ _UPLOAD_ERRORS = (HfHubHTTPError, _httpx.HTTPError, OSError)
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.ckpt", "model.pt", "model.pth")
 #: Suffixes of pickled files that a checkpoint folder to push must not hold.
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-#: Files every pushed checkpoint carries (besides the model code and the generated README.md).
+#: Files every pushed checkpoint carries (besides the model code and the README.md model card).
 REQUIRED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 #: Auto classes that `auto_map` must name, per JSON file, for `trust_remote_code=True` loading.
 REQUIRED_AUTO_MAP = {
@@ -191,6 +191,66 @@ def _resave_with_code(folder: Path, target: Path) -> list[str]:
     return names
 
 
+#: Values of `push_checkpoint(card=...)` and `carseg push --card`.
+CARD_SOURCES = ("auto", "folder", "generate")
+
+
+def _folder_card(path: Path) -> str:
+    """Read and check a hand-written model card: UTF-8 text that opens with a YAML metadata block."""
+    import yaml  # PyYAML, a dependency of huggingface_hub's repo cards
+    from huggingface_hub import ModelCard
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"model card {str(path)!r} is not readable UTF-8 text: {error}") from error
+    try:
+        data = ModelCard(text, ignore_metadata_errors=False).data.to_dict()
+    except (ValueError, yaml.YAMLError) as error:
+        raise ValueError(f"model card {str(path)!r} has invalid YAML metadata: {error}") from error
+    if not data:
+        raise ValueError(
+            f"model card {str(path)!r} has no YAML metadata block: it must open with '---', fields such as "
+            "'library_name: transformers' and 'pipeline_tag: image-segmentation', and '---'. Fix it, or push "
+            "with card='generate' (carseg push --card generate) to upload a generated card instead."
+        )
+    return text
+
+
+def _model_card_text(
+    folder: Path,
+    repo_id: str,
+    card: str,
+    metrics: Mapping[str, Any] | None,
+    card_data: Mapping[str, Any] | None,
+) -> str:
+    """The README.md to upload: the folder's own card or a generated one, as `card` says."""
+    from .configuration_carseg import CarSegConfig
+    from .model_card import build_model_card
+
+    if card not in CARD_SOURCES:
+        raise ValueError(f"card must be one of {', '.join(CARD_SOURCES)}, got {card!r}")
+    own = folder / "README.md"
+    if card == "folder" and not own.is_file():
+        raise FileNotFoundError(f"card='folder' needs a model card at {str(own)!r}, and there is none")
+    if card != "generate" and own.is_file():
+        if metrics or card_data:
+            raise ValueError(
+                f"{str(own)!r} is uploaded as the model card as it is, so metrics and card_data would be ignored. "
+                "Put them into that card, or push with card='generate' (carseg push --card generate) to build a "
+                "card from them instead."
+            )
+        return _folder_card(own)
+    card_options = dict(card_data or {})
+    dataset = card_options.pop("dataset", None)
+    training_args = card_options.pop("training_args", None)
+    config = CarSegConfig.from_pretrained(str(folder))
+    built = build_model_card(
+        repo_id, config, metrics=metrics, training_args=training_args, dataset=dataset, **card_options
+    )
+    return str(built)
+
+
 def push_checkpoint(
     checkpoint_dir: str | Path,
     repo_id: str,
@@ -200,13 +260,16 @@ def push_checkpoint(
     commit_message: str | None = None,
     metrics: Mapping[str, Any] | None = None,
     card_data: Mapping[str, Any] | None = None,
+    card: str = "auto",
 ) -> str:
     """Publish a carseg checkpoint to the Hub in one atomic commit.
 
     The commit holds `config.json`, `model.safetensors`, `preprocessor_config.json`, the model code named by
-    `auto_map` (so that `trust_remote_code=True` works without carseg installed) and a generated README.md model
-    card. Other files of the folder (optimizer states, logs) are never uploaded. If the folder lacks the code or
-    `auto_map`, it is re-saved through `save_pretrained` into a temporary folder first; the original is not touched.
+    `auto_map` (so that `trust_remote_code=True` works without carseg installed) and a README.md model card: the
+    folder's own README.md when it has one (a hand-written card, such as the bundled model's), otherwise one built
+    from `metrics` and `card_data`. Other files of the folder (optimizer states, logs) are never uploaded. If the
+    folder lacks the code or `auto_map`, it is re-saved through `save_pretrained` into a temporary folder first; the
+    original is not touched.
     Because everything travels in one `create_commit`, a failed upload leaves the repo as it was.
 
     Args:
@@ -219,29 +282,25 @@ def push_checkpoint(
         metrics: Evaluation results for the card (e.g. `{"eval_dice": 0.995}`).
         card_data: Card options: `dataset` (str) and `training_args` (dict) go into the card text; any other key
             (e.g. `license`, `tags`) is a YAML field that overrides the default.
+        card: Which model card to upload: "auto" (the folder's README.md if it exists, else a generated one),
+            "folder" (the folder's README.md, which must exist) or "generate" (always build one, ignoring the
+            folder's README.md). A folder card is uploaded as it is, so `metrics` and `card_data` are refused
+            with it.
 
     Returns:
         The sha of the new commit (usable as `revision=` to pin exactly this upload).
 
     Raises:
         FileNotFoundError: If the folder or a required file is missing.
-        ValueError: If the repo id is malformed, the folder holds pickled files or invalid files.
+        ValueError: If the repo id is malformed, the folder holds pickled files or invalid files, the folder's
+            card has no valid YAML metadata, or `metrics`/`card_data` come with a folder card.
         OSError: If the upload fails; the repo is then left unchanged.
     """
-    from .configuration_carseg import CarSegConfig
-    from .model_card import build_model_card
-
     validate_repo_id(repo_id)
     if repo_id.count("/") != 1:
         raise ValueError(f"repo id {repo_id!r} must have the form ORG/NAME")
     folder = validate_checkpoint_dir(checkpoint_dir)
-    card_options = dict(card_data or {})
-    dataset = card_options.pop("dataset", None)
-    training_args = card_options.pop("training_args", None)
-    config = CarSegConfig.from_pretrained(str(folder))
-    card = build_model_card(
-        repo_id, config, metrics=metrics, training_args=training_args, dataset=dataset, **card_options
-    )
+    card_text = _model_card_text(folder, repo_id, card, metrics, card_data)
     with tempfile.TemporaryDirectory(prefix="carseg-push-") as tmp:
         source = folder
         names = code_files(folder)
@@ -252,7 +311,7 @@ def push_checkpoint(
             CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(source / name))
             for name in (*REQUIRED_FILES, *names)
         ]
-        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode("utf-8")))
+        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card_text.encode("utf-8")))
         branch = revision or constants.DEFAULT_REVISION
         api = HfApi(token=token)
         try:

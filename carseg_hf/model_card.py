@@ -97,16 +97,41 @@ CARSEG_MODEL={repo_id} carseg demo
 """
 
 
+def _recipe_lines(training_args: Mapping[str, Any]) -> str:
+    """The optimiser, schedule and early-stopping lines, from the arguments the run recorded."""
+    optimizer = training_args.get("optimizer", "Adam")
+    lines = f"- Optimiser: {optimizer}, learning rate {training_args.get('learning_rate', 'not recorded')}"
+    scheduler = training_args.get("lr_scheduler")
+    if scheduler and scheduler != "constant":
+        lines += f", `{scheduler}` schedule"
+    lines += ".\n"
+    patience = training_args.get("early_stopping_patience")
+    if patience == 0:
+        lines += "- No early stopping.\n"
+    elif patience is not None:
+        min_delta = training_args.get("early_stopping_min_delta", "not recorded")
+        lines += f"- Early stopping on the validation dice: patience {patience}, `min_delta` {min_delta}.\n"
+    return lines
+
+
 def _training(training_args: Mapping[str, Any] | None, dataset: str | None) -> str:
     text = f"""## Training recipe
 
 - Data: {dataset or "the Kaggle Carvana Image Masking Challenge training set"}.
 
 - Loss: binary cross-entropy on the logit plus (1 - soft dice) on the sigmoid.
-- Optimiser: Adam, learning rate 1e-4.
-- Early stopping on the validation dice with `min_delta` 1e-4.
-- Augmentation: random shift, scale and rotation, applied identically to the image and its mask.
 """
+    if training_args:
+        text += _recipe_lines(training_args)
+    else:
+        text += (
+            "- The run's arguments were not recorded with this checkpoint. The carseg reference recipe is Adam at\n"
+            "  learning rate 1e-4 with early stopping on the validation dice at `min_delta` 1e-4.\n"
+        )
+    augmentation = (training_args or {}).get("augmentation")
+    if augmentation is None:
+        augmentation = "random shift, scale and rotation, applied identically to the image and its mask"
+    text += f"- Augmentation: {augmentation}.\n"
     if training_args:
         args = json.dumps(dict(training_args), indent=2, sort_keys=True, default=str)
         text += f"\nArguments of this run:\n\n```json\n{args}\n```\n"

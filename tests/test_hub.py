@@ -247,8 +247,7 @@ def test_model_card_yaml_and_text(hub_env, checkpoint):
         'pipeline("image-segmentation", model="org/carseg")',
         "carseg predict --model org/carseg",
         "CARSEG_MODEL=org/carseg",
-        "Adam, learning rate 1e-4",
-        "min_delta",
+        "Optimiser: Adam, learning rate 0.0001.",
         "shift, scale and rotation",
         "synthetic renders",
         "What `trust_remote_code=True` runs",
@@ -256,7 +255,26 @@ def test_model_card_yaml_and_text(hub_env, checkpoint):
         "eval_loss",
     ):
         assert snippet in text, snippet
-    assert "model-index" not in build_model_card("org/carseg", config).data.to_dict()
+    unrecorded = build_model_card("org/carseg", config)
+    assert "model-index" not in unrecorded.data.to_dict()
+    assert "were not recorded" in unrecorded.text and "Optimiser:" not in unrecorded.text
+    # The recipe lines come from the run's own arguments, not from the reference recipe.
+    recorded = build_model_card(
+        "org/carseg",
+        config,
+        training_args={
+            "learning_rate": 3e-4,
+            "lr_scheduler": "cosine",
+            "early_stopping_patience": 4,
+            "early_stopping_min_delta": 1e-4,
+            "augmentation": "none",
+        },
+    ).text
+    assert "learning rate 0.0003, `cosine` schedule." in recorded
+    assert "patience 4, `min_delta` 0.0001" in recorded
+    assert "- Augmentation: none." in recorded and "1e-4" not in recorded
+    no_stopping = build_model_card("org/carseg", config, training_args={"early_stopping_patience": 0}).text
+    assert "- No early stopping." in no_stopping
     with pytest.raises(ValueError, match="eval_dice"):
         build_model_card("org/carseg", config, metrics={"eval_dice": 1.5})
     custom = build_model_card("org/carseg", config, dataset="org/cars", license="mit", tags=["mine"]).data.to_dict()
@@ -271,6 +289,47 @@ def test_model_card_yaml_and_text(hub_env, checkpoint):
     pushed = ModelCard.load(repo_id).data.to_dict()
     assert pushed["license"] == "mit"
     assert pushed["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.97
+
+
+def test_folder_model_card_is_uploaded_as_it_is(hub_env, checkpoint):
+    own = "---\nlibrary_name: transformers\npipeline_tag: image-segmentation\nlicense: mit\n---\n\n# Mine\n"
+    (checkpoint / "README.md").write_text(own, encoding="utf-8")
+    repo_id = _repo_id()
+    push_checkpoint(checkpoint, repo_id)
+    assert hub_env.server.files(repo_id)["README.md"].decode("utf-8") == own
+    push_checkpoint(checkpoint, repo_id, card="folder")
+    assert hub_env.server.files(repo_id)["README.md"].decode("utf-8") == own
+    # card="generate" ignores the folder's card and builds one from the metrics.
+    push_checkpoint(checkpoint, repo_id, metrics={"eval_dice": 0.98}, card="generate")
+    generated = ModelCard.load(repo_id)
+    assert generated.data.to_dict()["license"] == "apache-2.0" and "# Mine" not in generated.text
+    sha = hub_env.server.head_sha(repo_id)
+    with pytest.raises(ValueError, match="card='generate'"):
+        push_checkpoint(checkpoint, repo_id, metrics={"eval_dice": 0.98})
+    (checkpoint / "README.md").write_text("# No metadata\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no YAML metadata block"):
+        push_checkpoint(checkpoint, repo_id)
+    (checkpoint / "README.md").write_text("---\nlicense: [unclosed\n---\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="invalid YAML metadata"):
+        push_checkpoint(checkpoint, repo_id)
+    (checkpoint / "README.md").unlink()
+    with pytest.raises(FileNotFoundError, match="card='folder'"):
+        push_checkpoint(checkpoint, repo_id, card="folder")
+    with pytest.raises(ValueError, match="card must be one of"):
+        push_checkpoint(checkpoint, repo_id, card="mine")
+    assert hub_env.server.head_sha(repo_id) == sha  # refused pushes commit nothing
+
+
+def test_bundled_model_pushes_with_its_own_card(hub_env):
+    from carseg_hf.loading import bundled_model_dir
+
+    folder = bundled_model_dir()
+    repo_id = _repo_id()
+    push_checkpoint(folder, repo_id)
+    assert hub_env.server.files(repo_id)["README.md"] == (folder / "README.md").read_bytes()
+    assert "synthetic renders only" in ModelCard.load(repo_id).text
+    x = torch.randn(1, 3, 128, 128)
+    assert torch.equal(_logits(load_model(repo_id)[0], x), _logits(load_model(str(folder))[0], x))
 
 
 def test_push_command(hub_env, checkpoint, tmp_path, capsys):

@@ -210,6 +210,24 @@ def augmentation_config(args: argparse.Namespace):
     )
 
 
+def _augmentation_summary(args: argparse.Namespace) -> str:
+    """One line, for the model card, of the augmentation this run used."""
+    aug = augmentation_config(args)
+    parts = []
+    if aug.shift or aug.scale or aug.rotate:
+        parts.append(f"random shift (up to {aug.shift:g}), scale (±{aug.scale:g}) and rotation (±{aug.rotate:g}°)")
+    if aug.hflip:
+        parts.append(f"horizontal flips (p {aug.hflip:g})")
+    if aug.brightness or aug.contrast or aug.saturation or aug.hue:
+        parts.append(
+            f"colour jitter (brightness {aug.brightness:g}, contrast {aug.contrast:g}, "
+            f"saturation {aug.saturation:g}, hue {aug.hue:g}) on the image only"
+        )
+    if not parts:
+        return "none"
+    return "; ".join(parts) + "; geometric changes are applied identically to the image and its mask"
+
+
 def build_model(args: argparse.Namespace):
     """Load `--model_name_or_path` or build a fresh network from the config flags; returns (model, processor)."""
     import torch
@@ -587,6 +605,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     "resolution": results["resolution"],
                     "learning_rate": args.learning_rate,
                     "optimizer": f"Adam(betas=({args.adam_beta1}, {args.adam_beta2}), eps={args.adam_epsilon})",
+                    "lr_scheduler": args.lr_scheduler,
+                    "early_stopping_patience": args.early_stopping_patience,
+                    "early_stopping_min_delta": args.early_stopping_min_delta,
+                    "augmentation": _augmentation_summary(args),
                     "total_batch_size": total_batch_size,
                     "epochs": state.epochs_completed,
                     "best_epoch": state.best_epoch,
@@ -603,6 +625,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 commit_message=f"carseg: best validation dice {state.best_dice:.5f} at epoch {state.best_epoch}",
                 metrics={"dice": state.best_dice},
                 card_data=card_data,
+                card="generate",
             )
             results["hub_commit"] = sha
             logger.info(f"pushed {output_dir / 'best'} to {args.hub_model_id} at {sha}")

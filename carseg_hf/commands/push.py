@@ -14,8 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="upload a checkpoint folder (safetensors, config, code, model card) to the Hub",
         description=(
             "Upload config.json, model.safetensors, preprocessor_config.json, the model code named by auto_map and "
-            "a generated README.md model card to a Hub model repo, in one commit: a failed upload leaves the repo "
-            "as it was. Prints the commit sha, to pin with revision=."
+            "a README.md model card (the folder's own, or a generated one) to a Hub model repo, in one commit: a "
+            "failed upload leaves the repo as it was. Prints the commit sha, to pin with revision=."
         ),
     )
     parser.add_argument(
@@ -32,6 +32,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=None,
         metavar="JSON",
         help='JSON file of evaluation results for the model card, e.g. {"eval_dice": 0.995}',
+    )
+    parser.add_argument(
+        "--card",
+        choices=("auto", "folder", "generate"),
+        default="auto",
+        help="model card: the folder's README.md if present, else a generated one (auto, the default); only the "
+        "folder's (folder); or always a generated one (generate, needed with --metrics when the folder has a card)",
     )
     parser.set_defaults(func=run)
     return parser
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         token=args.token,
         commit_message=args.commit_message,
         metrics=_load_metrics(args.metrics),
+        card=args.card,
     )
     print(f"pushed {args.checkpoint_dir} to {args.repo_id} (revision {args.revision or 'main'}), commit {sha}")
     print(f"pin it with: from_pretrained({args.repo_id!r}, revision={sha!r})")
