@@ -194,13 +194,16 @@ def test_push_to_hub_publishes_the_best_model(data_dir, tmp_path, hub_env):
     output_dir = tmp_path / "run"
     results = run(
         data_dir, output_dir, "--num_train_epochs", "1", "--push_to_hub", "--hub_model_id", "org/carseg-trained",
-        "--hub_token", TEST_TOKEN,
+        "--hub_token", TEST_TOKEN, "--learning_rate", "3e-3", "--lr_scheduler", "cosine", "--aug_rotate", "0",
     )  # fmt: skip
     assert results["hub_commit"] == hub_env.server.head_sha("org/carseg-trained")
     files = hub_env.server.files("org/carseg-trained")
     assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md"} <= set(files)
     card = files["README.md"].decode() if isinstance(files["README.md"], bytes) else files["README.md"]
     assert f"{results['best_validation_dice']:.4f}" in card
+    # The card's recipe is this run's, not the reference recipe.
+    assert "learning rate 0.003, `cosine` schedule." in card
+    assert "scale (±0.1) and rotation (±0°)" in card and "learning rate 1e-4" not in card
     pushed = CarSegForSemanticSegmentation.from_pretrained("org/carseg-trained")
     local = CarSegForSemanticSegmentation.from_pretrained(output_dir / "best")
     for (name, value), (_, expected) in zip(pushed.state_dict().items(), local.state_dict().items()):
