@@ -57,3 +57,26 @@ def describe_device(device: torch.device | str) -> str:
         f"{cpu_model_name()}, ISA {capability}, {os.cpu_count()} logical cores, "
         f"{torch.get_num_threads()} torch threads"
     )
+
+
+def cpu_bf16_is_native() -> bool:
+    """Whether this CPU has bf16 arithmetic in hardware (AVX512-BF16 or AMX), as oneDNN sees it.
+
+    Without it, bf16 autocast on the CPU still works but every convolution is emulated: on an AVX2-only EPYC host a
+    training step of the bundled model at 512x768 took about 32 s in bf16 against 4 s in fp32.
+
+    Returns:
+        True where oneDNN runs bf16 convolutions natively.
+    """
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def cpu_bf16_warning() -> str | None:
+    """A warning to show when bf16 is asked for on a CPU that would emulate it, else None."""
+    if cpu_bf16_is_native():
+        return None
+    return (
+        f"bf16 on this CPU ({cpu_model_name()}, ISA {torch.backends.cpu.get_cpu_capability()}) is emulated: it has "
+        "no AVX512-BF16 or AMX, so bf16 convolutions run several times slower than fp32. Use fp32 here "
+        "(--mixed_precision no for training, --dtype fp32 for predict)."
+    )

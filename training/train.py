@@ -333,6 +333,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logger = get_logger(__name__)
     logger.info(accelerator.state, main_process_only=False)
+    if args.mixed_precision == "bf16" and accelerator.device.type == "cpu":
+        from carseg_hf.device_info import cpu_bf16_warning
+
+        if (warning := cpu_bf16_warning()) is not None:
+            logger.warning(warning)
     if accelerator.device.type == "cpu":
         retain_freed_memory()  # reuse freed activation memory instead of faulting in fresh pages every step
     if accelerator.is_main_process:

@@ -89,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
     )
     options.validate()
     options.validate_outputs()
+    if options.dtype == "bf16" and not on_gpu:
+        from ..device_info import cpu_bf16_warning
+
+        if (warning := cpu_bf16_warning()) is not None:
+            print(f"carseg predict: warning: {warning}", file=sys.stderr)
     paths = expand_inputs(args.inputs)  # fail on a typo before loading the model
     model, processor = load_model(args.model, device=device, revision=args.revision)
     predictor = BatchPredictor(model, processor, device, options)
