@@ -186,6 +186,17 @@ def test_corrupt_input_is_reported_skipped_and_sets_exit_code(trained, dataset, 
     assert "0 segmented, 4 already done" in capsys.readouterr().out
 
 
+def test_bf16_on_an_emulating_cpu_warns(trained, dataset, tmp_path, capsys):
+    from carseg_hf.device_info import cpu_bf16_is_native
+
+    argv = [str(sorted((dataset / "test").glob("*.jpg"))[0]), "--model", str(trained[2]), "--no-progress"]
+    assert _cli(*argv, "--device", "cpu", "--dtype", "bf16", "--out", str(tmp_path / "bf16")) == 0
+    err = capsys.readouterr().err
+    assert ("bf16 on this CPU" in err and "--dtype fp32" in err) == (not cpu_bf16_is_native())
+    assert _cli(*argv, "--device", "cpu", "--out", str(tmp_path / "auto")) == 0  # auto picks fp32: no warning
+    assert "bf16 on this CPU" not in capsys.readouterr().err
+
+
 def test_options_are_checked(trained, dataset):
     with pytest.raises(ValueError, match="nothing to write"):
         _predictor(trained).run([dataset / "test"])
