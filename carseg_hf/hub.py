@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import CommitOperationAdd, HfApi, constants, try_to_load_from_cache
+import yaml  # PyYAML, which huggingface_hub's repo cards parse with
+from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, constants, try_to_load_from_cache
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
@@ -197,9 +198,6 @@ CARD_SOURCES = ("auto", "folder", "generate")
 
 def _folder_card(path: Path) -> str:
     """Read and check a hand-written model card: UTF-8 text that opens with a YAML metadata block."""
-    import yaml  # PyYAML, a dependency of huggingface_hub's repo cards
-    from huggingface_hub import ModelCard
-
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
