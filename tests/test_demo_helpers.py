@@ -189,6 +189,13 @@ def test_prune_scratch_removes_only_old_entries(tmp_path):
     assert not old.exists() and new.exists()
 
 
+def test_a_removed_scratch_folder_is_recreated(tmp_path):
+    scratch = tmp_path / "scratch"  # as if a temp-folder cleaner deleted it under a running server
+    assert helpers.prune_scratch(scratch) == 0
+    folder = helpers.request_dir(scratch)
+    assert folder.is_dir() and folder.parent == scratch
+
+
 def test_find_examples(tmp_path):
     assert helpers.find_examples(tmp_path / "missing") == []
     assert helpers.find_examples(tmp_path) == []

@@ -197,7 +197,12 @@ def rle_string(mask: np.ndarray) -> str:
 
 
 def request_dir(scratch_dir: str | os.PathLike) -> Path:
-    """A fresh folder in the demo's scratch folder for one request's output files, so that requests never collide."""
+    """A fresh folder in the demo's scratch folder for one request's output files, so that requests never collide.
+
+    The scratch folder itself is (re)created when missing, e.g. after a temp-folder cleaner removed it while the
+    server was running.
+    """
+    Path(scratch_dir).mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix="request-", dir=scratch_dir))
 
 
@@ -242,8 +247,10 @@ def prune_scratch(directory: str | os.PathLike, max_age_s: float = 600.0) -> int
     Gradio copies returned files into its own cache before serving them, so old originals are no longer needed.
 
     Returns:
-        The number of entries removed.
+        The number of entries removed (0 when the folder does not exist; `request_dir` recreates it).
     """
+    if not Path(directory).is_dir():
+        return 0
     now = time.time()
     removed = 0
     for entry in Path(directory).iterdir():
