@@ -45,16 +45,17 @@ from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
 #: Named model configurations (reference, slim = the bundled model's width, tiny = the test network).
 CONFIGS = NAMED_CONFIGS
 
-#: Modes: (name, dtype, channels_last, fold_batchnorm, compile).
+#: Modes: (key for --modes, name, dtype, channels_last, fold_batchnorm, compile).
 MODES = [
-    ("eager fp32", "fp32", False, False, "none"),
-    ("eager fp32 + channels_last", "fp32", True, False, "none"),
-    ("eager fp32 + channels_last + folded BN", "fp32", True, True, "none"),
-    ("eager bf16 + channels_last + folded BN", "bf16", True, True, "none"),
-    ("compile fp32 + channels_last + folded BN", "fp32", True, True, "default"),
-    ("compile bf16 + channels_last + folded BN", "bf16", True, True, "default"),
-    ("compile max-autotune bf16 + channels_last + folded BN", "bf16", True, True, "max-autotune"),
+    ("eager-fp32", "eager fp32", "fp32", False, False, "none"),
+    ("eager-fp32-cl", "eager fp32 + channels_last", "fp32", True, False, "none"),
+    ("eager-fp32-cl-fold", "eager fp32 + channels_last + folded BN", "fp32", True, True, "none"),
+    ("eager-bf16", "eager bf16 + channels_last + folded BN", "bf16", True, True, "none"),
+    ("compile-fp32", "compile fp32 + channels_last + folded BN", "fp32", True, True, "default"),
+    ("compile-bf16", "compile bf16 + channels_last + folded BN", "bf16", True, True, "default"),
+    ("max-autotune-bf16", "compile max-autotune bf16 + channels_last + folded BN", "bf16", True, True, "max-autotune"),
 ]
+MODE_KEYS = tuple(mode[0] for mode in MODES)
 TABLE_HEADER = (
     "| size | allocator | mode | batch | images/s | s/batch min–max | vs first row | GFLOP/image | TFLOP/s "
     "| peak memory GiB | warm-up s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -79,6 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-compile", action="store_true", help="skip both compiled modes")
     parser.add_argument("--skip-bf16", action="store_true", help="skip bf16 modes (slow on CPUs without bf16 units)")
     parser.add_argument("--skip-max-autotune", action="store_true", help="skip compile max-autotune (slow to build)")
+    parser.add_argument(
+        "--modes",
+        default=None,
+        help=f"comma-separated modes, run in table order (default: all but --skip-* ones): {', '.join(MODE_KEYS)}",
+    )
     parser.add_argument("--no-flops", action="store_true", help="do not count FLOPs")
     parser.add_argument(
         "--allocator",
@@ -90,6 +96,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.iters < 1 or args.warmup < 0 or args.batch_size < 1:
         parser.error("--iters and --batch-size must be >= 1 and --warmup >= 0")
+    if args.modes is not None:
+        unknown = sorted(set(args.modes.split(",")) - set(MODE_KEYS))
+        if unknown:
+            parser.error(f"unknown --modes {', '.join(unknown)}; expected some of {', '.join(MODE_KEYS)}")
     return args
 
 
@@ -180,9 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# command: python benchmarks/bench_inference.py {' '.join(argv)}")
         print()
         print(TABLE_HEADER, flush=True)
-    modes = [m for m in MODES if not (args.skip_compile and m[4] != "none")]
-    modes = [m for m in modes if not (args.skip_max_autotune and m[4] == "max-autotune")]
-    modes = [m for m in modes if not (args.skip_bf16 and m[1] == "bf16")]
+    modes = [m for m in MODES if args.modes is None or m[0] in args.modes.split(",")]
+    modes = [m for m in modes if not (args.skip_compile and m[5] != "none")]
+    modes = [m for m in modes if not (args.skip_max_autotune and m[5] == "max-autotune")]
+    modes = [m for m in modes if not (args.skip_bf16 and m[2] == "bf16")]
     allocator = "retain" if args.allocator == "both" else args.allocator
     for size in args.sizes.split(","):
         baseline = None
@@ -193,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         height, width = parse_size(size)
         gflop = float("nan") if args.no_flops else count_gflop(model, height, width, device)
         pixel_values = torch.randn(args.batch_size, 3, height, width, device=device)  # (batch, 3, height, width)
-        for label, dtype, channels_last, fold, compile_mode in modes:
+        for _, label, dtype, channels_last, fold, compile_mode in modes:
             seconds, memory, warmup = time_mode(
                 model,
                 processor,

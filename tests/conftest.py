@@ -7,6 +7,13 @@ import torch
 
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor
 
+#: Devices for the tests that check a fast path on each device: the CPU always, CUDA where there is one. CI has no
+#: GPU, so there the CUDA cases are reported as skipped; `benchmarks/gpu_checks.sh` runs them on a lent GPU.
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")),
+]
+
 
 def tiny_config(**overrides) -> CarSegConfig:
     """A 3-level U-Net with a handful of channels, for fast tests."""

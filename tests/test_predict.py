@@ -1,8 +1,13 @@
-"""Tests of `carseg predict`: inputs, outputs, submissions, resume, bad files, and the fast paths on the CPU."""
+"""Tests of `carseg predict`: inputs, outputs, submissions, resume, bad files, and the fast paths.
+
+The fast-path tests take a `device` parameter: they run on the CPU everywhere and on CUDA where there is a GPU
+(`tests.conftest.DEVICES`; `benchmarks/gpu_checks.sh` runs them on a lent one).
+"""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gzip
 from pathlib import Path
 
@@ -19,7 +24,7 @@ from carseg_hf.image_io import load_mask, load_rgb
 from carseg_hf.inference import Segmenter
 from carseg_hf.predict import BatchPredictor, PredictOptions, expand_inputs
 from carseg_hf.rle import read_rle_csv, rle_decode, rle_encode, rle_encode_torch
-from tests.conftest import tiny_config
+from tests.conftest import DEVICES, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +63,13 @@ def trained(dataset, tmp_path_factory) -> tuple[CarSegForSemanticSegmentation, C
     return model, processor, folder
 
 
-def _predictor(trained, **options) -> BatchPredictor:
+def _predictor(trained, device: str = "cpu", **options) -> BatchPredictor:
     model, processor, _ = trained
     options.setdefault("progress", False)
     options.setdefault("workers", 1)
-    return BatchPredictor(model, processor, "cpu", PredictOptions(**options))
+    if device != "cpu":
+        model = copy.deepcopy(model)  # BatchPredictor moves the model it is given; keep the shared one on the CPU
+    return BatchPredictor(model, processor, device, PredictOptions(**options))
 
 
 def _cli(*argv: str) -> int:
@@ -209,49 +216,68 @@ def test_options_are_checked(trained, dataset):
     assert parse_resolution("native", trained[1]) is None
 
 
-def test_cpu_fast_path_matches_eager_fp32(trained, dataset):
+@pytest.mark.parametrize("device", DEVICES)
+def test_fast_path_matches_eager_fp32(trained, dataset, device):
+    """bf16 autocast, channels-last, folded BatchNorm, hflip TTA and (on CUDA) torch.compile against eager fp32."""
     model, processor, _ = trained
     images = [str(p) for p in sorted((dataset / "test").glob("*.jpg"))]
     pixel_values = processor(images)["pixel_values"]  # (4, 3, 64, 96)
-    eager = _predictor(trained, channels_last=False, dtype="fp32")
     with torch.inference_mode():
-        reference = model.to(memory_format=torch.contiguous_format)(pixel_values=pixel_values).logits
-        fp32 = eager.forward(pixel_values)
-        fast = _predictor(trained, channels_last=True, dtype="bf16", tta=False).forward(pixel_values)
-        tta = _predictor(trained, channels_last=True, dtype="bf16", tta=True).forward(pixel_values)
-    assert torch.equal(fp32 > 0, reference > 0)
+        reference = model.to(memory_format=torch.contiguous_format)(pixel_values=pixel_values).logits  # on the CPU
+        on_device = pixel_values.to(device)
+        fp32 = _predictor(trained, device, channels_last=False, dtype="fp32").forward(on_device).cpu()
+        fast = _predictor(trained, device, channels_last=True, dtype="bf16", tta=False).forward(on_device).cpu()
+        tta = _predictor(trained, device, channels_last=True, dtype="bf16", tta=True).forward(on_device).cpu()
+    if device == "cpu":
+        assert torch.equal(fp32 > 0, reference > 0)
+    else:  # cuDNN may run fp32 convolutions in TF32
+        assert ((fp32 > 0) == (reference > 0)).float().mean() >= 0.999
     assert fast.dtype == torch.float32 and fast.shape == reference.shape
     assert ((fast > 0) == (reference > 0)).float().mean() >= 0.999
     assert ((tta > 0) == (reference > 0)).float().mean() >= 0.99  # TTA may legitimately flip a few pixels
     assert not torch.equal(tta, fast)  # the flipped pass really ran
+    if device != "cpu":  # compiling on the CPU is covered by a slow test in test_cpu_speedups.py
+        compiled = _predictor(trained, device, dtype="bf16", compile="default", batch_size=4)
+        with torch.inference_mode():
+            last_batch = compiled.forward(on_device[:3]).cpu()  # padded to the static batch of 4 inside
+        assert last_batch.shape == reference[:3].shape
+        assert ((last_batch > 0) == (reference[:3] > 0)).float().mean() >= 0.999
 
 
-def test_tensor_preprocessing_matches_processor(trained, dataset):
+@pytest.mark.parametrize("device", DEVICES)
+def test_tensor_preprocessing_matches_processor(trained, dataset, device):
     processor = trained[1]
     paths = sorted((dataset / "test").glob("*.jpg"))
-    images = decode_jpegs([torch.frombuffer(bytearray(p.read_bytes()), dtype=torch.uint8) for p in paths], "cpu")
-    assert all(
-        torch.equal(image.permute(1, 2, 0), torch.from_numpy(load_rgb(p).copy())) for image, p in zip(images, paths)
-    )
+    images = decode_jpegs([torch.frombuffer(bytearray(p.read_bytes()), dtype=torch.uint8) for p in paths], device)
+    pil = [torch.from_numpy(load_rgb(p).copy()).permute(2, 0, 1) for p in paths]  # (3, height, width) uint8 each
+    for image, expected in zip(images, pil):
+        assert image.device.type == device and image.shape == expected.shape
+        difference = (image.cpu().float() - expected.float()).abs()  # grey levels
+        if device == "cpu":
+            assert difference.max() == 0  # torchvision and PIL both decode with libjpeg(-turbo)
+        else:
+            assert difference.mean() < 2  # nvjpeg is not bit-exact with libjpeg; torchvision's own test allows 2
     std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
     for size in [(64, 96), (128, 192), (150, 250)]:
-        ours = preprocess_tensors(images, processor, size, memory_format=torch.channels_last)
+        ours = preprocess_tensors([image.to(device) for image in pil], processor, size, torch.channels_last)
         reference = processor([str(p) for p in paths], size={"height": size[0], "width": size[1]})["pixel_values"]
         assert ours.shape == reference.shape and ours.is_contiguous(memory_format=torch.channels_last)
-        grey_levels = (ours - reference).abs() * std * 255  # difference before normalisation, in grey levels
+        grey_levels = (ours.cpu() - reference).abs() * std * 255  # difference before normalisation, in grey levels
         assert grey_levels.max() <= 1.01 and grey_levels.mean() < 0.25, size
     with pytest.raises(ValueError, match="uint8"):
         preprocess_tensors([images[0].float()], processor, None)
 
 
-def test_tensor_decode_path_on_cpu_matches_processor_path(trained, dataset, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_tensor_decode_path_matches_processor_path(trained, dataset, tmp_path, device):
+    """Batched JPEG decoding (nvjpeg on CUDA), tensor preprocessing and device RLE against PIL on the CPU."""
     folder = tmp_path / "inputs"
     folder.mkdir()
     for image in sorted((dataset / "test").glob("*.jpg")):
         (folder / image.name).write_bytes(image.read_bytes())
     Image.open(folder / image.name).save(folder / "as_png.png")  # not a JPEG: decoded on the CPU instead
     (folder / "truncated.jpg").write_bytes(image.read_bytes()[:200])
-    tensor = _predictor(trained, out_dir=tmp_path / "tensor", submission=tmp_path / "t.csv", decode="tensor")
+    tensor = _predictor(trained, device, out_dir=tmp_path / "tensor", submission=tmp_path / "t.csv", decode="tensor")
     summary = tensor.run([folder])
     assert tensor.tensor_decode and summary.processed == 5
     assert [Path(p).name for p, _ in summary.failed] == ["truncated.jpg"]
@@ -265,12 +291,16 @@ def test_tensor_decode_path_on_cpu_matches_processor_path(trained, dataset, tmp_
         assert np.array_equal(rle_decode(rows[name], ours.shape), ours)
 
 
-def test_torch_rle_on_cpu_tensors_matches_numpy():
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_rle_matches_numpy(device):
     generator = torch.Generator().manual_seed(0)
     masks = torch.rand(3, 17, 23, generator=generator) > 0.6  # (3, 17, 23)
     masks[1] = False
     masks[2, 0, 0] = masks[2, -1, -1] = True
-    assert rle_encode_torch(masks) == [rle_encode(mask.numpy()) for mask in masks]
+    assert rle_encode_torch(masks.to(device)) == [rle_encode(mask.numpy()) for mask in masks]
+    noise = torch.rand(2, 1, 40, 60, generator=generator)  # smooth blobs at Carvana's size, as a model's masks are
+    blobs = torch.nn.functional.interpolate(noise, size=(1280, 1918), mode="bilinear")[:, 0] > 0.5  # (2, 1280, 1918)
+    assert rle_encode_torch(blobs.to(device)) == [rle_encode(mask.numpy()) for mask in blobs]
 
 
 def test_native_resolution_groups_different_sizes(trained, dataset, tmp_path):

@@ -1,0 +1,57 @@
+"""Smoke tests of the benchmark scripts on the tiny network: they run, print their tables and check the fast path.
+
+These assert what the scripts print (rows, columns, the agreement check), never a timing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import bench_inference, bench_predict
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """Cells of the printed Markdown table's data rows."""
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| ---")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[1:]]  # without the header
+
+
+def test_bench_inference_runs_the_chosen_modes(capsys):
+    argv = ["--device", "cpu", "--config", "tiny", "--sizes", "64x96,32x32", "--batch-size", "2", "--iters", "2"]
+    argv += ["--warmup", "0", "--modes", "eager-bf16,eager-fp32", "--allocator", "default"]
+    assert bench_inference.main(argv) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert [(row[0], row[2]) for row in rows] == [
+        ("64x96", "eager fp32"),
+        ("64x96", "eager bf16 + channels_last + folded BN"),
+        ("32x32", "eager fp32"),
+        ("32x32", "eager bf16 + channels_last + folded BN"),
+    ]  # table order, whatever the order asked for
+    assert all(float(row[4]) > 0 and row[6] for row in rows)
+    assert rows[0][6] == "1.00x" and float(rows[0][7]) > 0  # baseline of its size; GFLOP counted
+
+
+def test_bench_inference_rejects_unknown_modes(capsys):
+    with pytest.raises(SystemExit):
+        bench_inference.parse_args(["--modes", "eager-fp32,turbo"])
+    assert "unknown --modes turbo" in capsys.readouterr().err
+
+
+def test_bench_predict_prints_stages_and_agreement_with_eager_fp32(tmp_path, capsys):
+    argv = ["--device", "cpu", "--config", "tiny", "--images", "3", "--source-size", "96x64", "--resolution", "64x96"]
+    argv += ["--batch-size", "2", "--workers", "1", "--data", str(tmp_path), "--check", "2", "--fold", "both"]
+    argv += ["--allocator", "default"]
+    assert bench_predict.main([*argv, "--tta", "both", "--dtype", "fp32"]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert [(row[0], row[1]) for row in rows] == [("none", "no"), ("none", "yes"), ("hflip", "no"), ("hflip", "yes")]
+    for row in rows:
+        assert row[2] == "3" and float(row[5]) > 0
+        assert all(float(cell) >= 0 for cell in row[8:12])  # decode, model, rle, write seconds
+        assert float(row[13]) >= 0.99  # fp32 with channels-last (and folded BN): the same masks as eager fp32
+    assert len(list((tmp_path / "data" / "test").glob("*.jpg"))) == 3  # it generated its own JPEGs
+
+
+def test_bench_predict_validates_its_arguments(capsys):
+    with pytest.raises(SystemExit):
+        bench_predict.parse_args(["--check", "-1"])
+    assert "--check must be >= 0" in capsys.readouterr().err
