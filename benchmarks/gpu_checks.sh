@@ -6,6 +6,8 @@
 #   3. inference-1024  model only at 1024x1024, batch 8: eager fp32, folded fp32, bf16 + channels_last, compiled bf16;
 #   4. predict         256 generated 1918x1280 JPEGs to a submission, compiled bf16, with and without hflip TTA,
 #                      each row checked against eager fp32 on 16 images;
+#   4b. predict-bundled the same with the bundled trained model at its own input size, eager bf16: its confident
+#                      logits make the agreement with eager fp32 the check that matters for real masks;
 #   5. inference-full  model only at 1280x1920 (Carvana's size padded to a multiple of 128);
 #   6. max-autotune    model only at 1024x1024, compiled with mode="max-autotune" (slowest to build, so last).
 # Each step runs under its own time limit, cut to what is left of BUDGET_S seconds (default 540, inside the device
@@ -28,9 +30,10 @@ budget="${BUDGET_S:-540}"
 device="${DEVICE:-cuda}"
 config="${CONFIG:-reference}"
 images="${IMAGES:-256}"
+data="${DATA:-/tmp/carseg-gpu-checks}"  # the generated JPEGs, shared by both predict steps
 started=$SECONDS
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(env tests inference-1024 predict inference-full max-autotune)
+[ ${#steps[@]} -eq 0 ] && steps=(env tests inference-1024 predict predict-bundled inference-full max-autotune)
 
 # run STEP CAP_S COMMAND...: run COMMAND under min(CAP_S, what is left of the budget), logging to $out/STEP.log.
 run() {
@@ -64,13 +67,19 @@ from carseg_hf.device_info import describe_device; print(describe_device(torch.d
                 --modes eager-fp32,eager-fp32-cl-fold,eager-bf16,compile-bf16 ;;
         predict)
             run predict 200 "$python" benchmarks/bench_predict.py --device "$device" --config "$config" \
-                --images "$images" --batch-size 16 --workers 8 --compile default --fold yes --tta both --check 16 ;;
+                --images "$images" --data "$data" --batch-size 16 --workers 8 --compile default --fold yes \
+                --tta both --check 16 ;;
+        predict-bundled)
+            run predict-bundled 90 "$python" benchmarks/bench_predict.py --device "$device" \
+                --model carseg_hf/pretrained/carseg-synth --resolution processor --data "$data" \
+                --images $((images < 64 ? images : 64)) --batch-size 16 --workers 8 --fold yes --tta both --check 32 ;;
         inference-full)
             run inference-full 150 "${inference[@]}" --sizes 1280x1920 --modes eager-fp32,eager-bf16,compile-bf16 ;;
         max-autotune)
             run max-autotune 400 "${inference[@]}" --sizes 1024x1024 --modes eager-bf16,max-autotune-bf16 ;;
         *)
-            echo "unknown step '$step'; expected env, tests, inference-1024, predict, inference-full or max-autotune" >&2
+            echo "unknown step '$step'; expected env, tests, inference-1024, predict, predict-bundled," \
+                "inference-full or max-autotune" >&2
             exit 2 ;;
     esac
 done

@@ -263,7 +263,8 @@ def test_tensor_preprocessing_matches_processor(trained, dataset, device):
         reference = processor([str(p) for p in paths], size={"height": size[0], "width": size[1]})["pixel_values"]
         assert ours.shape == reference.shape and ours.is_contiguous(memory_format=torch.channels_last)
         grey_levels = (ours.cpu() - reference).abs() * std * 255  # difference before normalisation, in grey levels
-        assert grey_levels.max() <= 1.01 and grey_levels.mean() < 0.25, size
+        # PIL and torch round bilinear filters differently (one grey level); CUDA's float order can add one more
+        assert grey_levels.max() <= (1.01 if device == "cpu" else 2.01) and grey_levels.mean() < 0.25, size
     with pytest.raises(ValueError, match="uint8"):
         preprocess_tensors([images[0].float()], processor, None)
 
