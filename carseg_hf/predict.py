@@ -488,6 +488,10 @@ class BatchPredictor:
             filler = pixel_values[-1:].expand(self.options.batch_size - batch, -1, -1, -1)
             pixel_values = torch.cat([pixel_values, filler])  # (batch_size, 3, height, width)
         pixel_values = pixel_values.contiguous(memory_format=self.memory_format)
+        if self.options.compile != "none" and self.device.type == "cuda":
+            # max-autotune replays CUDA graphs, and a replay may reuse the memory of the last one's outputs. One
+            # iteration per batch keeps the first pass's logits alive while the hflip TTA pass runs.
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.inference_mode(), self._autocast():
             logits = predict_logits(self.runner, pixel_values, tta=self.options.tta)  # (batch_size, 1, h, w)
         return logits[:batch]

@@ -21,7 +21,7 @@ from carseg_hf.commands import predict as predict_command
 from carseg_hf.fixture import make_carvana_fixture
 from carseg_hf.gpu_preprocess import decode_jpegs, parse_resolution, preprocess_tensors
 from carseg_hf.image_io import load_mask, load_rgb
-from carseg_hf.inference import Segmenter
+from carseg_hf.inference import Segmenter, predict_logits
 from carseg_hf.predict import BatchPredictor, PredictOptions, expand_inputs
 from carseg_hf.rle import read_rle_csv, rle_decode, rle_encode, rle_encode_torch
 from tests.conftest import DEVICES, tiny_config
@@ -242,6 +242,23 @@ def test_fast_path_matches_eager_fp32(trained, dataset, device):
             last_batch = compiled.forward(on_device[:3]).cpu()  # padded to the static batch of 4 inside
         assert last_batch.shape == reference[:3].shape
         assert ((last_batch > 0) == (reference[:3] > 0)).float().mean() >= 0.999
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_compiled_tta_with_cuda_graphs_keeps_both_passes(trained, dataset):
+    """With CUDA graphs (as `--compile max-autotune` uses), the flipped pass must not overwrite the first's logits."""
+    from torch._inductor import config as inductor_config
+
+    model, processor, _ = trained
+    pixel_values = processor([str(p) for p in sorted((dataset / "test").glob("*.jpg"))])["pixel_values"]
+    with torch.inference_mode():
+        reference = predict_logits(model.to(memory_format=torch.contiguous_format), pixel_values, tta=True)
+    on_device = pixel_values.to("cuda")
+    with inductor_config.patch({"triton.cudagraphs": True}):  # max-autotune's CUDA graphs, without its autotuning
+        predictor = _predictor(trained, "cuda", dtype="fp32", compile="default", tta=True, batch_size=4)
+        for _ in range(3):  # warm-up, recording, replays
+            logits = predictor.forward(on_device).cpu()
+    assert ((logits > 0) == (reference > 0)).float().mean() >= 0.999
 
 
 @pytest.mark.parametrize("device", DEVICES)
