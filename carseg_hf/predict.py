@@ -41,6 +41,8 @@ MASK_FORMATS = ("png", "gif")
 COMPILE_MODES = ("none", "default", "max-autotune")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _TMP_PREFIX = ".carseg-tmp-"
+#: Suffix of the mask files in an image/mask pair folder (`load_pair_folder`'s default), skipped in folder inputs.
+PAIR_MASK_SUFFIX = "_mask"
 _SUBMISSION_HEADER = "img,rle_mask\n"
 _DONE = object()
 
@@ -48,8 +50,9 @@ _DONE = object()
 def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     """Expand files, folders and glob patterns into a sorted list of distinct image files.
 
-    A folder contributes its files with an image extension (`IMAGE_EXTENSIONS`, not recursive); a glob (`*`, `?`,
-    `[`, `**`) contributes every file it matches; a file is taken as is, whatever its extension.
+    A folder contributes its files with an image extension (`IMAGE_EXTENSIONS`, not recursive), except the masks of
+    an image/mask pair folder: `car_03_mask.png` is left out when the folder also holds an image `car_03.*`. A glob
+    (`*`, `?`, `[`, `**`) contributes every file it matches; a file is taken as is, whatever its extension.
 
     Args:
         inputs: Files, folders and glob patterns.
@@ -67,7 +70,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
         text = os.fspath(raw)
         path = Path(text).expanduser()
         if path.is_dir():
-            matches = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+            matches = _images_in_folder(path)
             if not matches:
                 raise FileNotFoundError(
                     f"folder {text!r} holds no image files (looked for {', '.join(IMAGE_EXTENSIONS)})"
@@ -83,6 +86,13 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
         for match in matches:
             found.setdefault(os.path.realpath(match), match)
     return sorted(found.values(), key=lambda p: os.fspath(p))
+
+
+def _images_in_folder(folder: Path) -> list[Path]:
+    """A folder's image files, without the masks of image/mask pairs (`x_mask.png` beside `x.jpg`)."""
+    images = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    stems = {p.stem for p in images}
+    return [p for p in images if not (p.stem.endswith(PAIR_MASK_SUFFIX) and p.stem[: -len(PAIR_MASK_SUFFIX)] in stems)]
 
 
 def mask_path_for(image: Path, out_dir: Path, mask_format: str) -> Path:

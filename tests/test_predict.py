@@ -85,6 +85,13 @@ def test_expand_inputs_files_folders_globs(dataset, tmp_path):
     found = expand_inputs([str(train[3]), str(dataset / "train"), str(dataset / "test" / "*.jpg"), str(train[0])])
     assert len(found) == len(train) + 4  # deduplicated; the .txt in the folder is not picked up
     assert found == sorted(found, key=str)
+    pairs = tmp_path / "pairs"  # an image/mask pair folder, like carseg_hf/examples
+    pairs.mkdir()
+    for name in ("car_01.jpg", "car_01_mask.png", "lonely_mask.png", "car_02.png", "car_02_mask.gif"):
+        Image.new("L", (8, 8)).save(pairs / name)
+    assert [p.name for p in expand_inputs([pairs])] == ["car_01.jpg", "car_02.png", "lonely_mask.png"]
+    assert len(expand_inputs([str(pairs / "*")])) == 5  # a glob takes what it matches
+    assert [p.name for p in expand_inputs([pairs / "car_01_mask.png"])] == ["car_01_mask.png"]  # so does a file
     with pytest.raises(FileNotFoundError, match="nothing_here"):
         expand_inputs([str(tmp_path / "nothing_here" / "*.jpg")])
     with pytest.raises(FileNotFoundError, match="missing.jpg"):
