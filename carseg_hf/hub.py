@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import tempfile
 from collections.abc import Mapping
@@ -13,13 +14,20 @@ from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, constants, try
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
-try:  # huggingface_hub 2.x talks through httpx2; 1.x through httpx
-    import httpx2 as _httpx
-except ImportError:  # pragma: no cover - depends on the installed huggingface_hub
-    import httpx as _httpx
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP client's transport errors: huggingface_hub 2.x talks through httpx2, 1.x through httpx."""
+    errors = []
+    for name in ("httpx2", "httpx"):  # both may be installed; either may be the one in use
+        try:
+            errors.append(importlib.import_module(name).HTTPError)
+        except ImportError:
+            continue
+    return tuple(errors)
+
 
 #: What a failed Hub call raises: HTTP errors, transport errors (dropped connection, timeout), OS errors.
-_UPLOAD_ERRORS = (HfHubHTTPError, _httpx.HTTPError, OSError)
+_UPLOAD_ERRORS = (HfHubHTTPError, *_transport_errors(), OSError)
 
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.ckpt", "model.pt", "model.pth")
 #: Suffixes of pickled files that a checkpoint folder to push must not hold.

@@ -184,6 +184,16 @@ class CarSegPreTrainedModel(PreTrainedModel):
                 module.running_var.fill_(1.0)
                 module.num_batches_tracked.zero_()
 
+    def enable_activation_checkpointing(self) -> None:
+        """Recompute activations in the backward pass instead of storing them (less memory, more compute).
+
+        Recent transformers releases (5.25 is tested) call this `activation_checkpointing_enable` and keep
+        `gradient_checkpointing_enable` as a deprecated alias; earlier 5.x releases (5.17 is tested) have only the
+        latter. This calls whichever the installed release has.
+        """
+        enable = getattr(self, "activation_checkpointing_enable", None) or self.gradient_checkpointing_enable
+        enable()
+
 
 class CarSegForSemanticSegmentation(CarSegPreTrainedModel):
     """Binary car segmentation: one logit per pixel, at the input resolution for any height and width.

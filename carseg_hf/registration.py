@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation, AutoVideoProcessor
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES
 
@@ -20,8 +22,12 @@ def register_auto_classes() -> None:
         exist_ok=True,
     )
     # The image-segmentation pipeline also probes for a video processor; an empty entry answers "none" without
-    # falling back to the folder's remote code (which would prompt on stdin).
-    AutoVideoProcessor.register(CarSegConfig, video_processor_classes={}, exist_ok=True)
+    # falling back to the folder's remote code (which would prompt on stdin). Earlier 5.x releases (5.17 is tested)
+    # register one class per config (`None` here) instead of a dictionary of backends (5.25).
+    if "video_processor_classes" in inspect.signature(AutoVideoProcessor.register).parameters:
+        AutoVideoProcessor.register(CarSegConfig, video_processor_classes={}, exist_ok=True)
+    else:
+        AutoVideoProcessor.register(CarSegConfig, None, exist_ok=True)
     # The image-segmentation pipeline checks the class name against these names only (not against registered
     # classes) and logs a false "not supported" error otherwise. The entry is never used to import anything:
     # carseg is absent from CONFIG_MAPPING_NAMES, so the lazy Auto mapping resolves it through `register` above.

@@ -86,7 +86,7 @@ def test_gradient_checkpointing_gives_same_gradients():
     model(x, labels=y).loss.backward()
     reference = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    model.activation_checkpointing_enable()
+    model.enable_activation_checkpointing()  # what train.py --gradient_checkpointing calls
     assert any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
     model(x.requires_grad_(), labels=y).loss.backward()
     for expected, param in zip(reference, model.parameters()):

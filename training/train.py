@@ -252,7 +252,7 @@ def build_model(args: argparse.Namespace):
         model = CarSegForSemanticSegmentation(config)
         processor = CarSegImageProcessor(size={"height": height, "width": width})
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.enable_activation_checkpointing()
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.train(), processor
