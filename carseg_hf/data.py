@@ -27,10 +27,9 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from .image_io import ImageDecodeError, load_mask, load_rgb
+from .image_io import IMAGE_EXTENSIONS, PAIR_MASK_SUFFIX, ImageDecodeError, load_mask, load_rgb
 from .rle import read_rle_csv, rle_decode
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 _CARVANA_NAME = re.compile(r"^(?P<car>[^_/]+)_(?P<angle>\d{2})\.(?:jpe?g|png)$", re.IGNORECASE)
 _ANGLE_SUFFIX = re.compile(r"^(?P<car>.+)_(?P<angle>\d+)$")
 _SHOWN = 5
@@ -292,7 +291,7 @@ def _car_and_angle(stem: str) -> tuple[str, int]:
 
 
 def load_pair_folder(
-    folder: str | os.PathLike, mask_suffix: str = "_mask", validation_fraction: float = 0.2, seed: int = 42
+    folder: str | os.PathLike, mask_suffix: str = PAIR_MASK_SUFFIX, validation_fraction: float = 0.2, seed: int = 42
 ) -> datasets.DatasetDict:
     """Load a folder of image/mask pairs such as `car7_03.jpg` + `car7_03_mask.png`.
 
@@ -437,7 +436,7 @@ def load_segmentation_dataset(
     dataset_name: str | None = None,
     validation_fraction: float = 0.2,
     seed: int = 42,
-    mask_suffix: str = "_mask",
+    mask_suffix: str = PAIR_MASK_SUFFIX,
 ) -> datasets.DatasetDict:
     """Load data from a Carvana folder, a pair folder or the Hub, detecting the layout.
 

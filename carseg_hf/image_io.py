@@ -16,6 +16,10 @@ from PIL import Image, ImageOps
 
 #: Default refusal bound for decoded images: about 12x a Carvana frame (1918x1280), far below a decompression bomb.
 DEFAULT_MAX_PIXELS = 30_000_000
+#: File extensions taken as images when a folder is listed (for prediction and for data sets).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+#: What a mask's stem adds to its image's stem in an image/mask pair folder (`car_03.jpg`, `car_03_mask.png`).
+PAIR_MASK_SUFFIX = "_mask"
 
 _SUPPORTED_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "I;16", "I;16B", "I;16L", "I", "F", "1", "YCbCr")
 

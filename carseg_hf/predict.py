@@ -29,20 +29,17 @@ from PIL import Image
 
 from .batchnorm_folding import fold_batchnorm
 from .gpu_preprocess import JPEG_MAGIC, decode_jpegs, parse_resolution, preprocess_tensors
-from .image_io import ImageDecodeError
+from .image_io import IMAGE_EXTENSIONS, PAIR_MASK_SUFFIX, ImageDecodeError
 from .image_processing_carseg import CarSegImageProcessor
 from .inference import predict_logits
 from .modeling_carseg import CarSegForSemanticSegmentation
 from .rle import allow_long_csv_fields
 
 #: File extensions picked up when a folder is given as input.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 MASK_FORMATS = ("png", "gif")
 COMPILE_MODES = ("none", "default", "max-autotune")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _TMP_PREFIX = ".carseg-tmp-"
-#: Suffix of the mask files in an image/mask pair folder (`load_pair_folder`'s default), skipped in folder inputs.
-PAIR_MASK_SUFFIX = "_mask"
 _SUBMISSION_HEADER = "img,rle_mask\n"
 _DONE = object()
 
