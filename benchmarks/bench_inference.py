@@ -97,7 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.iters < 1 or args.warmup < 0 or args.batch_size < 1:
         parser.error("--iters and --batch-size must be >= 1 and --warmup >= 0")
     if args.modes is not None:
-        unknown = sorted(set(args.modes.split(",")) - set(MODE_KEYS))
+        args.modes = args.modes.split(",")
+        unknown = sorted(set(args.modes) - set(MODE_KEYS))
         if unknown:
             parser.error(f"unknown --modes {', '.join(unknown)}; expected some of {', '.join(MODE_KEYS)}")
     return args
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# command: python benchmarks/bench_inference.py {' '.join(argv)}")
         print()
         print(TABLE_HEADER, flush=True)
-    modes = [m for m in MODES if args.modes is None or m[0] in args.modes.split(",")]
+    modes = [m for m in MODES if args.modes is None or m[0] in args.modes]
     modes = [m for m in modes if not (args.skip_compile and m[5] != "none")]
     modes = [m for m in modes if not (args.skip_max_autotune and m[5] == "max-autotune")]
     modes = [m for m in modes if not (args.skip_bf16 and m[2] == "bf16")]
