@@ -1,7 +1,9 @@
 """Streaming batch inference: folders of images to mask files and/or a Kaggle submission, resumable.
 
 Three stages overlap: a thread pool decodes the next batches, the calling thread runs the model, and a writer thread
-saves masks and submission rows. Queues between the stages are bounded, so memory does not grow with the number of
+saves masks and submission rows. On the device one batch stays in flight: the calling thread queues batch N + 1 before
+it waits for batch N's run boundaries and masks, which come back through asynchronous copies, so a GPU does not idle
+while the host builds RLE strings. Queues between the stages are bounded, so memory does not grow with the number of
 inputs. Every mask file is written to a temporary name and renamed into place, and submission rows go to a journal
 (`<submission>.partial`, a plain CSV flushed after every batch) that becomes the submission only at the end, so an
 interrupted run leaves no half-written file and a rerun continues where it stopped.
@@ -33,7 +35,7 @@ from .image_io import IMAGE_EXTENSIONS, PAIR_MASK_SUFFIX, ImageDecodeError
 from .image_processing_carseg import CarSegImageProcessor
 from .inference import predict_logits
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .rle import allow_long_csv_fields
+from .rle import PendingRLE, allow_long_csv_fields
 
 #: File extensions picked up when a folder is given as input.
 MASK_FORMATS = ("png", "gif")
@@ -265,7 +267,8 @@ class PredictOptions:
             decoding on the model's device, nvjpeg on CUDA) or `"auto"` (tensor on CUDA, processor on CPU).
         overwrite: Recompute everything instead of skipping finished outputs.
         progress: Show a tqdm progress bar.
-        profile: Synchronise the device between stages so that `stage_seconds` splits GPU time exactly.
+        profile: Synchronise the device between stages so that `stage_seconds` splits GPU time exactly; this also
+            finishes each batch before the next is queued, so it costs throughput on a GPU.
         prefetch: Decoded batches kept ready ahead of the model.
     """
 
@@ -323,7 +326,9 @@ class PredictSummary:
         skipped: Images whose outputs already existed.
         failed: `(path, reason)` of every image that could not be read.
         seconds: Wall time of the run.
-        stage_seconds: Time per stage: `decode` (summed over decoding threads), `model`, `rle`, `write`.
+        stage_seconds: Time per stage: `decode` (summed over decoding threads), `model`, `rle`, `write`. On a GPU
+            without `profile`, work is queued asynchronously: `model` is then the time to queue it, and `rle`
+            includes the wait for it.
         submission_rows: Rows in the finished submission, or None without `--submission`.
     """
 
@@ -355,6 +360,32 @@ class _Item:
     error: str | None = None
     mask: np.ndarray | None = None  # (height, width) bool
     rle: str | None = None
+
+
+@dataclass
+class _GroupInFlight:
+    """Items of one input and original size whose masks are queued on the device (see `BatchPredictor._launch`)."""
+
+    items: list[_Item]
+    row_indices: list[int] = field(default_factory=list)  # items that need a submission row
+    rle: PendingRLE | None = None
+    mask_indices: list[int] = field(default_factory=list)  # items that need a mask file
+    masks: torch.Tensor | None = None  # (len(mask_indices), height, width) bool on the host, pinned on CUDA
+    masks_copied: torch.cuda.Event | None = None
+
+
+@dataclass
+class _BatchInFlight:
+    """A batch handed to the device, waiting for `_finish` and the writer."""
+
+    index: int
+    items: list[_Item]
+    groups: list[_GroupInFlight]
+
+
+def _select(masks: torch.Tensor, indices: list[int]) -> torch.Tensor:
+    """`masks[indices]`, without a copy when every mask is selected."""
+    return masks if len(indices) == masks.shape[0] else masks[indices]
 
 
 class BatchPredictor:
@@ -503,9 +534,13 @@ class BatchPredictor:
             logits = predict_logits(self.runner, pixel_values, tta=self.options.tta)  # (batch_size, 1, h, w)
         return logits[:batch]
 
-    def _segment(self, items: list[_Item], summary: PredictSummary) -> None:
-        """Compute masks (and RLE strings) for decoded items, grouped by input and original size."""
-        from .rle import rle_encode_torch
+    def _launch(self, items: list[_Item], summary: PredictSummary) -> list[_GroupInFlight]:
+        """Queue the masks and RLE of decoded items on the device, grouped by input and original size.
+
+        Nothing here waits for a CUDA device unless `profile` is set: the RLE boundaries and the masks to save are
+        copied to pinned host memory asynchronously, and `_finish` collects them.
+        """
+        from .rle import rle_encode_torch_async
 
         groups: dict[tuple, list[_Item]] = {}
         for item in items:
@@ -514,6 +549,8 @@ class BatchPredictor:
             else:
                 shape = tuple(item.pixel_values.shape[-2:])
             groups.setdefault((tuple(shape), tuple(item.original_size)), []).append(item)
+        on_cuda = self.device.type == "cuda"
+        launched = []
         for (_, (height, width)), group in groups.items():
             start = time.perf_counter()
             if self.tensor_decode:
@@ -521,7 +558,7 @@ class BatchPredictor:
                 pixel_values = preprocess_tensors(images, self.processor, self.size)  # (batch, 3, h, w)
             else:
                 pixel_values = torch.stack([item.pixel_values for item in group])  # (batch, 3, h, w)
-                if self.device.type == "cuda":
+                if on_cuda:
                     pixel_values = pixel_values.pin_memory()
                 pixel_values = pixel_values.to(self.device, non_blocking=True)
             with torch.inference_mode():
@@ -531,18 +568,38 @@ class BatchPredictor:
                 self._sync()
                 summary.stage_seconds["model"] += time.perf_counter() - start
                 start = time.perf_counter()
-                row_items = [index for index, item in enumerate(group) if item.need_row]
-                if row_items:
-                    for index, rle in zip(row_items, rle_encode_torch(masks[row_items])):
-                        group[index].rle = rle
+                in_flight = _GroupInFlight(items=group)
+                in_flight.row_indices = [index for index, item in enumerate(group) if item.need_row]
+                if in_flight.row_indices:
+                    in_flight.rle = rle_encode_torch_async(_select(masks, in_flight.row_indices))
+                in_flight.mask_indices = [index for index, item in enumerate(group) if item.need_mask]
+                if in_flight.mask_indices:
+                    selected = _select(masks, in_flight.mask_indices)  # (count, height, width) bool
+                    host = torch.empty(selected.shape, dtype=torch.bool, pin_memory=on_cuda)
+                    in_flight.masks = host.copy_(selected, non_blocking=on_cuda)
+                    if on_cuda:
+                        in_flight.masks_copied = torch.cuda.Event()
+                        in_flight.masks_copied.record()
+                self._sync()
                 summary.stage_seconds["rle"] += time.perf_counter() - start
-                mask_items = [index for index, item in enumerate(group) if item.need_mask]
-                if mask_items:
-                    host = masks[mask_items].cpu().numpy()  # (count, height, width) bool
-                    for index, mask in zip(mask_items, host):
-                        group[index].mask = mask
             for item in group:
                 item.pixel_values = item.image = None
+            launched.append(in_flight)
+        return launched
+
+    def _finish(self, launched: list[_GroupInFlight], summary: PredictSummary) -> None:
+        """Wait for the host copies of `_launch`, then give each item its RLE string and/or mask array."""
+        start = time.perf_counter()
+        for in_flight in launched:
+            if in_flight.rle is not None:
+                for index, rle in zip(in_flight.row_indices, in_flight.rle.result()):
+                    in_flight.items[index].rle = rle
+            if in_flight.masks is not None:
+                if in_flight.masks_copied is not None:
+                    in_flight.masks_copied.synchronize()
+                for index, mask in zip(in_flight.mask_indices, in_flight.masks.numpy()):
+                    in_flight.items[index].mask = mask  # (height, width) bool
+        summary.stage_seconds["rle"] += time.perf_counter() - start
 
     # ----- the pipeline -----
 
@@ -670,21 +727,39 @@ class BatchPredictor:
                     stop.set()
                     return
 
+        def hand_off(done: _BatchInFlight) -> bool:
+            self._finish(done.groups, summary)
+            summary.processed += len(done.items)
+            if done.items and not put(to_write, done.items):
+                return False  # the writer stopped
+            if on_batch is not None:
+                on_batch(done.index, len(done.items))
+            return True
+
         writer = threading.Thread(target=write, name="carseg-writer", daemon=True)
         writer.start()
         pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="carseg-decode")
         producer = threading.Thread(target=produce, args=(pool,), name="carseg-reader", daemon=True)
         producer.start()
+
         try:
+            # One batch in flight: batch N's host copies are collected (and its RLE strings built) only after batch
+            # N + 1 is queued, so the device never waits for the host between batches. `profile` turns this off,
+            # as its synchronisation would serialise the two anyway.
+            previous: _BatchInFlight | None = None
             for index, futures in enumerate(self._batches(decoded, stop)):
                 batch = self._collect(futures, summary, progress)
-                if batch:
-                    self._segment(batch, summary)
-                    summary.processed += len(batch)
-                    if not put(to_write, batch):
-                        break
-                if on_batch is not None:
-                    on_batch(index, len(batch))
+                current = _BatchInFlight(index, batch, self._launch(batch, summary) if batch else [])
+                if previous is not None and not hand_off(previous):
+                    break
+                previous = None
+                if not self.options.profile:
+                    previous = current
+                elif not hand_off(current):
+                    break
+            else:
+                if previous is not None:
+                    hand_off(previous)
         finally:
             stop_writer_cleanly = not writer_error
             if stop_writer_cleanly:

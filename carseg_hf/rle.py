@@ -11,6 +11,7 @@ import gzip
 import io
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -52,8 +53,38 @@ def rle_encode(mask: np.ndarray) -> str:
     return _runs_to_string(starts, lengths)
 
 
+def _as_batch(masks: torch.Tensor, caller: str) -> torch.Tensor:
+    """`(batch, height, width)` view of a 2-D or 3-D mask tensor."""
+    if masks.dim() == 2:
+        masks = masks.unsqueeze(0)  # (1, height, width)
+    if masks.dim() != 3:
+        raise ValueError(f"{caller} expects (batch, height, width) or (height, width), got {tuple(masks.shape)}")
+    return masks
+
+
+def _run_boundaries(masks: torch.Tensor) -> torch.Tensor:
+    """Where each mask changes value, as `(batch, height * width + 1)` bool; entry `i` is 1-indexed pixel `i + 1`."""
+    flat = (masks != 0).reshape(masks.shape[0], -1)  # (batch, height * width) bool
+    padded = torch.nn.functional.pad(flat.to(torch.uint8), (1, 1))  # (batch, height * width + 2)
+    return padded[:, 1:] != padded[:, :-1]  # (batch, height * width + 1)
+
+
+def _strings_from_boundaries(counts: Sequence[int], positions: np.ndarray) -> list[str]:
+    """Split the concatenated 1-indexed boundaries of a batch (`counts[i]` for image i) into RLE strings."""
+    encoded, offset = [], 0
+    for count in counts:
+        boundaries = positions[offset : offset + count]
+        offset += count
+        starts = boundaries[0::2]
+        encoded.append(_runs_to_string(starts, boundaries[1::2] - starts))
+    return encoded
+
+
 def rle_encode_torch(masks: torch.Tensor) -> list[str]:
     """Encode masks on their own device; only the run boundaries are copied to the host.
+
+    This waits for the device twice (for the boundary counts and their positions). `rle_encode_torch_async` does
+    the same work without waiting.
 
     Args:
         masks: A `(batch, height, width)` or `(height, width)` tensor (bool or integer, any device); nonzero is car.
@@ -64,25 +95,86 @@ def rle_encode_torch(masks: torch.Tensor) -> list[str]:
     Raises:
         ValueError: If the tensor is not 2-D or 3-D.
     """
-    if masks.dim() == 2:
-        masks = masks.unsqueeze(0)  # (1, height, width)
-    if masks.dim() != 3:
-        raise ValueError(
-            f"rle_encode_torch expects (batch, height, width) or (height, width), got {tuple(masks.shape)}"
-        )
-    batch = masks.shape[0]
-    flat = (masks != 0).reshape(batch, -1)  # (batch, height * width) bool
-    padded = torch.nn.functional.pad(flat.to(torch.uint8), (1, 1))  # (batch, height * width + 2)
-    changes = padded[:, 1:] != padded[:, :-1]  # (batch, height * width + 1)
+    changes = _run_boundaries(_as_batch(masks, "rle_encode_torch"))  # (batch, height * width + 1) bool
     counts = changes.sum(dim=1).cpu().tolist()  # boundaries per image
     positions = changes.nonzero()[:, 1].add_(1).cpu().numpy()  # (total boundaries,) 1-indexed, row-major per image
-    encoded, offset = [], 0
-    for count in counts:
-        boundaries = positions[offset : offset + count]
-        offset += count
-        starts = boundaries[0::2]
-        encoded.append(_runs_to_string(starts, boundaries[1::2] - starts))
-    return encoded
+    return _strings_from_boundaries(counts, positions)
+
+
+class PendingRLE:
+    """The RLE strings of a batch whose boundaries are still being computed and copied; see `rle_encode_torch_async`.
+
+    Args:
+        masks: The `(batch, height, width)` masks, kept for the exact fallback.
+        counts: `(batch,)` boundaries per image, on the host (pinned on CUDA), filled asynchronously.
+        positions: `(capacity,)` int32 1-indexed boundaries of all images in order, then zeros, on the host.
+        event: Recorded on the device after both copies, or None when the masks are on the CPU.
+    """
+
+    def __init__(
+        self, masks: torch.Tensor, counts: torch.Tensor, positions: torch.Tensor, event: torch.cuda.Event | None
+    ) -> None:
+        self.masks = masks
+        self.counts = counts
+        self.positions = positions
+        self.event = event
+        self.overflowed: bool | None = None
+
+    def result(self) -> list[str]:
+        """Wait for the copies and build the strings (one per mask).
+
+        When the batch has more boundaries than the buffer holds (very noisy masks), the exact synchronous encoder
+        runs instead, so the result never depends on the capacity.
+        """
+        if self.event is not None:
+            self.event.synchronize()
+        counts = self.counts.tolist()
+        self.overflowed = sum(counts) > self.positions.shape[0]
+        if self.overflowed:
+            return rle_encode_torch(self.masks)
+        return _strings_from_boundaries(counts, self.positions.numpy())
+
+
+def rle_encode_torch_async(masks: torch.Tensor, boundaries_per_row: int = 32) -> PendingRLE:
+    """Start encoding masks on their device without waiting for it.
+
+    The boundaries are compacted into a buffer of static size (`torch.nonzero_static`), and the buffer and the
+    per-image counts are copied to pinned host memory with `non_blocking=True`, so nothing here waits for the
+    device: a CUDA caller can queue the next batch's work before it asks for `result()`. Only
+    `batch * height * boundaries_per_row` int32 positions cross to the host whatever the mask holds.
+
+    Args:
+        masks: A `(batch, height, width)` or `(height, width)` tensor (bool or integer, any device); nonzero is car.
+        boundaries_per_row: The buffer's size per mask row; a car's mask row has 2 to 8 boundaries. A batch with
+            more than the buffer holds is encoded again exactly by `PendingRLE.result`.
+
+    Returns:
+        A `PendingRLE`; its `result()` gives the same strings as `rle_encode_torch(masks)`.
+
+    Raises:
+        ValueError: If the tensor is not 2-D or 3-D, or `boundaries_per_row` is below 1.
+    """
+    if boundaries_per_row < 1:
+        raise ValueError(f"boundaries_per_row must be >= 1, got {boundaries_per_row}")
+    masks = _as_batch(masks, "rle_encode_torch_async")
+    batch, height = masks.shape[:2]
+    changes = _run_boundaries(masks)  # (batch, height * width + 1) bool
+    counts = changes.sum(dim=1)  # (batch,) int64
+    capacity = batch * height * boundaries_per_row
+    # Row-major over (image, position), so each image's boundaries are contiguous; -1 fills the unused tail.
+    found = torch.nonzero_static(changes, size=capacity, fill_value=-1)  # (capacity, 2) int64
+    index_dtype = torch.int32 if changes.shape[1] < 2**31 else torch.int64
+    positions = found[:, 1].to(index_dtype).add_(1)  # (capacity,) 1-indexed; the padding becomes 0
+    on_cuda = masks.device.type == "cuda"
+    host_counts = torch.empty(counts.shape, dtype=counts.dtype, pin_memory=on_cuda)
+    host_positions = torch.empty(positions.shape, dtype=positions.dtype, pin_memory=on_cuda)
+    host_counts.copy_(counts, non_blocking=on_cuda)
+    host_positions.copy_(positions, non_blocking=on_cuda)
+    event = None
+    if on_cuda:
+        event = torch.cuda.Event()
+        event.record()
+    return PendingRLE(masks, host_counts, host_positions, event)
 
 
 def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gzip
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,8 @@ from carseg_hf.fixture import make_carvana_fixture
 from carseg_hf.gpu_preprocess import decode_jpegs, parse_resolution, preprocess_tensors
 from carseg_hf.image_io import load_mask, load_rgb
 from carseg_hf.inference import Segmenter, predict_logits
-from carseg_hf.predict import BatchPredictor, PredictOptions, expand_inputs
-from carseg_hf.rle import read_rle_csv, rle_decode, rle_encode, rle_encode_torch
+from carseg_hf.predict import BatchPredictor, PredictOptions, PredictSummary, _Item, expand_inputs
+from carseg_hf.rle import read_rle_csv, rle_decode, rle_encode, rle_encode_torch, rle_encode_torch_async
 from tests.conftest import DEVICES, tiny_config
 
 
@@ -326,6 +327,58 @@ def test_torch_rle_matches_numpy(device):
     noise = torch.rand(2, 1, 40, 60, generator=generator)  # smooth blobs at Carvana's size, as a model's masks are
     blobs = torch.nn.functional.interpolate(noise, size=(1280, 1918), mode="bilinear")[:, 0] > 0.5  # (2, 1280, 1918)
     assert rle_encode_torch(blobs.to(device)) == [rle_encode(mask.numpy()) for mask in blobs]
+    expected = [rle_encode(mask.numpy()) for mask in blobs]
+    for boundaries_per_row in (64, 1):  # room for every boundary, then far too little (the exact fallback)
+        pending = rle_encode_torch_async(blobs.to(device), boundaries_per_row=boundaries_per_row)
+        assert pending.result() == expected
+        assert pending.overflowed is (boundaries_per_row == 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_async_rle_queues_without_waiting_for_cuda():
+    masks = torch.zeros(4, 1280, 1918, dtype=torch.bool, device="cuda")
+    masks[:, 200:1100, 150:1800] = True  # a car-like block: two boundaries per covered row
+    masks[2] = False
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any synchronising CUDA call in the block raises
+    try:
+        pending = rle_encode_torch_async(masks)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert pending.result() == [rle_encode(mask.cpu().numpy()) for mask in masks]
+    assert pending.overflowed is False
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_in_flight_gives_the_outputs_of_a_serial_run(trained, dataset, tmp_path, device):
+    inputs = [dataset / "train", dataset / "test"]  # 12 images: batches of 5, 5 and 2
+    outputs = {}
+    for profile in (False, True):  # profile finishes each batch before queuing the next
+        calls = []
+        out, submission = tmp_path / f"{profile}", tmp_path / f"{profile}.csv"
+        predictor = _predictor(trained, device, out_dir=out, submission=submission, batch_size=5, profile=profile)
+        summary = predictor.run(inputs, on_batch=lambda index, count, calls=calls: calls.append((index, count)))
+        assert summary.processed == 12 and calls == [(0, 5), (1, 5), (2, 2)]
+        outputs[profile] = (read_rle_csv(tmp_path / f"{profile}.csv"), predictor)
+    assert outputs[False][0] == outputs[True][0]
+    for path in sorted((tmp_path / "True").iterdir()):
+        assert np.array_equal(load_mask(tmp_path / "False" / path.name), load_mask(path)), path.name
+
+    predictor = outputs[False][1]  # the launch only queues the work; the strings and masks come with _finish
+    items = [_Item(path=path, need_mask=True, need_row=True) for path in sorted((dataset / "test").glob("*.jpg"))]
+    predictor._collect([_done_future(predictor._decode(item)) for item in items], PredictSummary(), None)
+    launched = predictor._launch(items, PredictSummary())
+    assert all(item.rle is None and item.mask is None for item in items)
+    predictor._finish(launched, PredictSummary())
+    rows = outputs[False][0]
+    for item in items:
+        assert item.rle == rows[item.path.name] and item.mask.shape == load_rgb(item.path).shape[:2]
+
+
+def _done_future(value: object) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
 
 
 def test_native_resolution_groups_different_sizes(trained, dataset, tmp_path):

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from carseg_hf.rle import SubmissionWriter, read_rle_csv, rle_decode, rle_encode, rle_encode_torch
+from carseg_hf.rle import (
+    SubmissionWriter,
+    read_rle_csv,
+    rle_decode,
+    rle_encode,
+    rle_encode_torch,
+    rle_encode_torch_async,
+)
 
 
 def naive_encode(mask: np.ndarray) -> str:
@@ -85,6 +92,30 @@ def test_torch_matches_numpy_batch():
 def test_torch_rejects_bad_rank():
     with pytest.raises(ValueError, match="batch, height, width"):
         rle_encode_torch(torch.zeros(2, 1, 3, 3))
+    with pytest.raises(ValueError, match="rle_encode_torch_async expects"):
+        rle_encode_torch_async(torch.zeros(3))
+    with pytest.raises(ValueError, match="boundaries_per_row must be >= 1"):
+        rle_encode_torch_async(torch.zeros(2, 3, 3), boundaries_per_row=0)
+
+
+def test_async_torch_matches_numpy_within_its_buffer():
+    masks = np.zeros((4, 30, 40), dtype=bool)
+    masks[0, 5:25, 8:33] = True  # a block: two boundaries on 20 of the rows
+    masks[1, :, :] = True  # one run over the whole mask
+    masks[3, 0, 0] = masks[3, -1, -1] = masks[3, 10, 3:9] = True  # corner pixels and a short run
+    pending = rle_encode_torch_async(torch.from_numpy(masks), boundaries_per_row=2)
+    assert pending.result() == [rle_encode(m) for m in masks]
+    assert pending.overflowed is False  # the strings came from the static buffer, not from the fallback
+    single = rle_encode_torch_async(torch.from_numpy(masks[0]))  # a 2-D mask is a batch of one
+    assert single.result() == [rle_encode(masks[0])]
+
+
+def test_async_torch_falls_back_when_the_buffer_overflows():
+    rng = np.random.default_rng(5)
+    masks = rng.random((3, 16, 20)) < 0.5  # about 10 boundaries per row, above the buffer's 1
+    pending = rle_encode_torch_async(torch.from_numpy(masks), boundaries_per_row=1)
+    assert pending.result() == [rle_encode(m) for m in masks]
+    assert pending.overflowed is True
 
 
 @pytest.mark.parametrize(
