@@ -744,8 +744,8 @@ class BatchPredictor:
 
         try:
             # One batch in flight: batch N's host copies are collected (and its RLE strings built) only after batch
-            # N + 1 is queued, so the device never waits for the host between batches. `profile` turns this off,
-            # as its synchronisation would serialise the two anyway.
+            # N + 1 is queued, so the device has work while the host waits for and formats batch N. `profile` turns
+            # this off, as its synchronisation would serialise the two anyway.
             previous: _BatchInFlight | None = None
             for index, futures in enumerate(self._batches(decoded, stop)):
                 batch = self._collect(futures, summary, progress)
