@@ -748,8 +748,16 @@ class BatchPredictor:
             # this off, as its synchronisation would serialise the two anyway.
             previous: _BatchInFlight | None = None
             for index, futures in enumerate(self._batches(decoded, stop)):
-                batch = self._collect(futures, summary, progress)
-                current = _BatchInFlight(index, batch, self._launch(batch, summary) if batch else [])
+                try:
+                    batch = self._collect(futures, summary, progress)
+                    current = _BatchInFlight(index, batch, self._launch(batch, summary) if batch else [])
+                except BaseException:
+                    # A failure here (out of memory, an interruption) leaves the batch in flight finished: it is
+                    # written before the error goes on, so a rerun has one batch fewer to compute.
+                    if previous is not None:
+                        with contextlib.suppress(Exception):
+                            hand_off(previous)
+                    raise
                 if previous is not None and not hand_off(previous):
                     break
                 previous = None

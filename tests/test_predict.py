@@ -182,6 +182,27 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(trained, dataset, t
     assert (again.skipped, again.processed, again.submission_rows) == (8, 0, 8)
 
 
+def test_a_failing_batch_still_writes_the_batch_in_flight(trained, dataset, tmp_path):
+    out, submission = tmp_path / "masks", tmp_path / "sub.csv"
+    predictor = _predictor(trained, out_dir=out, submission=submission, batch_size=2)
+    model, calls = predictor.runner, []
+
+    def fails_on_the_third_batch(pixel_values: torch.Tensor) -> object:  # fault injection around the real model
+        calls.append(pixel_values.shape[0])
+        if len(calls) == 3:
+            raise RuntimeError("simulated CUDA out of memory")
+        return model(pixel_values)
+
+    predictor.runner = fails_on_the_third_batch
+    with pytest.raises(RuntimeError, match="simulated CUDA out of memory"):
+        predictor.run([dataset / "train"])
+    assert len(calls) == 3
+    assert len(list(out.glob("*.png"))) == 4  # batch 2 was still in flight when batch 3 failed: both were written
+    assert len((tmp_path / "sub.csv.partial").read_text().splitlines()) == 1 + 4
+    summary = _predictor(trained, out_dir=out, submission=submission, batch_size=2).run([dataset / "train"])
+    assert (summary.skipped, summary.processed, summary.submission_rows) == (4, 4, 8)
+
+
 def test_corrupt_input_is_reported_skipped_and_sets_exit_code(trained, dataset, tmp_path, capsys):
     folder = tmp_path / "inputs"
     folder.mkdir()
