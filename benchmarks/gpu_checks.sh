@@ -4,8 +4,9 @@
 #   2. tests           the CUDA cases of tests/test_predict.py (fast path vs eager fp32 on >= 99.9% of pixels,
 #                      nvjpeg decoding, GPU RLE, torch.compile with a padded last batch);
 #   3. inference-1024  model only at 1024x1024, batch 8: eager fp32, folded fp32, bf16 + channels_last, compiled bf16;
-#   4. predict         256 generated 1918x1280 JPEGs to a submission, compiled bf16, with and without hflip TTA,
-#                      each row checked against eager fp32 on 16 images;
+#   4. predict         256 generated 1918x1280 JPEGs to a submission with the network at full resolution (native:
+#                      1280x1918, padded to 1280x1920 in the model: "full resolution", as issue 7 states 147 img/s),
+#                      compiled bf16, with and without hflip TTA, each row checked against eager fp32 on 16 images;
 #   4b. predict-bundled the same with the bundled trained model at its own input size, eager bf16: its confident
 #                      logits make the agreement with eager fp32 the check that matters for real masks;
 #   5. inference-full  model only at 1280x1920 (Carvana's size padded to a multiple of 128);
@@ -18,6 +19,7 @@
 #
 # Uses the machine's own Python packages (PYTHONPATH=., no install): torch, torchvision, transformers, safetensors,
 # huggingface_hub, pillow, numpy and pytest; none of the Space, data-set or training extras are needed.
+# PREDICT_RESOLUTION (default native) sets the network input of the predict step, e.g. 1024x1024.
 # DEVICE, CONFIG and IMAGES (defaults cuda, reference, 256) exist to dry-run the script itself on a CPU, e.g.
 #   DEVICE=cpu CONFIG=tiny IMAGES=16 bash benchmarks/gpu_checks.sh
 set -uo pipefail
@@ -30,6 +32,7 @@ budget="${BUDGET_S:-540}"
 device="${DEVICE:-cuda}"
 config="${CONFIG:-reference}"
 images="${IMAGES:-256}"
+predict_resolution="${PREDICT_RESOLUTION:-native}"
 data="${DATA:-/tmp/carseg-gpu-checks}"  # the generated JPEGs, shared by both predict steps
 started=$SECONDS
 steps=("$@")
@@ -67,8 +70,8 @@ from carseg_hf.device_info import describe_device; print(describe_device(torch.d
                 --modes eager-fp32,eager-fp32-cl-fold,eager-bf16,compile-bf16 ;;
         predict)
             run predict 200 "$python" benchmarks/bench_predict.py --device "$device" --config "$config" \
-                --images "$images" --data "$data" --batch-size 16 --workers 8 --compile default --fold yes \
-                --tta both --check 16 ;;
+                --images "$images" --data "$data" --resolution "$predict_resolution" --batch-size 16 --workers 8 \
+                --compile default --fold yes --tta both --check 16 ;;
         predict-bundled)
             run predict-bundled 90 "$python" benchmarks/bench_predict.py --device "$device" \
                 --model carseg_hf/pretrained/carseg-synth --resolution processor --data "$data" \
