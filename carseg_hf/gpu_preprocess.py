@@ -8,6 +8,7 @@ CPU to within one grey level before normalisation (PIL and torch round bilinear 
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 
@@ -117,7 +118,22 @@ def preprocess_tensors(
     if processor.do_rescale:
         batch.mul_(processor.rescale_factor)
     if processor.do_normalize:
-        mean = torch.tensor(processor.image_mean, device=device).view(1, 3, 1, 1)
-        std = torch.tensor(processor.image_std, device=device).view(1, 3, 1, 1)
+        mean, std = _normalisation_tensors(tuple(processor.image_mean), tuple(processor.image_std), device)
         batch.sub_(mean).div_(std)
     return batch
+
+
+@functools.lru_cache(maxsize=16)
+def _normalisation_tensors(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(1, 3, 1, 1)` mean and std on `device`, made once per device.
+
+    Building them for every batch would copy them from pageable host memory to a CUDA device each time, a copy that
+    waits for all work queued before it (the previous batch's forward pass) and so would serialise the pipeline.
+    """
+    with torch.inference_mode(False):  # plain tensors, usable inside and outside inference mode
+        return (
+            torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1),
+            torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1),
+        )

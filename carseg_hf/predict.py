@@ -384,8 +384,13 @@ class _BatchInFlight:
 
 
 def _select(masks: torch.Tensor, indices: list[int]) -> torch.Tensor:
-    """`masks[indices]`, without a copy when every mask is selected."""
-    return masks if len(indices) == masks.shape[0] else masks[indices]
+    """`masks[indices]`, without a copy when every mask is selected.
+
+    Stacking views needs no index tensor on the device, whose host-to-device copy could wait for queued work.
+    """
+    if len(indices) == masks.shape[0]:
+        return masks
+    return torch.stack([masks[index] for index in indices])  # (len(indices), height, width)
 
 
 class BatchPredictor:

@@ -396,6 +396,29 @@ def test_batch_in_flight_gives_the_outputs_of_a_serial_run(trained, dataset, tmp
         assert item.rle == rows[item.path.name] and item.mask.shape == load_rgb(item.path).shape[:2]
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_queuing_a_batch_does_not_wait_for_cuda(trained, dataset):
+    predictor = _predictor(trained, "cuda", decode="tensor", dtype="bf16", batch_size=4)
+    paths = sorted((dataset / "test").glob("*.jpg"))
+
+    def decoded() -> list[_Item]:
+        items = [_Item(path=path, need_mask=True, need_row=True) for path in paths]
+        predictor._collect([_done_future(predictor._decode(item)) for item in items], PredictSummary(), None)
+        return items
+
+    warm, checked = decoded(), decoded()
+    predictor._finish(predictor._launch(warm, PredictSummary()), PredictSummary())  # cuDNN picks its algorithms
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any call that waits for the GPU raises
+    try:
+        launched = predictor._launch(checked, PredictSummary())  # preprocessing, forward, threshold, RLE, copies
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    predictor._finish(launched, PredictSummary())
+    for first, second in zip(warm, checked):
+        assert second.rle == first.rle and np.array_equal(second.mask, first.mask), first.path.name
+
+
 def _done_future(value: object) -> Future:
     future: Future = Future()
     future.set_result(value)
