@@ -584,7 +584,7 @@ class BatchPredictor:
                     in_flight.masks = host.copy_(selected, non_blocking=on_cuda)
                     if on_cuda:
                         in_flight.masks_copied = torch.cuda.Event()
-                        in_flight.masks_copied.record()
+                        in_flight.masks_copied.record(torch.cuda.current_stream(self.device))
                 self._sync()
                 summary.stage_seconds["rle"] += time.perf_counter() - start
             for item in group:

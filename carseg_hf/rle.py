@@ -173,7 +173,7 @@ def rle_encode_torch_async(masks: torch.Tensor, boundaries_per_row: int = 32) ->
     event = None
     if on_cuda:
         event = torch.cuda.Event()
-        event.record()
+        event.record(torch.cuda.current_stream(masks.device))  # the stream of the masks' device
     return PendingRLE(masks, host_counts, host_positions, event)
 
 
