@@ -51,18 +51,18 @@ def parse_resolution(resolution: str, processor: CarSegImageProcessor) -> tuple[
 def decode_jpegs(data: Sequence[torch.Tensor], device: str | torch.device) -> list[torch.Tensor]:
     """Decode a batch of JPEG files in one call (nvjpeg on a CUDA device).
 
+    On CUDA, torchvision decodes on a stream of its own and writes into memory it allocates from the *current*
+    stream's pool without waiting for that stream. When the host runs ahead of the GPU (as `BatchPredictor` does,
+    with a batch in flight), that memory may still be in use by queued kernels. So the decoder is called with a
+    side stream as the current one, which has its own pool; the calling stream then waits for it, and each image
+    is marked as used there (`record_stream`), so that its memory is not handed to a later decode too early.
+
     Args:
         data: One 1-D uint8 CPU tensor of file bytes per image.
         device: Where the decoded images go; on CUDA the decoding itself runs there.
 
     Returns:
         One `(3, height, width)` uint8 tensor per image, on `device`.
-
-    On CUDA, torchvision decodes on a stream of its own and writes into memory it allocates from the *current*
-    stream's pool without waiting for that stream. When the host runs ahead of the GPU (as `BatchPredictor` does,
-    with a batch in flight), that memory may still be in use by queued kernels. So the decoder is called with a
-    side stream as the current one, which has its own pool; the calling stream then waits for it, and each image
-    is marked as used there (`record_stream`), so that its memory is not handed to a later decode too early.
 
     Raises:
         RuntimeError: If any image of the batch cannot be decoded (torchvision returns no partial results); decode
