@@ -122,9 +122,12 @@ def test_png_and_gif_masks_match_segmenter(trained, dataset, tmp_path):
         assert 0.02 < expected.mean() < 0.98  # a real mask, not all background
 
 
-def test_cli_speed_options_keep_the_masks(trained, dataset, tmp_path):
+def test_cli_speed_options_keep_the_masks(trained, dataset, tmp_path, capsys):
     common = [str(dataset / "test"), "--model", str(trained[2]), "--no-progress", "--device", "cpu"]
-    assert _cli(*common, "--out", str(tmp_path / "fast")) == 0  # folded BatchNorm, retained allocator memory
+    assert _cli(*common, "--out", str(tmp_path / "fast"), "--profile") == 0  # folded BN, retained allocator memory
+    stages = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("stages: "))
+    for stage in ("decode", "model", "rle", "write"):
+        assert float(stages.split(f"{stage} ")[1].split(" s")[0]) >= 0, stages
     assert _cli(*common, "--out", str(tmp_path / "plain"), "--no-fold-batchnorm", "--allocator", "default") == 0
     for plain in sorted((tmp_path / "plain").glob("*.png")):
         agreement = (load_mask(plain) == load_mask(tmp_path / "fast" / plain.name)).mean()

@@ -51,6 +51,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--overwrite", action="store_true", help="recompute everything instead of resuming")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="print the time per stage, synchronising the device between stages (slower on a GPU)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers or (4 if on_gpu else 1),
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        profile=args.profile,
     )
     options.validate()
     options.validate_outputs()
@@ -103,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         f"carseg predict: {summary.total} images: {', '.join(parts)} in {summary.seconds:.1f} s "
         f"({summary.images_per_second:.2f} img/s on {device})"
     )
+    if args.profile:
+        stages = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in summary.stage_seconds.items())
+        print(f"stages: {stages} (decode summed over {options.workers} worker(s))")
     if args.out:
         print(f"masks in {args.out}")
     if args.submission:
