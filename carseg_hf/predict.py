@@ -545,7 +545,7 @@ class BatchPredictor:
         Nothing here waits for a CUDA device unless `profile` is set: the RLE boundaries and the masks to save are
         copied to pinned host memory asynchronously, and `_finish` collects them.
         """
-        from .rle import rle_encode_torch_async
+        from .rle import copy_to_host_async, rle_encode_torch_async
 
         groups: dict[tuple, list[_Item]] = {}
         for item in items:
@@ -580,11 +580,7 @@ class BatchPredictor:
                 in_flight.mask_indices = [index for index, item in enumerate(group) if item.need_mask]
                 if in_flight.mask_indices:
                     selected = _select(masks, in_flight.mask_indices)  # (count, height, width) bool
-                    host = torch.empty(selected.shape, dtype=torch.bool, pin_memory=on_cuda)
-                    in_flight.masks = host.copy_(selected, non_blocking=on_cuda)
-                    if on_cuda:
-                        in_flight.masks_copied = torch.cuda.Event()
-                        in_flight.masks_copied.record(torch.cuda.current_stream(self.device))
+                    (in_flight.masks,), in_flight.masks_copied = copy_to_host_async(selected)
                 self._sync()
                 summary.stage_seconds["rle"] += time.perf_counter() - start
             for item in group:
@@ -765,11 +761,12 @@ class BatchPredictor:
                     raise
                 if previous is not None and not hand_off(previous):
                     break
-                previous = None
-                if not self.options.profile:
+                if self.options.profile:  # no batch in flight
+                    previous = None
+                    if not hand_off(current):
+                        break
+                else:
                     previous = current
-                elif not hand_off(current):
-                    break
             else:
                 if previous is not None:
                     hand_off(previous)

@@ -165,16 +165,34 @@ def rle_encode_torch_async(masks: torch.Tensor, boundaries_per_row: int = 32) ->
     found = torch.nonzero_static(changes, size=capacity, fill_value=-1)  # (capacity, 2) int64
     index_dtype = torch.int32 if changes.shape[1] < 2**31 else torch.int64
     positions = found[:, 1].to(index_dtype).add_(1)  # (capacity,) 1-indexed; the padding becomes 0
-    on_cuda = masks.device.type == "cuda"
-    host_counts = torch.empty(counts.shape, dtype=counts.dtype, pin_memory=on_cuda)
-    host_positions = torch.empty(positions.shape, dtype=positions.dtype, pin_memory=on_cuda)
-    host_counts.copy_(counts, non_blocking=on_cuda)
-    host_positions.copy_(positions, non_blocking=on_cuda)
+    (host_counts, host_positions), event = copy_to_host_async(counts, positions)
+    return PendingRLE(masks, host_counts, host_positions, event)
+
+
+def copy_to_host_async(*tensors: torch.Tensor) -> tuple[list[torch.Tensor], torch.cuda.Event | None]:
+    """Start copying tensors of one device to host memory without waiting for the device.
+
+    On CUDA the copies go to pinned memory with `non_blocking=True`, and an event is recorded after them on the
+    current stream of the tensors' device; the host copies may be read once `event.synchronize()` returns. Elsewhere
+    the copies are made at once and there is no event.
+
+    Args:
+        tensors: Tensors on one device.
+
+    Returns:
+        The host tensors, in order, and the event (None off CUDA).
+    """
+    device = tensors[0].device
+    on_cuda = device.type == "cuda"
+    copies = [
+        torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=on_cuda).copy_(tensor, non_blocking=on_cuda)
+        for tensor in tensors
+    ]
     event = None
     if on_cuda:
         event = torch.cuda.Event()
-        event.record(torch.cuda.current_stream(masks.device))  # the stream of the masks' device
-    return PendingRLE(masks, host_counts, host_positions, event)
+        event.record(torch.cuda.current_stream(device))  # the stream of the tensors' device, not the current device
+    return copies, event
 
 
 def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
