@@ -7,8 +7,10 @@ The fast-path tests take a `device` parameter: they run on the CPU everywhere an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gzip
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -363,12 +365,8 @@ def test_async_rle_queues_without_waiting_for_cuda():
     masks = torch.zeros(4, 1280, 1918, dtype=torch.bool, device="cuda")
     masks[:, 200:1100, 150:1800] = True  # a car-like block: two boundaries per covered row
     masks[2] = False
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")  # any synchronising CUDA call in the block raises
-    try:
+    with _no_cuda_synchronisation():
         pending = rle_encode_torch_async(masks)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
     assert pending.result() == [rle_encode(mask.cpu().numpy()) for mask in masks]
     assert pending.overflowed is False
 
@@ -389,8 +387,7 @@ def test_batch_in_flight_gives_the_outputs_of_a_serial_run(trained, dataset, tmp
         assert np.array_equal(load_mask(tmp_path / "False" / path.name), load_mask(path)), path.name
 
     predictor = outputs[False][1]  # the launch only queues the work; the strings and masks come with _finish
-    items = [_Item(path=path, need_mask=True, need_row=True) for path in sorted((dataset / "test").glob("*.jpg"))]
-    predictor._collect([_done_future(predictor._decode(item)) for item in items], PredictSummary(), None)
+    items = _decoded_items(predictor, sorted((dataset / "test").glob("*.jpg")))
     launched = predictor._launch(items, PredictSummary())
     assert all(item.rle is None and item.mask is None for item in items)
     predictor._finish(launched, PredictSummary())
@@ -403,29 +400,36 @@ def test_batch_in_flight_gives_the_outputs_of_a_serial_run(trained, dataset, tmp
 def test_queuing_a_batch_does_not_wait_for_cuda(trained, dataset):
     predictor = _predictor(trained, "cuda", decode="tensor", dtype="bf16", batch_size=4)
     paths = sorted((dataset / "test").glob("*.jpg"))
-
-    def decoded() -> list[_Item]:
-        items = [_Item(path=path, need_mask=True, need_row=True) for path in paths]
-        predictor._collect([_done_future(predictor._decode(item)) for item in items], PredictSummary(), None)
-        return items
-
-    warm, checked = decoded(), decoded()
+    warm, checked = _decoded_items(predictor, paths), _decoded_items(predictor, paths)
     predictor._finish(predictor._launch(warm, PredictSummary()), PredictSummary())  # cuDNN picks its algorithms
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")  # any call that waits for the GPU raises
-    try:
+    with _no_cuda_synchronisation():
         launched = predictor._launch(checked, PredictSummary())  # preprocessing, forward, threshold, RLE, copies
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
     predictor._finish(launched, PredictSummary())
     for first, second in zip(warm, checked):
         assert second.rle == first.rle and np.array_equal(second.mask, first.mask), first.path.name
 
 
-def _done_future(value: object) -> Future:
-    future: Future = Future()
-    future.set_result(value)
-    return future
+def _decoded_items(predictor: BatchPredictor, paths: list[Path]) -> list[_Item]:
+    """Items needing a mask and a row, decoded by the predictor's own decoding stage."""
+    items = [_Item(path=path, need_mask=True, need_row=True) for path in paths]
+    futures = []
+    for item in items:
+        future: Future = Future()
+        future.set_result(predictor._decode(item))
+        futures.append(future)
+    predictor._collect(futures, PredictSummary(), None)
+    return items
+
+
+@contextlib.contextmanager
+def _no_cuda_synchronisation() -> Iterator[None]:
+    """Make any CUDA call that waits for the GPU raise inside the block."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
 
 
 def test_native_resolution_groups_different_sizes(trained, dataset, tmp_path):
