@@ -35,7 +35,7 @@ from .image_io import IMAGE_EXTENSIONS, PAIR_MASK_SUFFIX, ImageDecodeError
 from .image_processing_carseg import CarSegImageProcessor
 from .inference import predict_logits
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .rle import PendingRLE, allow_long_csv_fields
+from .rle import PendingRLE, allow_long_csv_fields, prepare_submission_target
 
 #: File extensions picked up when a folder is given as input.
 MASK_FORMATS = ("png", "gif")
@@ -160,7 +160,7 @@ class SubmissionJournal:
         self.submission = Path(submission)
         self.path = self.submission.with_name(self.submission.name + ".partial")
         self.done: set[str] = set()
-        self.submission.parent.mkdir(parents=True, exist_ok=True)
+        prepare_submission_target(self.submission)  # a read-only or impossible target stops the run before it starts
         if overwrite:
             self.path.unlink(missing_ok=True)
         elif not self.path.exists() and self.submission.is_file():

@@ -11,6 +11,7 @@ import gzip
 import io
 import os
 import re
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -261,11 +262,55 @@ def _jpg_name(image_name: str) -> str:
     return name if os.path.splitext(name)[1] else f"{name}.jpg"
 
 
+def _is_read_only(path: Path) -> bool:
+    """Whether a file has no write permission bit, or this user may not write it."""
+    return not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK)
+
+
+def check_submission_target(path: str | os.PathLike) -> None:
+    """Refuse a submission path that cannot be (re)placed: a folder, a file under a file, or a read-only file.
+
+    A read-only submission (mode 0444, or one this user may not write) is treated as protected, even for a user such
+    as root whom the file system would let replace it.
+
+    Args:
+        path: Where the submission goes.
+
+    Raises:
+        ValueError: Naming the path, what is wrong with it and what to do.
+    """
+    path = Path(path)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(
+                    f"cannot write the submission {path}: {parent} is a file, not a folder; choose another path"
+                )
+            break
+    if path.is_dir():
+        raise ValueError(
+            f"cannot write the submission {path}: it is a folder; expected a FILE.csv or FILE.csv.gz path"
+        )
+    if path.exists() and _is_read_only(path):
+        raise ValueError(
+            f"cannot write the submission {path}: the file is read-only (mode {stat.filemode(path.stat().st_mode)}); "
+            "make it writable (chmod u+w) or choose another path"
+        )
+
+
+def prepare_submission_target(path: str | os.PathLike) -> None:
+    """Check a submission path with `check_submission_target`, then create its folder."""
+    check_submission_target(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 class SubmissionWriter:
     """Stream `img,rle_mask` rows to a Kaggle submission, atomically.
 
     Rows go to a temporary file beside `path`, which is renamed to `path` only when the `with` block ends without an
-    exception; an interrupted run leaves no half-written submission (and an older submission at `path` intact).
+    exception; an interrupted run leaves no half-written submission (and an older submission at `path` intact), and
+    the temporary file is removed whatever happens. A path that cannot be replaced (a read-only file, a folder, a
+    file under a file) is refused with a `ValueError` before anything is written.
     A path ending in `.gz` (e.g. `submission.csv.gz`) is gzip-compressed.
 
     Example:
@@ -287,7 +332,7 @@ class SubmissionWriter:
         self._writer = None
 
     def __enter__(self) -> SubmissionWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_submission_target(self.path)
         if _is_gzip_path(self.path):
             self._file = gzip.open(self._tmp_path, "wt", newline="", encoding="utf-8")
         else:
@@ -324,10 +369,17 @@ class SubmissionWriter:
         assert self._file is not None
         self._file.close()
         self._file, self._writer = None, None
-        if exc_type is None:
-            os.replace(self._tmp_path, self.path)
-        else:
-            self._tmp_path.unlink(missing_ok=True)
+        try:
+            if exc_type is None:
+                try:
+                    os.replace(self._tmp_path, self.path)
+                except OSError as error:
+                    raise OSError(
+                        f"could not move the finished submission into place at {self.path} ({error}); the file "
+                        "was left as it was"
+                    ) from error
+        finally:
+            self._tmp_path.unlink(missing_ok=True)  # a no-op after the rename
 
 
 def allow_long_csv_fields() -> None:

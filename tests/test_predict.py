@@ -443,3 +443,14 @@ def test_native_resolution_groups_different_sizes(trained, dataset, tmp_path):
     assert summary.processed == 3 and not summary.failed
     assert Image.open(tmp_path / "out" / "b.png").size == (100, 70)
     assert Image.open(tmp_path / "out" / "a.png").size == (192, 128)
+
+
+def test_a_read_only_submission_stops_the_run_before_anything_is_computed(trained, dataset, tmp_path):
+    submission = tmp_path / "sub.csv"
+    submission.write_text("img,rle_mask\nold_01.jpg,1 1\n")
+    submission.chmod(0o444)
+    predictor = _predictor(trained, submission=submission)
+    with pytest.raises(ValueError, match=r"sub\.csv: the file is read-only"):
+        predictor.run([dataset / "test"])
+    assert submission.read_text() == "img,rle_mask\nold_01.jpg,1 1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub.csv"]  # no journal, no temporary file

@@ -204,3 +204,34 @@ def test_read_rle_csv_accepts_fields_longer_than_the_csv_default(tmp_path):
     with SubmissionWriter(path) as writer:
         writer.write("noisy_01.jpg", rle)
     assert np.array_equal(rle_decode(read_rle_csv(path)["noisy_01.jpg"], (256, 512)), checkerboard)
+
+
+def test_submission_writer_refuses_a_read_only_submission(tmp_path):
+    path = tmp_path / "sub.csv"
+    path.write_text("img,rle_mask\nold_01.jpg,1 1\n")
+    path.chmod(0o444)
+    with pytest.raises(ValueError, match=r"sub\.csv.*read-only.*chmod u\+w"), SubmissionWriter(path) as writer:
+        writer.write("new_01", "1 1")
+    assert read_rle_csv(path) == {"old_01.jpg": "1 1"}  # not replaced, even by root
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub.csv"]
+
+
+def test_submission_writer_removes_its_temporary_file_when_the_final_rename_fails(tmp_path):
+    path = tmp_path / "sub.csv"
+    with pytest.raises(OSError, match=r"could not move the finished submission into place at .*sub\.csv"):
+        with SubmissionWriter(path) as writer:
+            writer.write("a_01", "1 1")
+            path.mkdir()  # something takes the path while the rows are written: the rename cannot replace it
+            (path / "keep.txt").write_text("")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub.csv"]  # no .sub.csv.<pid>.tmp left behind
+
+
+def test_submission_under_a_file_is_refused_with_a_clear_message(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with (
+        pytest.raises(ValueError, match=r"taken is a file, not a folder"),
+        SubmissionWriter(tmp_path / "taken" / "deeper" / "sub.csv"),
+    ):
+        pass
+    with pytest.raises(ValueError, match="it is a folder"), SubmissionWriter(tmp_path):
+        pass
