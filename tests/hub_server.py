@@ -191,6 +191,21 @@ def _file_entry(path: str, content: bytes) -> dict:
     return {"type": "file", "path": path, "size": len(content), "oid": hashlib.sha1(content).hexdigest()}
 
 
+def _requested_private(payload: dict) -> bool:
+    """Whether a `/api/repos/create` payload asks for a private repo.
+
+    huggingface_hub 2.x sends `"visibility": "public" | "private"`, 1.x sent `"private": true | false`; like the Hub,
+    the server honours both and refuses an unknown visibility.
+    """
+    if "visibility" in payload:
+        if payload["visibility"] not in ("public", "private"):
+            raise _HubError(
+                400, f"invalid visibility {payload['visibility']!r} for a model repo; expected public or private"
+            )
+        return payload["visibility"] == "private"
+    return bool(payload.get("private"))
+
+
 def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -244,7 +259,7 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                     raise _HubError(400, "this test server only hosts model repos")
                 name, org = payload["name"], payload.get("organization")
                 repo_id = f"{org}/{name}" if org else name
-                hub.create_repo(repo_id, bool(payload.get("private")))
+                hub.create_repo(repo_id, _requested_private(payload))
                 return self._json({"url": f"{hub.url}/{repo_id}", "name": repo_id})
             if parts == ["api", "validate-yaml"] and self.command == "POST":
                 return self._json({})

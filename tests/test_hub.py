@@ -350,6 +350,31 @@ def test_push_command(hub_env, checkpoint, tmp_path, capsys):
         args.func(parser.parse_args(["push", str(checkpoint), "--repo-id", repo_id, "--metrics", str(metrics)]))
 
 
+@pytest.mark.parametrize("private", [False, True])
+def test_push_command_private_flag_creates_a_private_repo(hub_env, checkpoint, private):
+    parser = argparse.ArgumentParser(prog="carseg")
+    push_command.add_parser(parser.add_subparsers())
+    repo_id = _repo_id()
+    args = parser.parse_args(["push", str(checkpoint), "--repo-id", repo_id] + (["--private"] if private else []))
+    assert args.func(args) == 0
+    assert hub_env.server.repos[repo_id].private is private
+    assert HfApi().model_info(repo_id).private is private
+
+
+@pytest.mark.parametrize(
+    ("payload", "private"),
+    [({"visibility": "private"}, True), ({"visibility": "public"}, False), ({"private": True}, True), ({}, False)],
+)
+def test_test_hub_reads_visibility_and_the_older_private_field(hub_env, payload, private):
+    import httpx
+
+    repo_id = _repo_id()
+    org, name = repo_id.split("/")
+    answer = httpx.post(f"{hub_env.server.url}/api/repos/create", json={"name": name, "organization": org, **payload})
+    assert answer.status_code == 200
+    assert hub_env.server.repos[repo_id].private is private
+
+
 def test_trust_remote_code_with_revision_without_carseg_hf(hub_env, checkpoint, tiny_model, tiny_processor, tmp_path):
     repo_id = _repo_id()
     sha = push_checkpoint(checkpoint, repo_id)

@@ -195,8 +195,10 @@ def test_push_to_hub_publishes_the_best_model(data_dir, tmp_path, hub_env):
     results = run(
         data_dir, output_dir, "--num_train_epochs", "1", "--push_to_hub", "--hub_model_id", "org/carseg-trained",
         "--hub_token", TEST_TOKEN, "--learning_rate", "3e-3", "--lr_scheduler", "cosine", "--aug_rotate", "0",
+        "--hub_private",
     )  # fmt: skip
     assert results["hub_commit"] == hub_env.server.head_sha("org/carseg-trained")
+    assert hub_env.server.repos["org/carseg-trained"].private  # --hub_private reached the Hub
     files = hub_env.server.files("org/carseg-trained")
     assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md"} <= set(files)
     card = files["README.md"].decode() if isinstance(files["README.md"], bytes) else files["README.md"]
