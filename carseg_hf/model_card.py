@@ -20,11 +20,23 @@ DEFAULT_TAGS = ("image-segmentation", "semantic-segmentation", "carvana", "u-net
 #: A dataset id the Hub's `datasets` field accepts (`name` or `org/name`); other descriptions go into the text only.
 _DATASET_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
-#: Metric names (as written by training/evaluation) that hold the validation dice, in order of preference.
-_DICE_KEYS = ("eval_dice", "val_dice", "dice", "best_dice", "validation_dice")
+#: Metric names that hold the validation dice, in order of preference; `best_validation_dice` is what
+#: `training/train.py` writes to `all_results.json` (the dice of the model in `best/`).
+_DICE_KEYS = ("eval_dice", "val_dice", "dice", "best_dice", "validation_dice", "best_validation_dice")
 
 
-def _dice_from(metrics: Mapping[str, Any] | None) -> float | None:
+def dice_from_metrics(metrics: Mapping[str, Any] | None) -> float | None:
+    """The validation dice held by a metrics mapping, under the first of `_DICE_KEYS` it has.
+
+    Args:
+        metrics: Evaluation results, e.g. training's `all_results.json`; None or empty for none.
+
+    Returns:
+        The dice, or None when there are no metrics.
+
+    Raises:
+        ValueError: If the metrics hold no accepted dice key, or the dice is not a number in [0, 1].
+    """
     if not metrics:
         return None
     for key in _DICE_KEYS:
@@ -38,7 +50,10 @@ def _dice_from(metrics: Mapping[str, Any] | None) -> float | None:
         if not math.isfinite(value) or not 0.0 <= value <= 1.0:
             raise ValueError(f"metric {key!r} must be a dice in [0, 1], got {value}")
         return value
-    return None
+    raise ValueError(
+        f"the metrics hold no dice under any accepted name (got {', '.join(sorted(metrics))}); expected one of "
+        f"{', '.join(_DICE_KEYS)}, e.g. training's OUTPUT_DIR/all_results.json"
+    )
 
 
 def _architecture(config: CarSegConfig) -> str:
@@ -185,8 +200,9 @@ def build_model_card(
     Args:
         repo_id: The Hub repo id (`org/name`) the card describes; used in the usage snippets.
         config: The model's configuration.
-        metrics: Evaluation results; the dice is read from `eval_dice`, `val_dice`, `dice`, `best_dice` or
-            `validation_dice` and goes into the `model-index`.
+        metrics: Evaluation results; the dice is read from `eval_dice`, `val_dice`, `dice`, `best_dice`,
+            `validation_dice` or `best_validation_dice` (training's `all_results.json`) and goes into the
+            `model-index`.
         training_args: Arguments of the training run, listed in the card.
         dataset: Dataset id for the `datasets` field (defaults to the Carvana challenge). A free-text description
             (e.g. "Carvana (local copy)") is written into the card text, and the YAML keeps the default id.
@@ -197,11 +213,11 @@ def build_model_card(
         `pipeline_tag: image-segmentation`, `license`, `tags`, `datasets` and, with a dice, `model-index`.
 
     Raises:
-        ValueError: If the dice metric is not a number in [0, 1].
+        ValueError: If the metrics hold no dice (see `dice_from_metrics`) or it is not a number in [0, 1].
     """
     description = dataset
     dataset = dataset if dataset and _DATASET_ID.match(dataset) else DEFAULT_DATASET
-    dice = _dice_from(metrics)
+    dice = dice_from_metrics(metrics)
     eval_results = None
     if dice is not None:
         eval_results = [

@@ -212,6 +212,22 @@ def test_push_to_hub_publishes_the_best_model(data_dir, tmp_path, hub_env):
         assert torch.equal(value, expected), name
 
 
+def test_carseg_push_takes_the_dice_from_all_results_json(data_dir, tmp_path, hub_env, capsys):
+    output_dir = tmp_path / "run"
+    results = run(data_dir, output_dir, "--max_train_steps", "1")
+    all_results = output_dir / "all_results.json"
+    argv = ["push", str(output_dir / "best"), "--repo-id", "org/carseg-all-results", "--metrics", str(all_results)]
+    assert cli_main(argv) == 0
+    card = hub_env.server.files("org/carseg-all-results")["README.md"].decode()
+    assert f"Validation dice: **{results['best_validation_dice']:.4f}**" in card
+    assert "model-index" in card and "type: dice" in card
+    # A metrics file without any dice is refused, naming the file and the accepted keys, instead of being ignored.
+    all_results.write_text(json.dumps({"epochs_completed": 1}))
+    assert cli_main(argv) == 2
+    error = capsys.readouterr().err
+    assert str(all_results) in error and "best_validation_dice" in error
+
+
 def test_a_corrupt_training_image_is_named(data_dir, tmp_path):
     import shutil
 

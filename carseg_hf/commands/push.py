@@ -33,7 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         type=Path,
         default=None,
         metavar="JSON",
-        help='JSON file of evaluation results for the model card, e.g. {"eval_dice": 0.995}',
+        help="JSON file of evaluation results for the model card: training's OUTPUT_DIR/all_results.json, or e.g. "
+        '{"eval_dice": 0.995}',
     )
     parser.add_argument(
         "--card",
@@ -57,6 +58,12 @@ def _load_metrics(path: Path | None) -> dict | None:
         raise ValueError(f"metrics file {str(path)!r} is not readable JSON: {error}") from error
     if not isinstance(metrics, dict):
         raise ValueError(f'metrics file {str(path)!r} must hold a JSON object such as {{"eval_dice": 0.99}}')
+    from carseg_hf.model_card import dice_from_metrics
+
+    try:
+        dice_from_metrics(metrics)
+    except ValueError as error:
+        raise ValueError(f"metrics file {str(path)!r}: {error}") from error
     return metrics
 
 
