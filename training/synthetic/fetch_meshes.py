@@ -7,12 +7,10 @@ Runs `apt-get download torcs-data` (about 333 MB) and `dpkg -x` into `$CARSEG_TO
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+from .debian import fetch_deb
 from .meshes import CARS_SUBDIR, available_cars, torcs_dir
 
 
@@ -22,24 +20,7 @@ def fetch(target: Path, package: str = "torcs-data") -> list[str]:
     Raises:
         RuntimeError: If apt-get or dpkg is missing or fails.
     """
-    for tool in ("apt-get", "dpkg"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(
-                f"{tool} is not installed; fetch {package} on a Debian/Ubuntu machine and copy the "
-                f"unpacked folder to {target} (or set CARSEG_TORCS_DIR)"
-            )
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        result = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
-        debs = list(Path(tmp).glob(f"{package}_*.deb"))
-        if result.returncode != 0 or not debs:
-            raise RuntimeError(
-                f"`apt-get download {package}` failed ({result.returncode}): {result.stderr.strip()}; "
-                "run `apt-get update` first if the package is unknown"
-            )
-        result = subprocess.run(["dpkg", "-x", str(debs[0]), str(target)], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"`dpkg -x {debs[0].name}` failed: {result.stderr.strip()}")
+    fetch_deb(package, target, hint="or set CARSEG_TORCS_DIR to an unpacked copy")
     return available_cars(target)
 
 

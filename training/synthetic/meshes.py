@@ -7,7 +7,6 @@ The meshes come from Debian's `torcs-data` package, unpacked into a cache folder
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +16,7 @@ from PIL import Image
 
 from .ac3d import AC3DPart, load_ac3d
 from .car_xml import WheelSpec, body_length, wheel_specs
+from .debian import copyright_stanzas
 
 CARS_SUBDIR = Path("usr/share/games/torcs/cars")
 COPYRIGHT_SUBDIR = Path("usr/share/doc/torcs-data/copyright")
@@ -61,26 +61,6 @@ def available_cars(root: str | os.PathLike | None = None) -> list[str]:
     return sorted(names)
 
 
-@lru_cache(maxsize=4)
-def _copyright_stanzas(path: str) -> list[tuple[list[str], str, str]]:
-    """Parse a Debian machine-readable copyright file into `(file globs, copyright, licence)` stanzas."""
-    stanzas = []
-    for block in re.split(r"\n\s*\n", Path(path).read_text(encoding="utf-8", errors="replace")):
-        fields: dict[str, list[str]] = {}
-        key = None
-        for line in block.splitlines():
-            if line and not line[0].isspace() and ":" in line:
-                key, _, value = line.partition(":")
-                fields[key] = [value.strip()]
-            elif key is not None:
-                fields[key].append(line.strip())
-        if "Files" in fields and "License" in fields:
-            globs = " ".join(fields["Files"]).split()
-            holders = "; ".join(v for v in fields.get("Copyright", []) if v)
-            stanzas.append((globs, holders, fields["License"][0]))
-    return stanzas
-
-
 def mesh_licence(name: str, root: str | os.PathLike | None = None) -> dict[str, str]:
     """The licence and copyright holders of a car model, from the package's copyright file.
 
@@ -97,7 +77,7 @@ def mesh_licence(name: str, root: str | os.PathLike | None = None) -> dict[str, 
     if not path.is_file():
         return {"license": "unknown", "copyright": "unknown", "source": f"{path} missing"}
     best = None
-    for globs, holders, licence in _copyright_stanzas(str(path)):
+    for globs, holders, licence in copyright_stanzas(str(path)):
         if f"data/cars/models/{name}/*" in globs:
             best = (holders, licence)
             break

@@ -1,0 +1,425 @@
+"""Openly licensed background photographs and HDRI panoramas from Debian packages, split into train and held-out.
+
+`python -m training.synthetic.backgrounds` downloads the packages with `apt-get download` and unpacks them with
+`dpkg -x` into `$CARSEG_BACKGROUNDS_DIR` (default `~/.cache/carseg/backgrounds`), one folder per package.
+
+Only the files of `SOURCES` are used: each was looked at and is a photograph (no drawings, renders or logos), with
+its licence from the package's copyright file. The HDRI panoramas of `blender-data` become perspective views,
+tone-mapped to sRGB. The split is by file and fixed in `SOURCES`: held-out files are never used in training.
+
+Usage::
+
+    from training.synthetic.backgrounds import list_backgrounds, load_background, random_background
+
+    rng = np.random.default_rng(0)
+    image = random_background(rng, width=480, height=320, split="train")  # (320, 480, 3) uint8
+    for source in list_backgrounds("held_out"):
+        photo = load_background(source)  # PIL RGB; a panorama gives a default perspective view
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .debian import fetch_deb
+
+SPLITS = ("train", "held_out", "all")
+KINDS = ("outdoor", "indoor", "closeup")
+PANORAMA_DIR = "usr/share/blender/datafiles/studiolights/world"
+_MATE = "usr/share/backgrounds/mate/nature"
+_PLASMA = "usr/share/wallpapers"
+_GPL_MATE = "GPL-2+ (debian/copyright)"
+_GPL_PLASMA = "GPL-2+ (debian/copyright, Files: *); upstream metadata.json: LGPLv3"
+_CC0 = "CC0-1.0 (studiolights/world/license.txt)"
+FETCH_HINT = (
+    "get them with `python -m training.synthetic.backgrounds` (runs `apt-get download` and `dpkg -x` for "
+    "{packages}; about 130 MB, Debian/Ubuntu only), or point CARSEG_BACKGROUNDS_DIR at a folder holding one "
+    "unpacked folder per package"
+)
+
+
+class BackgroundsNotFoundError(FileNotFoundError):
+    """Raised when a background file is not unpacked where expected; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class BackgroundSource:
+    """One allowed background file.
+
+    Attributes:
+        name: Unique short name, "<package short name>/<picture>", e.g. "mate/Storm".
+        package: The Debian package that ships it.
+        path: The file inside the unpacked package.
+        kind: "outdoor" (a scene: street, city, landscape), "indoor" (a room or studio) or "closeup" (macro
+            photograph of plants, water, objects).
+        licence: The licence, and where it is stated.
+        copyright: The copyright holders or authors.
+        held_out: Whether the file is kept out of training (held-out composites and renders only).
+    """
+
+    name: str
+    package: str
+    path: str
+    kind: str
+    licence: str
+    copyright: str
+    held_out: bool = False
+
+    @property
+    def panorama(self) -> bool:
+        """Whether this is an equirectangular HDRI panorama (EXR) rather than a photograph."""
+        return self.path.endswith(".exr")
+
+
+def _mate(name: str, kind: str, holders: str, held_out: bool = False) -> BackgroundSource:
+    return BackgroundSource(
+        f"mate/{name}", "mate-backgrounds", f"{_MATE}/{name}.jpg", kind, _GPL_MATE, holders, held_out
+    )
+
+
+def _plasma(name: str, kind: str, author: str, held_out: bool = False) -> BackgroundSource:
+    path = f"{_PLASMA}/{name}/contents/images/2560x1600.jpg"
+    holders = f"2014 KDE Visual Design Group; photograph by {author}"
+    return BackgroundSource(
+        f"plasma/{name}", "plasma-workspace-wallpapers", path, kind, _GPL_PLASMA, holders, held_out
+    )
+
+
+def _hdri(name: str, kind: str, held_out: bool = False) -> BackgroundSource:
+    holders = "Greg Zaal (HDRI Haven), shipped by Blender"
+    return BackgroundSource(
+        f"hdri/{name}", "blender-data", f"{PANORAMA_DIR}/{name}.exr", kind, _CC0, holders, held_out
+    )
+
+
+#: Every background the generator may use. 31 files; 7 held out (23%), two of them panoramas.
+SOURCES: tuple[BackgroundSource, ...] = (
+    _hdri("city", "outdoor"),
+    _hdri("courtyard", "outdoor", held_out=True),
+    _hdri("forest", "outdoor"),
+    _hdri("interior", "indoor"),
+    _hdri("night", "outdoor"),
+    _hdri("studio", "indoor"),
+    _hdri("sunrise", "outdoor"),
+    _hdri("sunset", "outdoor", held_out=True),
+    _mate("Aqua", "closeup", "2008, Charles Barbin"),
+    _mate("Blinds", "closeup", "2008, Lennart Poettering; 2008, Andrea Cimitan"),
+    _mate("Dune", "outdoor", "2007, Marco Cogoni; 2008, Hylke Bons"),
+    _mate("FreshFlower", "closeup", "2005, Jens Ansorg"),
+    _mate("Garden", "closeup", "2008, Charles Barbin"),
+    _mate("GreenMeadow", "closeup", "2005, Timothy Schellhase; 2008, Lapo Calamandrei"),
+    _mate("LadyBird", "closeup", "2008, Charles Barbin", held_out=True),
+    _mate("RainDrops", "closeup", '2008, "blackcombwhistler07"'),
+    _mate("Storm", "outdoor", "2008, Sergey Nazarov", held_out=True),
+    _mate("TwoWings", "closeup", "2008, Charles Barbin; 2008, Hylke Bons"),
+    _mate("Wood", "closeup", "2008, Jean-François Fortin Tam"),
+    _mate("YellowFlower", "closeup", "2008, Charles Barbin"),
+    _plasma("BytheWater", "outdoor", "Maciej Wiklo"),
+    _plasma("ColdRipple", "outdoor", "Risto Saukonpää"),
+    _plasma("ColorfulCups", "closeup", "Dmitri Popov", held_out=True),
+    _plasma("DarkestHour", "outdoor", "Risto Saukonpää"),
+    _plasma("EveningGlow", "outdoor", "Ian Hex", held_out=True),
+    _plasma("FallenLeaf", "closeup", "Martin Klapetek"),
+    _plasma("Grey", "outdoor", "Sigi Sagi"),
+    _plasma("Kite", "outdoor", "Risto Saukonpää"),
+    _plasma("OneStandsOut", "closeup", "Risto Saukonpää"),
+    _plasma("Path", "outdoor", "Risto Saukonpää", held_out=True),
+    _plasma("summer_1am", "outdoor", "Risto Saukonpää"),
+)
+PACKAGES: tuple[str, ...] = tuple(dict.fromkeys(s.package for s in SOURCES))
+
+
+def backgrounds_dir() -> Path:
+    """The cache holding one unpacked folder per package (`$CARSEG_BACKGROUNDS_DIR` or the default)."""
+    default = Path.home() / ".cache" / "carseg" / "backgrounds"
+    return Path(os.environ.get("CARSEG_BACKGROUNDS_DIR", default)).expanduser()
+
+
+def fetch_backgrounds(root: str | os.PathLike | None = None, packages: tuple[str, ...] = PACKAGES) -> list[str]:
+    """Download and unpack the packages that are not there yet, each into `<root>/<package>`.
+
+    Returns:
+        The packages that were fetched (empty when all were present).
+
+    Raises:
+        RuntimeError: If apt-get or dpkg is missing or fails.
+    """
+    root = Path(root) if root is not None else backgrounds_dir()
+    missing = [p for p in packages if not (root / p / "usr").is_dir()]
+    for package in missing:
+        fetch_deb(package, root / package, hint="or set CARSEG_BACKGROUNDS_DIR")
+    return missing
+
+
+def background_path(source: BackgroundSource, root: str | os.PathLike | None = None) -> Path:
+    """Where the file of `source` lies in the cache.
+
+    Raises:
+        BackgroundsNotFoundError: If the file is not there, with instructions.
+    """
+    root = Path(root) if root is not None else backgrounds_dir()
+    path = root / source.package / source.path
+    if not path.is_file():
+        raise BackgroundsNotFoundError(
+            f"background {source.name!r} is not at {str(path)!r}; {FETCH_HINT.format(packages=', '.join(PACKAGES))}"
+        )
+    return path
+
+
+def list_backgrounds(
+    split: str = "train", kinds: tuple[str, ...] = KINDS, root: str | os.PathLike | None = None
+) -> list[BackgroundSource]:
+    """The backgrounds of a split, checked to be present.
+
+    Args:
+        split: "train", "held_out" or "all".
+        kinds: Keep only these kinds (see `BackgroundSource.kind`).
+        root: The cache (default `backgrounds_dir()`).
+
+    Raises:
+        ValueError: For an unknown split or kind.
+        BackgroundsNotFoundError: If a file of the split is missing.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise ValueError(f"kinds must be among {KINDS}, got {sorted(unknown)}")
+    chosen = [s for s in SOURCES if s.kind in kinds and (split == "all" or s.held_out == (split == "held_out"))]
+    for source in chosen:
+        background_path(source, root)
+    return chosen
+
+
+@lru_cache(maxsize=8)
+def read_panorama(path: str) -> np.ndarray:
+    """Read an RGB EXR panorama as linear float32 `(height, width, 3)`, NaN and negatives set to 0 (read-only).
+
+    Raises:
+        ImportError: If the `openexr` package is missing (it comes with the `synth` extra).
+        ValueError: If the file has no RGB channels.
+    """
+    try:
+        import OpenEXR
+    except ImportError as error:
+        raise ImportError(
+            "reading the HDRI panoramas needs the `openexr` package: pip install -e '.[synth]'"
+        ) from error
+    with OpenEXR.File(path) as exr:
+        channels = exr.channels()
+        if "RGB" in channels:
+            pixels = channels["RGB"].pixels
+        elif all(c in channels for c in "RGB"):
+            pixels = np.stack([channels[c].pixels for c in "RGB"], axis=-1)
+        else:
+            raise ValueError(f"{path}: expected R, G, B channels, found {sorted(channels)}")
+    hdr = np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0).clip(0.0, None)
+    hdr.setflags(write=False)
+    return hdr
+
+
+def tone_map(hdr: np.ndarray, exposure: float = 1.0, key: float = 0.18) -> np.ndarray:
+    """Map linear HDR radiance to 8-bit sRGB: exposure normalised on the log-average luminance, then Reinhard.
+
+    Args:
+        hdr: `(..., 3)` linear float radiance.
+        exposure: Multiplier on top of the automatic exposure (2.0 is one stop brighter).
+        key: The grey level that the log-average luminance maps to before the curve.
+
+    Returns:
+        `(..., 3)` uint8 sRGB.
+    """
+    luminance = hdr @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    log_average = float(np.exp(np.mean(np.log(luminance + 1e-4))))
+    scaled = hdr * (key * exposure / max(log_average, 1e-6))
+    mapped = scaled / (1.0 + scaled)
+    srgb = np.where(mapped <= 0.0031308, 12.92 * mapped, 1.055 * np.power(mapped, 1 / 2.4) - 0.055)
+    return (np.clip(srgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def perspective_view(
+    panorama: np.ndarray, width: int, height: int, yaw_deg: float = 0.0, pitch_deg: float = 0.0, yfov_deg: float = 60.0
+) -> np.ndarray:
+    """A pinhole view out of an equirectangular panorama, bilinearly sampled.
+
+    Args:
+        panorama: `(rows, cols, channels)`; column 0 is longitude -180 degrees, row 0 the zenith.
+        width: Output width in pixels.
+        height: Output height in pixels.
+        yaw_deg: Viewing direction's longitude (0 = the panorama's centre column).
+        pitch_deg: Elevation of the viewing direction (positive looks up).
+        yfov_deg: Vertical field of view.
+
+    Returns:
+        `(height, width, channels)`, the panorama's dtype as float32.
+    """
+    focal = 0.5 * height / np.tan(np.radians(yfov_deg) / 2)
+    xs = (np.arange(width) - (width - 1) / 2) / focal
+    ys = ((height - 1) / 2 - np.arange(height)) / focal
+    x, y = np.meshgrid(xs, ys)  # camera frame: x right, y up, z forward
+    pitch, yaw = np.radians(pitch_deg), np.radians(yaw_deg)
+    forward_y = y * np.cos(pitch) + np.sin(pitch)
+    forward_z = np.cos(pitch) - y * np.sin(pitch)
+    longitude = np.arctan2(x, forward_z) + yaw
+    latitude = np.arctan2(forward_y, np.hypot(x, forward_z))
+    rows, cols = panorama.shape[:2]
+    u = ((longitude / (2 * np.pi) + 0.5) % 1.0) * cols - 0.5
+    v = (0.5 - latitude / np.pi) * rows - 0.5
+    return _bilinear(panorama, u, v)
+
+
+def _bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Sample `image` at float pixel coordinates, wrapping around horizontally and clamping vertically."""
+    rows, cols = image.shape[:2]
+    u0, v0 = np.floor(u).astype(int), np.floor(v).astype(int)
+    fu, fv = (u - u0)[..., None], (v - v0)[..., None]
+    c0, c1 = u0 % cols, (u0 + 1) % cols
+    r0, r1 = np.clip(v0, 0, rows - 1), np.clip(v0 + 1, 0, rows - 1)
+    top = image[r0, c0] * (1 - fu) + image[r0, c1] * fu
+    bottom = image[r1, c0] * (1 - fu) + image[r1, c1] * fu
+    return (top * (1 - fv) + bottom * fv).astype(np.float32)
+
+
+@lru_cache(maxsize=48)
+def _read_photo(path: str, max_side: int) -> np.ndarray:
+    """Decode a photograph as RGB uint8, reduced (JPEG draft mode, then resize) to at most `max_side` (read-only)."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (max_side, max_side))
+            image = image.convert("RGB")
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable image ({error})") from error
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    array = np.asarray(image)
+    array.setflags(write=False)
+    return array
+
+
+def _panorama_view(
+    source: BackgroundSource, root: str | os.PathLike | None, width: int, height: int, rng: np.random.Generator | None
+) -> np.ndarray:
+    """A tone-mapped view out of a panorama; `rng` draws yaw, pitch, field of view and exposure (else a fixed view).
+
+    Pitch stays within a few degrees of the horizon: below it the panoramas show the photographer's tripod.
+    """
+    hdr = read_panorama(str(background_path(source, root)))
+    if rng is None:
+        yaw, pitch, yfov, exposure = 0.0, 0.0, 60.0, 1.0
+    else:
+        yaw, pitch = rng.uniform(-180, 180), rng.uniform(-12, 8)
+        yfov, exposure = rng.uniform(40, 75), float(2 ** rng.uniform(-0.7, 0.7))
+    return tone_map(perspective_view(hdr, width, height, yaw, pitch, yfov), exposure=exposure)
+
+
+def load_background(
+    source: BackgroundSource,
+    root: str | os.PathLike | None = None,
+    max_side: int = 2560,
+    rng: np.random.Generator | None = None,
+) -> Image.Image:
+    """The background as an RGB image.
+
+    Args:
+        source: One of `SOURCES` (e.g. from `list_backgrounds`).
+        root: The cache (default `backgrounds_dir()`).
+        max_side: Photographs are reduced to at most this side; a panorama gives a 3:2 view of this width.
+        rng: For a panorama, draws the view (yaw, pitch, field of view, exposure); None gives a fixed view.
+
+    Raises:
+        BackgroundsNotFoundError: If the file is missing.
+    """
+    if source.panorama:
+        return Image.fromarray(_panorama_view(source, root, max_side, max_side * 2 // 3, rng))
+    return Image.fromarray(_read_photo(str(background_path(source, root)), max_side))
+
+
+def random_crop(
+    image: np.ndarray, rng: np.random.Generator, width: int, height: int, min_scale: float = 0.5
+) -> np.ndarray:
+    """A random crop with the output's aspect ratio, covering `min_scale`-1 of the largest such crop, resized.
+
+    Args:
+        image: `(rows, cols, 3)` uint8.
+        rng: Draws the scale, position and a horizontal flip.
+        width: Output width.
+        height: Output height.
+        min_scale: Smallest crop side relative to the largest crop of that aspect ratio.
+
+    Returns:
+        `(height, width, 3)` uint8.
+    """
+    rows, cols = image.shape[:2]
+    largest_w = min(cols, rows * width / height)
+    crop_w = largest_w * rng.uniform(min_scale, 1.0)
+    crop_h = crop_w * height / width
+    left, top = rng.uniform(0, cols - crop_w), rng.uniform(0, rows - crop_h)
+    box = (left, top, left + crop_w, top + crop_h)
+    out = Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
+    if rng.random() < 0.5:
+        out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return np.asarray(out)
+
+
+def random_background(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    split: str = "train",
+    kinds: tuple[str, ...] = KINDS,
+    root: str | os.PathLike | None = None,
+) -> np.ndarray:
+    """A random background of the split at the given size: a random crop of a photograph, or a panorama view.
+
+    Args:
+        rng: Draws the file, then the crop or view.
+        width: Output width in pixels.
+        height: Output height in pixels.
+        split: "train" (never a held-out file), "held_out" or "all".
+        kinds: Keep only these kinds.
+        root: The cache (default `backgrounds_dir()`).
+
+    Returns:
+        `(height, width, 3)` uint8 RGB.
+    """
+    sources = list_backgrounds(split, kinds, root)
+    if not sources:
+        raise ValueError(f"no backgrounds of kinds {kinds} in split {split!r}")
+    source = sources[int(rng.integers(len(sources)))]
+    if source.panorama:
+        return _panorama_view(source, root, width, height, rng)
+    max_side = next((s for s in (640, 1280) if s >= 2 * max(width, height)), 2560)
+    return random_crop(_read_photo(str(background_path(source, root)), max_side), rng, width, height)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.synthetic.backgrounds`: fetch the packages and list the backgrounds per split."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.synthetic.backgrounds", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--dir", type=Path, default=None, help="cache folder (default $CARSEG_BACKGROUNDS_DIR)")
+    args = parser.parse_args(argv)
+    root = (args.dir or backgrounds_dir()).expanduser()
+    try:
+        fetched = fetch_backgrounds(root)
+        counts = {split: len(list_backgrounds(split, root=root)) for split in ("train", "held_out")}
+    except (RuntimeError, BackgroundsNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"fetched {', '.join(fetched) or 'nothing (all present)'} into {root}")
+    print(f"backgrounds: {counts['train']} train, {counts['held_out']} held out")
+    if args.dir is not None:
+        print(f"set CARSEG_BACKGROUNDS_DIR={root} so that the generator finds them")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

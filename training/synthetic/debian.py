@@ -1,0 +1,75 @@
+"""Debian packages as data sources: download and unpack one with `apt-get download` + `dpkg -x`, read its copyright.
+
+Shared by `fetch_meshes` (torcs-data) and `backgrounds` (wallpapers and HDRI panoramas). Nothing here needs root.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+
+def fetch_deb(package: str, target: Path, hint: str = "") -> Path:
+    """Download the package with `apt-get download` and unpack it with `dpkg -x` into `target`.
+
+    Args:
+        package: The Debian package name, e.g. "torcs-data".
+        target: The folder to unpack into (created if needed); the package's `usr/...` tree lands inside it.
+        hint: Appended to the error when apt-get or dpkg is missing (e.g. which variable points at a copy).
+
+    Returns:
+        `target`.
+
+    Raises:
+        RuntimeError: If apt-get or dpkg is missing or fails.
+    """
+    for tool in ("apt-get", "dpkg"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(
+                f"{tool} is not installed; fetch {package} on a Debian/Ubuntu machine and unpack it "
+                f"(`dpkg -x`) into {target}{'; ' + hint if hint else ''}"
+            )
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        result = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
+        debs = list(Path(tmp).glob(f"{package}_*.deb"))
+        if result.returncode != 0 or not debs:
+            raise RuntimeError(
+                f"`apt-get download {package}` failed ({result.returncode}): {result.stderr.strip()}; "
+                "run `apt-get update` first if the package is unknown"
+            )
+        result = subprocess.run(["dpkg", "-x", str(debs[0]), str(target)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"`dpkg -x {debs[0].name}` failed: {result.stderr.strip()}")
+    return target
+
+
+@lru_cache(maxsize=16)
+def copyright_stanzas(path: str) -> list[tuple[list[str], str, str]]:
+    """Parse a Debian machine-readable copyright file into `(file globs, copyright holders, licence)` stanzas.
+
+    Args:
+        path: The `usr/share/doc/<package>/copyright` file.
+
+    Returns:
+        One tuple per stanza that has both `Files` and `License`, in file order.
+    """
+    stanzas = []
+    for block in re.split(r"\n\s*\n", Path(path).read_text(encoding="utf-8", errors="replace")):
+        fields: dict[str, list[str]] = {}
+        key = None
+        for line in block.splitlines():
+            if line and not line[0].isspace() and ":" in line:
+                key, _, value = line.partition(":")
+                fields[key] = [value.strip()]
+            elif key is not None:
+                fields[key].append(line.strip())
+        if "Files" in fields and "License" in fields:
+            globs = " ".join(fields["Files"]).split()
+            holders = "; ".join(v for v in fields.get("Copyright", []) if v)
+            stanzas.append((globs, holders, fields["License"][0]))
+    return stanzas
