@@ -1,0 +1,149 @@
+"""Background photographs and panoramas: the allow-list and its split, panorama views, tone mapping, crops.
+
+Nothing here needs the network or the Debian packages: a fake cache of tiny files stands in for them. Only the
+licence check reads the real copyright files, and skips when they are not unpacked.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.synthetic.backgrounds import (
+    KINDS,
+    SOURCES,
+    BackgroundsNotFoundError,
+    backgrounds_dir,
+    list_backgrounds,
+    load_background,
+    perspective_view,
+    random_background,
+    random_crop,
+    tone_map,
+)
+
+
+def test_split_is_by_file_and_holds_out_about_a_fifth():
+    names = [s.name for s in SOURCES]
+    assert len(set(names)) == len(names) and len({(s.package, s.path) for s in SOURCES}) == len(SOURCES)
+    held_out = [s for s in SOURCES if s.held_out]
+    assert 0.2 <= len(held_out) / len(SOURCES) <= 0.25
+    assert sum(s.panorama for s in held_out) >= 2
+    assert any(s.kind == "outdoor" and not s.panorama for s in held_out)  # held-out photographs of scenes too
+    for source in SOURCES:
+        assert source.kind in KINDS and source.licence and source.copyright
+
+
+def test_missing_backgrounds_error_says_how_to_get_them(tmp_path):
+    with pytest.raises(BackgroundsNotFoundError, match="python -m training.synthetic.backgrounds"):
+        list_backgrounds("train", root=tmp_path)
+    with pytest.raises(ValueError, match="split must be one of"):
+        list_backgrounds("test", root=tmp_path)
+    with pytest.raises(ValueError, match="kinds must be among"):
+        list_backgrounds("train", kinds=("street",), root=tmp_path)
+
+
+def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CARSEG_BACKGROUNDS_DIR", str(tmp_path))
+    assert backgrounds_dir() == tmp_path
+
+
+def _fake_cache(root, openexr) -> dict[str, tuple[int, int, int]]:
+    """Write a tiny solid-colour file for every source; returns each photograph's colour by name."""
+    colours = {}
+    for index, source in enumerate(SOURCES):
+        path = root / source.package / source.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if source.panorama:
+            hdr = np.full((32, 64, 3), 0.5, dtype=np.float32)
+            hdr[:16] = 4.0  # a bright sky above the horizon
+            header = {"compression": openexr.ZIP_COMPRESSION, "type": openexr.scanlineimage}
+            openexr.File(header, {"RGB": hdr}).write(str(path))
+        else:
+            colours[source.name] = (index * 8, 255 - index * 8, 100)
+            Image.new("RGB", (96, 60), colours[source.name]).save(path, quality=100, subsampling=0)
+    return colours
+
+
+def test_random_background_from_a_fake_cache(tmp_path):
+    openexr = pytest.importorskip("OpenEXR", reason="openexr (synth extra) reads the panoramas")
+    colours = _fake_cache(tmp_path, openexr)
+    rng = np.random.default_rng(0)
+    train_colours = {c for name, c in colours.items() if not next(s for s in SOURCES if s.name == name).held_out}
+    for _ in range(30):
+        image = random_background(rng, 48, 32, split="train", kinds=("closeup",), root=tmp_path)
+        assert image.shape == (32, 48, 3) and image.dtype == np.uint8
+        colour = tuple(int(v) for v in image[16, 24])
+        assert min(np.abs(np.subtract(colour, c)).max() for c in train_colours) <= 3  # a train photograph
+    view = random_background(rng, 40, 30, split="held_out", kinds=("outdoor",), root=tmp_path)
+    assert view.shape == (30, 40, 3)
+    panorama = next(s for s in SOURCES if s.panorama)
+    fixed = np.asarray(load_background(panorama, root=tmp_path, max_side=60))
+    assert fixed.shape == (40, 60, 3)
+    assert fixed[0].mean() > fixed[-1].mean()  # the sky is brighter than the ground, and above it
+
+
+def test_perspective_view_looks_where_asked():
+    rows, cols = 90, 180  # 2 degrees per pixel
+    longitude = np.linspace(-180, 180, cols, endpoint=False) + 1.0  # pixel centres
+    latitude = 90 - (np.arange(rows) + 0.5) * 2.0
+    panorama = np.stack([*np.meshgrid(longitude, latitude), np.zeros((rows, cols))], axis=-1).astype(np.float32)
+    centre = perspective_view(panorama, 9, 9, yaw_deg=0.0, pitch_deg=0.0, yfov_deg=40.0)[4, 4]
+    assert np.allclose(centre[:2], [0.0, 0.0], atol=1e-3)
+    turned = perspective_view(panorama, 9, 9, yaw_deg=90.0, pitch_deg=20.0, yfov_deg=40.0)[4, 4]
+    assert np.allclose(turned[:2], [90.0, 20.0], atol=1e-3)
+    view = perspective_view(panorama, 9, 9, yfov_deg=40.0)
+    top_row = np.degrees(np.arctan(4 / 4.5 * np.tan(np.radians(20.0))))  # pixel centre half a pixel below the edge
+    assert view[0, 4, 1] == pytest.approx(top_row, abs=0.05) and view[4, 8, 0] > 0  # up is up, right is east
+
+
+def test_tone_map_is_8_bit_monotonic_and_auto_exposed():
+    hdr = np.linspace(0.01, 100.0, 300, dtype=np.float32)[:, None].repeat(3, axis=1).reshape(10, 30, 3)
+    out = tone_map(hdr)
+    assert out.dtype == np.uint8 and (np.diff(out.reshape(-1, 3)[:, 0].astype(int)) >= 0).all()
+    assert np.abs(tone_map(hdr * 50.0).astype(int) - out).max() <= 1  # exposure follows the scene's brightness
+    assert tone_map(hdr, exposure=2.0).mean() > out.mean()
+
+
+def test_random_crop_keeps_size_and_content():
+    image = np.zeros((100, 200, 3), dtype=np.uint8)
+    image[:, :100] = 255
+    rng = np.random.default_rng(3)
+    crops = [random_crop(image, rng, 30, 20) for _ in range(10)]
+    assert all(c.shape == (20, 30, 3) and c.dtype == np.uint8 for c in crops)
+    assert len({round(float(c.mean()), 1) for c in crops}) > 5  # random scale, position and flip
+    assert {tuple(c[10, 0]) for c in crops} >= {(0, 0, 0), (255, 255, 255)}  # flips and shifts
+
+
+def _real_cache_or_skip():
+    try:
+        list_backgrounds("all")
+    except BackgroundsNotFoundError:
+        pytest.skip("backgrounds not unpacked (run `python -m training.synthetic.backgrounds`)")
+    return backgrounds_dir()
+
+
+def test_licences_match_the_packages_copyright_files():
+    from training.synthetic.debian import copyright_stanzas
+
+    root = _real_cache_or_skip()
+    for source in SOURCES:
+        package = root / source.package
+        if source.panorama:
+            assert "CC0" in (package / source.path).with_name("license.txt").read_text()
+            continue
+        stanzas = copyright_stanzas(str(package / f"usr/share/doc/{source.package}/copyright"))
+        if source.package == "mate-backgrounds":
+            relative = source.path.split("usr/share/backgrounds/mate/")[1]
+            (holders, licence) = next((h, lic) for globs, h, lic in stanzas if relative in globs)
+            assert source.licence.startswith(licence)
+            assert source.copyright.split(";")[0].split(", ")[1] in holders
+        else:
+            licence = next(lic for globs, _, lic in stanzas if globs == ["*"])
+            assert source.licence.startswith(licence)
+            name = source.name.split("/")[1]
+            meta = json.loads((package / f"usr/share/wallpapers/{name}/metadata.json").read_text())
+            assert meta["KPlugin"]["Authors"][0]["Name"] in source.copyright
