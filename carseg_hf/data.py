@@ -27,7 +27,7 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from .image_io import IMAGE_EXTENSIONS, PAIR_MASK_SUFFIX, ImageDecodeError, load_mask, load_rgb
+from .image_io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, PAIR_MASK_SUFFIX, ImageDecodeError, load_mask, load_rgb
 from .rle import read_rle_csv, rle_decode
 
 _CARVANA_NAME = re.compile(r"^(?P<car>[^_/]+)_(?P<angle>\d{2})\.(?:jpe?g|png)$", re.IGNORECASE)
@@ -77,15 +77,30 @@ def split_by_car(
     return [car for car in unique if car not in val_set], val
 
 
-def _check_header(path: Path) -> tuple[int, int]:
-    """Open an image's header only and return its (width, height); refuse empty, non-image and truncated files."""
+def _check_header(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """Open an image's header only and return its (width, height).
+
+    Refuses empty, non-image and truncated files, and images over `max_pixels` (the limit `image_io` decodes up
+    to), decompression bombs included, so that they fail here with the file's name rather than in a worker.
+    """
     if path.stat().st_size == 0:
         raise ImageDecodeError(f"{path}: the file is empty (0 bytes); expected an image")
     try:
-        with Image.open(path) as image:
-            size, kind = image.size, image.format
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
+            with Image.open(path) as image:
+                size, kind = image.size, image.format
+    except Image.DecompressionBombError as error:
+        raise ImageDecodeError(
+            f"{path}: refusing to decode it, it is far over the limit of {max_pixels:,} pixels ({error})"
+        ) from error
     except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageDecodeError(f"{path}: not a readable image ({error})") from error
+    if size[0] * size[1] > max_pixels:
+        raise ImageDecodeError(
+            f"{path}: the image is {size[0]}x{size[1]} = {size[0] * size[1]:,} pixels, over the limit of "
+            f"{max_pixels:,}; refusing to decode it"
+        )
     if kind == "JPEG":
         with open(path, "rb") as handle:
             handle.seek(max(0, path.stat().st_size - 4096))
@@ -94,18 +109,29 @@ def _check_header(path: Path) -> tuple[int, int]:
     return size
 
 
-def _check_pairs(pairs: Sequence[tuple[Path, Path | None]]) -> list[tuple[int, int]]:
-    """Check every image (and its mask file, if any) from the headers; return the image sizes as (width, height)."""
+def _check_pairs(
+    pairs: Sequence[tuple[Path, Path | None]], keep_unreadable: bool = False
+) -> list[tuple[int, int] | None]:
+    """Check every image (and its mask file, if any) from the headers; return the image sizes as (width, height).
+
+    With `keep_unreadable`, a pair that fails the check gets the size None instead of raising: the caller keeps it,
+    and decoding it later raises the same named error (`carseg evaluate` then skips and reports it).
+    """
     sizes = []
     for image_path, mask_path in pairs:
-        size = _check_header(image_path)
-        if mask_path is not None:
-            mask_size = _check_header(mask_path)
-            if mask_size != size:
-                raise ImageDecodeError(
-                    f"mask {mask_path} is {mask_size[0]}x{mask_size[1]} but its image {image_path} is "
-                    f"{size[0]}x{size[1]}; a mask must have its image's size"
-                )
+        try:
+            size = _check_header(image_path)
+            if mask_path is not None:
+                mask_size = _check_header(mask_path)
+                if mask_size != size:
+                    raise ImageDecodeError(
+                        f"mask {mask_path} is {mask_size[0]}x{mask_size[1]} but its image {image_path} is "
+                        f"{size[0]}x{size[1]}; a mask must have its image's size"
+                    )
+        except ImageDecodeError:
+            if not keep_unreadable:
+                raise
+            size = None
         sizes.append(size)
     return sizes
 
@@ -200,8 +226,16 @@ def _carvana_rows(folder: Path, kind: str) -> list[tuple[Path, str, int]]:
     return found
 
 
+def _csv_mask(csv_path: Path, name: str, rles: dict[str, str], size: tuple[int, int]) -> np.ndarray:
+    """Decode the `train_masks.csv` row of image `name`, of size (width, height), naming both in errors."""
+    try:
+        return rle_decode(rles[name], (size[1], size[0]))
+    except ValueError as error:
+        raise ValueError(f"{csv_path}: the mask of {name}: {error}") from error
+
+
 def load_carvana(
-    data_dir: str | os.PathLike, validation_fraction: float = 0.2, seed: int = 42
+    data_dir: str | os.PathLike, validation_fraction: float = 0.2, seed: int = 42, keep_unreadable: bool = False
 ) -> datasets.DatasetDict:
     """Load a folder in the Kaggle Carvana layout.
 
@@ -215,6 +249,8 @@ def load_carvana(
         data_dir: The folder.
         validation_fraction: Share of cars held out for validation.
         seed: Seed of the split by car.
+        keep_unreadable: Keep images whose header check fails (unreadable, over the pixel limit, a mask of
+            another size) instead of raising; reading them raises the named error (their CSV mask is None).
 
     Returns:
         A `DatasetDict` with `train`, `validation`, `heldout` (only with a `splits.json` that names test cars) and,
@@ -247,7 +283,7 @@ def load_carvana(
             warnings.warn(
                 f"ignoring {len(unknown)} file(s) in {mask_dir} without an image: {_first(unknown)}", stacklevel=2
             )
-        _check_pairs(pairs)
+        _check_pairs(pairs, keep_unreadable)
         for (path, car, angle), (_, mask) in zip(images, pairs):
             rows.append(dict(image=_path_entry(path), mask=_path_entry(mask), car_id=car, angle=angle, name=path.name))
     elif csv_path.is_file():
@@ -255,13 +291,10 @@ def load_carvana(
         missing = [str(path) for path, _, _ in images if path.name not in rles]
         if missing:
             raise ImageDecodeError(f"{len(missing)} image(s) have no row in {csv_path}: {_first(missing)}")
-        sizes = _check_pairs([(path, None) for path, _, _ in images])
-        for (path, car, angle), (width, height) in zip(images, sizes):
-            try:
-                mask = rle_decode(rles[path.name], (height, width))
-            except ValueError as error:
-                raise ValueError(f"{csv_path}: the mask of {path.name}: {error}") from error
-            rows.append(dict(image=_path_entry(path), mask=_png_entry(mask), car_id=car, angle=angle, name=path.name))
+        sizes = _check_pairs([(path, None) for path, _, _ in images], keep_unreadable)
+        for (path, car, angle), size in zip(images, sizes):
+            mask = None if size is None else _png_entry(_csv_mask(csv_path, path.name, rles, size))
+            rows.append(dict(image=_path_entry(path), mask=mask, car_id=car, angle=angle, name=path.name))
     else:
         raise FileNotFoundError(f"{root}: no masks; expected a train_masks/ folder of GIFs or train_masks.csv")
     assignment = _read_split_file(root / "splits.json", {row["car_id"] for row in rows})
@@ -272,7 +305,7 @@ def load_carvana(
         splits = _build_assigned(rows, assignment)
     if (root / "test").is_dir():
         tests = _carvana_rows(root / "test", "test")
-        _check_pairs([(path, None) for path, _, _ in tests])
+        _check_pairs([(path, None) for path, _, _ in tests], keep_unreadable)
         splits["test"] = datasets.Dataset.from_dict(
             {
                 "image": [_path_entry(path) for path, _, _ in tests],
@@ -291,7 +324,11 @@ def _car_and_angle(stem: str) -> tuple[str, int]:
 
 
 def load_pair_folder(
-    folder: str | os.PathLike, mask_suffix: str = PAIR_MASK_SUFFIX, validation_fraction: float = 0.2, seed: int = 42
+    folder: str | os.PathLike,
+    mask_suffix: str = PAIR_MASK_SUFFIX,
+    validation_fraction: float = 0.2,
+    seed: int = 42,
+    keep_unreadable: bool = False,
 ) -> datasets.DatasetDict:
     """Load a folder of image/mask pairs such as `car7_03.jpg` + `car7_03_mask.png`.
 
@@ -303,6 +340,7 @@ def load_pair_folder(
         mask_suffix: What a mask's stem adds to its image's stem.
         validation_fraction: Share of cars held out for validation.
         seed: Seed of the split by car.
+        keep_unreadable: Keep pairs whose header check fails instead of raising (see `load_carvana`).
 
     Returns:
         A `DatasetDict` with `train` and `validation`.
@@ -330,7 +368,7 @@ def load_pair_folder(
     if orphans:
         warnings.warn(f"ignoring {len(orphans)} mask(s) in {root} without an image: {_first(orphans)}", stacklevel=2)
     pairs = [(p, masks[p.stem]) for p in images]
-    _check_pairs(pairs)
+    _check_pairs(pairs, keep_unreadable)
     rows = []
     for image, mask in pairs:
         car, angle = _car_and_angle(image.stem)
@@ -437,6 +475,7 @@ def load_segmentation_dataset(
     validation_fraction: float = 0.2,
     seed: int = 42,
     mask_suffix: str = PAIR_MASK_SUFFIX,
+    keep_unreadable: bool = False,
 ) -> datasets.DatasetDict:
     """Load data from a Carvana folder, a pair folder or the Hub, detecting the layout.
 
@@ -446,6 +485,8 @@ def load_segmentation_dataset(
         validation_fraction: Share of cars held out for validation.
         seed: Seed of the split by car.
         mask_suffix: Mask suffix of a pair folder.
+        keep_unreadable: For local folders, keep images that fail the header check instead of raising, so that
+            the caller can skip and report them when it decodes them (see `load_carvana`).
 
     Returns:
         A `DatasetDict` with at least `train` and `validation`.
@@ -460,9 +501,10 @@ def load_segmentation_dataset(
     root = Path(data_dir if data_dir is not None else dataset_name)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder {str(root)!r} does not exist")
+    split = {"validation_fraction": validation_fraction, "seed": seed, "keep_unreadable": keep_unreadable}
     if (root / "train").is_dir():
-        return load_carvana(root, validation_fraction=validation_fraction, seed=seed)
-    return load_pair_folder(root, mask_suffix=mask_suffix, validation_fraction=validation_fraction, seed=seed)
+        return load_carvana(root, **split)
+    return load_pair_folder(root, mask_suffix=mask_suffix, **split)
 
 
 def entry_source(value: Any) -> Any:

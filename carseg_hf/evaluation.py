@@ -19,7 +19,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import datasets
 import numpy as np
@@ -28,6 +28,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .data import read_image, read_mask
+from .image_io import ImageDecodeError
 from .image_processing_carseg import CarSegImageProcessor
 from .inference import predict_logits
 from .metrics import confusion_counts, scores_from_counts
@@ -133,6 +134,110 @@ median {percentiles["50"]:.5f} · 95th percentile {percentiles["95"]:.5f}</p>
     return path
 
 
+class _Example(NamedTuple):
+    """A decoded data-set row: its index, name, `(height, width, 3)` uint8 image and `(height, width)` 0/1 mask."""
+
+    index: int
+    name: str
+    image: np.ndarray
+    target: np.ndarray
+    car_id: str
+    angle: int
+
+
+def _decode_batch(batch: dict[str, list], begin: int) -> tuple[list[_Example], list[dict[str, str]]]:
+    """Decode a slice of an undecoded data set; rows that cannot be scored come back as `{"image", "error"}`.
+
+    Args:
+        batch: `dataset[begin : begin + n]` with undecoded `image` and `mask` columns.
+        begin: Index of the slice's first row.
+
+    Returns:
+        `(examples, failed)`: the decoded rows, and the name and reason (naming the file) of each failed row.
+    """
+    examples, failed = [], []
+    for offset, (image_entry, mask_entry) in enumerate(zip(batch["image"], batch["mask"])):
+        index = begin + offset
+        name = (batch.get("name") or [None] * len(batch["image"]))[offset]
+        name = name or os.path.basename((image_entry or {}).get("path") or "") or f"image_{index:06d}.png"
+        try:
+            image = read_image(image_entry)  # (height, width, 3) uint8
+            if mask_entry is None:
+                raise ImageDecodeError(f"{name}: no mask could be read for this image")
+            target = read_mask(mask_entry)  # (height, width) 0/1
+            if image.shape[:2] != target.shape:
+                source = (image_entry or {}).get("path") or f"row {index}"
+                raise ImageDecodeError(
+                    f"{source}: the image is {image.shape[1]}x{image.shape[0]} but its mask is "
+                    f"{target.shape[1]}x{target.shape[0]}"
+                )
+        except ImageDecodeError as error:
+            failed.append({"image": name, "error": str(error)})
+            continue
+        car_id = (batch.get("car_id") or [""] * len(batch["image"]))[offset]
+        angle = (batch.get("angle") or [0] * len(batch["image"]))[offset]
+        examples.append(_Example(index, name, image, target, car_id, angle))
+    return examples, failed
+
+
+def _score_example(example: _Example, pred: np.ndarray, stem: str, out: Path, thumbnail_size: int) -> dict[str, Any]:
+    """Score one prediction, write its report thumbnail, and return its row (scores, fp/fn pixels, thumb, stem)."""
+    counts = confusion_counts(pred, example.target)
+    thumb = f"thumbs/{stem}.jpg"
+    overlay = error_overlay(example.image, pred, example.target)  # (height, width, 3) uint8
+    _thumbnail(overlay, thumbnail_size).save(out / thumb, quality=85)
+    return {
+        "image": example.name,
+        "car_id": example.car_id,
+        "angle": example.angle,
+        **scores_from_counts(counts),
+        "fp": counts["fp"],
+        "fn": counts["fn"],
+        "thumb": thumb,
+        "stem": stem,
+    }
+
+
+def _write_per_image_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            writer.writerow(
+                [row["image"], row["car_id"], row["angle"]]
+                + [f"{row[k]:.6f}" for k in ("dice", "iou", "precision", "recall")]
+                + [row["fp"], row["fn"]]
+            )
+
+
+def _write_worst_overlays(
+    dataset: datasets.Dataset, rows: list[dict[str, Any]], worst_heap: list[tuple[float, int, int, str]], out: Path
+) -> list[str]:
+    """Write the full-size error overlays of the worst images (lowest dice first); returns their relative paths."""
+    worst_dir = out / "worst"
+    worst_dir.mkdir(exist_ok=True)
+    worst_files = []
+    for _, negative_index, position, rle in sorted(worst_heap, reverse=True):  # lowest dice first
+        example = dataset[-negative_index]
+        image, target = read_image(example["image"]), read_mask(example["mask"])
+        pred = rle_decode(rle, target.shape)
+        path = worst_dir / f"{rows[position]['stem']}_overlay.png"
+        Image.fromarray(error_overlay(image, pred, target)).save(path, compress_level=1)
+        worst_files.append(str(path.relative_to(out)))
+    return worst_files
+
+
+def _scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The score part of `summary.json`: mean dice, its 5/50/95th percentiles, mean IoU and count."""
+    dice = np.array([row["dice"] for row in rows], dtype=np.float64)
+    return {
+        "mean_dice": float(dice.mean()),
+        "dice_percentiles": {"5": _percentile(dice, 5), "50": _percentile(dice, 50), "95": _percentile(dice, 95)},
+        "mean_iou": float(np.mean([row["iou"] for row in rows])),
+        "count": len(rows),
+    }
+
+
 def evaluate_model(
     model: CarSegForSemanticSegmentation,
     processor: CarSegImageProcessor,
@@ -151,9 +256,12 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Score a model image by image and write the evaluation outputs (see the module docstring).
 
-    Images and masks are decoded through `carseg_hf.image_io` (errors name the file). Predictions are made at the
+    Images and masks are decoded through `carseg_hf.image_io`. Predictions are made at the
     processor's size and resized back to each image's size by `post_process_semantic_segmentation`, or at the
     native size with `resolution="native"`; dice is always computed at the original resolution.
+
+    An image that cannot be scored (unreadable image or mask, or a mask of another size) is skipped, and listed
+    with the reason (which names the file) under `skipped` in the summary; the others are scored.
 
     Args:
         model: The model (its device is used).
@@ -175,8 +283,8 @@ def evaluate_model(
         The summary dict that is also written to `summary.json`.
 
     Raises:
-        ValueError: If the data set is empty or lacks columns, or an argument is out of range.
-        ImageDecodeError: If an image or mask cannot be read (naming the file), or their sizes differ.
+        ValueError: If the data set is empty or lacks columns, an argument is out of range, or no image at all
+            could be scored (the first reasons are given).
     """
     if resolution not in RESOLUTIONS:
         raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
@@ -195,82 +303,35 @@ def evaluate_model(
     model.eval()
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    worst_heap: list[tuple[float, int, str]] = []  # (-dice, index, predicted RLE): the k lowest dice
+    skipped: list[dict[str, str]] = []
+    worst_heap: list[tuple[float, int, int, str]] = []  # (-dice, -index, row, predicted RLE): the k lowest dice
     used_stems: set[str] = set()
     bar = tqdm(total=len(dataset), disable=not progress, unit="img", desc="evaluate")
     for begin in range(0, len(dataset), batch_size):
-        batch = dataset[begin : begin + batch_size]
-        images = [read_image(value) for value in batch["image"]]  # (height, width, 3) uint8 each
-        targets = [read_mask(value) for value in batch["mask"]]  # (height, width) 0/1 each
-        for offset, (image, target) in enumerate(zip(images, targets)):
-            if image.shape[:2] != target.shape:
-                source = batch["image"][offset].get("path") or f"row {begin + offset}"
-                raise ValueError(
-                    f"{source}: the image is {image.shape[1]}x{image.shape[0]} but its mask is "
-                    f"{target.shape[1]}x{target.shape[0]}"
-                )
-        predictions = _predict_batch(model, processor, images, resolution, threshold, tta)
-        for offset, (image, target, pred) in enumerate(zip(images, targets, predictions)):
-            index = begin + offset
-            name = (batch.get("name") or [None] * len(images))[offset]
-            name = name or os.path.basename(batch["image"][offset].get("path") or "") or f"image_{index:06d}.png"
-            stem = _safe_stem(name)
-            if stem in used_stems:
-                stem = f"{stem}_{index}"
+        examples, failed = _decode_batch(dataset[begin : begin + batch_size], begin)
+        skipped += failed
+        images = [example.image for example in examples]
+        predictions = _predict_batch(model, processor, images, resolution, threshold, tta) if examples else []
+        for example, pred in zip(examples, predictions):
+            stem = _safe_stem(example.name)
+            stem = f"{stem}_{example.index}" if stem in used_stems else stem
             used_stems.add(stem)
-            counts = confusion_counts(pred, target)
-            scores = scores_from_counts(counts)
-            thumb = f"thumbs/{stem}.jpg"
-            _thumbnail(error_overlay(image, pred, target), thumbnail_size).save(out / thumb, quality=85)
-            rows.append(
-                {
-                    "image": name,
-                    "car_id": (batch.get("car_id") or [""] * len(images))[offset],
-                    "angle": (batch.get("angle") or [0] * len(images))[offset],
-                    **scores,
-                    "fp": counts["fp"],
-                    "fn": counts["fn"],
-                    "thumb": thumb,
-                    "stem": stem,
-                }
-            )
-            item = (-scores["dice"], -index, rle_encode(pred))
+            rows.append(_score_example(example, pred, stem, out, thumbnail_size))
+            item = (-rows[-1]["dice"], -example.index, len(rows) - 1, rle_encode(pred))
             if len(worst_heap) < worst:
                 heapq.heappush(worst_heap, item)
             elif worst and item > worst_heap[0]:
                 heapq.heapreplace(worst_heap, item)
-        bar.update(len(images))
+        bar.update(len(examples) + len(failed))
     bar.close()
+    if not rows:
+        reasons = "; ".join(entry["error"] for entry in skipped[:3])
+        raise ValueError(f"none of the {len(skipped)} image(s) could be scored: {reasons}")
     seconds = time.perf_counter() - start
-
-    with open(out / "per_image.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        for row in rows:
-            writer.writerow(
-                [row["image"], row["car_id"], row["angle"]]
-                + [f"{row[k]:.6f}" for k in ("dice", "iou", "precision", "recall")]
-                + [row["fp"], row["fn"]]
-            )
-
-    worst_dir = out / "worst"
-    worst_dir.mkdir(exist_ok=True)
-    worst_files = []
-    for _, negative_index, rle in sorted(worst_heap, reverse=True):  # lowest dice first
-        index = -negative_index
-        example = dataset[index]
-        image, target = read_image(example["image"]), read_mask(example["mask"])
-        pred = rle_decode(rle, target.shape)
-        path = worst_dir / f"{rows[index]['stem']}_overlay.png"
-        Image.fromarray(error_overlay(image, pred, target)).save(path, compress_level=1)
-        worst_files.append(str(path.relative_to(out)))
-
-    dice = np.array([row["dice"] for row in rows], dtype=np.float64)
+    _write_per_image_csv(rows, out / "per_image.csv")
+    worst_files = _write_worst_overlays(dataset, rows, worst_heap, out)
     summary = {
-        "mean_dice": float(dice.mean()),
-        "dice_percentiles": {"5": _percentile(dice, 5), "50": _percentile(dice, 50), "95": _percentile(dice, 95)},
-        "mean_iou": float(np.mean([row["iou"] for row in rows])),
-        "count": len(rows),
+        **_scores(rows),
         "model": model_name,
         "data": data_name,
         "split": split,
@@ -281,6 +342,7 @@ def evaluate_model(
         "seconds": round(seconds, 3),
         "images_per_second": round(len(rows) / seconds, 3) if seconds > 0 else None,
         "worst": worst_files,
+        "skipped": skipped,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     write_report(rows, summary, out / "report.html")

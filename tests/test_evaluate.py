@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -139,3 +141,31 @@ def test_missing_local_data_folder_is_named(tmp_path, capsys):
 
     assert main(["evaluate", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_unreadable_images_are_skipped_and_reported(carvana, model_dir, tmp_path, capsys):
+    from demo_files import write_png_header_only
+
+    data = Path(shutil.copytree(carvana, tmp_path / "data"))
+    bomb, garbage, *_ = sorted((data / "train").glob("*.jpg"))
+    write_png_header_only(bomb, 20_000, 10_000)  # 200 MP: PIL's DecompressionBombError
+    garbage.write_bytes(b"not an image")
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", str(model_dir), "--data", str(data), "--out", str(out), "--split", "all"]
+    assert main([*argv, "--no-progress", "--device", "cpu"]) == 1  # as carseg predict: 1 when some were skipped
+    error = capsys.readouterr().err
+    assert f"{bomb.name}: " in error and "decompression bomb" in error
+    assert f"{garbage.name}: not a readable image" in error
+    assert len(read_csv(out / "per_image.csv")) == 7
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["count"] == 7 and [entry["image"] for entry in summary["skipped"]] == [bomb.name, garbage.name]
+
+
+def test_the_default_split_says_what_it_leaves_out(model_dir, tmp_path, capsys):
+    examples = Path(__file__).resolve().parents[1] / "carseg_hf" / "examples"
+    argv = ["evaluate", "--model", str(model_dir), "--data", str(examples), "--out", str(tmp_path / "e")]
+    assert main([*argv, "--no-progress", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "scoring the validation split only: 1 of the 4 images" in out and "--split all" in out
+    assert main([*argv, "--no-progress", "--device", "cpu", "--split", "all"]) == 0
+    assert "split only" not in capsys.readouterr().out

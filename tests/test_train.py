@@ -238,6 +238,21 @@ def test_a_corrupt_training_image_is_named(data_dir, tmp_path):
         run(broken, tmp_path / "run", "--num_train_epochs", "1")
 
 
+@pytest.mark.parametrize(
+    ("width", "height", "reason"), [(20_000, 10_000, "decompression bomb"), (8_000, 5_000, "8000x5000 = 40,000,000")]
+)
+def test_an_oversized_training_image_is_a_named_error_with_exit_2(data_dir, tmp_path, capsys, width, height, reason):
+    from demo_files import write_png_header_only
+
+    broken = Path(shutil.copytree(data_dir, tmp_path / "data"))
+    victim = sorted((broken / "train").glob("*.jpg"))[0]
+    write_png_header_only(victim, width, height)  # 200 MP: a decompression bomb; 40 MP: over the 30 MP limit
+    argv = ["train", "--data_dir", str(broken), "--output_dir", str(tmp_path / "run"), *TINY]
+    assert cli_main(argv) == 2
+    error = capsys.readouterr().err
+    assert victim.name in error and reason in error and "Traceback" not in error
+
+
 def test_nonfinite_steps_are_skipped_then_abort(data_dir, tmp_path):
     with pytest.raises(RuntimeError, match="2 steps in a row had a non-finite loss or gradients"):
         run(data_dir, tmp_path / "run", "--learning_rate", "1e30", "--max_nonfinite_steps", "2")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time, so that `carseg --help` stays fast
+    import datasets
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -47,10 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `carseg evaluate`; prints the summary and returns 0."""
+    """Run `carseg evaluate`; prints the summary and returns 0, or 1 when some images could not be scored."""
     from pathlib import Path
-
-    import datasets
 
     from ..data import load_segmentation_dataset
     from ..evaluation import evaluate_model
@@ -72,14 +74,9 @@ def run(args: argparse.Namespace) -> int:
         validation_fraction=0.0 if args.split == "all" else args.validation_fraction,
         seed=args.seed,
         mask_suffix=args.mask_suffix,
+        keep_unreadable=True,  # skipped and reported by evaluate_model, like carseg predict's bad inputs
     )
-    if args.split == "all":
-        parts = [data[name] for name in ("train", "validation", "heldout") if name in data and len(data[name])]
-        dataset = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
-    elif args.split not in data:
-        raise ValueError(f"{args.data} has no {args.split!r} split (it has {', '.join(data)})")
-    else:
-        dataset = data[args.split]
+    dataset = _select_split(data, args)
     device = resolve_device(args.device)
     model, processor = load_model(args.model, device=device, revision=args.revision)
     summary = evaluate_model(
@@ -104,4 +101,31 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stdout,
     )
     print(f"wrote {args.out}/per_image.csv, summary.json, worst/ and report.html", file=sys.stdout)
+    if summary["skipped"]:
+        print(f"{len(summary['skipped'])} image(s) could not be scored and were skipped:", file=sys.stderr)
+        for entry in summary["skipped"]:
+            print(f"  {entry['error']}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _select_split(data: datasets.DatasetDict, args: argparse.Namespace) -> datasets.Dataset:
+    """The images `--split` asks for; says how many of the data's images that leaves out, and how to score them."""
+    import datasets
+
+    scored = [name for name in ("train", "validation", "heldout") if name in data and len(data[name])]
+    if args.split == "all":
+        parts = [data[name] for name in scored]
+        return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    if args.split not in data:
+        raise ValueError(f"{args.data} has no {args.split!r} split (it has {', '.join(data)})")
+    dataset = data[args.split]
+    total = sum(len(data[name]) for name in scored)
+    if len(dataset) < total:
+        print(
+            f"scoring the {args.split} split only: {len(dataset)} of the {total} images (split by car as training "
+            "splits them: the folder's splits.json, else --validation-fraction and --seed); pass --split all to "
+            "score every image",
+            file=sys.stdout,
+        )
+    return dataset
