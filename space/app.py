@@ -5,10 +5,10 @@ Locally: `python space/app.py` or `carseg demo`.
 """
 
 from carseg_hf.cpu_runtime import retain_freed_memory
-from carseg_hf.demo.app import MAX_UPLOAD_SIZE, build_demo
+from carseg_hf.demo.app import build_demo
 
 retain_freed_memory()  # reuse freed activation memory instead of faulting in fresh pages (see carseg_hf.cpu_runtime)
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.launch(max_file_size=MAX_UPLOAD_SIZE)
+    demo.launch()  # build_demo's upload limit (MAX_UPLOAD_SIZE) applies

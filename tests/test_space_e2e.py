@@ -127,3 +127,17 @@ def test_concurrent_requests_agree(client, tmp_path):
     with ThreadPoolExecutor(max_workers=4) as pool:
         rles = list(pool.map(lambda _: segment(client, image)[2], range(8)))
     assert rles == [expected] * 8
+
+
+def test_plain_launch_refuses_uploads_over_the_limit(client, tmp_path):
+    # The fixture launches `build_demo(...).launch()` without max_file_size: the limit must come from build_demo.
+    import httpx
+
+    from carseg_hf.demo.app import MAX_UPLOAD_SIZE
+
+    assert MAX_UPLOAD_SIZE == "50mb"
+    upload = f"{client.src.rstrip('/')}/gradio_api/upload"
+    too_big = httpx.post(upload, files={"files": ("big.jpg", b"\0" * (50 * 1024 * 1024 + 1))}, timeout=120)
+    assert too_big.status_code == 413
+    small = httpx.post(upload, files={"files": ("small.jpg", write_jpeg(tmp_path / "s.jpg").read_bytes())})
+    assert small.status_code == 200

@@ -46,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must lie in 1..65535, got {args.port}")
     from ..cpu_runtime import retain_freed_memory
-    from ..demo.app import MAX_UPLOAD_SIZE, build_demo
+    from ..demo.app import build_demo
 
     retain_freed_memory()  # a server process: reuse freed activation memory instead of faulting in fresh pages
     demo = build_demo(model=args.model, device=args.device, concurrency_limit=args.concurrency)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share == "yes", max_file_size=MAX_UPLOAD_SIZE)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share == "yes")  # build_demo's upload limit
     return 0

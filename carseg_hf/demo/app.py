@@ -42,7 +42,7 @@ from .helpers import (
 
 #: Folder of the bundled example renders (`<id>_<NN>.jpg` + `<id>_<NN>_mask.png`); it may be empty or absent.
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
-#: Largest upload accepted by the server; pass it as `demo.launch(max_file_size=MAX_UPLOAD_SIZE)`.
+#: Largest upload the server accepts; `build_demo(...).launch()` applies it (413 beyond) unless told otherwise.
 MAX_UPLOAD_SIZE = "50mb"
 #: Values of the resolution radio.
 RESOLUTIONS = ("processor", "native")
@@ -51,6 +51,21 @@ _CSS = """
 .carseg-legend {font-size: 0.9em; padding: 2px 4px;}
 #carseg-info {min-height: 1.5em;}
 """
+
+
+class DemoBlocks(gr.Blocks):
+    """The demo's `gr.Blocks`: its `launch()` refuses uploads over `max_upload_size` by default.
+
+    `gr.Blocks.launch()` sets no upload limit unless given `max_file_size`, so a page built by `build_demo` and
+    launched as `build_demo().launch()` would otherwise accept uploads of any size.
+    """
+
+    max_upload_size: str | int | None = MAX_UPLOAD_SIZE
+
+    def launch(self, *args: Any, **kwargs: Any) -> Any:
+        """`gr.Blocks.launch`, with `max_file_size` defaulting to `self.max_upload_size`."""
+        kwargs.setdefault("max_file_size", self.max_upload_size)
+        return super().launch(*args, **kwargs)
 
 
 def load_segmenter(model: str | None, device: str) -> Segmenter:
@@ -148,7 +163,8 @@ def build_demo(
     concurrency_limit: int = 2,
     max_queue_size: int = 64,
     examples_dir: str | os.PathLike | None = None,
-) -> gr.Blocks:
+    max_upload_size: str | int | None = MAX_UPLOAD_SIZE,
+) -> DemoBlocks:
     """Build the car-segmentation demo, loading the model once.
 
     Args:
@@ -159,6 +175,8 @@ def build_demo(
         concurrency_limit: Requests processed at once (the forward pass itself is serialised by `Segmenter`).
         max_queue_size: Requests waiting beyond which new ones are refused with "queue full".
         examples_dir: Folder of `<id>_<NN>.jpg` + `<id>_<NN>_mask.png` examples; defaults to the bundled ones.
+        max_upload_size: Largest upload `.launch()` accepts (e.g. `"50mb"` or bytes; None for no limit); larger
+            ones are refused with HTTP 413 before they reach the app. `launch(max_file_size=...)` overrides it.
 
     Returns:
         The queued `gr.Blocks`, ready for `.launch()`.
@@ -173,7 +191,7 @@ def build_demo(
     examples = find_examples(EXAMPLES_DIR if examples_dir is None else examples_dir)
     size = segmenter.processor.size
 
-    with gr.Blocks(title="carseg: car segmentation", delete_cache=(300, 600)) as demo:
+    with DemoBlocks(title="carseg: car segmentation", delete_cache=(300, 600)) as demo:
         gr.Markdown(
             "### carseg: car segmentation (Carvana) — upload a car photo; add its ground-truth mask for dice, IoU "
             "and an error map"
@@ -238,5 +256,6 @@ def build_demo(
                 segment, inputs, outputs, api_visibility="private", concurrency_id="segment"
             )
 
+    demo.max_upload_size = max_upload_size
     demo.queue(default_concurrency_limit=concurrency_limit, max_size=max_queue_size)
     return demo
