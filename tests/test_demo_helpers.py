@@ -196,6 +196,50 @@ def test_a_removed_scratch_folder_is_recreated(tmp_path):
     assert folder.is_dir() and folder.parent == scratch
 
 
+def _age(path, seconds):
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+    return path
+
+
+def test_prune_upload_leftovers_removes_only_old_empty_tmp_files(tmp_path):
+    old_empty = tmp_path / "tmpold"
+    old_empty.touch()
+    _age(old_empty, 120)
+    young_empty = tmp_path / "tmpyoung"
+    young_empty.touch()  # an upload that has just started
+    old_full = tmp_path / "tmpfull"
+    old_full.write_bytes(b"data")
+    _age(old_full, 120)
+    hashed = tmp_path / "0a1b2c"
+    hashed.mkdir()
+    (hashed / "car.jpg").touch()
+    _age(hashed / "car.jpg", 120)
+    assert helpers.prune_upload_leftovers(tmp_path, min_age_s=60) == 1
+    assert not old_empty.exists() and young_empty.exists() and old_full.exists() and (hashed / "car.jpg").exists()
+    assert helpers.prune_upload_leftovers(tmp_path / "missing") == 0
+
+
+def test_temp_cleaner_prunes_on_its_timer_and_deletes_everything_at_stop(tmp_path):
+    scratch, cache = tmp_path / "scratch", tmp_path / "gradio"
+    cache.mkdir()
+    cleaner = helpers.TempCleaner(scratch, cache, every_s=0.05, max_age_s=600)
+    old, new = helpers.request_dir(scratch), helpers.request_dir(scratch)
+    _age(old, 3600)
+    leftover = cache / "tmpabc"
+    leftover.touch()
+    _age(leftover, 3600)
+    cleaner.start()
+    deadline = time.time() + 10
+    while (old.exists() or leftover.exists()) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not old.exists() and not leftover.exists() and new.exists()  # pruned by the timer, not by a request
+    cleaner.stop()
+    assert not scratch.exists()
+    with pytest.raises(ValueError, match="every_s"):
+        helpers.TempCleaner(scratch, cache, every_s=0, max_age_s=1)
+
+
 def test_find_examples(tmp_path):
     assert helpers.find_examples(tmp_path / "missing") == []
     assert helpers.find_examples(tmp_path) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -141,3 +143,82 @@ def test_plain_launch_refuses_uploads_over_the_limit(client, tmp_path):
     assert too_big.status_code == 413
     small = httpx.post(upload, files={"files": ("small.jpg", write_jpeg(tmp_path / "s.jpg").read_bytes())})
     assert small.status_code == 200
+
+
+def _age(path, seconds):
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def _wait_until(condition, timeout=15.0):
+    deadline = time.time() + timeout
+    while not condition() and time.time() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
+def test_temporary_files_are_pruned_on_a_timer_and_at_close(tmp_path, monkeypatch):
+    import tempfile
+
+    from carseg_hf.demo.app import build_demo
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the demo makes its scratch folder
+    model_dir = save_tiny_model(tmp_path / "model")
+    demo = build_demo(str(model_dir), device="cpu", examples_dir=tmp_path / "none", delete_cache=(1, 2))
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        segment(client, write_jpeg(tmp_path / "car.jpg"))
+        (scratch,) = tmp_path.glob("carseg-demo-*")
+        (request,) = list(scratch.iterdir())  # the request's output folder
+        # gr.File leaves an empty tmp* file in Gradio's cache folder for each upload; make it look a minute old.
+        leftovers = [p for p in (tmp_path / "gradio").glob("tmp*") if p.stat().st_size == 0]
+        assert leftovers
+        for path in leftovers:
+            _age(path, 120)
+        # No further request arrives: the timer alone must remove the output folder (over 2 s old) and the leftovers.
+        assert _wait_until(lambda: not request.exists() and not any(p.exists() for p in leftovers))
+        segment(client, write_jpeg(tmp_path / "car2.jpg"))
+        assert any(scratch.iterdir())
+    finally:
+        demo.close()
+    assert not scratch.exists()  # everything goes at close
+
+
+def test_sigterm_deletes_the_output_folders(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    model_dir = save_tiny_model(tmp_path / "model")
+    port = free_port()
+    code = (
+        "from carseg_hf.demo.app import build_demo\n"
+        f"build_demo({str(model_dir)!r}, device='cpu', examples_dir={str(tmp_path / 'none')!r})"
+        f".launch(server_name='127.0.0.1', server_port={port}, quiet=True)\n"
+    )
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
+    server = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        assert _wait_until(lambda: _answers(port), timeout=120), "the demo did not start"
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        segment(client, write_jpeg(tmp_path / "car.jpg"))
+        assert [p.name[:12] for p in temp.iterdir()] == ["carseg-demo-"]
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+    finally:
+        server.kill()
+    assert list(temp.iterdir()) == []
+
+
+def _answers(port: int) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

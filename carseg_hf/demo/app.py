@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,13 @@ from .helpers import (
     DEMO_MAX_PIXELS,
     METRICS_HEADERS,
     DemoInputError,
+    TempCleaner,
     check_native_size,
     display_name,
     error_legend_html,
     error_map,
     find_examples,
     metrics_rows,
-    prune_scratch,
     read_ground_truth,
     read_image,
     request_dir,
@@ -46,6 +47,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 MAX_UPLOAD_SIZE = "50mb"
 #: Values of the resolution radio.
 RESOLUTIONS = ("processor", "native")
+#: `(every_s, max_age_s)`: how often temporary files are pruned and how old they may get (Gradio's `delete_cache`).
+DELETE_CACHE = (300, 600)
 
 _CSS = """
 .carseg-legend {font-size: 0.9em; padding: 2px 4px;}
@@ -54,18 +57,33 @@ _CSS = """
 
 
 class DemoBlocks(gr.Blocks):
-    """The demo's `gr.Blocks`: its `launch()` refuses uploads over `max_upload_size` by default.
+    """The demo's `gr.Blocks`, whose `launch()` applies the demo's limits however it is started.
 
-    `gr.Blocks.launch()` sets no upload limit unless given `max_file_size`, so a page built by `build_demo` and
-    launched as `build_demo().launch()` would otherwise accept uploads of any size.
+    `gr.Blocks.launch()` sets no upload limit unless given `max_file_size`, so `launch()` defaults it to
+    `max_upload_size`. It also starts `cleaner` (the timer that prunes temporary files), and in a blocking launch
+    from the main thread turns SIGTERM into the same clean shutdown as Ctrl-C, so that `close()` and the exit
+    handlers delete the temporary files.
     """
 
     max_upload_size: str | int | None = MAX_UPLOAD_SIZE
+    cleaner: TempCleaner | None = None
 
     def launch(self, *args: Any, **kwargs: Any) -> Any:
         """`gr.Blocks.launch`, with `max_file_size` defaulting to `self.max_upload_size`."""
         kwargs.setdefault("max_file_size", self.max_upload_size)
+        if self.cleaner is not None:
+            self.cleaner.start()
+        blocking = not kwargs.get("prevent_thread_lock", False)
+        if blocking and threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # leave a host application's own handler alone
+                signal.signal(signal.SIGTERM, signal.default_int_handler)  # KeyboardInterrupt: Gradio closes cleanly
         return super().launch(*args, **kwargs)
+
+    def close(self, verbose: bool = True) -> None:
+        """`gr.Blocks.close`, then delete the demo's temporary files."""
+        super().close(verbose)
+        if self.cleaner is not None:
+            self.cleaner.stop()
 
 
 def load_segmenter(model: str | None, device: str) -> Segmenter:
@@ -139,7 +157,6 @@ def make_segment_fn(
             raise gr.Error(
                 "Out of memory for this image; choose the processor resolution or a smaller image."
             ) from error
-        prune_scratch(scratch_dir)
         folder = request_dir(scratch_dir)
         before, after = slider_pair(image, result.mask)
         errors = error_map(image, result.mask, target) if target is not None else None
@@ -164,6 +181,7 @@ def build_demo(
     max_queue_size: int = 64,
     examples_dir: str | os.PathLike | None = None,
     max_upload_size: str | int | None = MAX_UPLOAD_SIZE,
+    delete_cache: tuple[int, int] = DELETE_CACHE,
 ) -> DemoBlocks:
     """Build the car-segmentation demo, loading the model once.
 
@@ -177,6 +195,9 @@ def build_demo(
         examples_dir: Folder of `<id>_<NN>.jpg` + `<id>_<NN>_mask.png` examples; defaults to the bundled ones.
         max_upload_size: Largest upload `.launch()` accepts (e.g. `"50mb"` or bytes; None for no limit); larger
             ones are refused with HTTP 413 before they reach the app. `launch(max_file_size=...)` overrides it.
+        delete_cache: `(every_s, max_age_s)`: every `every_s` seconds once launched, output files older than
+            `max_age_s` are deleted (Gradio's cache, the demo's own output folders, Gradio's empty upload
+            leftovers); all of them at `close()`, at exit, and on SIGTERM in a blocking launch.
 
     Returns:
         The queued `gr.Blocks`, ready for `.launch()`.
@@ -186,12 +207,11 @@ def build_demo(
     """
     segmenter = load_segmenter(model, device)
     scratch_dir = tempfile.mkdtemp(prefix="carseg-demo-")
-    atexit.register(shutil.rmtree, scratch_dir, ignore_errors=True)
     segment = make_segment_fn(segmenter, scratch_dir, max_pixels, max_native_pixels)
     examples = find_examples(EXAMPLES_DIR if examples_dir is None else examples_dir)
     size = segmenter.processor.size
 
-    with DemoBlocks(title="carseg: car segmentation", delete_cache=(300, 600)) as demo:
+    with DemoBlocks(title="carseg: car segmentation", delete_cache=delete_cache) as demo:
         gr.Markdown(
             "### carseg: car segmentation (Carvana) — upload a car photo; add its ground-truth mask for dice, IoU "
             "and an error map"
@@ -257,5 +277,7 @@ def build_demo(
             )
 
     demo.max_upload_size = max_upload_size
+    demo.cleaner = TempCleaner(scratch_dir, demo.GRADIO_CACHE, *delete_cache)
+    atexit.register(demo.cleaner.stop)
     demo.queue(default_concurrency_limit=concurrency_limit, max_size=max_queue_size)
     return demo
