@@ -17,6 +17,10 @@ FP_COLOR = (255, 0, 0)
 TP_COLOR = (0, 255, 0)
 #: Car missed (false negative).
 FN_COLOR = (0, 0, 255)
+#: Tint of the predicted car in prediction overlays (amber: distinct from the error colours above).
+PREDICTION_COLOR = (255, 176, 0)
+#: Weight of that tint.
+PREDICTION_ALPHA = 0.5
 
 
 def _as_bool_mask(mask: Any, shape: tuple[int, int], name: str) -> np.ndarray:
@@ -86,6 +90,19 @@ def mask_overlay(
     out = load_rgb(image).copy()  # (height, width, 3) uint8
     _blend(out, _as_bool_mask(mask, out.shape[:2], "mask"), color, alpha)
     return out
+
+
+def prediction_overlay(image: Any, mask: Any) -> np.ndarray:
+    """The photo with the predicted car tinted in `PREDICTION_COLOR`, as the demo and `carseg predict --overlay` show.
+
+    Args:
+        image: The photo, `(height, width, 3)` uint8 (anything `image_io.load_rgb` accepts works).
+        mask: `(height, width)` predicted mask; nonzero is car.
+
+    Returns:
+        A new `(height, width, 3)` uint8 array.
+    """
+    return mask_overlay(image, mask, color=PREDICTION_COLOR, alpha=PREDICTION_ALPHA)
 
 
 def save_mask_png(mask: Any, path: str | os.PathLike) -> Path:

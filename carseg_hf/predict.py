@@ -99,6 +99,11 @@ def mask_path_for(image: Path, out_dir: Path, mask_format: str) -> Path:
     return out_dir / f"{image.stem}.{mask_format}"
 
 
+def overlay_path_for(image: Path, overlay_dir: Path) -> Path:
+    """The overlay written for `image`: `<overlay_dir>/<image stem>_overlay.jpg`."""
+    return overlay_dir / f"{image.stem}_overlay.jpg"
+
+
 def submission_name(image: Path) -> str:
     """The `img` value of an image's submission row: its file name (`.jpg` added when it has no extension)."""
     return image.name if image.suffix else f"{image.name}.jpg"
@@ -116,19 +121,30 @@ def save_mask_gif(mask: np.ndarray, path: str | os.PathLike) -> None:
     image.save(path, format="GIF")
 
 
-def _write_mask_atomic(mask: np.ndarray, path: Path, mask_format: str) -> None:
-    """Write a mask beside `path` under a temporary name, then rename it into place."""
+def _write_atomic(path: Path, save: Callable[[Path], object]) -> None:
+    """Call `save(tmp)` on a temporary name beside `path`, then rename it into place (a file that exists is whole)."""
     tmp = path.with_name(f"{_TMP_PREFIX}{os.getpid()}-{path.name}")  # keeps the extension for the encoder
     try:
-        if mask_format == "png":
-            from .overlay import save_mask_png
-
-            save_mask_png(mask, tmp)
-        else:
-            save_mask_gif(mask, tmp)
+        save(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write_mask_atomic(mask: np.ndarray, path: Path, mask_format: str) -> None:
+    """Write a mask to `path` atomically, as a 0/255 PNG or a 0/1 palette GIF."""
+    from .overlay import save_mask_png
+
+    _write_atomic(path, lambda tmp: save_mask_png(mask, tmp) if mask_format == "png" else save_mask_gif(mask, tmp))
+
+
+def _write_overlay_atomic(image_path: Path, mask: np.ndarray, path: Path) -> None:
+    """Write the photo with its predicted car tinted (`overlay.prediction_overlay`) to `path` as a JPEG, atomically."""
+    from .image_io import load_rgb
+    from .overlay import prediction_overlay
+
+    overlay = Image.fromarray(prediction_overlay(load_rgb(image_path), mask))  # decoded as for the prediction
+    _write_atomic(path, lambda tmp: overlay.save(tmp, format="JPEG", quality=90))
 
 
 def _remove_stale_tmp_files(out_dir: Path) -> None:
@@ -252,6 +268,8 @@ class PredictOptions:
     Attributes:
         out_dir: Folder for mask files, or None for no mask files.
         mask_format: `"png"` (0/255 greyscale) or `"gif"` (0/1 palette, like Carvana's `train_masks`).
+        overlay_dir: Folder for overlays to look at, `<image stem>_overlay.jpg`: the photo at its size with the
+            predicted car tinted (`overlay.prediction_overlay`), or None for none.
         submission: Kaggle submission to write (`.csv` or `.csv.gz`), or None.
         batch_size: Images per forward pass.
         tta: Horizontal-flip test-time augmentation.
@@ -274,6 +292,7 @@ class PredictOptions:
 
     out_dir: str | os.PathLike | None = None
     mask_format: str = "png"
+    overlay_dir: str | os.PathLike | None = None
     submission: str | os.PathLike | None = None
     batch_size: int = 4
     tta: bool = False
@@ -292,8 +311,11 @@ class PredictOptions:
 
     def validate_outputs(self) -> None:
         """Raise `ValueError` when the run would write nothing."""
-        if self.out_dir is None and self.submission is None:
-            raise ValueError("nothing to write: pass --out DIR for mask files and/or --submission FILE.csv[.gz]")
+        if self.out_dir is None and self.submission is None and self.overlay_dir is None:
+            raise ValueError(
+                "nothing to write: pass --out DIR for mask files, --overlay DIR for overlays and/or "
+                "--submission FILE.csv[.gz]"
+            )
 
     def validate(self) -> None:
         """Raise `ValueError` naming the first invalid option (outputs are checked by `validate_outputs`)."""
@@ -606,9 +628,13 @@ class BatchPredictor:
 
     def _pending(self, paths: Sequence[Path], journal: SubmissionJournal | None, out_dir: Path | None) -> list[_Item]:
         items = []
+        overlay_dir = None if self.options.overlay_dir is None else Path(self.options.overlay_dir)
         for path in paths:
             need_mask = out_dir is not None and (
                 self.options.overwrite or not mask_path_for(path, out_dir, self.options.mask_format).is_file()
+            )
+            need_mask |= overlay_dir is not None and (
+                self.options.overwrite or not overlay_path_for(path, overlay_dir).is_file()
             )
             need_row = journal is not None and submission_name(path) not in journal.done
             if need_mask or need_row:
@@ -618,7 +644,8 @@ class BatchPredictor:
     def _check_name_clashes(self, paths: Sequence[Path]) -> None:
         seen: dict[str, Path] = {}
         for path in paths:
-            key = path.stem if self.options.out_dir is not None else submission_name(path)
+            by_stem = self.options.out_dir is not None or self.options.overlay_dir is not None
+            key = path.stem if by_stem else submission_name(path)
             if key in seen:
                 raise ValueError(
                     f"inputs {str(seen[key])!r} and {str(path)!r} would write the same output name {key!r}; "
@@ -649,9 +676,10 @@ class BatchPredictor:
         self._check_name_clashes(paths)
         summary = PredictSummary(total=len(paths))
         out_dir = None if self.options.out_dir is None else Path(self.options.out_dir)
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            _remove_stale_tmp_files(out_dir)
+        for folder in (out_dir, self.options.overlay_dir):
+            if folder is not None:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                _remove_stale_tmp_files(Path(folder))
         journal = None
         if self.options.submission is not None:
             journal = SubmissionJournal(self.options.submission, overwrite=self.options.overwrite)
@@ -711,12 +739,15 @@ class BatchPredictor:
                     started = time.perf_counter()
                     rows = []
                     for item in batch:
-                        if item.mask is not None:
+                        if item.mask is not None and out_dir is not None:
                             _write_mask_atomic(
                                 item.mask,
                                 mask_path_for(item.path, out_dir, self.options.mask_format),
                                 self.options.mask_format,
                             )
+                        if item.mask is not None and self.options.overlay_dir is not None:
+                            overlay_path = overlay_path_for(item.path, Path(self.options.overlay_dir))
+                            _write_overlay_atomic(item.path, item.mask, overlay_path)
                         if item.rle is not None:
                             rows.append((submission_name(item.path), item.rle))
                     if rows:

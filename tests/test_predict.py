@@ -137,6 +137,27 @@ def test_cli_speed_options_keep_the_masks(trained, dataset, tmp_path, capsys):
     assert len(list((tmp_path / "fast").glob("*.png"))) == 4
 
 
+def test_overlay_shows_the_predicted_car_on_the_photo(trained, dataset, tmp_path, capsys):
+    from carseg_hf.overlay import PREDICTION_ALPHA, PREDICTION_COLOR
+
+    common = [str(dataset / "test"), "--model", str(trained[2]), "--no-progress", "--device", "cpu"]
+    assert _cli(*common, "--overlay", str(tmp_path / "look"), "--out", str(tmp_path / "masks")) == 0
+    assert f"overlays (predicted car tinted) in {tmp_path / 'look'}" in capsys.readouterr().out
+    images = sorted((dataset / "test").glob("*.jpg"))
+    assert sorted(p.name for p in (tmp_path / "look").iterdir()) == [f"{p.stem}_overlay.jpg" for p in images]
+    for image in images:
+        photo = load_rgb(image).astype(np.float64)
+        mask = load_mask(tmp_path / "masks" / f"{image.stem}.png").astype(bool)
+        overlay = load_rgb(tmp_path / "look" / f"{image.stem}_overlay.jpg").astype(np.float64)
+        assert overlay.shape == photo.shape and 0 < mask.sum() < mask.size
+        tinted = (1 - PREDICTION_ALPHA) * photo + PREDICTION_ALPHA * np.array(PREDICTION_COLOR)
+        assert np.abs(overlay[mask] - tinted[mask]).mean() < 6  # car pixels are tinted (up to JPEG loss) ...
+        assert np.abs(overlay[~mask] - photo[~mask]).mean() < 6  # ... and the background is the photo
+    # Overlays alone are an output, and a rerun resumes.
+    assert _cli(*common, "--overlay", str(tmp_path / "look")) == 0
+    assert "0 segmented, 4 already done" in capsys.readouterr().out
+
+
 def test_submission_rows_decode_to_written_masks(trained, dataset, tmp_path):
     submission = tmp_path / "sub.csv.gz"
     summary = _predictor(trained, out_dir=tmp_path / "masks", submission=submission, batch_size=3).run(

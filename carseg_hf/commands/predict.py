@@ -21,6 +21,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--revision", default=None, help="Hub revision to pin")
     parser.add_argument("--out", default=None, help="folder for mask files, named <image stem>.png|gif")
     parser.add_argument("--format", choices=("png", "gif"), default="png", help="mask files: 0/255 PNG or 0/1 GIF")
+    parser.add_argument(
+        "--overlay",
+        default=None,
+        metavar="DIR",
+        help="folder for overlays to look at: <image stem>_overlay.jpg, the photo with the predicted car tinted",
+    )
     parser.add_argument("--submission", default=None, help="Kaggle submission to write: FILE.csv or FILE.csv.gz")
     parser.add_argument(
         "--batch-size", type=int, default=None, help="images per forward pass (default 16 on GPU, 1 on CPU)"
@@ -79,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     options = PredictOptions(
         out_dir=args.out,
         mask_format=args.format,
+        overlay_dir=args.overlay,
         submission=args.submission,
         batch_size=args.batch_size or (16 if on_gpu else 1),
         tta=args.tta == "hflip",
@@ -114,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"stages: {stages} (decode summed over {options.workers} worker(s))")
     if args.out:
         print(f"masks in {args.out}")
+    if args.overlay:
+        print(f"overlays (predicted car tinted) in {args.overlay}")
     if args.submission:
         print(f"submission {args.submission}: {summary.submission_rows} rows")
     if summary.failed:

@@ -20,13 +20,22 @@ from PIL import Image
 from ..image_io import ImageDecodeError, load_mask, load_rgb
 from ..inference import SegmentationResult
 from ..metrics import confusion_counts, scores_from_counts
-from ..overlay import FN_COLOR, FP_COLOR, TP_COLOR, error_overlay, mask_overlay, save_mask_png
+from ..overlay import (
+    FN_COLOR,
+    FP_COLOR,
+    PREDICTION_ALPHA,
+    PREDICTION_COLOR,
+    TP_COLOR,
+    error_overlay,
+    prediction_overlay,
+    save_mask_png,
+)
 from ..rle import rle_encode
 
 #: Tint of the predicted car in the before/after view (amber: distinct from the error map's red, green and blue).
-OVERLAY_COLOR = (255, 176, 0)
+OVERLAY_COLOR = PREDICTION_COLOR
 #: Weight of the tint in the before/after view.
-OVERLAY_ALPHA = 0.5
+OVERLAY_ALPHA = PREDICTION_ALPHA
 #: Weight of the colours in the error map.
 ERROR_ALPHA = 0.6
 #: Largest upload the demo decodes, in pixels (4096 x 4096, a 16 MP photo); larger files are refused from the header.
@@ -139,7 +148,7 @@ def slider_pair(image: np.ndarray, mask: np.ndarray) -> tuple[Image.Image, Image
     Returns:
         `(original, overlay)` as RGB PIL images of the same size.
     """
-    overlay = mask_overlay(image, mask, color=OVERLAY_COLOR, alpha=OVERLAY_ALPHA)  # (height, width, 3) uint8
+    overlay = prediction_overlay(image, mask)  # (height, width, 3) uint8
     return Image.fromarray(image), Image.fromarray(overlay)
 
 
