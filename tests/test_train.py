@@ -444,3 +444,53 @@ def test_the_script_runs_as_a_file(data_dir, tmp_path):
     completed = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "all_results.json").read_text())["global_step"] == 1
+
+
+def test_a_non_empty_output_dir_is_refused_without_resume_or_overwrite(data_dir, tmp_path, capsys):
+    output_dir = tmp_path / "run"
+    (output_dir / "checkpoint-4").mkdir(parents=True)
+    common = ["--data_dir", str(data_dir), "--output_dir", str(output_dir)]
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(common)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--output_dir {str(output_dir)!r} is not empty (it holds checkpoint-4)" in err
+    assert "--resume_from_checkpoint latest" in err and "--overwrite_output_dir" in err
+    with pytest.raises(SystemExit):
+        parse_args([*common, "--overwrite_output_dir", "--resume_from_checkpoint", "latest"])
+    assert "pass only one" in capsys.readouterr().err
+    assert parse_args([*common, "--resume_from_checkpoint", "latest"]).overwrite_output_dir is False
+    assert parse_args([*common, "--overwrite_output_dir"]).overwrite_output_dir is True
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit):
+        parse_args(["--data_dir", str(data_dir), "--output_dir", str(tmp_path / "file")])
+    assert "is a file; expected a folder" in capsys.readouterr().err
+
+
+def test_overwrite_output_dir_starts_over_without_the_old_run(data_dir, tmp_path):
+    output_dir = tmp_path / "run"
+    for stale in ("checkpoint-99", "best", "logs"):
+        (output_dir / stale).mkdir(parents=True)
+    (output_dir / "checkpoint-99" / "trainer_state.json").write_text("{}")
+    (output_dir / "all_results.json").write_text('{"best_validation_dice": 0.99}')
+    (output_dir / "notes.txt").write_text("kept")
+    results = run(data_dir, output_dir, "--max_train_steps", "1", "--overwrite_output_dir")
+    assert [path.name for path in list_checkpoints(output_dir)] == ["checkpoint-1"]  # checkpoint-99 is gone
+    assert json.loads((output_dir / "all_results.json").read_text()) == json.loads(json.dumps(results))
+    assert (output_dir / "best" / "model.safetensors").is_file() and (output_dir / "notes.txt").read_text() == "kept"
+
+
+def test_a_multi_process_launch_that_accelerate_runs_as_single_processes_stops(data_dir, tmp_path):
+    # What `accelerate launch --multi_gpu --num_processes 2` does where CUDA is unusable: torchrun starts 2 processes
+    # (WORLD_SIZE=2), and Accelerate, finding no GPU, would run each as a training of its own.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT), "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("ACCELERATE_USE_CPU", None)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "training.train",
+        "--data_dir", str(data_dir), "--output_dir", str(tmp_path / "run"), *TINY, "--max_train_steps", "1",
+    ]  # fmt: skip
+    completed = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode != 0
+    assert "the launcher started 2 processes (WORLD_SIZE=2)" in completed.stderr, completed.stderr[-3000:]
+    assert "--num_processes 1" in completed.stderr
+    assert not (tmp_path / "run").exists()  # stopped before anything was written

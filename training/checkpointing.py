@@ -20,6 +20,21 @@ from .checkpoint_format import save_training_state
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE_NAME = "trainer_state.json"
+#: Files and folders that a training run writes into its output folder (the best model, the results, the curves).
+BEST_MODEL_NAME = "best"
+RESULTS_NAME = "all_results.json"
+CURVES_NAME = "training_curves.png"
+LOGS_NAME = "logs"  # the tracker's folder unless --logging_dir is given
+#: What `clear_run_outputs` deletes: all of the above, checkpoints and their leftovers, and the default tracker logs.
+RUN_OUTPUT_PATTERNS = (
+    "checkpoint-*",
+    BEST_MODEL_NAME,
+    f"{BEST_MODEL_NAME}.tmp",
+    f"{BEST_MODEL_NAME}.old",
+    RESULTS_NAME,
+    CURVES_NAME,
+    LOGS_NAME,
+)
 
 
 @dataclass
@@ -125,6 +140,24 @@ def resolve_resume_checkpoint(output_dir: str | os.PathLike, value: str) -> Path
             f"--resume_from_checkpoint {value!r} has no {TRAINER_STATE_NAME}; expected a checkpoint-<step> folder"
         )
     return path
+
+
+def clear_run_outputs(output_dir: str | os.PathLike) -> list[Path]:
+    """Delete what an earlier run wrote into `output_dir` (`RUN_OUTPUT_PATTERNS`); other files are kept.
+
+    Args:
+        output_dir: The run's output folder (it need not exist).
+
+    Returns:
+        The deleted paths.
+    """
+    removed = sorted({path for pattern in RUN_OUTPUT_PATTERNS for path in Path(output_dir).glob(pattern)})
+    for path in removed:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return removed
 
 
 def replace_folder(source: Path, target: Path) -> None:

@@ -11,14 +11,18 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 #: Values accepted by `--report_to`.
 REPORT_TO = ("none", "tensorboard", "all")
+#: Environment variables in which launchers give the number of processes they started: torchrun (behind
+#: `accelerate launch --multi_gpu` and `--num_processes N`) sets WORLD_SIZE, MPI launchers the others.
+WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
 def _parse_resolution(value: str) -> tuple[int, int]:
@@ -119,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     output.add_argument("--checkpoints_total_limit", type=int, default=3, help="Checkpoints to keep.")
     output.add_argument("--resume_from_checkpoint", help="'latest' or a checkpoint-<step> folder.")
+    output.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="Start over in a non-empty --output_dir: delete its checkpoint-*, best/, results, curves and logs first.",
+    )
     output.add_argument("--report_to", choices=REPORT_TO, default="none")
     output.add_argument("--logging_dir", help="Tracker folder; defaults to OUTPUT_DIR/logs.")
     output.add_argument("--tracker_project_name", default="carseg")
@@ -180,6 +189,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"{', '.join(given)} only apply to a fresh network; drop them or --model_name_or_path")
     if args.resume_from_checkpoint not in (None, "latest") and not Path(args.resume_from_checkpoint).is_dir():
         parser.error(f"--resume_from_checkpoint {args.resume_from_checkpoint!r} is neither 'latest' nor a folder")
+    if (problem := _output_dir_problem(args)) is not None:
+        parser.error(problem)
     if args.push_to_hub:
         if not args.hub_model_id or args.hub_model_id.count("/") != 1 or args.hub_model_id.startswith("/"):
             parser.error("--push_to_hub needs --hub_model_id ORG/NAME")
@@ -190,6 +201,52 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.eval_batch_size is None:
         args.eval_batch_size = args.train_batch_size
     return args
+
+
+def _output_dir_problem(args: argparse.Namespace) -> str | None:
+    """Why `--output_dir` cannot be used as given, or None: a file, or a non-empty folder without a way to proceed."""
+    output_dir = Path(args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        return f"--output_dir {args.output_dir!r} is a file; expected a folder"
+    if args.overwrite_output_dir and args.resume_from_checkpoint:
+        return "--overwrite_output_dir deletes the checkpoints that --resume_from_checkpoint resumes; pass only one"
+    if args.resume_from_checkpoint or args.overwrite_output_dir or not output_dir.is_dir():
+        return None
+    held = sorted(path.name for path in output_dir.iterdir())
+    if not held:
+        return None
+    shown = ", ".join(held[:5]) + (f", ... ({len(held)} entries)" if len(held) > 5 else "")
+    return (
+        f"--output_dir {args.output_dir!r} is not empty (it holds {shown}); pass --resume_from_checkpoint latest to "
+        "continue the run in it, --overwrite_output_dir to delete its checkpoints, best model and results and start "
+        "over, or another --output_dir"
+    )
+
+
+def check_process_count(num_processes: int, distributed_type: str, environ: Mapping[str, str] = os.environ) -> None:
+    """Stop when a launcher started several processes but Accelerate runs this one as a single-process job.
+
+    `accelerate launch --multi_gpu --num_processes 4` on a machine where CUDA is unusable starts 4 processes, and
+    Accelerate then treats each as a run of its own: 4 independent trainings writing into the same folder.
+
+    Args:
+        num_processes: `accelerator.num_processes`.
+        distributed_type: `accelerator.distributed_type`, for the message.
+        environ: The process environment.
+
+    Raises:
+        RuntimeError: Naming the launcher's variable, what Accelerate sees and what to do.
+    """
+    for name in WORLD_SIZE_VARIABLES:
+        value = environ.get(name, "")
+        if value.isdigit() and int(value) > 1 and num_processes == 1:
+            raise RuntimeError(
+                f"the launcher started {value} processes ({name}={value}), but Accelerate runs this one as a "
+                f"single-process job (distributed type {distributed_type}), so each process would train on its own "
+                "and write into the same --output_dir. This happens when `accelerate launch --multi_gpu` finds no "
+                "usable GPU: check `nvidia-smi` and CUDA_VISIBLE_DEVICES, launch with `--cpu` to train the "
+                "processes together on the CPU, or with `--num_processes 1`."
+            )
 
 
 def augmentation_config(args: argparse.Namespace):
@@ -312,7 +369,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     from training.augment import JointAugmentation
     from training.checkpoint_format import load_training_state
     from training.checkpointing import (
+        BEST_MODEL_NAME,
+        CURVES_NAME,
+        LOGS_NAME,
+        RESULTS_NAME,
         TrainerState,
+        clear_run_outputs,
         resolve_resume_checkpoint,
         save_checkpoint,
         save_pretrained_atomic,
@@ -322,7 +384,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     # 1. Accelerator and logging.
     output_dir = Path(args.output_dir)
-    logging_dir = Path(args.logging_dir) if args.logging_dir else output_dir / "logs"
+    logging_dir = Path(args.logging_dir) if args.logging_dir else output_dir / LOGS_NAME
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
@@ -330,6 +392,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(logging_dir)),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed, non_blocking=True),
     )
+    check_process_count(accelerator.num_processes, str(accelerator.distributed_type))
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logger = get_logger(__name__)
     logger.info(accelerator.state, main_process_only=False)
@@ -341,7 +404,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if accelerator.device.type == "cpu":
         retain_freed_memory()  # reuse freed activation memory instead of faulting in fresh pages every step
     if accelerator.is_main_process:
+        if args.overwrite_output_dir:
+            for path in clear_run_outputs(output_dir):
+                logger.info(f"--overwrite_output_dir: deleted {path}")
         output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()  # no process writes into the folder before it is cleared
 
     # 2. Data: split by car id, decoded/resized by the processor in workers, augmented jointly (training only).
     with accelerator.main_process_first():
@@ -559,7 +626,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             improved_enough = final_dice > state.best_dice + args.early_stopping_min_delta
             state.best_dice, state.best_epoch, state.best_step = final_dice, epoch + 1, state.global_step
             if accelerator.is_main_process:
-                save_pretrained_atomic(accelerator.unwrap_model(model), processor, output_dir / "best")
+                save_pretrained_atomic(accelerator.unwrap_model(model), processor, output_dir / BEST_MODEL_NAME)
             accelerator.wait_for_everyone()
         else:
             improved_enough = False
@@ -598,9 +665,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "validation_images": len(eval_dataset),
     }
     if accelerator.is_main_process:
-        (output_dir / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (output_dir / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
         if state.history:
-            plot_training_curves(state.history, output_dir / "training_curves.png")
+            plot_training_curves(state.history, output_dir / CURVES_NAME)
         if args.push_to_hub:
             from carseg_hf.hub import push_checkpoint
 
@@ -623,7 +690,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 },
             }
             sha = push_checkpoint(
-                output_dir / "best",
+                output_dir / BEST_MODEL_NAME,
                 args.hub_model_id,
                 private=args.hub_private,
                 token=args.hub_token,
@@ -633,7 +700,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 card="generate",
             )
             results["hub_commit"] = sha
-            logger.info(f"pushed {output_dir / 'best'} to {args.hub_model_id} at {sha}")
+            logger.info(f"pushed {output_dir / BEST_MODEL_NAME} to {args.hub_model_id} at {sha}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return results
