@@ -80,3 +80,22 @@ def test_invalid_strengths_and_inputs_are_refused():
         JointAugmentation(AugmentationConfig())(image.float(), mask)
     with pytest.raises(ValueError, match="does not match"):
         JointAugmentation(AugmentationConfig())(image, mask[:10])
+
+
+def test_random_crop_cuts_image_and_mask_at_the_same_place():
+    image = torch.zeros(3, 40, 60, dtype=torch.uint8)
+    mask = torch.zeros(40, 60, dtype=torch.uint8)
+    rows = torch.arange(40).view(40, 1).expand(40, 60)
+    image[0] = rows.to(torch.uint8)  # the red channel encodes the row
+    mask[rows % 2 == 1] = 1  # odd rows are "car"
+    augment = JointAugmentation(AugmentationConfig(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, crop=(16, 24)))
+    out_image, out_mask = augment(image, mask, seed=3)
+    assert out_image.shape == (3, 16, 24) and out_mask.shape == (16, 24)
+    assert torch.equal(out_mask, (out_image[0] % 2).to(torch.uint8))
+    again, _ = augment(image, mask, seed=3)
+    assert torch.equal(again, out_image)
+
+
+def test_crop_larger_than_positive_sides_is_refused():
+    with pytest.raises(ValueError, match="crop"):
+        AugmentationConfig(crop=(0, 8)).validate()

@@ -30,6 +30,8 @@ class AugmentationConfig:
         contrast: `ColorJitter` contrast strength (image only).
         saturation: `ColorJitter` saturation strength (image only).
         hue: `ColorJitter` hue strength, at most 0.5 (image only).
+        crop: `(height, width)` of a random crop taken last, from the same place in image and mask; None keeps
+            the whole frame.
     """
 
     shift: float = 0.0625
@@ -40,6 +42,7 @@ class AugmentationConfig:
     contrast: float = 0.1
     saturation: float = 0.1
     hue: float = 0.02
+    crop: tuple[int, int] | None = None
 
     def validate(self) -> None:
         """Raise `ValueError` naming the first out-of-range strength."""
@@ -56,11 +59,13 @@ class AugmentationConfig:
         for name, (value, low, high) in checks.items():
             if not low <= value <= high:
                 raise ValueError(f"augmentation {name} must lie in [{low}, {high}], got {value}")
+        if self.crop is not None and (len(self.crop) != 2 or min(self.crop) < 1):
+            raise ValueError(f"augmentation crop must be (height, width) with positive sides, got {self.crop}")
 
     @property
     def enabled(self) -> bool:
         """Whether any part of the augmentation is active."""
-        return any(
+        return self.crop is not None or any(
             v > 0
             for v in (
                 self.shift,
@@ -110,6 +115,8 @@ def build_augmentation(config: AugmentationConfig) -> v2.Compose | None:
                 hue=config.hue or None,
             )
         )
+    if config.crop is not None:
+        transforms.append(v2.RandomCrop(config.crop))  # (3, crop_h, crop_w) and (1, crop_h, crop_w)
     return v2.Compose(transforms)
 
 
@@ -141,7 +148,8 @@ class JointAugmentation:
             seed: Seed of the random parameters; None uses torch's global generator.
 
         Returns:
-            `(image, mask)` as plain tensors with the input shapes and dtypes; the mask stays 0/1.
+            `(image, mask)` as plain tensors with the input dtypes, and the input shapes unless `config.crop` is
+            set; the mask stays 0/1.
         """
         if self.transform is None:
             return image, mask

@@ -1,0 +1,57 @@
+"""How often the converted ImageNet encoder names a car among its top 5 classes, over a folder of photos.
+
+Checks `training.pretrained_encoder`'s conversion on real images: a wrong key mapping or padding gives unrelated
+classes. Example:
+
+    python benchmarks/check_encoder_imagenet.py --images ../shared/data/carvana-sample/train
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from training.pretrained_encoder import IMAGENET_CAR_CLASSES, PRETRAINED_ENCODERS, imagenet_classifier, imagenet_top5
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=Path, required=True, help="a folder of .jpg/.png photos")
+    parser.add_argument("--encoder", choices=sorted(PRETRAINED_ENCODERS), default="efficientnet-lite0")
+    parser.add_argument("--limit", type=int, help="use only the first N photos")
+    args = parser.parse_args(argv)
+    if not args.images.is_dir():
+        parser.error(f"--images {args.images} is not a folder")
+    return args
+
+
+def main(args: argparse.Namespace) -> dict[str, float]:
+    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    paths = [p for p in paths if not p.stem.endswith("_mask")][: args.limit]
+    if not paths:
+        raise SystemExit(f"{args.images}: no .jpg or .png photos")
+    classifier = imagenet_classifier(args.encoder)
+    top1 = collections.Counter()
+    in_top1 = in_top5 = 0
+    for path in paths:
+        names = imagenet_top5(classifier, Image.open(path), args.encoder)
+        top1[names[0]] += 1
+        in_top1 += names[0] in IMAGENET_CAR_CLASSES
+        in_top5 += any(name in IMAGENET_CAR_CLASSES for name in names)
+    result = {"images": len(paths), "car_top1": in_top1 / len(paths), "car_top5": in_top5 / len(paths)}
+    print(f"{args.encoder}: {len(paths)} photos from {args.images}")
+    print(
+        f"a car class is top 1 for {in_top1}/{len(paths)} ({result['car_top1']:.1%}), in the top 5 for "
+        f"{in_top5}/{len(paths)} ({result['car_top5']:.1%})"
+    )
+    print("most frequent top-1 classes: " + ", ".join(f"{name} ({n})" for name, n in top1.most_common(6)))
+    return result
+
+
+if __name__ == "__main__":
+    main(parse_args())
+    sys.exit(0)

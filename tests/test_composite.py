@@ -1,0 +1,110 @@
+"""Copy-paste composites: exact masks, shadows that never enter the mask, and a Carvana-layout writer."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from carseg_hf.data import load_carvana
+from training.synthetic.composite import CompositeParams, compose, sample_params, write_composites
+
+PLAIN = CompositeParams(
+    car_width=0.5,
+    center_x=0.5,
+    bottom_y=0.9,
+    contact_strength=0.0,
+    cast_strength=0.0,
+    cast_offset=0.0,
+    cast_blur=1.0,
+    car_gain=(1.0, 1.0, 1.0),
+    exposure=1.0,
+    white_balance=(1.0, 1.0, 1.0),
+    blur=0.0,
+    noise=0.0,
+    jpeg_quality=95,
+)
+
+
+def _car(height: int = 120, width: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """A red rounded box (the car) on a white studio, with its 0/1 mask."""
+    image = np.full((height, width, 3), 255, dtype=np.uint8)
+    mask = np.zeros((height, width), dtype=np.uint8)
+    mask[30:100, 20:180] = 1
+    image[mask == 1] = (200, 20, 20)
+    return image, mask
+
+
+def _background(height: int = 200, width: int = 300) -> np.ndarray:
+    return np.full((height, width, 3), (90, 160, 90), dtype=np.uint8)
+
+
+def test_the_mask_is_the_pasted_car_exactly():
+    image, mask = _car()
+    out, label = compose(image, mask, _background(), PLAIN, np.random.default_rng(0))
+    assert out.shape == (200, 300, 3) and label.shape == (200, 300)
+    rows, cols = np.nonzero(label)
+    # the car is 160x70 in the source, pasted 150 pixels wide (0.5 of 300), its bottom at 0.9 of 200
+    assert cols.max() - cols.min() + 1 == 150 and rows.max() + 1 == 180
+    inside = label.astype(bool)
+    core = np.zeros_like(inside)
+    core[rows.min() + 2 : rows.max() - 1, cols.min() + 2 : cols.max() - 1] = True
+    assert np.abs(out[core].astype(int) - (200, 20, 20)).max() <= 2
+    assert np.abs(out[~inside][:, 1].astype(int) - 160).max() <= 40  # background stays green outside the car
+
+
+def test_shadows_darken_the_ground_but_never_enter_the_mask():
+    image, mask = _car()
+    rng = np.random.default_rng(0)
+    plain, plain_label = compose(image, mask, _background(), PLAIN, rng)
+    shaded_params = dataclasses.replace(PLAIN, contact_strength=0.7, cast_strength=0.5, cast_offset=0.3)
+    shaded, shaded_label = compose(image, mask, _background(), shaded_params, rng)
+    assert np.array_equal(plain_label, shaded_label)
+    ground = plain_label == 0
+    darker = shaded[ground].astype(int).sum(axis=1) < plain[ground].astype(int).sum(axis=1) - 30
+    assert darker.sum() > 500  # a visible shadow on the ground ...
+    below = np.zeros_like(ground)
+    below[181:190, :] = True
+    assert shaded[below & ground].mean() < plain[below & ground].mean() - 10  # ... right under the tyres
+
+
+def test_an_empty_mask_is_refused():
+    image, mask = _car()
+    with pytest.raises(ValueError, match="empty"):
+        compose(image, np.zeros_like(mask), _background(), PLAIN, np.random.default_rng(0))
+
+
+def test_sampled_params_stay_in_range():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        params = sample_params(rng)
+        assert 0.35 <= params.car_width <= 0.95 and 60 <= params.jpeg_quality <= 95
+        assert 0.0 <= params.cast_strength < 1.0 and 0.0 < params.contact_strength < 1.0
+
+
+def test_write_composites_in_carvana_layout(tmp_path):
+    openexr = pytest.importorskip("OpenEXR", reason="openexr reads the panoramas of the background cache")
+    from test_synthetic_backgrounds import _fake_cache
+
+    backgrounds = tmp_path / "backgrounds"
+    _fake_cache(backgrounds, openexr)
+    cars = tmp_path / "cars"
+    (cars / "train").mkdir(parents=True)
+    (cars / "train_masks").mkdir()
+    image, mask = _car()
+    for angle in ("01", "02"):
+        Image.fromarray(image).save(cars / "train" / f"abc123_{angle}.jpg", quality=95)
+        Image.fromarray(mask * 255).save(cars / "train_masks" / f"abc123_{angle}_mask.png")
+    out = tmp_path / "out"
+    count = write_composites(cars, ["abc123"], out, 2, (64, 96), seed=0, split="train", backgrounds_root=backgrounds)
+    assert count == 4
+    assert json.loads((out / "splits.json").read_text()) == {"abc123c0": "train", "abc123c1": "train"}
+    write_composites(cars, ["abc123"], out, 1, (64, 96), seed=1, split="held_out", backgrounds_root=backgrounds)
+    splits = load_carvana(out)
+    assert len(splits["train"]) == 4 and len(splits["heldout"]) == 2
+    assert set(splits["heldout"]["car_id"]) == {"abc123h0"}
+    labels = [np.asarray(mask) for mask in splits["train"]["mask"]]
+    assert all(set(np.unique(label)) == {0, 1} for label in labels)

@@ -1,0 +1,281 @@
+"""Copy-paste composites: real cars cut out with their masks and pasted onto photographic backgrounds.
+
+This is "Simple Copy-Paste" (Ghiasi et al., 2021): the mask stays exact and the car keeps its real appearance, while
+the surroundings change. Each composite gets a soft contact shadow under the tyres and, often, a cast shadow of the
+car's silhouette on the ground; shadows darken the background only and are never part of the mask. The camera and
+image are then randomised: exposure, white balance, blur, noise and JPEG quality.
+
+Composites of training cars use training backgrounds only; held-out composites (`split="held_out"`) use held-out
+backgrounds, so a score on them measures backgrounds the network never saw.
+
+Example:
+    python -m training.synthetic.composite --cars-dir ../shared/data/carvana-sample --out /data/composites \
+        --per-image 2 --size 640x960 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from .backgrounds import KINDS, random_background
+
+
+@dataclass(frozen=True)
+class CompositeParams:
+    """Random choices of one composite.
+
+    Attributes:
+        car_width: Width of the pasted car as a fraction of the frame width.
+        center_x: Horizontal centre of the car, as a fraction of the frame width (may leave the car partly outside).
+        bottom_y: Bottom edge of the car (its tyres), as a fraction of the frame height.
+        contact_strength: How much the contact shadow darkens the ground, in [0, 1].
+        cast_strength: How much the cast shadow darkens the ground, in [0, 1]; 0 for none.
+        cast_offset: Horizontal shift of the cast shadow as a fraction of the car width (the sun's side).
+        cast_blur: Blur radius of the cast shadow in pixels, from hard to soft.
+        car_gain: Per-channel gain of the car, to match the scene's light.
+        exposure: Global brightness factor.
+        white_balance: Per-channel gains of the whole frame.
+        blur: Gaussian blur radius of the whole frame in pixels (0 for none).
+        noise: Standard deviation of additive Gaussian noise, in grey levels.
+        jpeg_quality: Quality of the saved JPEG.
+    """
+
+    car_width: float
+    center_x: float
+    bottom_y: float
+    contact_strength: float
+    cast_strength: float
+    cast_offset: float
+    cast_blur: float
+    car_gain: tuple[float, float, float]
+    exposure: float
+    white_balance: tuple[float, float, float]
+    blur: float
+    noise: float
+    jpeg_quality: int
+
+
+def sample_params(rng: np.random.Generator) -> CompositeParams:
+    """Draw the random choices of one composite."""
+    has_cast = rng.random() < 0.6
+    return CompositeParams(
+        car_width=float(rng.uniform(0.35, 0.95)),
+        center_x=float(rng.uniform(0.3, 0.7)),
+        bottom_y=float(rng.uniform(0.6, 0.97)),
+        contact_strength=float(rng.uniform(0.35, 0.75)),
+        cast_strength=float(rng.uniform(0.2, 0.55)) if has_cast else 0.0,
+        cast_offset=float(rng.uniform(-0.35, 0.35)),
+        cast_blur=float(rng.choice([1.0, 3.0, 8.0, 16.0])),
+        car_gain=tuple(float(g) for g in rng.uniform(0.8, 1.12, size=3) * rng.uniform(0.75, 1.1)),
+        exposure=float(rng.uniform(0.8, 1.2)),
+        white_balance=tuple(float(g) for g in rng.uniform(0.92, 1.08, size=3)),
+        blur=float(rng.choice([0.0, 0.0, 0.6, 1.2])),
+        noise=float(rng.choice([0.0, 2.0, 4.0, 7.0])),
+        jpeg_quality=int(rng.integers(60, 96)),
+    )
+
+
+def _car_cutout(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Crop an image and its 0/1 mask to the mask's bounding box.
+
+    Raises:
+        ValueError: If the mask is empty.
+    """
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        raise ValueError("the car mask is empty; nothing to paste")
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    return image[top:bottom, left:right], mask[top:bottom, left:right]
+
+
+def _darken(ground: np.ndarray, shadow: np.ndarray, strength: float) -> np.ndarray:
+    """Multiply the frame by `1 - strength * shadow`, with `shadow` in [0, 1] of shape `(height, width)`."""
+    return ground * (1.0 - strength * shadow[..., None])
+
+
+def _contact_shadow(height: int, width: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A soft dark ellipse under the car's tyres; `box` is the pasted car's (left, top, right, bottom)."""
+    left, top, right, bottom = box
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    cx, cy = (left + right) / 2.0, bottom - 0.02 * (bottom - top)
+    rx, ry = 0.55 * (right - left), max(0.07 * (bottom - top), 2.0)
+    distance = ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2
+    return np.clip(1.0 - distance, 0.0, 1.0) ** 0.7
+
+
+def _cast_shadow(
+    car_mask: np.ndarray, frame_shape: tuple[int, int], box: tuple[int, int, int, int], params
+) -> np.ndarray:
+    """The car's silhouette flattened onto the ground, shifted sideways and blurred; values in [0, 1]."""
+    left, top, right, bottom = box
+    car_height = bottom - top
+    flat_height = max(int(car_height * 0.35), 1)
+    silhouette = Image.fromarray(car_mask * 255).resize((right - left, flat_height), Image.BILINEAR)
+    shadow = Image.new("L", (frame_shape[1], frame_shape[0]), 0)
+    shift = int(params.cast_offset * (right - left))
+    shadow.paste(silhouette, (left + shift, bottom - int(flat_height * 0.8)))
+    shadow = shadow.filter(ImageFilter.GaussianBlur(params.cast_blur))
+    return np.asarray(shadow, dtype=np.float32) / 255.0
+
+
+def compose(
+    image: np.ndarray, mask: np.ndarray, background: np.ndarray, params: CompositeParams, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paste one car onto a background.
+
+    Args:
+        image: The car photo, `(height, width, 3)` uint8 RGB.
+        mask: Its 0/1 mask, `(height, width)` uint8.
+        background: The scene, `(frame_height, frame_width, 3)` uint8 RGB; sets the output size.
+        params: The random choices.
+        rng: Source of the noise.
+
+    Returns:
+        `(composite, mask)`: a `(frame_height, frame_width, 3)` uint8 image and its exact 0/1 mask (before JPEG).
+    """
+    frame_height, frame_width = background.shape[:2]
+    car, car_mask = _car_cutout(image, mask)
+    width = max(int(params.car_width * frame_width), 8)
+    height = max(int(car.shape[0] * width / car.shape[1]), 4)
+    left = int(params.center_x * frame_width - width / 2)
+    top = int(params.bottom_y * frame_height) - height
+    box = (left, top, left + width, top + height)
+
+    car_image = Image.fromarray(car).resize((width, height), Image.LANCZOS)
+    label = np.asarray(Image.fromarray(car_mask * 255).resize((width, height), Image.BILINEAR)) >= 128
+    alpha = Image.fromarray(label.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(0.6))
+
+    frame = background.astype(np.float32)
+    frame = _darken(frame, _contact_shadow(frame_height, frame_width, box), params.contact_strength)
+    if params.cast_strength > 0:
+        frame = _darken(frame, _cast_shadow(car_mask, (frame_height, frame_width), box, params), params.cast_strength)
+    car_layer = np.asarray(car_image, dtype=np.float32) * np.asarray(params.car_gain, dtype=np.float32)
+    canvas = Image.fromarray(np.clip(frame, 0, 255).astype(np.uint8))
+    canvas.paste(Image.fromarray(np.clip(car_layer, 0, 255).astype(np.uint8)), (left, top), alpha)
+    full_label = Image.new("L", (frame_width, frame_height), 0)
+    full_label.paste(Image.fromarray(label.astype(np.uint8)), (left, top))
+
+    out = np.asarray(canvas, dtype=np.float32) * params.exposure * np.asarray(params.white_balance, dtype=np.float32)
+    if params.blur > 0:
+        out = np.asarray(
+            Image.fromarray(np.clip(out, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(params.blur)),
+            dtype=np.float32,
+        )
+    if params.noise > 0:
+        out = out + rng.normal(0.0, params.noise, size=out.shape)
+    return np.clip(out, 0, 255).astype(np.uint8), np.asarray(full_label, dtype=np.uint8)
+
+
+def _read_pair(cars_dir: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read `train/<stem>.jpg` and its mask from a Carvana-layout folder, through carseg's checked loaders."""
+    from carseg_hf.image_io import load_mask, load_rgb
+
+    masks = cars_dir / "train_masks"
+    mask_path = next((p for p in (masks / f"{stem}_mask.gif", masks / f"{stem}_mask.png") if p.is_file()), None)
+    if mask_path is None:
+        raise FileNotFoundError(f"{masks}: no {stem}_mask.gif or {stem}_mask.png for {stem}.jpg")
+    return load_rgb(cars_dir / "train" / f"{stem}.jpg"), load_mask(mask_path)
+
+
+def write_composites(
+    cars_dir: Path,
+    car_ids: list[str],
+    out: Path,
+    per_image: int,
+    size: tuple[int, int],
+    seed: int,
+    split: str,
+    backgrounds_root: Path | None = None,
+) -> int:
+    """Write composites of the given cars in the Carvana layout, with a `splits.json`.
+
+    Each composite gets the car id `<source car id>c<k>` (`h<k>` when held out), so that a split by car keeps the
+    sources apart, and the source photo's angle. `split="train"` draws training backgrounds and marks the cars
+    "train"; `split="held_out"` draws held-out outdoor backgrounds and marks them "test", so that
+    `carseg_hf.data.load_carvana` puts them in `heldout`.
+
+    Args:
+        cars_dir: A Carvana-layout folder with the real photos and masks.
+        car_ids: The source cars (all 16 angles of each are used).
+        out: The output folder; files are added to what is there and `splits.json` is merged.
+        per_image: Composites per source photo.
+        size: `(height, width)` of the composites.
+        seed: Seed of every random choice.
+        split: `"train"` or `"held_out"`.
+        backgrounds_root: The unpacked background packages; defaults to `backgrounds.backgrounds_dir()`.
+
+    Returns:
+        The number of composites written.
+    """
+    import json
+
+    from .dataset import _atomic_save, mask_gif
+
+    if split not in ("train", "held_out"):
+        raise ValueError(f"split must be 'train' or 'held_out', got {split!r}")
+    (out / "train").mkdir(parents=True, exist_ok=True)
+    (out / "train_masks").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    # Held-out composites stand for outdoor photos: outdoor scenes only. Training also sees close-ups and interiors.
+    kinds = ("outdoor",) if split == "held_out" else KINDS
+    tag = "h" if split == "held_out" else "c"  # distinct car ids, so both kinds can share one folder
+    assignment: dict[str, str] = {}
+    count = 0
+    for stem in sorted(p.stem for p in (cars_dir / "train").glob("*.jpg") if p.stem.split("_")[0] in car_ids):
+        image, mask = _read_pair(cars_dir, stem)
+        car, angle = stem.rsplit("_", 1)
+        for k in range(per_image):
+            background = random_background(
+                rng, width=size[1], height=size[0], split=split, kinds=kinds, root=backgrounds_root
+            )
+            composite, label = compose(image, mask, background, sample_params(rng), rng)
+            name = f"{car}{tag}{k}_{angle}"
+            quality = int(rng.integers(60, 96))
+            _atomic_save(Image.fromarray(composite), out / "train" / f"{name}.jpg", format="JPEG", quality=quality)
+            _atomic_save(mask_gif(label), out / "train_masks" / f"{name}_mask.gif", format="GIF")
+            assignment[f"{car}{tag}{k}"] = "train" if split == "train" else "test"
+            count += 1
+    splits_path = out / "splits.json"
+    existing = json.loads(splits_path.read_text()) if splits_path.is_file() else {}
+    splits_path.write_text(json.dumps({**existing, **assignment}, indent=1, sort_keys=True))
+    return count
+
+
+def _parse_size(value: str) -> tuple[int, int]:
+    parts = value.lower().split("x")
+    if len(parts) != 2 or not all(part.isdigit() and int(part) >= 16 for part in parts):
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 640x960, got {value!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: write composites of the sample's training (or held-out) cars."""
+    from training.carvana_sample import TRAIN_CARS, VALIDATION_CARS
+
+    parser = argparse.ArgumentParser(prog="python -m training.synthetic.composite", description=__doc__.split("\n")[0])
+    parser.add_argument("--cars-dir", type=Path, required=True, help="Carvana-layout folder of real cars and masks")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (Carvana layout)")
+    parser.add_argument("--split", choices=("train", "held_out"), default="train", help="backgrounds and cars to use")
+    parser.add_argument("--cars", help="comma-separated car ids (default: the sample's train or validation cars)")
+    parser.add_argument("--per-image", type=int, default=1, help="composites per source photo (default 1)")
+    parser.add_argument("--size", type=_parse_size, default=(640, 960), help="HEIGHTxWIDTH (default 640x960)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not (args.cars_dir / "train").is_dir():
+        parser.error(f"--cars-dir {args.cars_dir}: no train/ folder; expected the Kaggle Carvana layout")
+    if args.per_image < 1:
+        parser.error(f"--per-image must be >= 1, got {args.per_image}")
+    default_cars = TRAIN_CARS if args.split == "train" else VALIDATION_CARS
+    cars = args.cars.split(",") if args.cars else list(default_cars)
+    count = write_composites(args.cars_dir, cars, args.out, args.per_image, args.size, args.seed, args.split)
+    print(f"wrote {count} composites to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
