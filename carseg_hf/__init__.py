@@ -3,21 +3,35 @@
 Importing this package registers the carseg classes with transformers' Auto classes, so that
 `AutoConfig`, `AutoModelForSemanticSegmentation`, `AutoImageProcessor` and `pipeline("image-segmentation")`
 resolve them without remote code.
+
+The import itself is cheap: the names below are loaded on first use, and the registration runs as soon as
+transformers is imported, before or after this package (see `carseg_hf.lazy_registration`), so that the `carseg`
+command line answers `--help` without loading transformers or torch.
 """
 
 from __future__ import annotations
 
-from .configuration_carseg import CarSegConfig
-from .image_io import ImageDecodeError, load_mask, load_rgb
-from .image_processing_carseg import CarSegImageProcessor
-from .modeling_carseg import CarSegForSemanticSegmentation, CarSegPreTrainedModel, bce_dice_loss
-from .registration import register_auto_classes
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .lazy_registration import register_when_transformers_is_imported
 
 __version__ = "0.1.0"
 
-register_auto_classes()
+#: Public names and the submodule that defines each; imported on first access (PEP 562).
+_EXPORTS = {
+    "CarSegConfig": "configuration_carseg",
+    "CarSegForSemanticSegmentation": "modeling_carseg",
+    "CarSegImageProcessor": "image_processing_carseg",
+    "CarSegPreTrainedModel": "modeling_carseg",
+    "ImageDecodeError": "image_io",
+    "bce_dice_loss": "modeling_carseg",
+    "load_mask": "image_io",
+    "load_rgb": "image_io",
+    "register_auto_classes": "registration",
+}
 
-__all__ = [
+__all__ = [  # the keys of _EXPORTS, written out so that tools see them
     "CarSegConfig",
     "CarSegForSemanticSegmentation",
     "CarSegImageProcessor",
@@ -28,3 +42,25 @@ __all__ = [
     "load_rgb",
     "register_auto_classes",
 ]
+
+if TYPE_CHECKING:
+    from .configuration_carseg import CarSegConfig
+    from .image_io import ImageDecodeError, load_mask, load_rgb
+    from .image_processing_carseg import CarSegImageProcessor
+    from .modeling_carseg import CarSegForSemanticSegmentation, CarSegPreTrainedModel, bce_dice_loss
+    from .registration import register_auto_classes
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+register_when_transformers_is_imported()

@@ -1,4 +1,8 @@
-"""The `carseg` command line: one sub-command per module under `carseg_hf.commands`."""
+"""The `carseg` command line: one sub-command per module under `carseg_hf.commands`.
+
+Building the parser imports no heavy library (transformers, torch, gradio, datasets, huggingface_hub): the command
+modules import them in `run`, so `carseg --help` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,21 @@ COMMANDS = ("predict", "evaluate", "train", "demo", "export", "push")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every sub-command registered."""
+    """Build the top-level parser with every sub-command registered.
+
+    Each sub-command's parser is stored in its defaults as `command_parser`, so that `main` can report an unknown
+    option with that sub-command's usage.
+    """
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="carseg", description="Car segmentation (Carvana) with Hugging Face tools.")
+    parser.add_argument("--version", action="version", version=f"carseg {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMANDS:
         module = importlib.import_module(f"carseg_hf.commands.{name}")
-        module.add_parser(subparsers)
+        command_parser = module.add_parser(subparsers)
+        command_parser.set_defaults(command_parser=command_parser)
     return parser
 
 
@@ -33,7 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would report these with the top-level usage; the sub-command's is the useful one
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

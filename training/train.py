@@ -52,10 +52,34 @@ def _checkpointing_steps(value: str) -> str | int:
     raise argparse.ArgumentTypeError(f"expected 'epoch' or a positive number of steps, got {value!r}")
 
 
+def default_dataloader_workers() -> int:
+    """Data-loader workers per process by default: this machine's usable cores per local process, at most 8.
+
+    The cores are those this process may run on; a launcher that starts several processes on the machine sets
+    `LOCAL_WORLD_SIZE`, and they share the cores. A 2-core machine gets 2 workers, not 4 that oversubscribe it.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(0, min(8, cores // local_processes))
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Ends an option's help with "(default: X)" when it has a default that its help does not already state."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        has_default = action.default not in (None, False, argparse.SUPPRESS)
+        if has_default and action.option_strings and "default" not in help_text.lower():
+            help_text += " (default: %(default)s)"
+        return help_text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the training script (also used by `carseg train`)."""
     parser = argparse.ArgumentParser(
-        prog="carseg train", description="Train a carseg segmentation model (reference Carvana recipe)."
+        prog="carseg train",
+        description="Train a carseg segmentation model (reference Carvana recipe).",
+        formatter_class=_HelpFormatter,
     )
     data = parser.add_argument_group("data")
     data.add_argument("--data_dir", help="Carvana layout (train/, train_masks/) or a folder of image/mask pairs.")
@@ -64,7 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--resolution", type=_parse_resolution, default=(1024, 1024), help="Training size HxW (default 1024x1024)."
     )
-    data.add_argument("--dataloader_num_workers", type=int, default=4, help="Decoding workers per process.")
+    data.add_argument(
+        "--dataloader_num_workers",
+        type=int,
+        default=default_dataloader_workers(),
+        help="Decoding workers per process (default: this machine's usable cores per process, at most 8: "
+        "%(default)s here).",
+    )
 
     augment = parser.add_argument_group("augmentation (training split only)")
     augment.add_argument("--aug_shift", type=float, default=0.0625, help="Max shift, fraction of width/height.")
@@ -91,13 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--channels_last", action="store_true", help="Use channels-last memory format (faster on GPU).")
 
     optim = parser.add_argument_group("optimisation (reference recipe defaults)")
-    optim.add_argument("--learning_rate", type=float, default=1e-4)
-    optim.add_argument("--adam_beta1", type=float, default=0.9)
-    optim.add_argument("--adam_beta2", type=float, default=0.999)
-    optim.add_argument("--adam_epsilon", type=float, default=1e-8)
-    optim.add_argument("--weight_decay", type=float, default=0.0)
+    optim.add_argument("--learning_rate", type=float, default=1e-4, help="Adam's (initial) learning rate.")
+    optim.add_argument("--adam_beta1", type=float, default=0.9, help="Adam's beta1.")
+    optim.add_argument("--adam_beta2", type=float, default=0.999, help="Adam's beta2.")
+    optim.add_argument("--adam_epsilon", type=float, default=1e-8, help="Adam's epsilon.")
+    optim.add_argument("--weight_decay", type=float, default=0.0, help="Adam's L2 weight decay.")
     optim.add_argument("--max_grad_norm", type=float, default=0.0, help="Clip gradients to this norm; 0 disables.")
-    optim.add_argument("--lr_scheduler", choices=("constant", "plateau", "cosine"), default="constant")
+    optim.add_argument(
+        "--lr_scheduler",
+        choices=("constant", "plateau", "cosine"),
+        default="constant",
+        help="plateau: ReduceLROnPlateau on the validation dice; cosine: decay per step over the whole run.",
+    )
     optim.add_argument("--lr_plateau_factor", type=float, default=0.1, help="ReduceLROnPlateau factor.")
     optim.add_argument("--lr_plateau_patience", type=int, default=4, help="ReduceLROnPlateau patience (epochs).")
     optim.add_argument(
@@ -105,16 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     optim.add_argument("--train_batch_size", type=int, default=4, help="Images per process per micro-batch.")
     optim.add_argument("--eval_batch_size", type=int, help="Defaults to --train_batch_size.")
-    optim.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    optim.add_argument("--num_train_epochs", type=int, default=100)
+    optim.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per optimizer step.")
+    optim.add_argument("--num_train_epochs", type=int, default=100, help="Epochs to train at most.")
     optim.add_argument("--max_train_steps", type=int, help="Total optimizer steps; overrides --num_train_epochs.")
-    optim.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default="no")
+    optim.add_argument(
+        "--mixed_precision", choices=("no", "fp16", "bf16"), default="no", help="Autocast dtype (through Accelerate)."
+    )
     optim.add_argument("--early_stopping_patience", type=int, default=8, help="Epochs without improvement; 0 = off.")
-    optim.add_argument("--early_stopping_min_delta", type=float, default=1e-4)
+    optim.add_argument(
+        "--early_stopping_min_delta", type=float, default=1e-4, help="Smallest validation dice gain that counts."
+    )
     optim.add_argument(
         "--max_nonfinite_steps", type=int, default=5, help="Abort after this many non-finite steps in a row."
     )
-    optim.add_argument("--seed", type=int, default=42)
+    optim.add_argument("--seed", type=int, default=42, help="Seed of weights, data order, augmentation and split.")
 
     output = parser.add_argument_group("checkpoints and outputs")
     output.add_argument("--output_dir", required=True, help="Checkpoints, best/, all_results.json, curves.")
@@ -128,14 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Start over in a non-empty --output_dir: delete its checkpoint-*, best/, results, curves and logs first.",
     )
-    output.add_argument("--report_to", choices=REPORT_TO, default="none")
+    output.add_argument("--report_to", choices=REPORT_TO, default="none", help="Experiment tracker to log to.")
     output.add_argument("--logging_dir", help="Tracker folder; defaults to OUTPUT_DIR/logs.")
-    output.add_argument("--tracker_project_name", default="carseg")
+    output.add_argument("--tracker_project_name", default="carseg", help="Project name given to the tracker.")
 
     hub = parser.add_argument_group("hub")
     hub.add_argument("--push_to_hub", action="store_true", help="Push the best model at the end.")
     hub.add_argument("--hub_model_id", help="ORG/NAME of the model repo.")
-    hub.add_argument("--hub_private", action="store_true")
+    hub.add_argument("--hub_private", action="store_true", help="Create the Hub repo as private.")
     hub.add_argument("--hub_token", help="Defaults to the stored login or $HF_TOKEN.")
     return parser
 

@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from carseg_hf.hub import CARD_SOURCES
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the `push` sub-command."""
@@ -38,8 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--card",
-        choices=CARD_SOURCES,
         default="auto",
+        metavar="{auto,folder,generate}",  # checked by hub.push_checkpoint, not imported here: --help stays fast
         help="model card: the folder's README.md if present, else a generated one (auto, the default); only the "
         "folder's (folder); or always a generated one (generate, needed with --metrics when the folder has a card)",
     )
