@@ -305,11 +305,18 @@ def _read_photo(path: str, max_side: int) -> np.ndarray:
 
 
 def _panorama_view(
-    source: BackgroundSource, root: str | os.PathLike | None, width: int, height: int, rng: np.random.Generator | None
+    source: BackgroundSource,
+    root: str | os.PathLike | None,
+    width: int,
+    height: int,
+    rng: np.random.Generator | None,
+    pitch_deg: float | None = None,
+    yfov_deg: float | None = None,
 ) -> np.ndarray:
     """A tone-mapped view out of a panorama; `rng` draws yaw, pitch, field of view and exposure (else a fixed view).
 
-    Pitch stays within a few degrees of the horizon: below it the panoramas show the photographer's tripod.
+    Pitch stays within a few degrees of the horizon: below it the panoramas show the photographer's tripod. A given
+    `pitch_deg` or `yfov_deg` replaces the drawn one (to match a render's camera).
     """
     hdr = read_panorama(str(background_path(source, root)))
     if rng is None:
@@ -317,6 +324,8 @@ def _panorama_view(
     else:
         yaw, pitch = rng.uniform(-180, 180), rng.uniform(-12, 8)
         yfov, exposure = rng.uniform(40, 75), float(2 ** rng.uniform(-0.7, 0.7))
+    pitch = pitch if pitch_deg is None else pitch_deg
+    yfov = yfov if yfov_deg is None else yfov_deg
     return tone_map(perspective_view(hdr, width, height, yaw, pitch, yfov), exposure=exposure)
 
 
@@ -394,8 +403,34 @@ def random_background(
     if not sources:
         raise ValueError(f"no backgrounds of kinds {kinds} in split {split!r}")
     source = sources[int(rng.integers(len(sources)))]
+    return background_view(source, rng, width, height, root=root)
+
+
+def background_view(
+    source: BackgroundSource,
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    pitch_deg: float | None = None,
+    yfov_deg: float | None = None,
+    root: str | os.PathLike | None = None,
+) -> np.ndarray:
+    """A random crop of a photograph, or a random view out of a panorama, at the given size.
+
+    Args:
+        source: One of `SOURCES`.
+        rng: Draws the crop (position, scale, flip) or the view (yaw, pitch, field of view, exposure).
+        width: Output width in pixels.
+        height: Output height in pixels.
+        pitch_deg: For a panorama, look this far above the horizon (e.g. the render camera's pitch) instead.
+        yfov_deg: For a panorama, this vertical field of view instead.
+        root: The cache (default `backgrounds_dir()`).
+
+    Returns:
+        `(height, width, 3)` uint8 RGB.
+    """
     if source.panorama:
-        return _panorama_view(source, root, width, height, rng)
+        return _panorama_view(source, root, width, height, rng, pitch_deg, yfov_deg)
     max_side = next((s for s in (640, 1280) if s >= 2 * max(width, height)), 2560)
     return random_crop(_read_photo(str(background_path(source, root)), max_side), rng, width, height)
 

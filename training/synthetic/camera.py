@@ -59,6 +59,30 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: tuple[float, float, float] 
     return pose
 
 
+def camera_pose(camera: dict) -> np.ndarray:
+    """The camera-to-world pose of a view's camera: on the -y side, looking at its target, rolled about its axis.
+
+    Args:
+        camera: `distance` (metres in front of the target along -y), `height`, `target` ([x, y, z]) and optionally
+            `roll_deg` (a turn of the camera about its viewing axis).
+
+    Returns:
+        `(4, 4)` pose (OpenGL convention).
+    """
+    target = np.asarray(camera["target"], dtype=np.float64)
+    pose = look_at(np.array([target[0], -camera["distance"], camera["height"]]), target)
+    roll = np.deg2rad(camera.get("roll_deg", 0.0))
+    if roll:
+        pose = pose @ rotation_z(roll)  # about the camera's own z (viewing) axis
+    return pose
+
+
+def light_direction(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
+    """Unit vector from the scene toward a distant light (azimuth 0 = from the camera's side, -y; 90 = from +x)."""
+    az, el = np.deg2rad(azimuth_deg), np.deg2rad(elevation_deg)
+    return np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
+
+
 def project(points: np.ndarray, camera_pose: np.ndarray, yfov: float, width: int, height: int) -> np.ndarray:
     """Project world points to pixel coordinates of a pinhole camera (pixel centres at `i + 0.5`).
 

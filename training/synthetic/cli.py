@@ -2,6 +2,9 @@
 
 Example:
     python -m training.synthetic --out /data/synth --cars 300 --angles 16 --size 1918x1280 --seed 0 --workers 8
+
+Cars get randomised surroundings (`params.VARIATION`); `--plain` renders the clean studio only, and
+`--photo-fraction 0` keeps every car in a studio (no background photographs needed).
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from .backgrounds import BackgroundsNotFoundError, list_backgrounds
 from .camera import parse_size
 from .meshes import MeshesNotFoundError, available_cars
+from .params import VARIATION
 from .splits import assign_cars, mesh_splits, parse_split_args
 
 
@@ -40,8 +45,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--torcs-dir", type=Path, help="unpacked torcs-data (default $CARSEG_TORCS_DIR or ~/.cache/carseg/torcs)"
     )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="the clean studio only: no decorated backdrops, floor marks, reflections, cast shadows, photographs, "
+        "free camera poses or image effects",
+    )
+    parser.add_argument(
+        "--photo-fraction",
+        type=float,
+        default=VARIATION["photo_background"],
+        help="share of cars in front of a background photograph instead of the studio (default "
+        f"{VARIATION['photo_background']}; needs `python -m training.synthetic.backgrounds`)",
+    )
+    parser.add_argument(
+        "--backgrounds-dir",
+        type=Path,
+        help="unpacked background packages (default $CARSEG_BACKGROUNDS_DIR or ~/.cache/carseg/backgrounds)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a folder that holds a data set")
     return parser
+
+
+def _variation(args: argparse.Namespace) -> dict[str, float]:
+    """The randomisation probabilities from the flags; checks that the backgrounds are there when needed.
+
+    Raises:
+        ValueError: If `--photo-fraction` is outside 0..1.
+        BackgroundsNotFoundError: If photographs are asked for and not unpacked (the message says how to get them).
+    """
+    if not 0.0 <= args.photo_fraction <= 1.0:
+        raise ValueError(f"--photo-fraction must be within 0..1, got {args.photo_fraction}")
+    variation = {name: 0.0 for name in VARIATION} if args.plain else dict(VARIATION)
+    variation["photo_background"] = 0.0 if args.plain else args.photo_fraction
+    if variation["photo_background"] > 0:
+        list_backgrounds("all", root=args.backgrounds_dir)
+    return variation
 
 
 def _init_worker(threads: int) -> None:
@@ -63,10 +102,11 @@ def main(argv: list[str] | None = None) -> int:
             if missing:
                 raise ValueError(f"--meshes names unknown meshes {missing}; available: {available}")
             available = wanted
+        variation = _variation(args)
         held_out = parse_split_args(args.split_by_mesh)
         held_out = {k: tuple(m for m in v if m in available) for k, v in held_out.items()}
         meshes = mesh_splits(available, held_out)
-    except (ValueError, MeshesNotFoundError) as error:
+    except (ValueError, MeshesNotFoundError, BackgroundsNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out: Path = args.out
@@ -91,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             "height": height,
             "out": str(out),
             "torcs_root": str(args.torcs_dir) if args.torcs_dir else None,
+            "variation": variation,
+            "backgrounds_root": str(args.backgrounds_dir) if args.backgrounds_dir else None,
         }
         for i, (split, mesh) in enumerate(cars)
     ]

@@ -39,13 +39,42 @@ def _atomic_save(image: Image.Image, path: Path, **kwargs) -> None:
     os.replace(tmp, path)
 
 
+def _background_sources(job: dict, rng: np.random.Generator) -> list:
+    """The photographs a car may stand in front of: held-out files for val/test cars, train files otherwise.
+
+    Mostly scenes (outdoor and indoor), sometimes any photograph (close-ups of plants, water, objects).
+    """
+    from .backgrounds import KINDS, list_backgrounds
+
+    kinds = ("outdoor", "indoor") if rng.random() < 0.8 else KINDS
+    split = "train" if job["split"] == "train" else "held_out"
+    return list_backgrounds(split, kinds, job.get("backgrounds_root"))
+
+
+def _view_background(source, rng: np.random.Generator, camera: dict, width: int, height: int, job: dict):
+    """The photograph behind one view, or None in the studio.
+
+    A panorama is looked at with the render camera's pitch, so that its horizon sits where the car's ground does,
+    and a field of view 1-1.6 times the camera's (sharper, and still plausible).
+    """
+    if source is None:
+        return None
+    from .backgrounds import background_view
+
+    pitch = float(np.rad2deg(np.arctan2(camera["target"][2] - camera["height"], camera["distance"])))
+    yfov = camera["yfov_deg"] * rng.uniform(1.0, 1.6)
+    return background_view(source, rng, width, height, pitch, yfov, job.get("backgrounds_root"))
+
+
 def render_car(job: dict) -> list[dict]:
     """Render all angles of one car and write its JPEGs and GIF masks.
 
     Runs in a worker process; the renderer (EGL context) is created once per process and size.
 
     Args:
-        job: `index`, `seed`, `split`, `mesh`, `num_angles`, `width`, `height`, `out` (folder), `torcs_root`.
+        job: `index`, `seed`, `split`, `mesh`, `num_angles`, `width`, `height`, `out` (folder), `torcs_root`, and
+            optionally `variation` (randomisation probabilities, default `params.VARIATION`) and
+            `backgrounds_root` (the background cache, default `backgrounds.backgrounds_dir()`).
 
     Returns:
         One metadata record per image, each with an extra `rle_mask` key (removed before writing the JSONL).
@@ -54,7 +83,8 @@ def render_car(job: dict) -> list[dict]:
 
     from . import props
     from .meshes import build_car
-    from .render import CarScene, finish_photo, render_view
+    from .photo import compose, finish_photo
+    from .render import TURNTABLE_HEIGHT, CarScene, render_layers
 
     width, height = job["width"], job["height"]
     key = (width, height)
@@ -62,10 +92,11 @@ def render_car(job: dict) -> list[dict]:
         _RENDERERS[key] = pyrender.OffscreenRenderer(width, height)
     renderer = _RENDERERS[key]
 
+    variation = job.get("variation")
     rng = car_rng(job["seed"], job["index"])
     identifier = car_id(job["seed"], job["index"])
     car = build_car(job["mesh"], job.get("torcs_root"))
-    car_params = sample_car_params(rng)
+    car_params = sample_car_params(rng, variation)
     extra_parts, prop_info = [], {}
     if "antenna" in car_params["hard_cases"]:
         part, prop_info["antenna"] = props.antenna(car, rng)
@@ -73,15 +104,27 @@ def render_car(job: dict) -> list[dict]:
     if "roof_rack" in car_params["hard_cases"]:
         part, prop_info["roof_rack"] = props.roof_rack(car, rng)
         extra_parts.append(part)
-    scene = CarScene(car, car_params, extra_parts)
+    style = car_params["scene"]
+    background_source = None
+    if style["setting"] == "photo":
+        sources = _background_sources(job, rng)
+        background_source = sources[int(rng.integers(len(sources)))]
+    scene = CarScene(car, car_params, extra_parts, texture_scale=float(np.clip(width / 1280, 0.25, 1.5)))
+    points = np.concatenate([car.vertices(), *(p.positions for p in extra_parts)])[::7]  # shadow casters, car frame
     out = Path(job["out"])
     records = []
     for angle in range(1, job["num_angles"] + 1):
-        view = sample_view_params(rng, car_params)
-        scene.set_view(angle, job["num_angles"], view, width, height)
+        view = sample_view_params(rng, car_params, variation)
+        pose = scene.set_view(angle, job["num_angles"], view, width, height)
         start = time.perf_counter()
-        rgb, mask = render_view(renderer, scene)
-        photo = finish_photo(rgb, view["noise_sigma"], rng)
+        layers = render_layers(renderer, scene)
+        background = _view_background(background_source, rng, view["camera"], width, height, job)
+        car_pose = scene.car_pose()
+        world_points = points @ car_pose[:3, :3].T + car_pose[:3, 3]
+        yfov_rad = np.deg2rad(view["camera"]["yfov_deg"])
+        rgb = compose(layers, style, world_points, pose, yfov_rad, background, ground_z=TURNTABLE_HEIGHT)
+        photo = finish_photo(rgb, view["image"], rng)
+        mask = layers.mask
         name = f"{identifier}_{angle:02d}"
         _atomic_save(photo, out / "train" / f"{name}.jpg", format="JPEG", quality=view["jpeg_quality"])
         _atomic_save(mask_gif(mask), out / "train_masks" / f"{name}_mask.gif", format="GIF", optimize=False)
@@ -111,7 +154,10 @@ def render_car(job: dict) -> list[dict]:
                 },
                 "turntable_grey": car_params["turntable"],
                 "shadow": car_params["shadow"],
+                "scene": style,
+                "background_photo": _photo_record(background_source),
                 "camera": view["camera"],
+                "image": view["image"],
                 "jpeg_quality": view["jpeg_quality"],
                 "noise_sigma": view["noise_sigma"],
                 "hard_cases": sorted(hard_cases),
@@ -124,6 +170,13 @@ def render_car(job: dict) -> list[dict]:
             }
         )
     return records
+
+
+def _photo_record(source) -> dict | None:
+    """The background photograph's name, file and licence for the metadata (None in the studio)."""
+    if source is None:
+        return None
+    return {"name": source.name, "package": source.package, "path": source.path, "license": source.licence}
 
 
 def write_index_files(out: Path, records: list[dict]) -> None:

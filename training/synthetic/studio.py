@@ -1,4 +1,4 @@
-"""Studio geometry: a bright cyclorama (floor curving up into a wall), and a turntable with a baked contact shadow.
+"""Studio geometry: a cyclorama (a floor curving up into a wall), and a turntable with a baked contact shadow.
 
 pyrender does not draw alpha-blended materials, so the soft shadow is baked into the turntable's opaque texture.
 """
@@ -10,43 +10,82 @@ from PIL import Image, ImageDraw, ImageFilter
 from scipy.spatial import ConvexHull
 
 from .meshes import CarModel
+from .params import CYCLORAMA_COVE_M, CYCLORAMA_RADIUS_M
 
 TURNTABLE_RADIUS = 3.3
 TURNTABLE_HEIGHT = 0.03
-CYCLORAMA_RADIUS = 13.0
-CYCLORAMA_COVE = 2.5
+CYCLORAMA_RADIUS = CYCLORAMA_RADIUS_M
+CYCLORAMA_COVE = CYCLORAMA_COVE_M
 CYCLORAMA_HEIGHT = 12.0
+#: The wall texture covers this sector of the cyclorama, centred on the camera's view (+y); it repeats elsewhere.
+WALL_SECTOR_DEG = 150.0
+
+Triangles = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def cyclorama(sections: int = 96, cove_steps: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """A surface of revolution: floor out to the cove, a quarter-circle cove, then a vertical wall; faces inward.
-
-    Returns:
-        `(positions, normals)`, unindexed triangles, each `(corners, 3)` float32.
-    """
-    floor_end = CYCLORAMA_RADIUS - CYCLORAMA_COVE
-    profile = [(0.0, 0.0, 0.0, 1.0), (floor_end * 0.5, 0.0, 0.0, 1.0), (floor_end, 0.0, 0.0, 1.0)]  # r, z, nr, nz
+def _profile(
+    radius: float, cove: float, height: float, cove_steps: int
+) -> list[tuple[float, float, float, float, float]]:
+    """The wall's profile from the floor's edge up: `(r, z, normal r, normal z, length along the profile)`."""
+    floor_end = radius - cove
+    profile = [(floor_end, 0.0, 0.0, 1.0, 0.0)]
     for k in range(1, cove_steps + 1):
         a = k / cove_steps * np.pi / 2
-        profile.append(
-            (floor_end + CYCLORAMA_COVE * np.sin(a), CYCLORAMA_COVE * (1 - np.cos(a)), -np.sin(a), np.cos(a))
-        )
-    profile.append((CYCLORAMA_RADIUS, CYCLORAMA_HEIGHT, -1.0, 0.0))
-    angles = np.linspace(0, 2 * np.pi, sections + 1)
-    positions, normals = [], []
+        profile.append((floor_end + cove * np.sin(a), cove * (1 - np.cos(a)), -np.sin(a), np.cos(a), cove * a))
+    profile.append((radius, height, -1.0, 0.0, cove * np.pi / 2 + height - cove))
+    return profile
 
-    def vertex(j: int, i: int) -> tuple[np.ndarray, np.ndarray]:
-        r, z, nr, nz = profile[j]
+
+def cyclorama(
+    radius: float = CYCLORAMA_RADIUS,
+    cove: float = CYCLORAMA_COVE,
+    height: float = CYCLORAMA_HEIGHT,
+    sections: int = 96,
+    cove_steps: int = 12,
+) -> tuple[Triangles, Triangles]:
+    """The studio: a flat floor disc, and a wall that curves up from it through a quarter-circle cove; both face in.
+
+    Args:
+        radius: Distance from the turntable's centre to the vertical wall.
+        cove: Radius of the cove between floor and wall (small values give a sharp corner).
+        height: Height of the wall's top.
+        sections: Segments around the circle.
+        cove_steps: Segments along the cove.
+
+    Returns:
+        `(floor, wall)`, each `(positions, normals, uvs)` of unindexed triangles. Floor UVs map
+        `[-(radius - cove), radius - cove]^2` onto the unit square; wall UVs run along the arc (u, `WALL_SECTOR_DEG`
+        per unit, 0.5 straight ahead of the camera at +y) and along the profile from the floor's edge (v, 0..1).
+    """
+    profile = _profile(radius, cove, height, cove_steps)
+    floor_end, total = profile[0][0], profile[-1][4]
+    angles = np.linspace(-np.pi / 2, 3 * np.pi / 2, sections + 1)  # starts and ends behind the camera
+
+    def wall_vertex(j: int, i: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+        r, z, nr, nz, length = profile[j]
         c, s = np.cos(angles[i]), np.sin(angles[i])
-        return np.array([r * c, r * s, z]), np.array([nr * c, nr * s, nz])
+        u = (np.rad2deg(angles[i]) - 90.0) / WALL_SECTOR_DEG + 0.5
+        return np.array([r * c, r * s, z]), np.array([nr * c, nr * s, nz]), (u, length / total)
 
-    for j in range(len(profile) - 1):
-        for i in range(sections):
-            a, b, c, d = vertex(j, i), vertex(j, i + 1), vertex(j + 1, i + 1), vertex(j + 1, i)
+    def floor_vertex(r: float, i: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+        x, y = r * np.cos(angles[i]), r * np.sin(angles[i])
+        return np.array([x, y, 0.0]), np.array([0.0, 0.0, 1.0]), (x / (2 * floor_end) + 0.5, y / (2 * floor_end) + 0.5)
+
+    floor, wall = ([], [], []), ([], [], [])
+    for i in range(sections):
+        corners = (floor_vertex(0.0, i), floor_vertex(floor_end, i), floor_vertex(floor_end, i + 1))
+        for target, values in zip(floor, zip(*corners)):
+            target.extend(values)
+        for j in range(len(profile) - 1):
+            a, b, c, d = wall_vertex(j, i), wall_vertex(j, i + 1), wall_vertex(j + 1, i + 1), wall_vertex(j + 1, i)
             for tri in ((a, b, c), (a, c, d)):
-                positions += [v[0] for v in tri]
-                normals += [v[1] for v in tri]
-    return np.asarray(positions, dtype=np.float32), np.asarray(normals, dtype=np.float32)
+                for target, values in zip(wall, zip(*tri)):
+                    target.extend(values)
+
+    def pack(parts: tuple[list, list, list]) -> Triangles:
+        return tuple(np.asarray(p, dtype=np.float32) for p in parts)
+
+    return pack(floor), pack(wall)
 
 
 def turntable(sections: int = 96) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,8 +124,10 @@ def turntable(sections: int = 96) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def shadow_texture(car: CarModel, grey: float, shadow: dict, size: int = 512) -> Image.Image:
-    """The turntable's texture in the car frame: plain grey with a soft contact shadow under the car.
+def shadow_texture(
+    car: CarModel, grey: float, shadow: dict, size: int = 512, base: Image.Image | None = None
+) -> Image.Image:
+    """The turntable's texture in the car frame: plain grey (or `base`) with a soft contact shadow under the car.
 
     The shadow is the blurred plan-view hull of the car's lower part, darkened by `shadow["darkness"]`; with the
     `wheel_shadows` hard case, `shadow["wheel_darkness"] > 0` adds near-black blobs around each tyre's contact patch.
@@ -96,6 +137,7 @@ def shadow_texture(car: CarModel, grey: float, shadow: dict, size: int = 512) ->
         grey: Turntable grey level in 0..1.
         shadow: `darkness`, `wheel_darkness`, `blur_m` from the car's parameters.
         size: Texture side in pixels.
+        base: The turntable's own surface (marks, seams), `size` square, in place of plain grey.
 
     Returns:
         An RGB image; row 0 is the +y edge of the turntable (texture v=1), as OpenGL samples it flipped.
@@ -125,7 +167,11 @@ def shadow_texture(car: CarModel, grey: float, shadow: dict, size: int = 512) ->
         blobs = blobs.filter(ImageFilter.GaussianBlur(0.06 * metres_to_px))
         occlusion = Image.fromarray(np.maximum(np.asarray(occlusion), np.asarray(blobs)))
     darkening = 1.0 - np.asarray(occlusion, dtype=np.float32) / 255.0  # (size, size)
-    rgb = np.clip(grey * darkening, 0, 1)[:, :, None].repeat(3, axis=2)  # (size, size, 3)
+    if base is None:
+        surface = np.full((size, size, 3), grey, dtype=np.float32)
+    else:
+        surface = np.asarray(base.convert("RGB").resize((size, size)), dtype=np.float32) / 255.0
+    rgb = np.clip(surface * darkening[:, :, None], 0, 1)  # (size, size, 3)
     return Image.fromarray((rgb * 255).astype(np.uint8))
 
 
