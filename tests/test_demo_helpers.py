@@ -240,6 +240,30 @@ def test_temp_cleaner_prunes_on_its_timer_and_deletes_everything_at_stop(tmp_pat
         helpers.TempCleaner(scratch, cache, every_s=0, max_age_s=1)
 
 
+def test_photo_preview_shows_the_upright_photo_or_nothing(tmp_path):
+    exif = write_image_variant(tmp_path / "car.jpg", "exif", 40, 60)  # stored 60 wide, displayed 40 wide
+    preview = helpers.photo_preview(str(exif))
+    assert preview.mode == "RGB" and preview.size == load_rgb(str(exif)).shape[1::-1] == (40, 60)
+    big = write_jpeg(tmp_path / "big.jpg", 1200, 1600)
+    assert max(helpers.photo_preview(str(big), max_side=640).size) == 640
+    assert helpers.photo_preview(None) is None
+    assert helpers.photo_preview(str(write_not_an_image(tmp_path / "notes.jpg"))) is None  # segment reports it
+
+
+def test_preview_event_writes_the_photo_for_the_page(tmp_path):
+    from carseg_hf.demo.app import make_preview_fn
+
+    preview = make_preview_fn(tmp_path / "scratch")
+    path = preview(str(write_jpeg(tmp_path / "car.jpg", 40, 60, seed=3)))
+    assert path.endswith(".jpg") and load_rgb(path).shape == (40, 60, 3)
+    assert preview(None) is None
+
+
+def test_the_welcome_text_says_that_uploading_runs_the_model():
+    assert "segmented at once" in helpers.WELCOME_TEXT
+    assert not helpers.WELCOME_TEXT.startswith("Upload a photo, then press")
+
+
 def test_find_examples(tmp_path):
     assert helpers.find_examples(tmp_path / "missing") == []
     assert helpers.find_examples(tmp_path) == []

@@ -53,7 +53,10 @@ def test_upload_shows_overlay(demo_url, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 768})
             page.goto(demo_url, wait_until="networkidle")
+            assert "segmented at once" in page.locator("#carseg-info").inner_text()  # no "press Segment" first
+            assert page.locator(".gallery img, table img, button img").count() >= 1  # an example thumbnail
             page.locator("#carseg-image input[type=file]").set_input_files(str(photo))
+            page.locator("#carseg-photo img").first.wait_for(state="visible", timeout=30_000)  # the chosen photo
             overlay = page.locator("#carseg-slider img")
             overlay.first.wait_for(state="visible", timeout=30_000)
             page.wait_for_function(

@@ -23,6 +23,7 @@ from .helpers import (
     DEMO_MAX_NATIVE_PIXELS,
     DEMO_MAX_PIXELS,
     METRICS_HEADERS,
+    WELCOME_TEXT,
     DemoInputError,
     TempCleaner,
     check_native_size,
@@ -31,6 +32,7 @@ from .helpers import (
     error_map,
     find_examples,
     metrics_rows,
+    photo_preview,
     read_ground_truth,
     read_image,
     request_dir,
@@ -172,6 +174,21 @@ def make_segment_fn(
     return segment
 
 
+def make_preview_fn(scratch_dir: str | os.PathLike, max_pixels: int = DEMO_MAX_PIXELS):
+    """Build the handler that shows the chosen photo: `preview(image_path)` returns a JPEG path, or None.
+
+    Args:
+        scratch_dir: Where the preview JPEG is written (pruned with the other output files).
+        max_pixels: Largest upload decoded.
+    """
+
+    def preview(image_path: str | None) -> str | None:
+        image = photo_preview(image_path, max_pixels)  # None for no file or an unusable one (segment reports it)
+        return None if image is None else write_preview(image, request_dir(scratch_dir), "preview")
+
+    return preview
+
+
 def build_demo(
     model: str | None = None,
     device: str = "auto",
@@ -208,6 +225,7 @@ def build_demo(
     segmenter = load_segmenter(model, device)
     scratch_dir = tempfile.mkdtemp(prefix="carseg-demo-")
     segment = make_segment_fn(segmenter, scratch_dir, max_pixels, max_native_pixels)
+    preview = make_preview_fn(scratch_dir, max_pixels)
     examples = find_examples(EXAMPLES_DIR if examples_dir is None else examples_dir)
     size = segmenter.processor.size
 
@@ -218,7 +236,17 @@ def build_demo(
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300):
-                image_file = gr.File(label="Car photo", type="filepath", height=130, elem_id="carseg-image")
+                # gr.File, not gr.Image, so that carseg validates and decodes the upload (specific error messages,
+                # pixel limit from the header); the photo itself is shown in `photo` below.
+                image_file = gr.File(label="Car photo", type="filepath", height=90, elem_id="carseg-image")
+                photo = gr.Image(
+                    label="Chosen photo",
+                    type="filepath",
+                    interactive=False,
+                    height=200,
+                    buttons=[],
+                    elem_id="carseg-photo",
+                )
                 mask_file = gr.File(label="Ground-truth mask (optional; GIF/PNG, 0/1, 0/255 or palette)", height=130)
                 threshold = gr.Slider(0.01, 0.99, value=segmenter.processor.threshold, step=0.01, label="Threshold")
                 with gr.Row():
@@ -233,16 +261,15 @@ def build_demo(
                 run_button = gr.Button("Segment", variant="primary")
                 example_list = (
                     gr.Examples(
-                        examples,
-                        inputs=[image_file, mask_file],
+                        [[image, image, mask] for image, mask in examples],  # the first column shows thumbnails
+                        inputs=[photo, image_file, mask_file],
                         label="Examples (synthetic render + its mask)",
-                        example_labels=[Path(image).stem for image, _ in examples],
                     )
                     if examples
                     else None
                 )
             with gr.Column(scale=3, min_width=400):
-                info = gr.Markdown("Upload a photo, then press **Segment**.", elem_id="carseg-info")
+                info = gr.Markdown(WELCOME_TEXT, elem_id="carseg-info")
                 with gr.Tabs():
                     with gr.Tab("Before / after"):
                         slider = gr.ImageSlider(
@@ -271,6 +298,7 @@ def build_demo(
         outputs = [slider, mask_download, rle, info, metrics, errors]
         run_button.click(segment, inputs, outputs, api_name="segment", concurrency_id="segment")
         image_file.upload(segment, inputs, outputs, api_visibility="private", concurrency_id="segment")
+        image_file.change(preview, image_file, photo, api_visibility="private", show_progress="hidden")
         if example_list is not None:
             example_list.load_input_event.then(
                 segment, inputs, outputs, api_visibility="private", concurrency_id="segment"

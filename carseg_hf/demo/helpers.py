@@ -46,6 +46,13 @@ DEMO_MAX_NATIVE_PIXELS = 2048 * 2048
 METRICS_HEADERS = ["dice", "IoU", "precision", "recall", "TP px", "FP px", "FN px"]
 #: Decimals of the scores in the metrics table.
 METRICS_DECIMALS = 6
+#: Longest side of the preview of the chosen photo.
+PREVIEW_SIDE = 640
+#: What the page says before anything is segmented (uploading or picking an example runs the model at once).
+WELCOME_TEXT = (
+    "Upload a car photo or pick an example below: it is segmented at once. To run it again with other settings or "
+    "with a ground-truth mask, press **Segment**."
+)
 #: Age after which an empty `tmp*` file in Gradio's cache folder is a leftover: `gr.File(type="filepath")` opens a
 #: temporary file there for every upload and never writes or deletes it (gradio 6.31), while an upload in progress
 #: fills its own temporary file at once and renames it within the request.
@@ -91,6 +98,32 @@ def read_image(path: str | os.PathLike | None, max_pixels: int = DEMO_MAX_PIXELS
         return load_rgb(os.fspath(path), max_pixels=max_pixels)  # (height, width, 3) uint8
     except ImageDecodeError as error:
         raise DemoInputError(_user_message(error, path, "Image")) from error
+
+
+def photo_preview(
+    path: str | os.PathLike | None, max_pixels: int = DEMO_MAX_PIXELS, max_side: int = PREVIEW_SIDE
+) -> Image.Image | None:
+    """A small RGB preview of the chosen photo, for the page to show next to the file input.
+
+    The file is validated and decoded like `read_image` (EXIF orientation applied). An unusable file gives None:
+    the segmentation event reports it with its specific message, so the preview does not repeat it.
+
+    Args:
+        path: The uploaded file, or None.
+        max_pixels: Largest accepted width x height.
+        max_side: Longest side of the preview.
+
+    Returns:
+        The preview, at most `max_side` pixels wide and high, or None.
+    """
+    if path is None:
+        return None
+    try:
+        image = Image.fromarray(read_image(path, max_pixels))  # (height, width, 3) uint8
+    except DemoInputError:
+        return None
+    image.thumbnail((max_side, max_side), Image.BILINEAR)
+    return image
 
 
 def read_ground_truth(
