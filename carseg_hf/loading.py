@@ -38,6 +38,27 @@ def resolve_model_path(model: str | os.PathLike | None) -> str:
     return model
 
 
+def weights_file(
+    model: str | os.PathLike | None, revision: str | None = None, token: str | bool | None = None
+) -> Path:
+    """The `model.safetensors` that `load_model` reads for `model`: in its folder, or in the Hub cache.
+
+    Args:
+        model: A folder, a Hub repo id, or None for `$CARSEG_MODEL` or the bundled default.
+        revision: Hub revision.
+        token: Hub token, if the repo is private.
+
+    Returns:
+        The local path of the weights file (downloaded into the cache if it is not there yet).
+    """
+    path = resolve_model_path(model)
+    if Path(path).is_dir():
+        return Path(path) / "model.safetensors"
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(path, "model.safetensors", revision=revision, token=token))
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """Turn `auto`, `cpu`, `cuda` or `cuda:N` into a device, refusing CUDA where there is none."""
     if device == "auto":

@@ -6,7 +6,8 @@ it waits for batch N's run boundaries and masks, which come back through asynchr
 while the host builds RLE strings. Queues between the stages are bounded, so memory does not grow with the number of
 inputs. Every mask file is written to a temporary name and renamed into place, and submission rows go to a journal
 (`<submission>.partial`, a plain CSV flushed after every batch) that becomes the submission only at the end, so an
-interrupted run leaves no half-written file and a rerun continues where it stopped.
+interrupted run leaves no half-written file and a rerun continues where it stopped. Each output records the settings
+that produced it (`carseg_hf.predict_record`), and a rerun with other settings stops instead of mixing results.
 """
 
 from __future__ import annotations
@@ -35,7 +36,19 @@ from .image_io import IMAGE_EXTENSIONS, PAIR_MASK_SUFFIX, ImageDecodeError
 from .image_processing_carseg import CarSegImageProcessor
 from .inference import predict_logits
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .rle import PendingRLE, allow_long_csv_fields, prepare_submission_target
+from .predict_record import (
+    PROCESSOR_SETTINGS,
+    RECORD_VERSION,
+    FolderJournal,
+    ModelSource,
+    OutputCheck,
+    check_outputs,
+    read_record,
+    state_dict_sha256,
+    submission_record_path,
+    write_record,
+)
+from .rle import PendingRLE, allow_long_csv_fields, check_submission_target, prepare_submission_target
 
 #: File extensions picked up when a folder is given as input.
 MASK_FORMATS = ("png", "gif")
@@ -165,18 +178,29 @@ class SubmissionJournal:
 
     The journal lives at `<submission>.partial` and is an uncompressed `img,rle_mask` CSV. An incomplete last line
     (the process died while writing it) is cut off when the journal is reopened. `finalize` streams the rows into the
-    submission (through `carseg_hf.rle.SubmissionWriter`, which renames atomically) and deletes the journal.
+    submission (through `carseg_hf.rle.SubmissionWriter`, which renames atomically) and deletes the journal. The
+    settings that produced the rows are recorded in `<submission>.carseg.json` (see `carseg_hf.predict_record`),
+    which stays beside the finished submission.
 
     Args:
         submission: The final submission path (`.csv` or `.csv.gz`).
+        settings: The settings of this run (`BatchPredictor.settings_record`).
         overwrite: Start a new journal instead of continuing an existing one.
+
+    Raises:
+        SettingsChangedError: If the journal or the submission holds rows made with other (or unrecorded) settings
+            and `overwrite` is not set.
+        ValueError: If the submission cannot be written (read-only, under a file, a folder).
     """
 
-    def __init__(self, submission: str | os.PathLike, overwrite: bool = False) -> None:
+    def __init__(self, submission: str | os.PathLike, settings: dict, overwrite: bool = False) -> None:
         self.submission = Path(submission)
         self.path = self.submission.with_name(self.submission.name + ".partial")
         self.done: set[str] = set()
         prepare_submission_target(self.submission)  # a read-only or impossible target stops the run before it starts
+        if not overwrite:
+            check_outputs([self.output_check(self.submission, settings)])
+        write_record(submission_record_path(self.submission), settings)
         if overwrite:
             self.path.unlink(missing_ok=True)
         elif not self.path.exists() and self.submission.is_file():
@@ -187,6 +211,14 @@ class SubmissionJournal:
             with open(self.path, "wb") as handle:
                 handle.write(_SUBMISSION_HEADER.encode())
         self._handle = open(self.path, "ab")
+
+    @staticmethod
+    def output_check(submission: str | os.PathLike, settings: dict) -> OutputCheck:
+        """The submission as `check_outputs` compares it: its record, and whether it or its journal exists."""
+        submission = Path(submission)
+        journal = submission.with_name(submission.name + ".partial")
+        recorded = read_record(submission_record_path(submission))
+        return OutputCheck(f"the submission {submission}", recorded, journal.exists() or submission.exists(), settings)
 
     def _seed_from_submission(self) -> None:
         """Continue from a finished submission: its rows count as done (e.g. after fixing a failed image)."""
@@ -232,27 +264,31 @@ class SubmissionJournal:
         if not self._handle.closed:
             self._handle.close()
 
-    def finalize(self, names: set[str]) -> int:
-        """Write the submission from the journal rows whose image is in `names`, then delete the journal.
+    def finalize(self, names: set[str]) -> tuple[int, int]:
+        """Write the submission from every journal row, then delete the journal.
+
+        Rows of images that are not among this run's inputs (a rerun on a subset) are kept: they were made with the
+        same settings, which the record guarantees.
 
         Args:
-            names: The `img` values of this run's inputs; rows of other images are left out.
+            names: The `img` values of this run's inputs.
 
         Returns:
-            The number of rows written.
+            The number of rows written, and how many of them are of images outside `names`.
         """
         from .rle import SubmissionWriter
 
         self.close()
         allow_long_csv_fields()
+        kept = 0
         with open(self.path, encoding="utf-8", newline="") as handle, SubmissionWriter(self.submission) as writer:
             next(handle)  # the header
             for name, rle in csv.reader(handle):  # streamed: the journal may be larger than memory
-                if name in names:
-                    writer.write(name, rle)
+                writer.write(name, rle)
+                kept += name not in names
             count = writer.count
         self.path.unlink()
-        return count
+        return count, kept
 
 
 def _csv_row(name: str, rle: str) -> bytes:
@@ -352,6 +388,8 @@ class PredictSummary:
             without `profile`, work is queued asynchronously: `model` is then the time to queue it, and `rle`
             includes the wait for it.
         submission_rows: Rows in the finished submission, or None without `--submission`.
+        submission_rows_kept: Rows of the submission whose image is not among this run's inputs: kept from earlier
+            runs with the same settings (a rerun on a subset keeps the rest of the submission).
     """
 
     total: int = 0
@@ -361,6 +399,7 @@ class PredictSummary:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict(decode=0.0, model=0.0, rle=0.0, write=0.0))
     submission_rows: int | None = None
+    submission_rows_kept: int = 0
 
     @property
     def images_per_second(self) -> float:
@@ -405,6 +444,20 @@ class _BatchInFlight:
     groups: list[_GroupInFlight]
 
 
+@dataclass
+class _Outputs:
+    """The journals of a run's outputs; None for an output not asked for."""
+
+    masks: FolderJournal | None = None
+    overlays: FolderJournal | None = None
+    submission: SubmissionJournal | None = None
+
+
+def _done(journal: FolderJournal | None, path: Path) -> bool:
+    """Whether an output file was written with this run's settings: listed in its folder's journal and present."""
+    return journal is not None and path.name in journal.done and path.is_file()
+
+
 def _select(masks: torch.Tensor, indices: list[int]) -> torch.Tensor:
     """`masks[indices]`, without a copy when every mask is selected.
 
@@ -423,6 +476,9 @@ class BatchPredictor:
         processor: Its image processor, the source of every preprocessing parameter.
         device: Where the model runs.
         options: The run's settings.
+        source: Where the model came from, for the outputs' records (`carseg_hf.predict_record`); without it the
+            records name the model by its `name_or_path`. The weights themselves are always identified by a hash
+            of the model's state dict.
     """
 
     def __init__(
@@ -431,11 +487,14 @@ class BatchPredictor:
         processor: CarSegImageProcessor,
         device: str | torch.device = "cpu",
         options: PredictOptions | None = None,
+        source: ModelSource | None = None,
     ) -> None:
         self.options = options or PredictOptions()
         self.options.validate()
         self.device = torch.device(device)
         self.processor = processor
+        self.source = source or ModelSource(getattr(model, "name_or_path", "") or "an in-memory model")
+        self.weights_sha256 = state_dict_sha256(model)  # the weights as run, before any folding
         self.model = model.to(self.device).eval()
         if self.options.fold_batchnorm:
             self.model, _ = fold_batchnorm(self.model)  # an inference-only copy; the caller's model is untouched
@@ -443,6 +502,7 @@ class BatchPredictor:
         self.model = self.model.to(memory_format=self.memory_format)
         self.size = parse_resolution(self.options.resolution, processor)
         threshold = processor.threshold if self.options.threshold is None else self.options.threshold
+        self.threshold = float(threshold)
         self.logit_threshold = math.log(threshold / (1.0 - threshold))  # sigmoid(x) > t  <=>  x > logit(t)
         decode = self.options.decode
         self.tensor_decode = decode == "tensor" or (decode == "auto" and self.device.type == "cuda")
@@ -626,17 +686,73 @@ class BatchPredictor:
 
     # ----- the pipeline -----
 
-    def _pending(self, paths: Sequence[Path], journal: SubmissionJournal | None, out_dir: Path | None) -> list[_Item]:
+    def settings_record(self, output_format: str) -> dict:
+        """What produces this predictor's results, as recorded beside each output (`carseg_hf.predict_record`).
+
+        Args:
+            output_format: The output's format: `"png"` or `"gif"` masks, `"jpeg"` overlays, `"rle"` submission rows.
+
+        Returns:
+            A JSON-serialisable dict; the keys of `predict_record.RESULT_SETTINGS` are compared on a rerun.
+        """
+        processor = self.processor.to_dict()
+        return {
+            "record_version": RECORD_VERSION,
+            "model": self.source.name_or_path,
+            "revision": self.source.revision,
+            "weights_file_sha256": self.source.weights_file_sha256,
+            "weights_sha256": self.weights_sha256,
+            "processor": {key: processor.get(key) for key in PROCESSOR_SETTINGS},
+            "threshold": self.threshold,
+            "tta": "hflip" if self.options.tta else "none",
+            "resolution": "native" if self.size is None else f"{self.size[0]}x{self.size[1]}",
+            "format": output_format,
+        }
+
+    def _open_outputs(self) -> _Outputs:
+        """Check every output against this run's settings, then create the folders and open the journals.
+
+        Raises:
+            SettingsChangedError: If an output holds results made with other settings and `overwrite` is not set;
+                it lists every such output, and nothing was changed.
+        """
+        folders = [
+            (Path(folder), kind, self.settings_record(output_format))
+            for folder, kind, output_format in (
+                (self.options.out_dir, "masks", self.options.mask_format),
+                (self.options.overlay_dir, "overlays", "jpeg"),
+            )
+            if folder is not None
+        ]
+        submission_settings = self.settings_record("rle")
+        if self.options.submission is not None:
+            check_submission_target(self.options.submission)  # before any folder is made
+        if not self.options.overwrite:
+            checks = [FolderJournal.output_check(*folder) for folder in folders]
+            if self.options.submission is not None:
+                checks.append(SubmissionJournal.output_check(self.options.submission, submission_settings))
+            check_outputs(checks)
+        outputs = _Outputs()
+        for folder, kind, settings in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            _remove_stale_tmp_files(folder)
+            setattr(outputs, kind, FolderJournal(folder, kind, settings, self.options.overwrite))
+        if self.options.submission is not None:
+            outputs.submission = SubmissionJournal(
+                self.options.submission, submission_settings, overwrite=self.options.overwrite
+            )
+        return outputs
+
+    def _pending(self, paths: Sequence[Path], outputs: _Outputs) -> list[_Item]:
         items = []
+        out_dir = None if self.options.out_dir is None else Path(self.options.out_dir)
         overlay_dir = None if self.options.overlay_dir is None else Path(self.options.overlay_dir)
         for path in paths:
-            need_mask = out_dir is not None and (
-                self.options.overwrite or not mask_path_for(path, out_dir, self.options.mask_format).is_file()
+            need_mask = out_dir is not None and not _done(
+                outputs.masks, mask_path_for(path, out_dir, self.options.mask_format)
             )
-            need_mask |= overlay_dir is not None and (
-                self.options.overwrite or not overlay_path_for(path, overlay_dir).is_file()
-            )
-            need_row = journal is not None and submission_name(path) not in journal.done
+            need_mask |= overlay_dir is not None and not _done(outputs.overlays, overlay_path_for(path, overlay_dir))
+            need_row = outputs.submission is not None and submission_name(path) not in outputs.submission.done
             if need_mask or need_row:
                 items.append(_Item(path=path, need_mask=need_mask, need_row=need_row))
         return items
@@ -675,31 +791,45 @@ class BatchPredictor:
         paths = expand_inputs(inputs)
         self._check_name_clashes(paths)
         summary = PredictSummary(total=len(paths))
-        out_dir = None if self.options.out_dir is None else Path(self.options.out_dir)
-        for folder in (out_dir, self.options.overlay_dir):
-            if folder is not None:
-                Path(folder).mkdir(parents=True, exist_ok=True)
-                _remove_stale_tmp_files(Path(folder))
-        journal = None
-        if self.options.submission is not None:
-            journal = SubmissionJournal(self.options.submission, overwrite=self.options.overwrite)
+        outputs = self._open_outputs()
+        journal = outputs.submission
         try:
-            pending = self._pending(paths, journal, out_dir)
+            pending = self._pending(paths, outputs)
             summary.skipped = len(paths) - len(pending)
-            self._stream(pending, journal, out_dir, summary, on_batch)
+            self._stream(pending, outputs, summary, on_batch)
         finally:
             if journal is not None:
                 journal.close()
         if journal is not None:
-            summary.submission_rows = journal.finalize({submission_name(path) for path in paths})
+            names = {submission_name(path) for path in paths}
+            summary.submission_rows, summary.submission_rows_kept = journal.finalize(names)
         summary.seconds = time.perf_counter() - start
         return summary
+
+    def _write_batch(self, batch: list[_Item], outputs: _Outputs) -> None:
+        """Write a computed batch's mask files, overlays and submission rows, then record them in the journals."""
+        masks, overlays, rows = [], [], []
+        for item in batch:
+            if item.mask is not None and outputs.masks is not None:
+                path = mask_path_for(item.path, Path(self.options.out_dir), self.options.mask_format)
+                _write_mask_atomic(item.mask, path, self.options.mask_format)
+                masks.append(path.name)
+            if item.mask is not None and outputs.overlays is not None:
+                path = overlay_path_for(item.path, Path(self.options.overlay_dir))
+                _write_overlay_atomic(item.path, item.mask, path)
+                overlays.append(path.name)
+            if item.rle is not None:
+                rows.append((submission_name(item.path), item.rle))
+        for journal, names in ((outputs.masks, masks), (outputs.overlays, overlays)):
+            if journal is not None:
+                journal.append(names)
+        if rows:
+            outputs.submission.append(rows)
 
     def _stream(
         self,
         items: list[_Item],
-        journal: SubmissionJournal | None,
-        out_dir: Path | None,
+        outputs: _Outputs,
         summary: PredictSummary,
         on_batch: Callable[[int, int], None] | None,
     ) -> None:
@@ -737,21 +867,7 @@ class BatchPredictor:
                     return
                 try:
                     started = time.perf_counter()
-                    rows = []
-                    for item in batch:
-                        if item.mask is not None and out_dir is not None:
-                            _write_mask_atomic(
-                                item.mask,
-                                mask_path_for(item.path, out_dir, self.options.mask_format),
-                                self.options.mask_format,
-                            )
-                        if item.mask is not None and self.options.overlay_dir is not None:
-                            overlay_path = overlay_path_for(item.path, Path(self.options.overlay_dir))
-                            _write_overlay_atomic(item.path, item.mask, overlay_path)
-                        if item.rle is not None:
-                            rows.append((submission_name(item.path), item.rle))
-                    if rows:
-                        journal.append(rows)
+                    self._write_batch(batch, outputs)
                     summary.stage_seconds["write"] += time.perf_counter() - started
                     progress.update(len(batch))
                 except BaseException as error:  # handed to the main thread, which re-raises it

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import copy
 import gzip
+import json
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -73,6 +74,11 @@ def _predictor(trained, device: str = "cpu", **options) -> BatchPredictor:
     if device != "cpu":
         model = copy.deepcopy(model)  # BatchPredictor moves the model it is given; keep the shared one on the CPU
     return BatchPredictor(model, processor, device, PredictOptions(**options))
+
+
+def _outputs(folder: Path) -> list[Path]:
+    """The files of an output folder, without its hidden journal (`.carseg-masks.jsonl`, `.carseg-overlays.jsonl`)."""
+    return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
 
 
 def _cli(*argv: str) -> int:
@@ -144,7 +150,7 @@ def test_overlay_shows_the_predicted_car_on_the_photo(trained, dataset, tmp_path
     assert _cli(*common, "--overlay", str(tmp_path / "look"), "--out", str(tmp_path / "masks")) == 0
     assert f"overlays (predicted car tinted) in {tmp_path / 'look'}" in capsys.readouterr().out
     images = sorted((dataset / "test").glob("*.jpg"))
-    assert sorted(p.name for p in (tmp_path / "look").iterdir()) == [f"{p.stem}_overlay.jpg" for p in images]
+    assert [p.name for p in _outputs(tmp_path / "look")] == [f"{p.stem}_overlay.jpg" for p in images]
     for image in images:
         photo = load_rgb(image).astype(np.float64)
         mask = load_mask(tmp_path / "masks" / f"{image.stem}.png").astype(bool)
@@ -185,7 +191,7 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(trained, dataset, t
 
     with pytest.raises(KeyboardInterrupt):
         _predictor(trained, out_dir=out, submission=submission, batch_size=2).run(inputs, on_batch=interrupt)
-    written = sorted(out.iterdir())
+    written = _outputs(out)
     assert len(written) == 4 and all(p.suffix == ".png" for p in written)  # two whole batches, no temp files
     for path in written:
         load_mask(path)  # each file decodes completely
@@ -242,7 +248,7 @@ def test_corrupt_input_is_reported_skipped_and_sets_exit_code(trained, dataset, 
     captured = capsys.readouterr()
     assert "broken.jpg" in captured.err and "empty.png" in captured.err
     assert "4 segmented" in captured.out and "2 failed" in captured.out
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in (dataset / "test").glob("*.jpg"))
+    assert [p.name for p in _outputs(out)] == sorted(f"{p.stem}.png" for p in (dataset / "test").glob("*.jpg"))
     code = _cli(str(dataset / "test"), "--model", str(trained[2]), "--out", str(out), "--no-progress")
     assert code == 0
     assert "0 segmented, 4 already done" in capsys.readouterr().out
@@ -357,7 +363,7 @@ def test_tensor_decode_path_matches_processor_path(trained, dataset, tmp_path, d
     assert "truncated.jpg" in summary.failed[0][1]
     _predictor(trained, out_dir=tmp_path / "pil", decode="processor").run([folder])
     rows = read_rle_csv(tmp_path / "t.csv")
-    for path in sorted((tmp_path / "pil").iterdir()):
+    for path in _outputs(tmp_path / "pil"):
         ours, theirs = load_mask(tmp_path / "tensor" / path.name), load_mask(path)
         assert (ours == theirs).mean() >= 0.999, path.name
         name = "as_png.png" if path.stem == "as_png" else f"{path.stem}.jpg"
@@ -404,7 +410,7 @@ def test_batch_in_flight_gives_the_outputs_of_a_serial_run(trained, dataset, tmp
         assert summary.processed == 12 and calls == [(0, 5), (1, 5), (2, 2)]
         outputs[profile] = (read_rle_csv(tmp_path / f"{profile}.csv"), predictor)
     assert outputs[False][0] == outputs[True][0]
-    for path in sorted((tmp_path / "True").iterdir()):
+    for path in _outputs(tmp_path / "True"):
         assert np.array_equal(load_mask(tmp_path / "False" / path.name), load_mask(path)), path.name
 
     predictor = outputs[False][1]  # the launch only queues the work; the strings and masks come with _finish
@@ -475,3 +481,73 @@ def test_a_read_only_submission_stops_the_run_before_anything_is_computed(traine
         predictor.run([dataset / "test"])
     assert submission.read_text() == "img,rle_mask\nold_01.jpg,1 1\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sub.csv"]  # no journal, no temporary file
+
+
+def test_a_rerun_with_other_settings_stops_and_names_them(trained, dataset, tmp_path, capsys):
+    from carseg_hf.cli import main as cli_main
+    from carseg_hf.predict_record import SettingsChangedError, file_sha256, submission_record_path
+
+    model_dir = trained[2]
+    submission, out, look = tmp_path / "sub.csv", tmp_path / "masks", tmp_path / "look"
+    common = [str(dataset / "test"), "--submission", str(submission), "--out", str(out), "--no-progress"]
+    assert _cli(*common, "--model", str(model_dir), "--overlay", str(look)) == 0
+    record = json.loads(submission_record_path(submission).read_text())
+    assert record["model"] == str(model_dir) and record["revision"] is None
+    assert record["weights_file_sha256"] == file_sha256(model_dir / "model.safetensors")
+    assert (record["threshold"], record["tta"], record["resolution"], record["format"]) == (
+        0.5,
+        "none",
+        "64x96",
+        "rle",
+    )
+    before = {path: path.read_bytes() for path in [submission, *_outputs(out), *_outputs(look)]}
+    other = tmp_path / "other-model"  # the same architecture with other weights
+    torch.manual_seed(1)
+    CarSegForSemanticSegmentation(tiny_config()).save_pretrained(other)
+    trained[1].save_pretrained(other)
+    for extra, changed in [
+        (["--model", str(model_dir), "--threshold", "0.99"], "--threshold: 0.5 -> 0.99"),
+        (["--model", str(model_dir), "--tta", "hflip"], "--tta: none -> hflip"),
+        (["--model", str(model_dir), "--resolution", "128x192"], "--resolution: 64x96 -> 128x192"),
+        (["--model", str(other)], f"--model / --revision (the weights): {model_dir} (weights sha256"),
+    ]:
+        assert cli_main(["predict", *common, *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"the submission {submission} holds results made with other settings" in err and changed in err, err
+        assert "--overwrite" in err
+    with pytest.raises(SettingsChangedError, match=rf"the masks folder {out} .*the output format: png -> gif"):
+        _predictor(trained, out_dir=out, mask_format="gif").run([dataset / "test"])
+    with pytest.raises(SettingsChangedError, match="--threshold: 0.5 -> 0.99"):  # overlays alone
+        _predictor(trained, overlay_dir=look, threshold=0.99).run([dataset / "test"])
+    assert {path: path.read_bytes() for path in before} == before  # nothing was replaced
+
+    assert _cli(*common, "--model", str(model_dir), "--threshold", "0.99", "--overwrite") == 0  # starting over
+    assert "4 segmented, 0 already done" in capsys.readouterr().out
+    assert json.loads(submission_record_path(submission).read_text())["threshold"] == 0.99
+    assert submission.read_bytes() != before[submission]  # the rows were recomputed with the new threshold
+    assert _cli(*common, "--model", str(model_dir), "--threshold", "0.99") == 0  # and now resume with it
+    assert "0 segmented, 4 already done" in capsys.readouterr().out
+
+
+def test_a_subset_rerun_keeps_the_rows_it_does_not_touch(trained, dataset, tmp_path):
+    submission = tmp_path / "sub.csv"
+    everything = _predictor(trained, submission=submission, batch_size=4).run([dataset / "train"])
+    assert everything.submission_rows == 8
+    rows = read_rle_csv(submission)
+    subset = sorted((dataset / "train").glob("*.jpg"))[:2]
+    again = _predictor(trained, submission=submission).run(subset)
+    assert (again.skipped, again.processed, again.submission_rows, again.submission_rows_kept) == (2, 0, 8, 6)
+    assert read_rle_csv(submission) == rows
+
+
+def test_output_files_without_a_journal_entry_are_recomputed(trained, dataset, tmp_path):
+    out = tmp_path / "masks"
+    out.mkdir()
+    image = sorted((dataset / "test").glob("*.jpg"))[0]
+    Image.new("L", (192, 128), 255).save(out / f"{image.stem}.png")  # a stale mask from some earlier tool
+    summary = _predictor(trained, out_dir=out).run([image])
+    assert (summary.processed, summary.skipped) == (1, 0)
+    assert 0.02 < load_mask(out / f"{image.stem}.png").mean() < 0.98  # replaced by the model's mask
+    (tmp_path / "sub.csv").write_text("img,rle_mask\nx.jpg,1 1\n")  # a submission without a record
+    with pytest.raises(ValueError, match=r"sub\.csv holds results without a record .* Pass --overwrite"):
+        _predictor(trained, submission=tmp_path / "sub.csv").run([image])

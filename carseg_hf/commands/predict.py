@@ -55,7 +55,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default="retain",
         help="retain: keep freed memory for reuse (faster on CPU, see carseg_hf.cpu_runtime); default: glibc's",
     )
-    parser.add_argument("--overwrite", action="store_true", help="recompute everything instead of resuming")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="recompute everything instead of resuming (needed when the outputs were made with other settings)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--profile",
@@ -71,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..cpu_runtime import retain_freed_memory
-    from ..loading import load_model, resolve_device
+    from ..loading import load_model, resolve_device, resolve_model_path, weights_file
     from ..predict import BatchPredictor, PredictOptions, expand_inputs
+    from ..predict_record import ModelSource, file_sha256
 
     if args.allocator == "retain":
         retain_freed_memory()
@@ -109,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"carseg predict: warning: {warning}", file=sys.stderr)
     paths = expand_inputs(args.inputs)  # fail on a typo before loading the model
     model, processor = load_model(args.model, device=device, revision=args.revision)
-    predictor = BatchPredictor(model, processor, device, options)
+    weights_sha256 = file_sha256(weights_file(args.model, revision=args.revision))
+    source = ModelSource(resolve_model_path(args.model), args.revision, weights_sha256)
+    predictor = BatchPredictor(model, processor, device, options, source=source)
     summary = predictor.run(paths)
     parts = [f"{summary.processed} segmented", f"{summary.skipped} already done", f"{len(summary.failed)} failed"]
     print(
@@ -124,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
     if args.overlay:
         print(f"overlays (predicted car tinted) in {args.overlay}")
     if args.submission:
-        print(f"submission {args.submission}: {summary.submission_rows} rows")
+        kept = summary.submission_rows_kept
+        note = f" ({kept} kept from earlier runs: images not among this run's inputs)" if kept else ""
+        print(f"submission {args.submission}: {summary.submission_rows} rows{note}")
     if summary.failed:
         print(f"{len(summary.failed)} image(s) could not be read and were skipped:", file=sys.stderr)
         for path, reason in summary.failed:
