@@ -27,7 +27,16 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from .image_io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, PAIR_MASK_SUFFIX, ImageDecodeError, load_mask, load_rgb
+from .image_io import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    PAIR_MASK_SUFFIX,
+    ImageDecodeError,
+    check_mask_size,
+    displayed_size,
+    load_mask,
+    load_rgb,
+)
 from .rle import read_rle_csv, rle_decode
 
 _CARVANA_NAME = re.compile(r"^(?P<car>[^_/]+)_(?P<angle>\d{2})\.(?:jpe?g|png)$", re.IGNORECASE)
@@ -78,7 +87,7 @@ def split_by_car(
 
 
 def _check_header(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """Open an image's header only and return its (width, height).
+    """Open an image's header only and return its (width, height) as displayed and decoded (EXIF orientation applied).
 
     Refuses empty, non-image and truncated files, and images over `max_pixels` (the limit `image_io` decodes up
     to), decompression bombs included, so that they fail here with the file's name rather than in a worker.
@@ -89,7 +98,7 @@ def _check_header(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
             with Image.open(path) as image:
-                size, kind = image.size, image.format
+                size, kind = displayed_size(image), image.format
     except Image.DecompressionBombError as error:
         raise ImageDecodeError(
             f"{path}: refusing to decode it, it is far over the limit of {max_pixels:,} pixels ({error})"
@@ -122,12 +131,7 @@ def _check_pairs(
         try:
             size = _check_header(image_path)
             if mask_path is not None:
-                mask_size = _check_header(mask_path)
-                if mask_size != size:
-                    raise ImageDecodeError(
-                        f"mask {mask_path} is {mask_size[0]}x{mask_size[1]} but its image {image_path} is "
-                        f"{size[0]}x{size[1]}; a mask must have its image's size"
-                    )
+                check_mask_size(_check_header(mask_path), size, mask_path, image_path)
         except ImageDecodeError:
             if not keep_unreadable:
                 raise

@@ -21,6 +21,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".
 #: What a mask's stem adds to its image's stem in an image/mask pair folder (`car_03.jpg`, `car_03_mask.png`).
 PAIR_MASK_SUFFIX = "_mask"
 
+#: The EXIF tag of the orientation, and its values that swap width and height (transposed, or rotated by 90 or 270°).
+EXIF_ORIENTATION_TAG = 0x0112
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+
 _SUPPORTED_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "I;16", "I;16B", "I;16L", "I", "F", "1", "YCbCr")
 
 
@@ -81,6 +85,65 @@ def open_image_file(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MA
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageDecodeError(f"{path}: the image data is corrupt or truncated ({error})") from error
     return ImageOps.exif_transpose(image)
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF Orientation of an opened image (1, upright, when it has none or it cannot be read)."""
+    try:
+        value = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1))
+    except (OSError, SyntaxError, ValueError, TypeError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def displayed_size(image: Image.Image) -> tuple[int, int]:
+    """The `(width, height)` of an opened image as it is displayed and decoded here, with its EXIF orientation."""
+    width, height = image.size
+    return (height, width) if exif_orientation(image) in _SWAPPING_ORIENTATIONS else (width, height)
+
+
+def check_mask_size(mask_size: tuple[int, int], image_size: tuple[int, int], mask: Any, image: Any) -> None:
+    """Refuse a mask whose size differs from its image's displayed size, saying so when EXIF explains it.
+
+    Images are read as displayed (EXIF orientation applied), so a mask must have the displayed size. When it has the
+    size the image is stored at instead, the message says that the image carries an EXIF orientation tag.
+
+    Args:
+        mask_size: The mask's `(width, height)`.
+        image_size: The image's `(width, height)` as displayed.
+        mask: The mask's source (a path, an image, an array), to name it.
+        image: The image's source, to name it and read its stored size.
+
+    Raises:
+        ImageDecodeError: Naming both, with their sizes.
+    """
+    if tuple(mask_size) == tuple(image_size):
+        return
+    (mask_w, mask_h), (image_w, image_h) = mask_size, image_size
+    message = f"mask {describe(mask)} is {mask_w}x{mask_h} but its image {describe(image)} is {image_w}x{image_h}"
+    stored = _stored_size(image)
+    if stored is not None and stored != tuple(image_size):
+        message += f" as displayed (stored as {stored[0]}x{stored[1]}, rotated by its EXIF orientation tag)"
+        if tuple(mask_size) == stored:
+            message += (
+                "; the mask has the stored size: carseg reads images as displayed, EXIF orientation applied (as "
+                f"viewers and PIL's ImageOps.exif_transpose do), so rotate the mask the same way, to "
+                f"{image_w}x{image_h}"
+            )
+    raise ImageDecodeError(message + "; a mask must match its image's size")
+
+
+def _stored_size(source: Any) -> tuple[int, int] | None:
+    """The `(width, height)` an image file or PIL image is stored at, before EXIF orientation; None if unknown."""
+    if isinstance(source, Image.Image):
+        return source.size
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            with Image.open(source) as image:
+                return image.size
+        except (OSError, SyntaxError, ValueError):
+            return None
+    return None
 
 
 def _check_pil_mode(image: Image.Image, name: str) -> None:

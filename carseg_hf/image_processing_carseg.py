@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
-from .image_io import DEFAULT_MAX_PIXELS, ImageDecodeError, describe, load_mask, load_rgb
+from .image_io import DEFAULT_MAX_PIXELS, check_mask_size, describe, load_mask, load_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -194,11 +194,7 @@ class CarSegImageProcessor(BaseImageProcessor):
             pixel_values.append(self.to_pixel_values(self.resize_image(array, target), do_rescale, do_normalize))
             if mask_list is not None:
                 mask = self.load_mask(mask_list[index])  # (height, width) uint8 0/1
-                if mask.shape != array.shape[:2]:
-                    raise ImageDecodeError(
-                        f"mask {describe(mask_list[index])} is {mask.shape[1]}x{mask.shape[0]} but its image "
-                        f"{describe(image)} is {array.shape[1]}x{array.shape[0]}; a mask must match its image's size"
-                    )
+                check_mask_size(mask.shape[::-1], array.shape[1::-1], mask_list[index], image)
                 labels.append(torch.from_numpy(self.resize_mask(mask, target).astype(np.int64)))
 
         shapes = {tuple(p.shape) for p in pixel_values}

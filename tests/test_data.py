@@ -134,7 +134,7 @@ def test_mask_size_mismatch_names_both_files(carvana_copy):
     mask_path = sorted((carvana_copy / "train_masks").iterdir())[0]
     Image.fromarray(np.zeros((10, 10), np.uint8)).convert("P").save(mask_path, format="GIF")
     image_name = mask_path.name.replace("_mask.gif", ".jpg")
-    with pytest.raises(ImageDecodeError, match=rf"{mask_path.name} is 10x10 but its image .*{image_name} is 64x48"):
+    with pytest.raises(ImageDecodeError, match=rf"{mask_path.name}' is 10x10 but its image .*{image_name}' is 64x48"):
         load_carvana(carvana_copy)
 
 
@@ -210,3 +210,23 @@ def test_splits_json_fixes_the_split_by_car(tmp_path):
     (root / "splits.json").write_text(json.dumps({cars[0]: "train", cars[1]: "val", cars[2]: "dev"}))
     with pytest.raises(ValueError, match="unknown split names"):
         load_carvana(root)
+
+
+def test_an_exif_rotated_photo_is_checked_at_its_displayed_size(tmp_path):
+    rng = np.random.default_rng(0)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 30x20 (width x height), displayed rotated by 90 degrees: 20x30
+    Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(tmp_path / "car_01.jpg", exif=exif)
+    displayed = Image.fromarray(((rng.random((30, 20)) > 0.5) * 255).astype(np.uint8))  # (height 30, width 20)
+    displayed.save(tmp_path / "car_01_mask.png")
+    data = load_pair_folder(tmp_path, validation_fraction=0.0)
+    row = data["train"].cast_column("image", datasets.Image(decode=False))[0]
+    assert read_image(row["image"]).shape[:2] == read_mask(row["mask"]).shape == (30, 20)  # trains and evaluates
+
+    displayed.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "car_01_mask.png")  # a mask at the stored size
+    with pytest.raises(ImageDecodeError) as info:
+        load_pair_folder(tmp_path, validation_fraction=0.0)
+    message = str(info.value)
+    assert "car_01_mask.png' is 30x20 but its image" in message and "car_01.jpg' is 20x30 as displayed" in message
+    assert "stored as 30x20, rotated by its EXIF orientation tag" in message
+    assert "the mask has the stored size" in message and "rotate the mask the same way, to 20x30" in message

@@ -177,3 +177,14 @@ def test_processor_round_trip(tmp_path):
     processor.save_pretrained(tmp_path)
     loaded = CarSegImageProcessor.from_pretrained(tmp_path)
     assert loaded.size == {"height": 32, "width": 48} and loaded.threshold == 0.3
+
+
+def test_a_mask_at_the_stored_size_of_an_exif_rotated_photo_is_explained(tmp_path, tiny_processor):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 30x20, displayed 20x30
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(_rgb(20, 30)).save(path, exif=exif)
+    batch = tiny_processor(str(path), masks=np.zeros((30, 20), np.uint8), do_resize=False)  # the displayed size
+    assert batch["labels"].shape == (1, 30, 20)
+    with pytest.raises(ImageDecodeError, match=r"rotated\.jpg' is 20x30 as displayed .*the mask has the stored size"):
+        tiny_processor(str(path), masks=np.zeros((20, 30), np.uint8))

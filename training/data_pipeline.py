@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from carseg_hf.data import entry_source
 from carseg_hf.gpu_preprocess import preprocess_tensors
-from carseg_hf.image_io import ImageDecodeError
+from carseg_hf.image_io import check_mask_size
 from carseg_hf.image_processing_carseg import CarSegImageProcessor
 
 from .augment import JointAugmentation, sample_seed
@@ -53,13 +53,10 @@ class SegmentationTransform:
         for image_value, mask_value, index in zip(batch["image"], batch["mask"], indices):
             # entry_source turns an undecoded {"path", "bytes"} cell into a path (or an opened image), so that the
             # processor's loaders decode it and name the file in their errors.
-            image = self.processor.load_image(entry_source(image_value))  # (height, width, 3) uint8
-            mask = self.processor.load_mask(entry_source(mask_value))  # (height, width) uint8 0/1
-            if mask.shape != image.shape[:2]:
-                raise ImageDecodeError(
-                    f"sample {index}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
-                    f"{image.shape[1]}x{image.shape[0]}; a mask must match its image's size"
-                )
+            image_source, mask_source = entry_source(image_value), entry_source(mask_value)
+            image = self.processor.load_image(image_source)  # (height, width, 3) uint8
+            mask = self.processor.load_mask(mask_source)  # (height, width) uint8 0/1
+            check_mask_size(mask.shape[::-1], image.shape[1::-1], mask_source, image_source)
             # np.array copies PIL's read-only buffers once; the permute is a view.
             image = torch.from_numpy(np.array(self.processor.resize_image(image, self.size))).permute(2, 0, 1)
             mask = torch.from_numpy(np.array(self.processor.resize_mask(mask, self.size)))  # (height, width)
