@@ -161,13 +161,14 @@ class CarScene:
             roughnessFactor=1.0,
         )
         wall_material = floor_material = plain
-        if self.style.get("wall"):
+        shown = not self.photo_setting  # hidden surfaces need no textures
+        if shown and self.style.get("wall"):
             width_m = radius * np.deg2rad(WALL_SECTOR_DEG)
             height_m = cove * np.pi / 2 + CYCLORAMA_HEIGHT - cove
             ppm = WALL_PIXELS_PER_METRE * self.texture_scale
             image = backdrop_texture(self.style["wall"], width_m, cove, height_m, ppm, seed)
             wall_material = _textured_material(image, self.params["background_emission"], 1.0)
-        if self.style.get("floor"):
+        if shown and self.style.get("floor"):
             pixels = int(FLOOR_TEXTURE_PX * self.texture_scale)
             image = floor_texture(self.style["floor"], 2 * (radius - cove), pixels, seed + 1)
             floor_material = _textured_material(image, 0.15, 0.8)
@@ -176,7 +177,7 @@ class CarScene:
 
         table_pos, table_nrm, table_uv = turntable()
         base, size = None, 512
-        if self.style.get("turntable"):
+        if shown and self.style.get("turntable"):
             size = max(256, int(TABLE_TEXTURE_PX * self.texture_scale))
             base = turntable_texture(self.style["turntable"], TURNTABLE_RADIUS, size, seed + 2)
         table_texture = shadow_texture(self.car, self.params["turntable"], self.params["shadow"], size, base)
