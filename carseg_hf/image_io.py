@@ -146,6 +146,15 @@ def _stored_size(source: Any) -> tuple[int, int] | None:
     return None
 
 
+def _check_pixel_count(pixels: int, max_pixels: int | None, name: str) -> None:
+    """Refuse an image of more than `max_pixels` pixels, naming it (the bound that files are held to as well)."""
+    if max_pixels is not None and pixels > max_pixels:
+        raise ImageDecodeError(
+            f"{name}: the image has {pixels:,} pixels, over the limit of {max_pixels:,}; refusing to process it "
+            "(raise max_pixels to allow it)"
+        )
+
+
 def _check_pil_mode(image: Image.Image, name: str) -> None:
     if image.mode not in _SUPPORTED_MODES:
         raise ImageDecodeError(f"{name}: unsupported image mode {image.mode!r}; expected one of {_SUPPORTED_MODES}")
@@ -218,7 +227,8 @@ def load_rgb(source: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.nda
     Args:
         source: A path, a PIL image (RGB, RGBA, L, P, CMYK, 16-bit...), a numpy array or a torch tensor in
             `(height, width[, channels])` or `(channels, height, width)` layout.
-        max_pixels: Largest accepted pixel count for files.
+        max_pixels: Largest accepted pixel count, for files (checked from the header, before decoding) and for
+            images and arrays given in memory alike; None for no bound.
 
     Returns:
         An array of shape `(height, width, 3)` and dtype uint8. Transparent areas are composited on white.
@@ -230,9 +240,12 @@ def load_rgb(source: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.nda
     if isinstance(source, (str, os.PathLike)):
         return _pil_to_rgb(open_image_file(source, max_pixels), name)
     if isinstance(source, Image.Image):
+        _check_pixel_count(source.size[0] * source.size[1], max_pixels, name)
         return _pil_to_rgb(ImageOps.exif_transpose(source), name)
     array = _to_numpy(source)
     if array is not None:
+        channels = min(array.shape[0], array.shape[-1]) if array.ndim == 3 else 1  # (h, w, c) or (c, h, w)
+        _check_pixel_count(array.size // max(channels, 1), max_pixels, name)
         return _array_to_rgb(array, name)
     raise ImageDecodeError(f"{name}: unsupported image input; expected a file path, PIL image, numpy array or tensor")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,9 +88,29 @@ class CarSegImageProcessor(BaseImageProcessor):
                 f"image_mean and image_std need 3 values with positive std, got {image_mean} and {image_std}"
             )
         self.max_pixels = max_pixels
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
-        self.threshold = threshold
+        self.threshold = self.check_threshold(threshold)
+
+    @staticmethod
+    def check_threshold(threshold: Any) -> float:
+        """Return `threshold` as a float, or raise `ValueError` unless it is a probability strictly inside (0, 1).
+
+        Args:
+            threshold: The value to check (the processor's, or one given to post-processing or the pipeline).
+
+        Returns:
+            The threshold as a float.
+
+        Raises:
+            ValueError: For a non-number (a string, a bool, None), NaN, or a value outside (0, 1), naming the value.
+        """
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
+            raise ValueError(
+                f"threshold must be a probability strictly between 0 and 1, got {threshold!r} "
+                f"(a {type(threshold).__name__}, not a number)"
+            )
+        if math.isnan(threshold) or not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be a probability strictly between 0 and 1, got {threshold!r}")
+        return float(threshold)
 
     @staticmethod
     def _check_size(size: dict[str, int] | Sequence[int] | int) -> dict[str, int]:
@@ -234,15 +255,20 @@ class CarSegImageProcessor(BaseImageProcessor):
             outputs: A `SemanticSegmenterOutput` (or anything with `.logits`), or a logits tensor of shape
                 `(batch, 1, height, width)`.
             target_sizes: One `(height, width)` per image; `None` keeps the logits' resolution.
-            threshold: Probability threshold; defaults to `self.threshold`.
+            threshold: Probability threshold, strictly between 0 and 1; defaults to `self.threshold`. The
+                image-segmentation pipeline passes its `threshold=` here for a carseg model.
 
         Returns:
             A list of `(height, width)` int64 tensors of label ids (0 background, 1 car), one per image.
+
+        Raises:
+            ValueError: If the logits have the wrong shape, the target sizes do not match them, or the threshold is
+                not a probability (see `check_threshold`).
         """
         logits = outputs.logits if hasattr(outputs, "logits") else outputs
         if not isinstance(logits, torch.Tensor) or logits.dim() != 4 or logits.shape[1] != 1:
             raise ValueError(f"expected logits of shape (batch, 1, height, width), got {describe(logits)}")
-        threshold = self.threshold if threshold is None else threshold
+        threshold = self.threshold if threshold is None else self.check_threshold(threshold)
         if target_sizes is not None and len(target_sizes) != logits.shape[0]:
             raise ValueError(f"got {len(target_sizes)} target sizes for a batch of {logits.shape[0]} logits")
         masks = []

@@ -34,6 +34,23 @@ def register_auto_classes() -> None:
     MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES.setdefault(
         CarSegConfig.model_type, CarSegForSemanticSegmentation.__name__
     )
+    _install_pipeline()
     CarSegConfig.register_for_auto_class("AutoConfig")
     CarSegForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
     CarSegImageProcessor.register_for_auto_class("AutoImageProcessor")
+
+
+def _install_pipeline() -> None:
+    """Make `pipeline("image-segmentation")` build `CarSegImageSegmentationPipeline` (the stock one for other models).
+
+    Only the stock entry is replaced, so that another library's own override is left alone.
+    """
+    from transformers.pipelines import SUPPORTED_TASKS
+    from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
+
+    from .pipeline_carseg import CarSegImageSegmentationPipeline
+
+    task = SUPPORTED_TASKS["image-segmentation"]
+    stock = (ImageSegmentationPipeline, "transformers.pipelines.image_segmentation.ImageSegmentationPipeline")
+    if task["impl"] in stock:
+        task["impl"] = CarSegImageSegmentationPipeline

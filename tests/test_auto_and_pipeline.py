@@ -1,11 +1,12 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation, pipeline
 
-from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor
+from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor, ImageDecodeError
 from tests.remote_code import check_remote_code_load
 
 
@@ -60,3 +61,68 @@ def test_trust_remote_code_without_carseg_hf(tmp_path, tiny_model, tiny_processo
     with torch.no_grad():
         expected = tiny_model(x).logits
     check_remote_code_load(str(folder), tmp_path, x, expected, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
+
+
+def _biased_model_folder(folder, model, processor):
+    """Save `model` with a small head bias, so that both classes appear in its masks."""
+    with torch.no_grad():
+        model.unet.head.bias.fill_(0.05)
+    return _save(folder, model, processor)
+
+
+def _car_mask(results) -> np.ndarray | None:
+    """The pipeline's `car` mask as bool, or None when no pixel is car."""
+    car = [r for r in results if r["label"] == "car"]
+    return np.asarray(car[0]["mask"]) == 255 if car else None
+
+
+def _expected_mask(model, processor, image, threshold=None) -> np.ndarray:
+    """What the processor and the model give for `image` (any input the processor reads), as bool."""
+    with torch.no_grad():
+        logits = model(processor(image)["pixel_values"]).logits
+    size = processor.load_image(image).shape[:2]
+    return processor.post_process_semantic_segmentation(logits, [size], threshold=threshold)[0].numpy() == 1
+
+
+def test_pipeline_reads_a_16_bit_greyscale_png_as_the_processor_does(tmp_path, tiny_model, tiny_processor):
+    folder = _biased_model_folder(tmp_path / "model", tiny_model, tiny_processor)
+    path = tmp_path / "grey16.png"
+    Image.fromarray(np.linspace(0, 65535, 45 * 70).reshape(45, 70).astype(np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I")  # a 16-bit greyscale PNG
+    expected = _expected_mask(tiny_model, tiny_processor, str(path))
+    assert np.array_equal(_car_mask(pipeline("image-segmentation", model=str(folder))(str(path))), expected)
+    saturated = _expected_mask(tiny_model, tiny_processor, np.full((45, 70, 3), 255, np.uint8))
+    assert not np.array_equal(expected, saturated)  # what decoding it as white (transformers' load_image) gives
+
+
+def test_pipeline_honours_and_checks_threshold(tmp_path, tiny_model, tiny_processor):
+    folder = _biased_model_folder(tmp_path / "model", tiny_model, tiny_processor)
+    image = Image.fromarray((np.random.default_rng(0).random((45, 70, 3)) * 255).astype(np.uint8))
+    segmenter = pipeline("image-segmentation", model=str(folder))
+    masks = {}
+    for threshold in (0.4, 0.6):
+        masks[threshold] = _car_mask(segmenter(image, threshold=threshold))
+        assert np.array_equal(masks[threshold], _expected_mask(tiny_model, tiny_processor, image, threshold))
+    assert masks[0.4].sum() > masks[0.6].sum()
+    for bad in (float("nan"), -1, 2, 0, "abc", None):
+        with pytest.raises(ValueError, match="threshold must be a probability strictly between 0 and 1"):
+            segmenter(image, threshold=bad)
+
+
+def test_pipeline_enforces_the_pixel_limit_and_names_the_file(tmp_path, tiny_model):
+    processor = CarSegImageProcessor(size={"height": 64, "width": 96}, max_pixels=1000)
+    folder = _biased_model_folder(tmp_path / "model", tiny_model, processor)
+    segmenter = pipeline("image-segmentation", model=str(folder), image_processor=processor)
+    big = tmp_path / "big.png"
+    Image.new("RGB", (40, 40)).save(big)  # 1,600 pixels
+    with pytest.raises(ImageDecodeError, match=r"big\.png.*1,600 pixels, over the limit of 1,000"):
+        segmenter(str(big))
+    with pytest.raises(ImageDecodeError, match=r"PIL image .*1,600 pixels, over the limit of 1,000"):
+        segmenter(Image.new("RGB", (40, 40)))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(big.read_bytes()[:60])  # a truncated PNG
+    with pytest.raises(ImageDecodeError, match=r"broken\.png"):
+        segmenter(str(broken))
+    small = tmp_path / "small.png"
+    Image.new("RGB", (30, 20), (200, 30, 30)).save(small)  # 600 pixels: under the limit
+    assert {r["mask"].size for r in segmenter(str(small))} == {(30, 20)}
