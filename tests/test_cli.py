@@ -103,17 +103,20 @@ def test_dataloader_workers_default_to_the_usable_cores(monkeypatch):
     assert default_dataloader_workers() == 8
 
 
-# --- README flags exist -------------------------------------------------------------------------------------------
+# --- README and docs flags exist ----------------------------------------------------------------------------------
 
-#: README sections whose option tables describe one command.
+#: The user documentation: the README, docs/ and the training example's README.
+DOC_FILES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md")), REPO_ROOT / "training" / "README.md"]
+
+#: Sections (of the docs above) whose option tables describe one command.
 TABLE_SECTIONS = {
-    "### `carseg evaluate`": "evaluate",
-    "### `carseg predict`": "predict",
-    "### Run it locally": "demo",
-    "### Push a checkpoint": "push",
-    "### `carseg export --onnx`": "export",
-    "### Augmentation (training split only)": "train",
-    "### Recipe defaults": "train",
+    "## `carseg evaluate`": "evaluate",
+    "## `carseg predict`": "predict",
+    "## Run it locally": "demo",
+    "## Push a checkpoint": "push",
+    "## `carseg export --onnx`": "export",
+    "## Augmentation (training split only)": "train",
+    "## Recipe defaults": "train",
 }
 _COMMAND_LINE = re.compile(
     r"(?:\bcarseg (predict|evaluate|demo|export|push|train)\b|training/train\.py|-m training\.train)"
@@ -137,8 +140,8 @@ def _section(readme: str, heading: str) -> str:
 
 
 def _readme_flags() -> list[tuple[str, str, str]]:
-    """(command, flag, where) for every flag in the command sections' tables and in every README command line."""
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    """(command, flag, where) for every flag in the command sections' tables and in every documented command line."""
+    readme = "\n".join(path.read_text(encoding="utf-8") for path in DOC_FILES if path.is_file())
     found = []
     for heading, command in TABLE_SECTIONS.items():
         for row in _section(readme, heading).splitlines():
