@@ -12,20 +12,32 @@ from .hub import check_loadable
 from .image_processing_carseg import CarSegImageProcessor
 from .modeling_carseg import CarSegForSemanticSegmentation
 
-#: Name that selects the checkpoint shipped inside the package.
-DEFAULT_MODEL = "carseg-synth"
+#: The checkpoints shipped inside the package, by name: `carseg-lite0` (the default, a U-Net on an
+#: ImageNet-pretrained EfficientNet-Lite0, trained on real cars and composites) and `carseg-synth` (the earlier
+#: renders-only model, kept as a baseline for comparisons).
+BUNDLED_MODELS = ("carseg-lite0", "carseg-synth")
+
+#: Name of the bundled checkpoint used when no model is given.
+DEFAULT_MODEL = "carseg-lite0"
 
 
-def bundled_model_dir() -> Path:
-    """Folder of the default checkpoint shipped with the package (trained on synthetic renders)."""
-    return Path(__file__).resolve().parent / "pretrained" / DEFAULT_MODEL
+def bundled_model_dir(name: str = DEFAULT_MODEL) -> Path:
+    """Folder of a checkpoint shipped with the package.
+
+    Raises:
+        ValueError: If `name` is not one of `BUNDLED_MODELS`.
+    """
+    if name not in BUNDLED_MODELS:
+        raise ValueError(f"no bundled model named {name!r}; the package ships {', '.join(BUNDLED_MODELS)}")
+    return Path(__file__).resolve().parent / "pretrained" / name
 
 
 def resolve_model_path(model: str | os.PathLike | None) -> str:
-    """Map `None`, `"carseg-synth"` or `$CARSEG_MODEL` to a concrete folder or Hub id.
+    """Map `None`, a bundled name or `$CARSEG_MODEL` to a concrete folder or Hub id.
 
     Args:
-        model: A folder, a Hub repo id, the bundled name, or None for `$CARSEG_MODEL` or the bundled default.
+        model: A folder, a Hub repo id, a bundled name (`BUNDLED_MODELS`), or None for `$CARSEG_MODEL` or the
+            bundled default.
 
     Returns:
         A local folder path or a Hub repo id.
@@ -33,8 +45,8 @@ def resolve_model_path(model: str | os.PathLike | None) -> str:
     if model is None:
         model = os.environ.get("CARSEG_MODEL") or DEFAULT_MODEL
     model = os.fspath(model)
-    if model == DEFAULT_MODEL:
-        return str(bundled_model_dir())
+    if model in BUNDLED_MODELS:
+        return str(bundled_model_dir(model))
     return model
 
 

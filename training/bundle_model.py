@@ -1,0 +1,65 @@
+"""Copy a trained checkpoint into the package as a bundled model: weights, config and processor, without code.
+
+`training/train.py` saves `best/` with `auto_map` and the carseg source files, so that the folder loads with
+`trust_remote_code` anywhere. Inside the package the classes are registered by `import carseg_hf`, so a bundled
+model keeps only `config.json`, `model.safetensors` and `preprocessor_config.json` (and its model card, written by
+hand from measured figures).
+
+Example:
+    python -m training.bundle_model runs/stage2/best carseg_hf/pretrained/carseg-lite0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+BUNDLED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
+
+
+def bundle(source: Path, target: Path) -> list[Path]:
+    """Copy the checkpoint files of `source` into `target`, dropping `auto_map` from both JSON files.
+
+    Args:
+        source: A folder written by `save_pretrained` (e.g. a training run's `best/`).
+        target: The bundled model's folder; created if needed, its checkpoint files replaced.
+
+    Returns:
+        The files written.
+
+    Raises:
+        FileNotFoundError: If `source` lacks one of `BUNDLED_FILES`, naming it.
+    """
+    missing = [name for name in BUNDLED_FILES if not (source / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{source} lacks {', '.join(missing)}; expected a folder written by save_pretrained")
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in BUNDLED_FILES:
+        destination = target / name
+        if name.endswith(".json"):
+            content = json.loads((source / name).read_text())
+            content.pop("auto_map", None)
+            destination.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
+        else:
+            shutil.copyfile(source / name, destination)
+        destination.chmod(0o644)
+        written.append(destination)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: `python -m training.bundle_model SOURCE TARGET`."""
+    parser = argparse.ArgumentParser(prog="python -m training.bundle_model", description=__doc__.split("\n")[0])
+    parser.add_argument("source", type=Path, help="a checkpoint folder written by save_pretrained")
+    parser.add_argument("target", type=Path, help="the bundled model's folder, e.g. carseg_hf/pretrained/NAME")
+    args = parser.parse_args(argv)
+    for path in bundle(args.source, args.target):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
