@@ -327,7 +327,7 @@ def test_bundled_model_pushes_with_its_own_card(hub_env):
     repo_id = _repo_id()
     push_checkpoint(folder, repo_id)
     assert hub_env.server.files(repo_id)["README.md"] == (folder / "README.md").read_bytes()
-    assert "synthetic renders only" in ModelCard.load(repo_id).text
+    assert "These are Kaggle competition data" in ModelCard.load(repo_id).text
     x = torch.randn(1, 3, 128, 128)
     assert torch.equal(_logits(load_model(repo_id)[0], x), _logits(load_model(str(folder))[0], x))
 
