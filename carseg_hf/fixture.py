@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from .overlay import save_mask_gif
 from .rle import SubmissionWriter, rle_encode
 
 
@@ -132,13 +133,6 @@ def _render(style: _CarStyle, angle_index: int, angles: int, size: tuple[int, in
     return np.clip(image + 0.5, 0, 255).astype(np.uint8), mask.astype(np.uint8)
 
 
-def _save_gif_mask(mask: np.ndarray, path: Path) -> None:
-    """Save a 0/1 mask as a palette GIF whose indices are 0 and 1, like Carvana's."""
-    gif = Image.fromarray(mask).convert("P")  # (height, width) indices 0/1
-    gif.putpalette([0, 0, 0, 255, 255, 255] + [0, 0, 0] * 254)
-    gif.save(path, format="GIF", optimize=False)
-
-
 def make_carvana_fixture(
     out_dir: str | os.PathLike,
     num_cars: int = 2,
@@ -196,7 +190,7 @@ def make_carvana_fixture(
             image, mask = _render(style, index, angles, (width, height), rng)
             Image.fromarray(image).save(out_dir / "train" / f"{name}.jpg", quality=92)
             if write_gifs:
-                _save_gif_mask(mask, out_dir / "train_masks" / f"{name}_mask.gif")
+                save_mask_gif(mask, out_dir / "train_masks" / f"{name}_mask.gif")
             if write_csv:
                 rows.append((name, rle_encode(mask)))
     if write_csv:

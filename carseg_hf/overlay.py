@@ -129,3 +129,39 @@ def save_mask_png(mask: Any, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray((binary * 255).astype(np.uint8)).save(path)  # 2-D uint8 -> mode "L"
     return path
+
+
+def mask_gif_image(mask: Any) -> Image.Image:
+    """A binary mask as Carvana's `train_masks` store it: a palette ("P") image with indices 0 and 1.
+
+    Args:
+        mask: `(height, width)` mask as 0/1, bool or 0/255 (array or tensor).
+
+    Returns:
+        The palette image: index 0 black (background), index 1 white (car).
+
+    Raises:
+        ImageDecodeError: If the mask is not 2-D or not binary.
+    """
+    if hasattr(mask, "detach"):
+        mask = mask.detach().cpu().numpy()
+    binary = normalize_mask(np.asarray(mask), name="mask")  # (height, width) 0/1
+    image = Image.fromarray(binary.astype(np.uint8), mode="L").convert("P")  # indices 0/1
+    image.putpalette([0, 0, 0, 255, 255, 255] + [0, 0, 0] * 254)
+    return image
+
+
+def save_mask_gif(mask: Any, path: str | os.PathLike) -> Path:
+    """Save a binary mask as a palette GIF with indices 0/1, the format of Carvana's `train_masks`.
+
+    Args:
+        mask: `(height, width)` mask as 0/1, bool or 0/255 (array or tensor).
+        path: Output file; parent folders are created.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mask_gif_image(mask).save(path, format="GIF", optimize=False)  # optimize could renumber the palette
+    return path

@@ -122,18 +122,6 @@ def submission_name(image: Path) -> str:
     return image.name if image.suffix else f"{image.name}.jpg"
 
 
-def save_mask_gif(mask: np.ndarray, path: str | os.PathLike) -> None:
-    """Save a binary mask as a palette GIF with indices 0/1, the format of Carvana's `train_masks`.
-
-    Args:
-        mask: `(height, width)` bool or 0/1 array.
-        path: Output file.
-    """
-    image = Image.fromarray((np.asarray(mask) != 0).astype(np.uint8))  # mode "L", values 0/1
-    image.putpalette([0, 0, 0, 255, 255, 255])  # now mode "P": index 0 black, index 1 white
-    image.save(path, format="GIF")
-
-
 def _write_atomic(path: Path, save: Callable[[Path], object]) -> None:
     """Call `save(tmp)` on a temporary name beside `path`, then rename it into place (a file that exists is whole)."""
     tmp = path.with_name(f"{_TMP_PREFIX}{os.getpid()}-{path.name}")  # keeps the extension for the encoder
@@ -146,7 +134,7 @@ def _write_atomic(path: Path, save: Callable[[Path], object]) -> None:
 
 def _write_mask_atomic(mask: np.ndarray, path: Path, mask_format: str) -> None:
     """Write a mask to `path` atomically, as a 0/255 PNG or a 0/1 palette GIF."""
-    from .overlay import save_mask_png
+    from .overlay import save_mask_gif, save_mask_png
 
     _write_atomic(path, lambda tmp: save_mask_png(mask, tmp) if mask_format == "png" else save_mask_gif(mask, tmp))
 

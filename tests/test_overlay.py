@@ -53,3 +53,18 @@ def test_save_mask_png_is_0_255(tmp_path):
         assert image.mode == "L"
         assert sorted(np.unique(np.asarray(image)).tolist()) == [0, 255]
     np.testing.assert_array_equal(load_mask(path), mask)
+
+
+def test_mask_gif_keeps_carvana_indices_0_and_1(tmp_path):
+    from carseg_hf.image_io import ImageDecodeError, load_mask
+    from carseg_hf.overlay import save_mask_gif
+
+    mask = np.zeros((6, 9), dtype=bool)
+    mask[2:5, 3:7] = True
+    path = save_mask_gif(mask, tmp_path / "sub" / "a_mask.gif")
+    with Image.open(path) as gif:
+        assert gif.mode == "P" and gif.getpalette()[:6] == [0, 0, 0, 255, 255, 255]
+        assert np.array_equal(np.asarray(gif), mask.astype(np.uint8))
+    assert np.array_equal(load_mask(path), mask.astype(np.uint8))
+    with pytest.raises(ImageDecodeError):
+        save_mask_gif(np.full((4, 4), 128, dtype=np.uint8), tmp_path / "bad.gif")

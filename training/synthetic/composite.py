@@ -214,7 +214,9 @@ def write_composites(
     """
     import json
 
-    from .dataset import _atomic_save, mask_gif
+    from carseg_hf.overlay import mask_gif_image
+
+    from .dataset import _atomic_save
 
     if split not in ("train", "held_out"):
         raise ValueError(f"split must be 'train' or 'held_out', got {split!r}")
@@ -237,7 +239,7 @@ def write_composites(
             name = f"{car}{tag}{k}_{angle}"
             quality = int(rng.integers(60, 96))
             _atomic_save(Image.fromarray(composite), out / "train" / f"{name}.jpg", format="JPEG", quality=quality)
-            _atomic_save(mask_gif(label), out / "train_masks" / f"{name}_mask.gif", format="GIF")
+            _atomic_save(mask_gif_image(label), out / "train_masks" / f"{name}_mask.gif", format="GIF")
             assignment[f"{car}{tag}{k}"] = "train" if split == "train" else "test"
             count += 1
     splits_path = out / "splits.json"

@@ -18,18 +18,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from carseg_hf.overlay import mask_gif_image
 from carseg_hf.rle import rle_encode
 
 from .params import car_id, car_rng, sample_car_params, sample_view_params
 
 _RENDERERS: dict[tuple[int, int], object] = {}
-
-
-def mask_gif(mask: np.ndarray) -> Image.Image:
-    """A Carvana-style palette GIF image: index 0 black, index 1 white, from a 0/1 `(height, width)` mask."""
-    image = Image.fromarray(mask.astype(np.uint8), mode="P")
-    image.putpalette([0, 0, 0, 255, 255, 255] + [0, 0, 0] * 254)
-    return image
 
 
 def _atomic_save(image: Image.Image, path: Path, **kwargs) -> None:
@@ -127,7 +121,7 @@ def render_car(job: dict) -> list[dict]:
         mask = layers.mask
         name = f"{identifier}_{angle:02d}"
         _atomic_save(photo, out / "train" / f"{name}.jpg", format="JPEG", quality=view["jpeg_quality"])
-        _atomic_save(mask_gif(mask), out / "train_masks" / f"{name}_mask.gif", format="GIF", optimize=False)
+        _atomic_save(mask_gif_image(mask), out / "train_masks" / f"{name}_mask.gif", format="GIF", optimize=False)
         touches = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
         hard_cases = [h for h in car_params["hard_cases"] if h != "frame_cut"]
         if touches:
