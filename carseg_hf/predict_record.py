@@ -162,15 +162,26 @@ def read_record(path: Path) -> dict[str, Any] | None:
     """
     if not path.exists():
         return None
+    return _json_object(path, path.read_bytes(), "record", "not a JSON object")
+
+
+def _json_object(path: Path, raw: bytes, kind: str, not_object: str) -> dict[str, Any]:
+    """Parse UTF-8 JSON that must be an object, or raise a `SettingsChangedError` naming the file and the way out.
+
+    Args:
+        path: The file the bytes came from (for the message).
+        raw: The UTF-8 bytes.
+        kind: What the file is, e.g. `"record"` or `"journal"`.
+        not_object: What to say when the JSON is valid but not an object.
+    """
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
-        raise SettingsChangedError(
-            f"{path} is not a carseg record ({error}); delete it or pass --overwrite"
-        ) from error
-    if not isinstance(record, dict):
-        raise SettingsChangedError(f"{path} is not a carseg record (not a JSON object); delete it or pass --overwrite")
-    return record
+        message = f"{path} is not a carseg {kind} ({error}); delete it or pass --overwrite"
+        raise SettingsChangedError(message) from error
+    if not isinstance(value, dict):
+        raise SettingsChangedError(f"{path} is not a carseg {kind} ({not_object}); delete it or pass --overwrite")
+    return value
 
 
 def write_record(path: Path, record: Mapping[str, Any], indent: int | None = 2) -> None:
@@ -249,12 +260,4 @@ class FolderJournal:
 
 def _parse_settings(path: Path, line: bytes) -> dict[str, Any]:
     """The settings line of a folder journal, or a `SettingsChangedError` naming the file."""
-    try:
-        settings = json.loads(line.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise SettingsChangedError(
-            f"{path} is not a carseg journal ({error}); delete it or pass --overwrite"
-        ) from error
-    if not isinstance(settings, dict):
-        raise SettingsChangedError(f"{path} is not a carseg journal (no settings line); delete it or pass --overwrite")
-    return settings
+    return _json_object(path, line, "journal", "no settings line")

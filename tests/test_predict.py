@@ -551,3 +551,18 @@ def test_output_files_without_a_journal_entry_are_recomputed(trained, dataset, t
     (tmp_path / "sub.csv").write_text("img,rle_mask\nx.jpg,1 1\n")  # a submission without a record
     with pytest.raises(ValueError, match=r"sub\.csv holds results without a record .* Pass --overwrite"):
         _predictor(trained, submission=tmp_path / "sub.csv").run([image])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"{not json", "is not a carseg record"), (b"[1, 2]", "not a JSON object"), (b"\xff\xfe", "is not a carseg")],
+)
+def test_a_corrupt_record_is_named_with_the_way_out(tmp_path, content, message):
+    from carseg_hf.predict_record import SettingsChangedError, read_record
+
+    path = tmp_path / "s.csv.carseg.json"
+    path.write_bytes(content)
+    with pytest.raises(SettingsChangedError, match=message) as excinfo:
+        read_record(path)
+    assert str(path) in str(excinfo.value) and "--overwrite" in str(excinfo.value)
+    assert read_record(tmp_path / "absent.json") is None
