@@ -356,14 +356,18 @@ def _augmentation_summary(args: argparse.Namespace) -> str:
 
 def build_model(args: argparse.Namespace):
     """Load `--model_name_or_path` or build a fresh network from the config flags; returns (model, processor)."""
+    import torch
+
     from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor
     from carseg_hf.loading import load_model
 
-    height, width = args.resolution
+    size = {"height": args.resolution[0], "width": args.resolution[1]}
     if args.model_name_or_path is not None:
         model, processor = load_model(args.model_name_or_path, device="cpu", revision=args.revision)
         processor.do_resize = True
-        processor.size = {"height": height, "width": width}
+        processor.size = size
+    elif args.encoder is not None:
+        model, processor = _build_pretrained_encoder_model(args, size)
     else:
         overrides = {
             "encoder_channels": args.encoder_channels,
@@ -372,12 +376,13 @@ def build_model(args: argparse.Namespace):
             "norm": args.norm,
             "encoder_name": args.encoder_name,
         }
-        if args.encoder is not None:
-            return _build_pretrained_encoder_model(args)
         config = CarSegConfig(**{key: value for key, value in overrides.items() if value is not None})
         model = CarSegForSemanticSegmentation(config)
-        processor = CarSegImageProcessor(size={"height": height, "width": width})
-    _apply_memory_options(model, args)
+        processor = CarSegImageProcessor(size=size)
+    if args.gradient_checkpointing:
+        model.enable_activation_checkpointing()
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     return model.train(), processor
 
 
@@ -385,8 +390,8 @@ def build_model(args: argparse.Namespace):
 ENCODER_UNET_CHANNELS = (8, 16, 32, 64, 128)
 
 
-def _build_pretrained_encoder_model(args: argparse.Namespace):
-    """A fresh U-Net on `--encoder`, with its ImageNet weights unless `--encoder_weights none`."""
+def _build_pretrained_encoder_model(args: argparse.Namespace, size: dict[str, int]):
+    """A fresh U-Net on `--encoder`, with its ImageNet weights unless `--encoder_weights none`, and its processor."""
     from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor
     from training.pretrained_encoder import IMAGENET, get_encoder, load_imagenet_encoder
 
@@ -398,20 +403,7 @@ def _build_pretrained_encoder_model(args: argparse.Namespace):
     model = CarSegForSemanticSegmentation(config)
     if args.encoder_weights == IMAGENET:
         load_imagenet_encoder(model, args.encoder)
-    size = {"height": args.resolution[0], "width": args.resolution[1]}
-    processor = CarSegImageProcessor(size=size, image_mean=encoder.image_mean, image_std=encoder.image_std)
-    _apply_memory_options(model, args)
-    return model.train(), processor
-
-
-def _apply_memory_options(model: Any, args: argparse.Namespace) -> None:
-    """Activation checkpointing and channels-last, as the flags ask."""
-    import torch
-
-    if args.gradient_checkpointing:
-        model.enable_activation_checkpointing()
-    if args.channels_last:
-        model.to(memory_format=torch.channels_last)
+    return model, CarSegImageProcessor(size=size, image_mean=encoder.image_mean, image_std=encoder.image_std)
 
 
 def evaluate(model: Any, dataloader: Any, processor: Any, accelerator: Any, channels_last: bool = False) -> float:
