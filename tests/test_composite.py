@@ -108,3 +108,12 @@ def test_write_composites_in_carvana_layout(tmp_path):
     assert set(splits["heldout"]["car_id"]) == {"abc123h0"}
     labels = [np.asarray(mask) for mask in splits["train"]["mask"]]
     assert all(set(np.unique(label)) == {0, 1} for label in labels)
+
+
+def test_unknown_cars_are_named_instead_of_writing_nothing(tmp_path):
+    (tmp_path / "cars" / "train").mkdir(parents=True)
+    image, _ = _car()
+    Image.fromarray(image).save(tmp_path / "cars" / "train" / "abc123_01.jpg")
+    with pytest.raises(FileNotFoundError, match="nosuchcar"):
+        write_composites(tmp_path / "cars", ["abc123", "nosuchcar"], tmp_path / "out", 1, (64, 96), 0, "train")
+    assert not (tmp_path / "out" / "train").exists() or not any((tmp_path / "out" / "train").iterdir())

@@ -211,6 +211,10 @@ def write_composites(
 
     Returns:
         The number of composites written.
+
+    Raises:
+        ValueError: If `split` is neither `"train"` nor `"held_out"`.
+        FileNotFoundError: If a car has no photo in `cars_dir/train`, or a photo has no mask, naming them.
     """
     import json
 
@@ -228,7 +232,11 @@ def write_composites(
     tag = "h" if split == "held_out" else "c"  # distinct car ids, so both kinds can share one folder
     assignment: dict[str, str] = {}
     count = 0
-    for stem in sorted(p.stem for p in (cars_dir / "train").glob("*.jpg") if p.stem.split("_")[0] in car_ids):
+    stems = sorted(p.stem for p in (cars_dir / "train").glob("*.jpg") if p.stem.split("_")[0] in car_ids)
+    missing = sorted(set(car_ids) - {stem.split("_")[0] for stem in stems})
+    if missing:
+        raise FileNotFoundError(f"{cars_dir / 'train'}: no <car_id>_<NN>.jpg photos of {', '.join(missing)}")
+    for stem in stems:
         image, mask = _read_pair(cars_dir, stem)
         car, angle = stem.rsplit("_", 1)
         for k in range(per_image):
@@ -274,7 +282,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--per-image must be >= 1, got {args.per_image}")
     default_cars = TRAIN_CARS if args.split == "train" else VALIDATION_CARS
     cars = args.cars.split(",") if args.cars else list(default_cars)
-    count = write_composites(args.cars_dir, cars, args.out, args.per_image, args.size, args.seed, args.split)
+    try:
+        count = write_composites(args.cars_dir, cars, args.out, args.per_image, args.size, args.seed, args.split)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     print(f"wrote {count} composites to {args.out}")
     return 0
 
