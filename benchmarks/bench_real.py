@@ -30,7 +30,7 @@ error-overlay thumbnail of every image, worst first, `carseg evaluate`'s report)
 `<NN>-<model>/worst/<image>_overlay.png` (full-size overlays of the `--worst` lowest-dice images). Overlay colours:
 red = false positive, green = true positive, blue = false negative.
 
-    python benchmarks/bench_real.py --data ../shared/data/carvana-sample --threads 2 --out runs/bench_real \\
+    python benchmarks/bench_real.py --data path/to/carvana --threads 2 --out runs/bench_real \\
         --model carseg-synth=carseg_hf/pretrained/carseg-synth
 """
 

@@ -3,7 +3,7 @@
 Checks `training.pretrained_encoder`'s conversion on real images: a wrong key mapping or padding gives unrelated
 classes. Example:
 
-    python benchmarks/check_encoder_imagenet.py --images ../shared/data/carvana-sample/train
+    python benchmarks/check_encoder_imagenet.py --images path/to/carvana/train
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fixed by-car split of the 12-car Carvana sample (`../shared/data/carvana-sample`, Kaggle's layout).
+"""The fixed by-car split of the 12-car Carvana sample (Kaggle's layout).
 
 The 16 angles of one car are near-duplicates, so the sample is split by car, never by image. The bundled model is
 trained on `TRAIN_CARS` and chosen on `VALIDATION_CARS`; every figure on "held-out real cars" is measured on

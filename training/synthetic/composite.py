@@ -9,7 +9,7 @@ Composites of training cars use training backgrounds only; held-out composites (
 backgrounds, so a score on them measures backgrounds the network never saw.
 
 Example:
-    python -m training.synthetic.composite --cars-dir ../shared/data/carvana-sample --out /data/composites \
+    python -m training.synthetic.composite --cars-dir path/to/carvana --out /data/composites \
         --per-image 2 --size 640x960 --seed 0
 """
 
