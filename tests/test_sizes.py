@@ -1,0 +1,41 @@
+import argparse
+
+import pytest
+
+from carseg_hf.sizes import height_width_type, parse_height_width
+
+
+def test_height_comes_first():
+    assert parse_height_width("1280x1918") == (1280, 1918)
+    assert parse_height_width(" 64X96 ") == (64, 96)
+
+
+@pytest.mark.parametrize("text", ["1918", "12x", "x12", "axb", "1x2x3", "-4x8", ""])
+def test_malformed_sizes_name_the_form_and_the_text(text):
+    with pytest.raises(ValueError, match="HEIGHTxWIDTH") as error:
+        parse_height_width(text)
+    assert repr(text) in str(error.value)
+
+
+def test_square_shorthand_only_where_allowed():
+    assert parse_height_width("512", allow_square=True) == (512, 512)
+    with pytest.raises(ValueError, match="one number"):
+        parse_height_width("a", allow_square=True)
+
+
+def test_minimum_is_enforced_on_both_sides():
+    assert parse_height_width("16x16", minimum=16) == (16, 16)
+    with pytest.raises(ValueError, match="at least 16"):
+        parse_height_width("15x640", minimum=16)
+    with pytest.raises(ValueError, match="at least 1"):
+        parse_height_width("0x4")
+
+
+def test_argparse_type_reports_a_usage_error(capsys):
+    parser = argparse.ArgumentParser(prog="p")
+    parser.add_argument("--size", type=height_width_type(minimum=16))
+    assert parser.parse_args(["--size", "32x48"]).size == (32, 48)
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--size", "8x8"])
+    assert exit_info.value.code == 2
+    assert "at least 16" in capsys.readouterr().err
