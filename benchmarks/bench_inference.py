@@ -41,6 +41,7 @@ from carseg_hf.cpu_runtime import retain_freed_memory  # noqa: E402
 from carseg_hf.device_info import describe_device  # noqa: E402
 from carseg_hf.loading import resolve_device  # noqa: E402
 from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
+from carseg_hf.sizes import parse_height_width  # noqa: E402
 
 #: Named model configurations (reference, slim = the bundled model's width, tiny = the test network).
 CONFIGS = NAMED_CONFIGS
@@ -62,16 +63,10 @@ TABLE_HEADER = (
 )
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse `HxW`."""
-    height, width = (int(v) for v in text.lower().split("x"))
-    return height, width
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="reference", choices=tuple(CONFIGS))
-    parser.add_argument("--sizes", default="1024x1024,1280x1920", help="comma-separated HxW input sizes")
+    parser.add_argument("--sizes", default="1024x1024,1280x1920", help="comma-separated HEIGHTxWIDTH input sizes")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--iters", type=int, default=20, help="timed forward passes per mode")
     parser.add_argument("--warmup", type=int, default=3, help="untimed passes per mode (compilation happens here)")
@@ -202,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             child_argv = [a for a in argv if not a.startswith("--allocator")]
             child_argv = [*child_argv, "--sizes", size]  # the last --sizes wins
             baseline = run_default_allocator_child([a for a in child_argv if a not in ("both",)])
-        height, width = parse_size(size)
+        height, width = parse_height_width(size)
         gflop = float("nan") if args.no_flops else count_gflop(model, height, width, device)
         pixel_values = torch.randn(args.batch_size, 3, height, width, device=device)  # (batch, 3, height, width)
         for _, label, dtype, channels_last, fold, compile_mode in modes:

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from carseg_hf.sizes import height_width_type
+
 SERVER_SCRIPT = textwrap.dedent(
     """
     import sys, torch
@@ -49,7 +51,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--callers", type=int, default=4, help="concurrent gradio_client callers (N)")
     parser.add_argument("--requests", type=int, default=40, help="requests in all (M), spread over the callers")
     parser.add_argument("--image", help="image to send; default: a synthetic JPEG of --size")
-    parser.add_argument("--size", default="320x480", help="HEIGHTxWIDTH of the synthetic image")
+    parser.add_argument(
+        "--size", type=height_width_type(), default="320x480", help="HEIGHTxWIDTH of the synthetic image"
+    )
     parser.add_argument("--mask", help="optional ground-truth mask to send with every request")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--tta", action="store_true", help="hflip test-time augmentation")
@@ -104,7 +108,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="carseg-load-"))
     image = args.image
     if image is None:
-        height, width = (int(value) for value in args.size.lower().split("x"))
+        height, width = args.size
         pixels = (np.random.default_rng(0).random((height, width, 3)) * 255).astype(np.uint8)
         image = str(workdir / "load.jpg")
         Image.fromarray(pixels).save(image, quality=90)

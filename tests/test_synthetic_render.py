@@ -11,7 +11,7 @@ import pytest
 from carseg_hf.image_io import load_mask
 from carseg_hf.rle import read_rle_csv, rle_decode
 from training.synthetic.ac3d import AC3DParseError, parse_ac3d, surface_triangles
-from training.synthetic.camera import look_at, parse_size, project, rotation_z, turntable_yaw
+from training.synthetic.camera import look_at, project, rotation_z, turntable_yaw
 from training.synthetic.car_xml import CarXMLError, wheel_specs
 from training.synthetic.meshes import MeshesNotFoundError, cars_dir
 from training.synthetic.params import car_id
@@ -145,9 +145,17 @@ def test_camera_projection_and_turntable():
     assert np.rad2deg(turntable_yaw(2, 16) - turntable_yaw(1, 16)) == pytest.approx(22.5)
     with pytest.raises(ValueError):
         turntable_yaw(17, 16)
-    assert parse_size("1918x1280") == (1918, 1280)
-    with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
-        parse_size("1918")
+
+
+def test_size_flag_is_height_by_width(capsys):
+    from training.synthetic.cli import build_parser, main
+
+    assert build_parser().parse_args(["--out", "o", "--size", "1280x1918"]).size == (1280, 1918)
+    assert build_parser().parse_args(["--out", "o"]).size == (1280, 1918)  # Carvana's frame, height first
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", "o", "--size", "1918"])
+    assert exit_info.value.code == 2
+    assert "HEIGHTxWIDTH" in capsys.readouterr().err
 
 
 def test_split_by_mesh_never_shares_meshes():
@@ -201,7 +209,7 @@ def rendered(tmp_path_factory):
         "--angles",
         "2",
         "--size",
-        "192x128",
+        "128x192",
         "--seed",
         "5",
         "--workers",

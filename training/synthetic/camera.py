@@ -106,19 +106,3 @@ def project(points: np.ndarray, camera_pose: np.ndarray, yfov: float, width: int
     x = width / 2 + focal * cam[:, 0] / safe
     y = height / 2 - focal * cam[:, 1] / safe
     return np.stack([x, y, depth], axis=1)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse `WIDTHxHEIGHT` (e.g. "1918x1280").
-
-    Raises:
-        ValueError: If it is not two positive integers joined by "x".
-    """
-    parts = text.lower().split("x")
-    try:
-        width, height = (int(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 1918x1280") from None
-    if width < 16 or height < 16:
-        raise ValueError(f"size {text!r} is too small; expected at least 16x16")
-    return width, height

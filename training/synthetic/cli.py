@@ -1,7 +1,7 @@
 """Command line of the synthetic data generator.
 
 Example:
-    python -m training.synthetic --out /data/synth --cars 300 --angles 16 --size 1918x1280 --seed 0 --workers 8
+    python -m training.synthetic --out /data/synth --cars 300 --angles 16 --size 1280x1918 --seed 0 --workers 8
 
 Cars get randomised surroundings (`params.VARIATION`); `--plain` renders the clean studio only, and
 `--photo-fraction 0` keeps every car in a studio (no background photographs needed).
@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from carseg_hf.sizes import height_width_type
+
 from .backgrounds import BackgroundsNotFoundError, list_backgrounds
-from .camera import parse_size
 from .meshes import MeshesNotFoundError, available_cars
 from .params import VARIATION
 from .splits import assign_cars, mesh_splits, parse_split_args
@@ -31,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="output folder (Carvana layout)")
     parser.add_argument("--cars", type=int, default=12, help="number of cars (default 12)")
     parser.add_argument("--angles", type=int, default=16, help="views per car, evenly around the turntable (16)")
-    parser.add_argument("--size", default="1918x1280", help="frame WIDTHxHEIGHT (default 1918x1280, Carvana's)")
+    parser.add_argument(
+        "--size",
+        type=height_width_type(minimum=16),
+        default="1280x1918",
+        help="frame HEIGHTxWIDTH, each at least 16 (default 1280x1918, Carvana's)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed; car ids and all choices derive from it")
     parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
     parser.add_argument(
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     """Render the data set; returns the exit status (0 on success, 2 on bad arguments or missing meshes)."""
     args = build_parser().parse_args(argv)
     try:
-        width, height = parse_size(args.size)
+        height, width = args.size
         if args.cars < 1 or args.angles < 1 or args.workers < 1:
             raise ValueError("--cars, --angles and --workers must be at least 1")
         available = available_cars(args.torcs_dir)
@@ -154,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     write_index_files(out, records)
     seconds = time.perf_counter() - start
     print(
-        f"wrote {len(records)} images of {len(jobs)} cars at {width}x{height} to {out} in {seconds:.1f} s "
+        f"wrote {len(records)} images of {len(jobs)} cars at {height}x{width} to {out} in {seconds:.1f} s "
         f"({seconds / len(records):.3f} s per image wall, {workers} workers)"
     )
     return 0

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from carseg_hf.sizes import height_width_type
+
 from .backgrounds import KINDS, random_background
 
 
@@ -256,13 +258,6 @@ def write_composites(
     return count
 
 
-def _parse_size(value: str) -> tuple[int, int]:
-    parts = value.lower().split("x")
-    if len(parts) != 2 or not all(part.isdigit() and int(part) >= 16 for part in parts):
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 640x960, got {value!r}")
-    return int(parts[0]), int(parts[1])
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line: write composites of the sample's training (or held-out) cars."""
     from training.carvana_sample import TRAIN_CARS, VALIDATION_CARS
@@ -273,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("train", "held_out"), default="train", help="backgrounds and cars to use")
     parser.add_argument("--cars", help="comma-separated car ids (default: the sample's train or validation cars)")
     parser.add_argument("--per-image", type=int, default=1, help="composites per source photo (default 1)")
-    parser.add_argument("--size", type=_parse_size, default=(640, 960), help="HEIGHTxWIDTH (default 640x960)")
+    parser.add_argument(
+        "--size", type=height_width_type(minimum=16), default="640x960", help="HEIGHTxWIDTH (default 640x960)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not (args.cars_dir / "train").is_dir():
