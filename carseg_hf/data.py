@@ -525,12 +525,20 @@ def entry_source(value: Any) -> Any:
     return value
 
 
-def read_image(value: Any) -> np.ndarray:
+def read_image(value: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an `image` column value to `(height, width, 3)` uint8 through `image_io` (errors name the file).
 
     Use `dataset.cast_column("image", datasets.Image(decode=False))` so that the file path reaches `image_io`.
+
+    Args:
+        value: A `datasets.Image` value (decoded PIL image, or an undecoded `{"path", "bytes"}` dict), or anything
+            `image_io.load_rgb` accepts.
+        max_pixels: Largest accepted width x height (checked from a file's header before decoding); None for no bound.
+
+    Raises:
+        ImageDecodeError: Naming the file and what is wrong.
     """
-    return load_rgb(entry_source(value))
+    return load_rgb(entry_source(value), max_pixels=max_pixels)  # (height, width, 3) uint8
 
 
 def read_mask(value: Any) -> np.ndarray:

@@ -33,7 +33,7 @@ from .image_processing_carseg import CarSegImageProcessor
 from .inference import predict_logits
 from .metrics import confusion_counts, scores_from_counts
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .overlay import FN_COLOR, FP_COLOR, TP_COLOR, error_overlay
+from .overlay import FN_COLOR, FP_COLOR, TP_COLOR, error_overlay, legend_swatch_html
 from .rle import rle_decode, rle_encode
 
 CSV_COLUMNS = ("image", "car_id", "angle", "dice", "iou", "precision", "recall", "fp", "fn")
@@ -94,11 +94,6 @@ def write_report(rows: list[dict[str, Any]], summary: dict[str, Any], path: str 
     Returns:
         The path written.
     """
-
-    def swatch(color: tuple[int, int, int], label: str) -> str:
-        rgb = "rgb({},{},{})".format(*color)
-        return f'<span class="key"><span class="box" style="background:{rgb}"></span>{label}</span>'
-
     cards = []
     for row in sorted(rows, key=lambda r: (r["dice"], r["image"])):
         name = html.escape(row["image"])
@@ -122,9 +117,9 @@ img {{ display: block; max-width: 256px; }}
 split: {html.escape(str(summary.get("split")))} · {summary["count"]} images</p>
 <p>Mean dice <b>{summary["mean_dice"]:.5f}</b> · 5th percentile {percentiles["5"]:.5f} ·
 median {percentiles["50"]:.5f} · 95th percentile {percentiles["95"]:.5f}</p>
-<p>{swatch(FP_COLOR, "false positive (predicted car, is background)")}
-{swatch(TP_COLOR, "true positive")}
-{swatch(FN_COLOR, "false negative (missed car)")}</p>
+<p>{legend_swatch_html(FP_COLOR, "false positive (predicted car, is background)")}
+{legend_swatch_html(TP_COLOR, "true positive")}
+{legend_swatch_html(FN_COLOR, "false negative (missed car)")}</p>
 <p>Images sorted by dice, worst first.</p>
 {"".join(cards)}
 </body></html>

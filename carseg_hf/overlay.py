@@ -23,6 +23,30 @@ PREDICTION_COLOR = (255, 176, 0)
 PREDICTION_ALPHA = 0.5
 
 
+def legend_swatch_html(
+    color: tuple[int, int, int],
+    label: str,
+    entry_attributes: str = 'class="key"',
+    box_attributes: str = 'class="box" style="background:{rgb}"',
+) -> str:
+    """One entry of a colour legend as HTML: a square in `color`, then its label.
+
+    The evaluation report (`carseg evaluate`) styles the entry with its page's `.key` and `.box` classes (the
+    defaults); the demo, whose page has no such classes, passes inline styles.
+
+    Args:
+        color: RGB colour of the square, e.g. `FP_COLOR`.
+        label: The text after the square (inserted as is: pass HTML-safe text).
+        entry_attributes: Attributes of the entry's outer `<span>`.
+        box_attributes: Attributes of the square's `<span>`; `{rgb}` in them becomes the colour as `rgb(r,g,b)`.
+
+    Returns:
+        `<span ENTRY><span BOX></span>LABEL</span>`.
+    """
+    rgb = "rgb({},{},{})".format(*color)
+    return f"<span {entry_attributes}><span {box_attributes.replace('{rgb}', rgb)}></span>{label}</span>"
+
+
 def _as_bool_mask(mask: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     if hasattr(mask, "detach"):
         mask = mask.detach().cpu().numpy()

@@ -50,6 +50,8 @@ def test_load_carvana_splits_by_car(carvana):
     assert mask.dtype == np.uint8 and set(np.unique(mask).tolist()) == {0, 1}
     undecoded = data["train"].cast_column("image", datasets.Image(decode=False))[0]["image"]
     assert read_image(undecoded).shape == (48, 64, 3)
+    with pytest.raises(ImageDecodeError, match=r"64x48 = 3,072 pixels, over the limit of 3,000"):
+        read_image(undecoded, max_pixels=3000)  # refused from the file's header
 
 
 def test_split_is_deterministic_by_seed(carvana):

@@ -44,36 +44,36 @@ def _blend(value: int, color: tuple[int, int, int], alpha: float) -> np.ndarray:
         (write_truncated_jpeg, ".jpg", "corrupt or truncated"),
     ],
 )
-def test_read_image_refuses_bad_files_with_their_name(tmp_path, writer, suffix, expected):
+def test_read_upload_refuses_bad_files_with_their_name(tmp_path, writer, suffix, expected):
     path = writer(tmp_path / f"upload{suffix}")
     with pytest.raises(DemoInputError, match=expected) as info:
-        helpers.read_image(path)
+        helpers.read_upload(path)
     message = str(info.value)
     assert message.startswith("Image upload.jpg")
     assert str(tmp_path) not in message  # the temporary upload folder is not shown
 
 
-def test_read_image_refuses_oversized_image_from_its_header(tmp_path):
+def test_read_upload_refuses_oversized_image_from_its_header(tmp_path):
     path = write_png_header_only(tmp_path / "huge.png", 8000, 8000)  # 64 MP claimed, 100 bytes on disk
     start = time.perf_counter()
     with pytest.raises(DemoInputError, match=r"8000x8000 = 64,000,000 pixels, over the limit of 16,777,216"):
-        helpers.read_image(path)
+        helpers.read_upload(path)
     assert time.perf_counter() - start < 1.0  # refused from the header, not decoded
 
 
-def test_read_image_without_upload():
+def test_read_upload_without_upload():
     with pytest.raises(DemoInputError, match="Upload a car photo"):
-        helpers.read_image(None)
+        helpers.read_upload(None)
 
 
 @pytest.mark.parametrize(("kind", "suffix"), [("gray", ".png"), ("rgba", ".png"), ("cmyk", ".jpg"), ("16bit", ".png")])
-def test_read_image_modes_become_rgb(tmp_path, kind, suffix):
-    image = helpers.read_image(write_image_variant(tmp_path / f"in{suffix}", kind))
+def test_read_upload_modes_become_rgb(tmp_path, kind, suffix):
+    image = helpers.read_upload(write_image_variant(tmp_path / f"in{suffix}", kind))
     assert image.shape == (40, 60, 3) and image.dtype == np.uint8
 
 
-def test_read_image_applies_exif_orientation(tmp_path):
-    image = helpers.read_image(write_image_variant(tmp_path / "rotated.jpg", "exif", height=40, width=60))
+def test_read_upload_applies_exif_orientation(tmp_path):
+    image = helpers.read_upload(write_image_variant(tmp_path / "rotated.jpg", "exif", height=40, width=60))
     assert image.shape == (60, 40, 3)
 
 
@@ -139,6 +139,13 @@ def test_legend_uses_overlay_colours():
     legend = helpers.error_legend_html()
     for color, label in ((FP_COLOR, "false positive"), (TP_COLOR, "true positive"), (FN_COLOR, "false negative")):
         assert f"rgb({color[0]},{color[1]},{color[2]})" in legend and label in legend
+    # The markup of an entry, built by carseg_hf.overlay.legend_swatch_html with the demo's inline styles.
+    assert legend.startswith(
+        '<div class="carseg-legend"><span style="display:inline-flex;align-items:center;gap:4px;margin-right:14px">'
+        '<span style="width:14px;height:14px;border-radius:3px;background:rgb(255,0,0);display:inline-block"></span>'
+        "false positive</span>"
+    )
+    assert legend.endswith("false negative</span></div>") and legend.count("<span") == 6
 
 
 # --- numbers and files ---------------------------------------------------------------------------------------

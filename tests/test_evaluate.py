@@ -68,6 +68,7 @@ def test_cli_writes_all_outputs(carvana, model_dir, tmp_path, resolution):
 
     report = (out / "report.html").read_text()
     assert "false positive" in report and "false negative" in report and "rgb(255,0,0)" in report
+    assert '<span class="key"><span class="box" style="background:rgb(0,255,0)"></span>true positive</span>' in report
     positions = [report.index(f'alt="{r["image"]}"') for r in sorted(rows, key=lambda r: float(r["dice"]))]
     assert positions == sorted(positions)  # thumbnails sorted by dice ascending
     assert len(list((out / "thumbs").iterdir())) == 9

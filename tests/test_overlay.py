@@ -7,7 +7,15 @@ import pytest
 from PIL import Image
 
 from carseg_hf.image_io import load_mask
-from carseg_hf.overlay import FN_COLOR, FP_COLOR, TP_COLOR, error_overlay, mask_overlay, save_mask_png
+from carseg_hf.overlay import (
+    FN_COLOR,
+    FP_COLOR,
+    TP_COLOR,
+    error_overlay,
+    legend_swatch_html,
+    mask_overlay,
+    save_mask_png,
+)
 
 
 def grey_image(value: int = 100) -> np.ndarray:
@@ -68,3 +76,11 @@ def test_mask_gif_keeps_carvana_indices_0_and_1(tmp_path):
     assert np.array_equal(load_mask(path), mask.astype(np.uint8))
     with pytest.raises(ImageDecodeError):
         save_mask_gif(np.full((4, 4), 128, dtype=np.uint8), tmp_path / "bad.gif")
+
+
+def test_legend_swatch_html_default_and_inline_styles():
+    assert legend_swatch_html((1, 2, 3), "a") == (
+        '<span class="key"><span class="box" style="background:rgb(1,2,3)"></span>a</span>'
+    )
+    inline = legend_swatch_html((255, 0, 0), "b", entry_attributes='style="x"', box_attributes='style="c:{rgb}"')
+    assert inline == '<span style="x"><span style="c:rgb(255,0,0)"></span>b</span>'

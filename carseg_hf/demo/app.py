@@ -34,7 +34,7 @@ from .helpers import (
     metrics_rows,
     photo_preview,
     read_ground_truth,
-    read_image,
+    read_upload,
     request_dir,
     rle_string,
     slider_pair,
@@ -145,7 +145,7 @@ def make_segment_fn(
             threshold = float(threshold)
             if not 0.0 < threshold < 1.0:
                 raise DemoInputError(f"The threshold must lie strictly between 0 and 1, got {threshold}.")
-            image = read_image(image_path, max_pixels)  # (height, width, 3) uint8
+            image = read_upload(image_path, max_pixels)  # (height, width, 3) uint8
             target = read_ground_truth(mask_path, image.shape, max_pixels)  # (height, width) 0/1 or None
             native = resolution == "native"
             if native:

@@ -27,6 +27,7 @@ from ..overlay import (
     PREDICTION_COLOR,
     TP_COLOR,
     error_overlay,
+    legend_swatch_html,
     prediction_overlay,
     save_mask_png,
 )
@@ -38,6 +39,9 @@ OVERLAY_COLOR = PREDICTION_COLOR
 OVERLAY_ALPHA = PREDICTION_ALPHA
 #: Weight of the colours in the error map.
 ERROR_ALPHA = 0.6
+#: Inline style of a legend entry of the error map, and of its coloured square (`{rgb}`: the colour).
+LEGEND_ENTRY_STYLE = 'style="display:inline-flex;align-items:center;gap:4px;margin-right:14px"'
+LEGEND_BOX_STYLE = 'style="width:14px;height:14px;border-radius:3px;background:{rgb};display:inline-block"'
 #: Largest upload the demo decodes, in pixels (4096 x 4096, a 16 MP photo); larger files are refused from the header.
 DEMO_MAX_PIXELS = 4096 * 4096
 #: Largest image fed to the network at its native size, in pixels (2048 x 2048); a Carvana frame is 2.5 MP.
@@ -76,8 +80,8 @@ def _user_message(error: ImageDecodeError, path: str | os.PathLike, role: str) -
     return f"{role} {str(error).replace(os.fspath(path), name)}"
 
 
-def read_image(path: str | os.PathLike | None, max_pixels: int = DEMO_MAX_PIXELS) -> np.ndarray:
-    """Validate and decode an uploaded image.
+def read_upload(path: str | os.PathLike | None, max_pixels: int = DEMO_MAX_PIXELS) -> np.ndarray:
+    """Validate and decode an uploaded image with `image_io.load_rgb`, under the demo's pixel limit.
 
     Empty, truncated, non-image and oversized files are refused; an oversized file is refused from its header
     without being decoded. Grayscale, RGBA, palette, CMYK and 16-bit inputs become RGB; EXIF orientation is applied.
@@ -105,7 +109,7 @@ def photo_preview(
 ) -> Image.Image | None:
     """A small RGB preview of the chosen photo, for the page to show next to the file input.
 
-    The file is validated and decoded like `read_image` (EXIF orientation applied). An unusable file gives None:
+    The file is validated and decoded like `read_upload` (EXIF orientation applied). An unusable file gives None:
     the segmentation event reports it with its specific message, so the preview does not repeat it.
 
     Args:
@@ -119,7 +123,7 @@ def photo_preview(
     if path is None:
         return None
     try:
-        image = Image.fromarray(read_image(path, max_pixels))  # (height, width, 3) uint8
+        image = Image.fromarray(read_upload(path, max_pixels))  # (height, width, 3) uint8
     except DemoInputError:
         return None
     image.thumbnail((max_side, max_side), Image.BILINEAR)
@@ -199,22 +203,18 @@ def error_map(image: np.ndarray, pred: np.ndarray, target: np.ndarray) -> Image.
     return Image.fromarray(error_overlay(image, pred, target, alpha=ERROR_ALPHA))
 
 
-def _swatch(color: tuple[int, int, int], label: str) -> str:
-    red, green, blue = color
-    return (
-        '<span style="display:inline-flex;align-items:center;gap:4px;margin-right:14px">'
-        f'<span style="width:14px;height:14px;border-radius:3px;background:rgb({red},{green},{blue});'
-        f'display:inline-block"></span>{label}</span>'
-    )
+def _legend_entry(color: tuple[int, int, int], label: str) -> str:
+    """A legend entry styled inline (the page has no legend classes of its own)."""
+    return legend_swatch_html(color, label, entry_attributes=LEGEND_ENTRY_STYLE, box_attributes=LEGEND_BOX_STYLE)
 
 
 def error_legend_html() -> str:
     """The legend of the error map, built from the colours `carseg_hf.overlay` paints with."""
     return (
         '<div class="carseg-legend">'
-        + _swatch(FP_COLOR, "false positive")
-        + _swatch(TP_COLOR, "true positive")
-        + _swatch(FN_COLOR, "false negative")
+        + _legend_entry(FP_COLOR, "false positive")
+        + _legend_entry(TP_COLOR, "true positive")
+        + _legend_entry(FN_COLOR, "false negative")
         + "</div>"
     )
 
