@@ -23,6 +23,7 @@ _EXPORTS = {
     "CarSegConfig": "configuration_carseg",
     "CarSegForSemanticSegmentation": "modeling_carseg",
     "CarSegImageProcessor": "image_processing_carseg",
+    "CarSegImageProcessorPil": "image_processing_pil_carseg",
     "CarSegPreTrainedModel": "modeling_carseg",
     "ImageDecodeError": "image_io",
     "bce_dice_loss": "modeling_carseg",
@@ -35,6 +36,7 @@ __all__ = [  # the keys of _EXPORTS, written out so that tools see them
     "CarSegConfig",
     "CarSegForSemanticSegmentation",
     "CarSegImageProcessor",
+    "CarSegImageProcessorPil",
     "CarSegPreTrainedModel",
     "ImageDecodeError",
     "bce_dice_loss",
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from .configuration_carseg import CarSegConfig
     from .image_io import ImageDecodeError, load_mask, load_rgb
     from .image_processing_carseg import CarSegImageProcessor
+    from .image_processing_pil_carseg import CarSegImageProcessorPil
     from .modeling_carseg import CarSegForSemanticSegmentation, CarSegPreTrainedModel, bce_dice_loss
     from .registration import register_auto_classes
 

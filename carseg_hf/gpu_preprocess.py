@@ -1,9 +1,8 @@
 """Batched JPEG decoding and preprocessing on torch tensors (GPU path of `carseg predict`).
 
-`CarSegImageProcessor` stays the single source of the preprocessing *parameters* (size, resampling, rescale factor,
-mean and std). The functions here apply the same steps to uint8 tensors that are already on the device, so that a
-batch decoded by nvjpeg never goes back through the host. `preprocess_tensors` matches the processor's output on the
-CPU to within one grey level before normalisation (PIL and torch round bilinear filters slightly differently).
+`decode_jpegs` decodes a batch of JPEG files on the device (nvjpeg on CUDA), so that it never goes back through the
+host; `preprocess_tensors` hands such a batch to the torch image processor (`CarSegImageProcessor.preprocess_tensors`),
+the one place where images are resized and normalised on a device.
 """
 
 from __future__ import annotations
@@ -13,8 +12,8 @@ import warnings
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
+from .image_processing_base_carseg import CarSegImageProcessorBase
 from .image_processing_carseg import CarSegImageProcessor
 
 #: The JPEG start-of-image marker.
@@ -93,18 +92,19 @@ def _decode_stream(device: torch.device) -> torch.cuda.Stream:
 
 def preprocess_tensors(
     images: Sequence[torch.Tensor],
-    processor: CarSegImageProcessor,
+    processor: CarSegImageProcessorBase,
     size: tuple[int, int] | None,
     memory_format: torch.memory_format = torch.contiguous_format,
 ) -> torch.Tensor:
     """Resize, rescale and normalise uint8 image tensors with the processor's parameters, on their device.
 
-    Resizing uses bilinear interpolation with antialiasing, which is what PIL's `BILINEAR` filter (the processor's
-    default) does, followed by rounding to whole grey levels as PIL's uint8 output does.
+    The torch image processor does the work (`CarSegImageProcessor.preprocess_tensors`); this function stays for
+    the callers that pass the processor as an argument. A `CarSegImageProcessorPil` is first turned into the torch
+    processor with the same parameters.
 
     Args:
         images: `(3, height, width)` uint8 tensors, all on one device; at native size they must share one size.
-        processor: The processor whose `size`, `rescale_factor`, `image_mean`, `image_std`, `do_rescale` and
+        processor: The processor whose `rescale_factor`, `image_mean`, `image_std`, `do_rescale` and
             `do_normalize` are applied.
         size: `(height, width)` to resize to, or None to keep each image's size.
         memory_format: Memory format of the returned batch (e.g. `torch.channels_last`).
@@ -115,46 +115,6 @@ def preprocess_tensors(
     Raises:
         ValueError: If an image is not a 3-channel uint8 tensor, or native-size images differ in size.
     """
-    if not images:
-        raise ValueError("preprocess_tensors needs at least one image")
-    for image in images:
-        if image.dim() != 3 or image.shape[0] != 3 or image.dtype != torch.uint8:
-            raise ValueError(
-                f"expected (3, height, width) uint8 image tensors, got {tuple(image.shape)} {image.dtype}"
-            )
-    device = images[0].device
-    resized = []
-    for image in images:
-        pixels = image.unsqueeze(0).float()  # (1, 3, height, width)
-        if size is not None and tuple(image.shape[-2:]) != tuple(size):
-            pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=True)
-            pixels = pixels.round_().clamp_(0.0, 255.0)  # (1, 3, size_height, size_width), whole grey levels
-        resized.append(pixels)
-    shapes = {tuple(p.shape) for p in resized}
-    if len(shapes) > 1:
-        raise ValueError(
-            f"images of different sizes {sorted(s[-2:] for s in shapes)} cannot be batched at native size"
-        )
-    batch = torch.cat(resized).contiguous(memory_format=memory_format)  # (batch, 3, height, width)
-    if processor.do_rescale:
-        batch.mul_(processor.rescale_factor)
-    if processor.do_normalize:
-        mean, std = _normalisation_tensors(tuple(processor.image_mean), tuple(processor.image_std), device)
-        batch.sub_(mean).div_(std)
-    return batch
-
-
-@functools.lru_cache(maxsize=16)
-def _normalisation_tensors(
-    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(1, 3, 1, 1)` mean and std on `device`, made once per device.
-
-    Building them for every batch would copy them from pageable host memory to a CUDA device each time, a copy that
-    waits for all work queued before it (the previous batch's forward pass) and so would serialise the pipeline.
-    """
-    with torch.inference_mode(False):  # plain tensors, usable inside and outside inference mode
-        return (
-            torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1),
-            torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1),
-        )
+    if not isinstance(processor, CarSegImageProcessor):
+        processor = CarSegImageProcessor.from_dict(processor.to_dict())
+    return processor.preprocess_tensors(images, size, memory_format)

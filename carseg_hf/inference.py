@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .batchnorm_folding import fold_batchnorm as fold_batchnorm_copy
-from .image_processing_carseg import CarSegImageProcessor
+from .image_processing_base_carseg import CarSegImageProcessorBase
 from .loading import load_model, resolve_device
 from .modeling_carseg import CarSegForSemanticSegmentation
 
@@ -61,7 +61,8 @@ class Segmenter:
 
     Args:
         model: A `CarSegForSemanticSegmentation`.
-        processor: Its `CarSegImageProcessor`.
+        processor: Its image processor, `CarSegImageProcessor` (torch: resizes on `device`) or
+            `CarSegImageProcessorPil` (resizes with PIL on the CPU).
         device: Where the model runs.
         channels_last: Use the channels-last memory format, which is faster for convolutions on CPU and GPU.
         fold_batchnorm: Segment with a copy of the model whose BatchNorm layers are folded into the convolutions
@@ -71,7 +72,7 @@ class Segmenter:
     def __init__(
         self,
         model: CarSegForSemanticSegmentation,
-        processor: CarSegImageProcessor,
+        processor: CarSegImageProcessorBase,
         device: str | torch.device = "cpu",
         channels_last: bool = True,
         fold_batchnorm: bool = True,
@@ -111,7 +112,7 @@ class Segmenter:
         """Segment one image.
 
         Args:
-            image: Anything `CarSegImageProcessor` accepts (path, PIL image, array, tensor).
+            image: Anything the image processor accepts (path, PIL image, array, tensor).
             threshold: Probability threshold; defaults to the processor's.
             tta: Horizontal-flip test-time augmentation.
             native_size: Feed the image at its own resolution instead of the processor's size.
@@ -125,8 +126,9 @@ class Segmenter:
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
         array = self.processor.load_image(image)  # (height, width, 3) uint8
         height, width = array.shape[:2]
-        pixel_values = self.processor(array, do_resize=not native_size)["pixel_values"]  # (1, 3, h, w)
-        pixel_values = pixel_values.to(self.device)
+        pixel_values = self.processor(array, do_resize=not native_size, device=self.device)[
+            "pixel_values"
+        ]  # (1, 3, h, w)
         if self.channels_last:
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         with self._lock, torch.inference_mode():

@@ -4,9 +4,14 @@ The stock `ImageSegmentationPipeline` decodes every input with `transformers.ima
 it to RGB before the image processor sees it: a 16-bit greyscale PNG saturates to white, any pixel count is decoded,
 and errors cannot name the file. It also calls `post_process_semantic_segmentation` without the `threshold=` it was
 given. `register_auto_classes` installs `CarSegImageSegmentationPipeline` as the task's pipeline: for a model whose
-image processor is a `CarSegImageProcessor`, it hands the input (path, PIL image, array) to the processor as is, so
-that `carseg_hf.image_io` decodes it like everywhere else in carseg, and passes `threshold=` to post-processing after
-the processor has checked it. For every other model it is the stock pipeline, unchanged.
+image processor is a carseg one (`CarSegImageProcessor`, torch, or `CarSegImageProcessorPil`), it hands the input
+(path, PIL image, array) to the processor as is, so that `carseg_hf.image_io` decodes it like everywhere else in
+carseg, and passes `threshold=` to post-processing after the processor has checked it. For every other model it is
+the stock pipeline, unchanged.
+
+The stock pipeline also checks the model's class name against transformers' built-in segmentation mappings only
+(`Pipeline.check_model_type` gets plain dictionaries of names, blind to `AutoModelForSemanticSegmentation.register`)
+and would log a false "not supported" error for a carseg model; `check_model_type` here accepts registered classes.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING
 from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
 
-from .image_processing_carseg import CarSegImageProcessor
+from .image_processing_base_carseg import CarSegImageProcessorBase
 
 #: Inputs that the stock pipeline fetches itself (it downloads URLs and decodes base64 strings).
 _FETCHED_PREFIXES = ("http://", "https://", "data:image/")
@@ -27,12 +33,27 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
     """`ImageSegmentationPipeline`, with a carseg model's decoding and threshold left to its image processor."""
 
     def _is_carseg(self) -> bool:
-        return isinstance(getattr(self, "image_processor", None), CarSegImageProcessor)
+        return isinstance(getattr(self, "image_processor", None), CarSegImageProcessorBase)
+
+    def check_model_type(self, supported_models: list[str] | dict) -> None:
+        """Accept a model registered with `AutoModelForSemanticSegmentation`; others are checked as in the stock one.
+
+        Args:
+            supported_models: The names the stock pipeline checks against (transformers' built-in models only).
+        """
+        config_class = type(self.model.config)
+        if config_class in MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING and isinstance(
+            self.model, MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING[config_class]
+        ):
+            return
+        super().check_model_type(supported_models)
 
     def _sanitize_parameters(self, **kwargs: Any) -> tuple[dict, dict, dict]:
         preprocess, forward, postprocess = super()._sanitize_parameters(**kwargs)
         if "threshold" in kwargs and self._is_carseg():
-            postprocess["threshold"] = CarSegImageProcessor.check_threshold(kwargs["threshold"])  # fails at the call
+            postprocess["threshold"] = CarSegImageProcessorBase.check_threshold(
+                kwargs["threshold"]
+            )  # fails at the call
         return preprocess, forward, postprocess
 
     def preprocess(self, image: Any, subtask: str | None = None, timeout: float | None = None) -> Any:

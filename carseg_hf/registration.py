@@ -5,20 +5,25 @@ from __future__ import annotations
 import inspect
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation, AutoVideoProcessor
-from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES
 
 from .configuration_carseg import CarSegConfig
 from .image_processing_carseg import CarSegImageProcessor
+from .image_processing_pil_carseg import CarSegImageProcessorPil
 from .modeling_carseg import CarSegForSemanticSegmentation
 
 
 def register_auto_classes() -> None:
-    """Register carseg with the Auto classes (idempotent) and mark its classes for remote-code saving."""
+    """Register carseg with the Auto classes (idempotent) and mark its classes for remote-code saving.
+
+    `AutoImageProcessor` gets both backends: `CarSegImageProcessor` (torch, the default) and
+    `CarSegImageProcessorPil` (`backend="pil"`). The image-segmentation pipeline's model check is answered by
+    `CarSegImageSegmentationPipeline.check_model_type`, so no name is written into transformers' own mappings.
+    """
     AutoConfig.register(CarSegConfig.model_type, CarSegConfig, exist_ok=True)
     AutoModelForSemanticSegmentation.register(CarSegConfig, CarSegForSemanticSegmentation, exist_ok=True)
     AutoImageProcessor.register(
         CarSegConfig,
-        image_processor_classes={"pil": CarSegImageProcessor, "torchvision": CarSegImageProcessor},
+        image_processor_classes={"torchvision": CarSegImageProcessor, "pil": CarSegImageProcessorPil},
         exist_ok=True,
     )
     # The image-segmentation pipeline also probes for a video processor; an empty entry answers "none" without
@@ -28,16 +33,11 @@ def register_auto_classes() -> None:
         AutoVideoProcessor.register(CarSegConfig, video_processor_classes={}, exist_ok=True)
     else:
         AutoVideoProcessor.register(CarSegConfig, None, exist_ok=True)
-    # The image-segmentation pipeline checks the class name against these names only (not against registered
-    # classes) and logs a false "not supported" error otherwise. The entry is never used to import anything:
-    # carseg is absent from CONFIG_MAPPING_NAMES, so the lazy Auto mapping resolves it through `register` above.
-    MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES.setdefault(
-        CarSegConfig.model_type, CarSegForSemanticSegmentation.__name__
-    )
     _install_pipeline()
     CarSegConfig.register_for_auto_class("AutoConfig")
     CarSegForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
     CarSegImageProcessor.register_for_auto_class("AutoImageProcessor")
+    CarSegImageProcessorPil.register_for_auto_class("AutoImageProcessor")
 
 
 def _install_pipeline() -> None:

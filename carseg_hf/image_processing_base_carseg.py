@@ -1,0 +1,358 @@
+"""What carseg's two image processors share: parameters, decoding, normalisation, masks and post-processing.
+
+`CarSegImageProcessor` (torch backend, `image_processing_carseg.py`) and `CarSegImageProcessorPil` (PIL backend,
+`image_processing_pil_carseg.py`) differ only in how they resize an image. Everything else lives here once:
+the keyword arguments they accept (`CarSegImageProcessorKwargs`), decoding through `carseg_hf.image_io`, the one
+rescale-and-normalise step (`rescale_and_normalize`), mask resizing, and turning logits into masks.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+from transformers.processing_utils import ImagesKwargs
+
+from .image_io import DEFAULT_MAX_PIXELS, check_mask_size, describe, load_mask, load_rgb
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class CarSegImageProcessorKwargs(ImagesKwargs, total=False):
+    r"""Keyword arguments of both carseg image processors, beyond transformers' `ImagesKwargs`.
+
+    max_pixels (`int`, *optional*, defaults to `self.max_pixels`):
+        Files and in-memory images with more pixels are refused (files before decoding); None for no bound.
+    threshold (`float`, *optional*, defaults to `self.threshold`):
+        Default probability threshold of `post_process_semantic_segmentation`, strictly between 0 and 1.
+    """
+
+    max_pixels: int | None
+    threshold: float
+
+
+def rescale_and_normalize(
+    batch: torch.Tensor,
+    rescale_factor: float,
+    image_mean: Sequence[float],
+    image_std: Sequence[float],
+    do_rescale: bool = True,
+    do_normalize: bool = True,
+) -> torch.Tensor:
+    """Rescale and normalise a float batch in place, on its device: the one normalisation of both processors.
+
+    Args:
+        batch: `(batch, 3, height, width)` float32 pixel values in whole grey levels (0 to 255).
+        rescale_factor: Multiplier applied when `do_rescale` (1/255 brings the values to [0, 1]).
+        image_mean: Per-channel mean subtracted when `do_normalize`.
+        image_std: Per-channel standard deviation divided by when `do_normalize`.
+        do_rescale: Apply the rescale factor.
+        do_normalize: Apply mean and standard deviation.
+
+    Returns:
+        `batch` itself, rescaled and normalised.
+    """
+    if do_rescale:
+        batch.mul_(rescale_factor)
+    if do_normalize:
+        mean, std = _normalisation_tensors(tuple(image_mean), tuple(image_std), batch.device)
+        batch.sub_(mean).div_(std)
+    return batch
+
+
+@functools.lru_cache(maxsize=16)
+def _normalisation_tensors(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(1, 3, 1, 1)` mean and std on `device`, made once per device.
+
+    Building them for every batch would copy them from pageable host memory to a CUDA device each time, a copy that
+    waits for all work queued before it (the previous batch's forward pass) and so would serialise the pipeline.
+    """
+    with torch.inference_mode(False):  # plain tensors, usable inside and outside inference mode
+        return (
+            torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1),
+            torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1),
+        )
+
+
+def _as_list(inputs: Any) -> list:
+    if isinstance(inputs, (list, tuple)):
+        return list(inputs)
+    if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
+        return list(inputs)
+    if isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
+        return list(inputs)
+    return [inputs]
+
+
+class CarSegImageProcessorBase(BaseImageProcessor):
+    r"""Prepares car photos and masks for [`CarSegForSemanticSegmentation`] and turns its logits into masks.
+
+    Images (PIL in RGB, RGBA, L, P, CMYK or 16-bit modes, numpy arrays, torch tensors, or file paths) are converted
+    to RGB with EXIF orientation applied, resized to `size` (or kept at native size), rescaled to [0, 1] and
+    normalised. Masks (0/1, 0/255, palette GIFs) become binary `labels` with nearest-neighbour resizing. Subclasses
+    say how an image is resized (`resize_image`, `_resized_pixels`); use `CarSegImageProcessor` (torch) or
+    `CarSegImageProcessorPil` (PIL), not this class.
+
+    Args:
+        do_resize (`bool`, *optional*, defaults to `True`):
+            Resize images to `size`. With `False` the native resolution is kept (the model pads internally).
+        size (`dict[str, int]`, *optional*, defaults to `{"height": 1024, "width": 1024}`):
+            Target size when resizing, as in the reference 1024x1024 setup.
+        resample (`int`, *optional*, defaults to `Image.BILINEAR`):
+            Resampling filter for images, as a PIL constant; bilinear is the one the torch backend reproduces.
+            Masks always use nearest-neighbour.
+        do_rescale (`bool`, *optional*, defaults to `True`):
+            Multiply uint8 pixel values by `rescale_factor`.
+        rescale_factor (`float`, *optional*, defaults to `1 / 255`):
+            The rescale factor.
+        do_normalize (`bool`, *optional*, defaults to `True`):
+            Subtract `image_mean` and divide by `image_std`, per channel.
+        image_mean (`Sequence[float]`, *optional*, defaults to the ImageNet mean):
+            Per-channel mean.
+        image_std (`Sequence[float]`, *optional*, defaults to the ImageNet standard deviation):
+            Per-channel standard deviation.
+        max_pixels (`int`, *optional*, defaults to 30,000,000):
+            Files with more pixels are refused before decoding.
+        threshold (`float`, *optional*, defaults to 0.5):
+            Default probability threshold of `post_process_semantic_segmentation`.
+    """
+
+    valid_kwargs = CarSegImageProcessorKwargs
+    model_input_names = ["pixel_values"]
+
+    def __init__(
+        self,
+        do_resize: bool = True,
+        size: dict[str, int] | None = None,
+        resample: int = Image.BILINEAR,
+        do_rescale: bool = True,
+        rescale_factor: float = 1 / 255,
+        do_normalize: bool = True,
+        image_mean: Sequence[float] = IMAGENET_MEAN,
+        image_std: Sequence[float] = IMAGENET_STD,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        threshold: float = 0.5,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.do_resize = do_resize
+        self.size = self._check_size(size if size is not None else {"height": 1024, "width": 1024})
+        self.resample = int(resample)
+        self.do_rescale = do_rescale
+        self.rescale_factor = rescale_factor
+        self.do_normalize = do_normalize
+        self.image_mean = [float(v) for v in image_mean]
+        self.image_std = [float(v) for v in image_std]
+        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
+            raise ValueError(
+                f"image_mean and image_std need 3 values with positive std, got {image_mean} and {image_std}"
+            )
+        self.max_pixels = max_pixels
+        self.threshold = self.check_threshold(threshold)
+
+    @property
+    def backend(self) -> str:
+        """`str`: The `AutoImageProcessor` backend this class is registered for (`"torchvision"` or `"pil"`)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def check_threshold(threshold: Any) -> float:
+        """Return `threshold` as a float, or raise `ValueError` unless it is a probability strictly inside (0, 1).
+
+        Args:
+            threshold: The value to check (the processor's, or one given to post-processing or the pipeline).
+
+        Returns:
+            The threshold as a float.
+
+        Raises:
+            ValueError: For a non-number (a string, a bool, None), NaN, or a value outside (0, 1), naming the value.
+        """
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
+            raise ValueError(
+                f"threshold must be a probability strictly between 0 and 1, got {threshold!r} "
+                f"(a {type(threshold).__name__}, not a number)"
+            )
+        if math.isnan(threshold) or not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be a probability strictly between 0 and 1, got {threshold!r}")
+        return float(threshold)
+
+    @staticmethod
+    def _check_size(size: dict[str, int] | Sequence[int] | int) -> dict[str, int]:
+        if isinstance(size, int):
+            size = {"height": size, "width": size}
+        elif isinstance(size, (list, tuple)) and len(size) == 2:
+            size = {"height": int(size[0]), "width": int(size[1])}
+        if not isinstance(size, dict) or set(size) != {"height", "width"}:
+            raise ValueError(f"size must be {{'height': H, 'width': W}}, an int, or (H, W); got {size!r}")
+        if size["height"] < 1 or size["width"] < 1:
+            raise ValueError(f"size must be positive, got {size}")
+        return {"height": int(size["height"]), "width": int(size["width"])}
+
+    def load_image(self, image: Any) -> np.ndarray:
+        """Decode one image to an RGB uint8 array of shape `(height, width, 3)`."""
+        return load_rgb(image, self.max_pixels)
+
+    def load_mask(self, mask: Any) -> np.ndarray:
+        """Decode one mask to a 0/1 uint8 array of shape `(height, width)`."""
+        return load_mask(mask, self.max_pixels)
+
+    def resize_image(self, image: np.ndarray, size: dict[str, int]) -> np.ndarray:
+        """Resize an RGB uint8 `(height, width, 3)` array to `size`; a no-op when already there (per backend)."""
+        raise NotImplementedError
+
+    def _resized_pixels(self, image: np.ndarray, size: dict[str, int], device: torch.device | None) -> torch.Tensor:
+        """Resize an RGB uint8 array to a `(1, 3, height, width)` float32 tensor of whole grey levels (per backend)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def resize_mask(mask: np.ndarray, size: dict[str, int]) -> np.ndarray:
+        """Resize a 0/1 mask with nearest-neighbour, so it stays binary (the same in both backends)."""
+        if mask.shape == (size["height"], size["width"]):
+            return mask
+        return np.asarray(Image.fromarray(mask).resize((size["width"], size["height"]), resample=Image.NEAREST))
+
+    def preprocess(
+        self,
+        images: Any,
+        masks: Any | None = None,
+        do_resize: bool | None = None,
+        size: dict[str, int] | None = None,
+        do_rescale: bool | None = None,
+        do_normalize: bool | None = None,
+        return_tensors: str | None = "pt",
+        segmentation_maps: Any | None = None,
+        device: str | torch.device | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Prepare a batch of images, and optionally their masks.
+
+        Args:
+            images: One image or a list of images (see the class docstring for accepted kinds).
+            masks: Optional mask or list of masks, one per image, at the image's size.
+            do_resize: Override `self.do_resize`.
+            size: Override `self.size`.
+            do_rescale: Override `self.do_rescale`.
+            do_normalize: Override `self.do_normalize`.
+            return_tensors: Only `"pt"` (or None, which also returns torch tensors) is supported.
+            segmentation_maps: Alias of `masks`, as in transformers' segmentation processors.
+            device: Where `pixel_values` are made (the torch backend resizes there; the PIL backend resizes on the
+                CPU and moves the result); None for the CPU. `labels` stay on the CPU.
+            **kwargs: Ignored; accepted for compatibility with transformers' pipelines.
+
+        Returns:
+            A `BatchFeature` with `pixel_values` of shape `(batch, 3, height, width)` (float32), and `labels` of
+            shape `(batch, height, width)` (int64, values 0/1) when masks are given.
+
+        Raises:
+            ImageDecodeError: If an image or mask cannot be decoded, or a mask's size differs from its image's.
+            ValueError: If arguments are inconsistent, or native-size images of different sizes are batched.
+        """
+        if return_tensors not in (None, "pt"):
+            raise ValueError(
+                f"{type(self).__name__} only returns torch tensors (return_tensors='pt'), got {return_tensors!r}"
+            )
+        masks = segmentation_maps if masks is None else masks
+        do_resize = self.do_resize if do_resize is None else do_resize
+        size = self.size if size is None else self._check_size(size)
+        device = None if device is None else torch.device(device)
+        image_list = _as_list(images)
+        mask_list = None if masks is None else _as_list(masks)
+        if mask_list is not None and len(mask_list) != len(image_list):
+            raise ValueError(f"got {len(image_list)} images but {len(mask_list)} masks; pass one mask per image")
+
+        pixel_values, labels = [], []
+        for index, image in enumerate(image_list):
+            array = self.load_image(image)  # (height, width, 3) uint8
+            target = size if do_resize else {"height": array.shape[0], "width": array.shape[1]}
+            pixel_values.append(self._resized_pixels(array, target, device))  # (1, 3, target h, target w)
+            if mask_list is not None:
+                mask = self.load_mask(mask_list[index])  # (height, width) uint8 0/1
+                check_mask_size(mask.shape[::-1], array.shape[1::-1], mask_list[index], image)
+                labels.append(torch.from_numpy(self.resize_mask(mask, target).astype(np.int64)))
+
+        batch = self._stack(pixel_values)  # (batch, 3, height, width)
+        rescale_and_normalize(
+            batch,
+            self.rescale_factor,
+            self.image_mean,
+            self.image_std,
+            self.do_rescale if do_rescale is None else do_rescale,
+            self.do_normalize if do_normalize is None else do_normalize,
+        )
+        data = {"pixel_values": batch}
+        if mask_list is not None:
+            data["labels"] = torch.stack(labels)  # (batch, height, width)
+        return BatchFeature(data=data, tensor_type=None)
+
+    @staticmethod
+    def _stack(pixel_values: Sequence[torch.Tensor], memory_format: torch.memory_format | None = None) -> torch.Tensor:
+        """Concatenate `(1, 3, h, w)` images into one batch, or name the sizes when they differ."""
+        shapes = {tuple(p.shape) for p in pixel_values}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"images of different sizes {sorted(s[-2:] for s in shapes)} cannot be batched at native size; "
+                "enable do_resize or process them one at a time"
+            )
+        batch = torch.cat(list(pixel_values))  # (batch, 3, height, width)
+        return batch if memory_format is None else batch.contiguous(memory_format=memory_format)
+
+    @staticmethod
+    def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Resize `(batch, 1, h, w)` logits bilinearly to `size` = (height, width); a no-op when already there.
+
+        This is the one place where logits are brought back to an image's size: post-processing, `Segmenter` and
+        the batch predictor all call it, so their masks agree.
+        """
+        if tuple(logits.shape[-2:]) == tuple(size):
+            return logits
+        return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)  # (batch, 1, *size)
+
+    def post_process_semantic_segmentation(
+        self,
+        outputs: Any,
+        target_sizes: Sequence[Sequence[int]] | torch.Tensor | None = None,
+        threshold: float | None = None,
+    ) -> list[torch.Tensor]:
+        """Turn model outputs into binary masks.
+
+        Logits are resized bilinearly to each target size before the sigmoid and the threshold, so the masks come
+        back at the original image size.
+
+        Args:
+            outputs: A `SemanticSegmenterOutput` (or anything with `.logits`), or a logits tensor of shape
+                `(batch, 1, height, width)`.
+            target_sizes: One `(height, width)` per image; `None` keeps the logits' resolution.
+            threshold: Probability threshold, strictly between 0 and 1; defaults to `self.threshold`. The
+                image-segmentation pipeline passes its `threshold=` here for a carseg model.
+
+        Returns:
+            A list of `(height, width)` int64 tensors of label ids (0 background, 1 car), one per image.
+
+        Raises:
+            ValueError: If the logits have the wrong shape, the target sizes do not match them, or the threshold is
+                not a probability (see `check_threshold`).
+        """
+        logits = outputs.logits if hasattr(outputs, "logits") else outputs
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 4 or logits.shape[1] != 1:
+            raise ValueError(f"expected logits of shape (batch, 1, height, width), got {describe(logits)}")
+        threshold = self.threshold if threshold is None else self.check_threshold(threshold)
+        if target_sizes is not None and len(target_sizes) != logits.shape[0]:
+            raise ValueError(f"got {len(target_sizes)} target sizes for a batch of {logits.shape[0]} logits")
+        masks = []
+        for index in range(logits.shape[0]):
+            item = logits[index : index + 1].float()  # (1, 1, height, width)
+            if target_sizes is not None:
+                item = self.resize_logits(item, tuple(int(v) for v in target_sizes[index]))
+            masks.append((torch.sigmoid(item[0, 0]) > threshold).long())  # (height, width)
+        return masks
