@@ -20,8 +20,8 @@ from carseg_hf.data import (
     read_mask,
     split_by_car,
 )
-from carseg_hf.fixture import make_carvana_fixture
 from carseg_hf.image_io import ImageDecodeError
+from tests.fixture import make_carvana_fixture
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +197,7 @@ def test_splits_json_fixes_the_split_by_car(tmp_path):
     import json
 
     from carseg_hf.data import load_carvana
-    from carseg_hf.fixture import make_carvana_fixture
+    from tests.fixture import make_carvana_fixture
 
     root = make_carvana_fixture(tmp_path / "d", num_cars=3, angles=2, size=(64, 48), seed=3, num_test=0)
     cars = sorted({p.name.rsplit("_", 1)[0] for p in (root / "train").iterdir()})

@@ -18,9 +18,9 @@ from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
 from carseg_hf.cli import main
 from carseg_hf.data import load_carvana, read_image, read_mask
 from carseg_hf.evaluation import evaluate_model
-from carseg_hf.fixture import make_carvana_fixture
 from carseg_hf.metrics import dice_score
 from carseg_hf.overlay import FN_COLOR, FP_COLOR, TP_COLOR
+from tests.fixture import make_carvana_fixture
 
 
 @pytest.fixture(scope="module")

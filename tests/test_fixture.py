@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from carseg_hf.fixture import main, make_carvana_fixture
 from carseg_hf.image_io import load_mask
-from carseg_hf.rle import read_rle_csv, rle_decode
+from carseg_hf.rle import rle_decode
+from carseg_hf.submission import read_rle_csv
+from tests.fixture import main, make_carvana_fixture
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +77,25 @@ def test_csv_only_and_cli(tmp_path, capsys):
     assert len(list((tmp_path / "cli" / "train").iterdir())) == 2
     assert main(["--out", str(tmp_path / "bad"), "--angles", "0"]) == 2
     assert "angles" in capsys.readouterr().err
+
+
+def test_fixture_is_test_data_run_from_the_repository_root(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "module"
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.fixture",
+        "--out",
+        str(out),
+        "--cars",
+        "1",
+        "--angles",
+        "1",
+        "--num-test",
+        "0",
+    ]
+    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 1 training and 0 test images" in done.stdout and len(list((out / "train").iterdir())) == 1
+    assert importlib.util.find_spec("carseg_hf.fixture") is None  # not part of the installed package

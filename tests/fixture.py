@@ -1,6 +1,7 @@
-"""A procedural Carvana-format data set: car-like silhouettes on a studio background, in Kaggle's exact layout.
+"""TEST DATA: a procedural Carvana-format data set, car-like silhouettes on a studio background, in Kaggle's layout.
 
-The output is made for tests, docs and smoke runs, never for scores:
+The output is made for tests, docs, benchmarks and smoke runs, never for scores; it is not part of the installed
+package:
 
 ```
 out_dir/
@@ -10,7 +11,8 @@ out_dir/
   test/<car_id>_<NN>.jpg
 ```
 
-Run `python -m carseg_hf.fixture --out DIR --cars N` to write one.
+From the repository root, `python -m tests.fixture --out DIR --cars N` writes one; tests and benchmarks import
+`tests.fixture.make_carvana_fixture`.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .overlay import save_mask_gif
-from .rle import SubmissionWriter, rle_encode
+from carseg_hf.overlay import save_mask_gif
+from carseg_hf.rle import rle_encode
+from carseg_hf.submission import SubmissionWriter
 
 
 @dataclass
@@ -211,9 +214,9 @@ def make_carvana_fixture(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point: `python -m carseg_hf.fixture --out DIR --cars N`."""
+    """Command-line entry point: `python -m tests.fixture --out DIR --cars N`, from the repository root."""
     parser = argparse.ArgumentParser(
-        prog="python -m carseg_hf.fixture", description="Write a procedural data set in the Kaggle Carvana layout."
+        prog="python -m tests.fixture", description="Write a procedural data set in the Kaggle Carvana layout."
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--cars", type=int, default=2, help="number of training cars (default 2)")
