@@ -1,6 +1,6 @@
 """End-to-end `carseg predict` throughput: a folder of 1918x1280 JPEGs to a Kaggle submission CSV.
 
-The script writes its own procedural Carvana-layout JPEGs (`carseg_hf.fixture.make_carvana_fixture`, in `--gen-workers`
+The script writes its own procedural Carvana-layout JPEGs (`tests.fixture.make_carvana_fixture`, in `--gen-workers`
 processes, each image distinct) into a temporary folder, then runs `BatchPredictor` (the engine of `carseg predict`) to
 a submission, without and with hflip TTA. Each configuration runs twice on the same images with the same predictor:
 
@@ -56,12 +56,14 @@ if str(REPO_ROOT) not in sys.path:
 
 from benchmarks.bench_inference import CONFIGS  # noqa: E402
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
+from carseg_hf.commands.predict import parse_resolution  # noqa: E402
 from carseg_hf.cpu_runtime import retain_freed_memory  # noqa: E402
 from carseg_hf.device_info import describe_device  # noqa: E402
-from carseg_hf.fixture import make_carvana_fixture  # noqa: E402
 from carseg_hf.loading import load_model, resolve_device  # noqa: E402
 from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
-from carseg_hf.rle import read_rle_csv, rle_decode  # noqa: E402
+from carseg_hf.rle import rle_decode  # noqa: E402
+from carseg_hf.submission import read_rle_csv  # noqa: E402
+from tests.fixture import make_carvana_fixture  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -96,6 +98,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--images, --batch-size and --workers must be >= 1, and --warmup >= 0")
     if args.check < 0 or args.gen_workers < 1:
         parser.error("--check must be >= 0 and --gen-workers >= 1")
+    try:
+        parse_resolution(args.resolution)
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -162,7 +168,7 @@ def eager_fp32_rows(
         submission=submission,
         batch_size=args.batch_size,
         tta=tta,
-        resolution=args.resolution,
+        resolution=parse_resolution(args.resolution),
         dtype="fp32",
         channels_last=False,
         fold_batchnorm=False,
@@ -234,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                 submission=submission,
                 batch_size=args.batch_size,
                 tta=tta == "hflip",
-                resolution=args.resolution,
+                resolution=parse_resolution(args.resolution),
                 compile=args.compile,
                 dtype=dtype,
                 fold_batchnorm=fold,

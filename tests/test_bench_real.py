@@ -17,11 +17,11 @@ from PIL import Image
 
 from benchmarks import bench_real
 from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
-from carseg_hf.fixture import make_carvana_fixture
 from carseg_hf.image_io import load_mask
 from carseg_hf.inference import Segmenter
 from carseg_hf.metrics import dice_score
 from tests.conftest import tiny_config
+from tests.fixture import make_carvana_fixture
 
 EXPECTED_COLUMNS = list(bench_real.TABLE_COLUMNS)
 

@@ -22,13 +22,17 @@ from PIL import Image
 
 from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
 from carseg_hf.commands import predict as predict_command
-from carseg_hf.fixture import make_carvana_fixture
-from carseg_hf.gpu_preprocess import decode_jpegs, parse_resolution, preprocess_tensors
+from carseg_hf.commands.predict import parse_resolution
+from carseg_hf.gpu_preprocess import decode_jpegs, preprocess_tensors
 from carseg_hf.image_io import load_mask, load_rgb
 from carseg_hf.inference import Segmenter, predict_logits
-from carseg_hf.predict import BatchPredictor, PredictOptions, PredictSummary, _Item, expand_inputs
-from carseg_hf.rle import read_rle_csv, rle_decode, rle_encode, rle_encode_torch, rle_encode_torch_async
+from carseg_hf.predict import BatchPredictor, PredictOptions, PredictSummary, expand_inputs
+from carseg_hf.predict.async_copy import rle_encode_torch_async
+from carseg_hf.predict.items import PipelineItem as _Item
+from carseg_hf.rle import rle_decode, rle_encode, rle_encode_torch
+from carseg_hf.submission import read_rle_csv
 from tests.conftest import DEVICES, tiny_config
+from tests.fixture import make_carvana_fixture
 
 
 @pytest.fixture(scope="module")
@@ -271,10 +275,10 @@ def test_options_are_checked(trained, dataset):
     with pytest.raises(ValueError, match="--submission"):
         _predictor(trained, submission="sub.txt")
     with pytest.raises(ValueError, match="--resolution"):
-        parse_resolution("big", trained[1])
-    assert parse_resolution("96x128", trained[1]) == (96, 128)
-    assert parse_resolution("processor", trained[1]) == (64, 96)
-    assert parse_resolution("native", trained[1]) is None
+        parse_resolution("big")
+    assert parse_resolution("96x128") == (96, 128)
+    assert _predictor(trained, resolution=parse_resolution("processor")).size == (64, 96)
+    assert _predictor(trained, resolution=parse_resolution("native")).size is None
 
 
 @pytest.mark.parametrize("device", DEVICES)
