@@ -6,7 +6,14 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation, pipeline
 
-from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor, ImageDecodeError
+from carseg_hf import (
+    CarSegConfig,
+    CarSegForSemanticSegmentation,
+    CarSegImageProcessor,
+    CarSegImageProcessorPil,
+    ImageDecodeError,
+)
+from carseg_hf.loading import bundled_model_dir
 from tests.remote_code import check_remote_code_load
 
 
@@ -126,3 +133,60 @@ def test_pipeline_enforces_the_pixel_limit_and_names_the_file(tmp_path, tiny_mod
     small = tmp_path / "small.png"
     Image.new("RGB", (30, 20), (200, 30, 30)).save(small)  # 600 pixels: under the limit
     assert {r["mask"].size for r in segmenter(str(small))} == {(30, 20)}
+
+
+@pytest.mark.parametrize("name", ["carseg-lite0", "carseg-synth"])
+def test_auto_image_processor_gives_torch_by_default_and_pil_on_request(name):
+    folder = bundled_model_dir(name)  # saved without auto_map, as `image_processor_type: CarSegImageProcessor`
+    default = AutoImageProcessor.from_pretrained(folder)
+    pil = AutoImageProcessor.from_pretrained(folder, backend="pil")
+    assert type(default) is CarSegImageProcessor and type(pil) is CarSegImageProcessorPil
+    assert type(AutoImageProcessor.from_pretrained(folder, backend="torchvision")) is CarSegImageProcessor
+    assert default.to_dict() == pil.to_dict()
+    saved = json.loads((folder / "preprocessor_config.json").read_text())
+    assert default.size == saved["size"] and pil.image_mean == saved["image_mean"]
+
+
+def test_a_folder_saved_from_the_pil_backend_loads_either(tmp_path, tiny_model):
+    folder = _save(tmp_path, tiny_model, CarSegImageProcessorPil(size={"height": 64, "width": 96}))
+    saved = json.loads((folder / "preprocessor_config.json").read_text())
+    assert saved["image_processor_type"] == "CarSegImageProcessor"
+    assert saved["auto_map"]["AutoImageProcessor"] == "image_processing_pil_carseg.CarSegImageProcessorPil"
+    names = {p.name for p in folder.iterdir()}
+    assert {"image_processing_pil_carseg.py", "image_processing_base_carseg.py", "image_io.py"} <= names
+    assert type(AutoImageProcessor.from_pretrained(folder)) is CarSegImageProcessor
+    assert type(AutoImageProcessor.from_pretrained(folder, backend="pil")) is CarSegImageProcessorPil
+
+
+def test_remote_code_of_the_torch_processor_includes_the_shared_base(tmp_path, tiny_model, tiny_processor):
+    names = {p.name for p in _save(tmp_path, tiny_model, tiny_processor).iterdir()}
+    assert {"image_processing_carseg.py", "image_processing_base_carseg.py", "image_io.py"} <= names
+
+
+@pytest.mark.parametrize("processor_class", [CarSegImageProcessor, CarSegImageProcessorPil])
+def test_pipeline_works_with_either_backend(tmp_path, tiny_model, processor_class):
+    processor = processor_class(size={"height": 64, "width": 96})
+    folder = _biased_model_folder(tmp_path / "model", tiny_model, processor)
+    image = Image.fromarray((np.random.default_rng(0).random((45, 70, 3)) * 255).astype(np.uint8))
+    segmenter = pipeline("image-segmentation", model=str(folder), image_processor=processor)
+    assert segmenter.image_processor is processor
+    for threshold in (0.4, 0.6):
+        expected = _expected_mask(tiny_model, processor, image, threshold)
+        assert 0 < expected.sum() < expected.size
+        assert np.array_equal(_car_mask(segmenter(image, threshold=threshold)), expected)
+
+
+def test_pipeline_accepts_carseg_without_touching_transformers_mappings(
+    tmp_path, tiny_model, tiny_processor, monkeypatch
+):
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES
+    from transformers.pipelines import base
+
+    errors = []
+    monkeypatch.setattr(base.logger, "error", lambda message, *args, **kwargs: errors.append(str(message)))
+    segmenter = pipeline("image-segmentation", model=str(_save(tmp_path, tiny_model, tiny_processor)))
+    assert isinstance(segmenter.model, CarSegForSemanticSegmentation)
+    assert CarSegConfig.model_type not in MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES
+    assert not [e for e in errors if "not supported" in e], errors
+    segmenter.check_model_type(["SomethingElse"])  # a registered carseg model passes whatever the list says
+    assert not errors

@@ -1,12 +1,15 @@
 import io
+import json
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from carseg_hf import CarSegImageProcessor, ImageDecodeError
+from carseg_hf import CarSegImageProcessor, CarSegImageProcessorPil, ImageDecodeError
+from carseg_hf.gpu_preprocess import preprocess_tensors
 from carseg_hf.image_io import load_mask, load_rgb
+from carseg_hf.image_processing_base_carseg import CarSegImageProcessorKwargs
 
 
 def _rgb(height=40, width=60, seed=0):
@@ -188,3 +191,109 @@ def test_a_mask_at_the_stored_size_of_an_exif_rotated_photo_is_explained(tmp_pat
     assert batch["labels"].shape == (1, 30, 20)
     with pytest.raises(ImageDecodeError, match=r"rotated\.jpg' is 20x30 as displayed .*the mask has the stored size"):
         tiny_processor(str(path), masks=np.zeros((20, 30), np.uint8))
+
+
+# The two backends: CarSegImageProcessor (torch) and CarSegImageProcessorPil (PIL).
+
+
+def _grey_level_difference(processor, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """The difference of two normalised batches, in grey levels before normalisation (0 to 255 scale)."""
+    std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
+    return (first - second) * std / processor.rescale_factor
+
+
+def test_the_backends_share_one_kwargs_spec_and_post_processing():
+    assert CarSegImageProcessor.valid_kwargs is CarSegImageProcessorPil.valid_kwargs is CarSegImageProcessorKwargs
+    assert {"max_pixels", "threshold", "size", "image_mean"} <= set(CarSegImageProcessorKwargs.__annotations__)
+    assert CarSegImageProcessor().backend == "torchvision" and CarSegImageProcessorPil().backend == "pil"
+    for name in ("post_process_semantic_segmentation", "resize_logits", "resize_mask", "preprocess"):
+        assert getattr(CarSegImageProcessor, name) is getattr(CarSegImageProcessorPil, name), name
+    logits = torch.randn(2, 1, 5, 7)
+    torch_masks = CarSegImageProcessor().post_process_semantic_segmentation(logits, [(9, 11), (4, 6)], 0.4)
+    pil_masks = CarSegImageProcessorPil().post_process_semantic_segmentation(logits, [(9, 11), (4, 6)], 0.4)
+    assert all(torch.equal(a, b) for a, b in zip(torch_masks, pil_masks))
+
+
+@pytest.mark.parametrize(
+    ("image_size", "target"),
+    [((40, 60), (64, 96)), ((300, 200), (96, 64)), ((123, 457), (64, 64)), ((64, 96), (64, 96)), ((37, 53), (20, 31))],
+)
+def test_the_backends_agree_within_one_grey_level(image_size, target):
+    images = [_rgb(*image_size, seed=seed) for seed in range(2)]
+    masks = [(np.random.default_rng(seed).random(image_size) > 0.5).astype(np.uint8) for seed in range(2)]
+    size = {"height": target[0], "width": target[1]}
+    torch_batch = CarSegImageProcessor(size=size)(images, masks=masks)
+    pil_batch = CarSegImageProcessorPil(size=size)(images, masks=masks)
+    assert torch_batch["pixel_values"].shape == pil_batch["pixel_values"].shape == (2, 3, *target)
+    difference = _grey_level_difference(CarSegImageProcessor(), torch_batch["pixel_values"], pil_batch["pixel_values"])
+    assert difference.abs().max() <= 1.01 and difference.abs().mean() < 0.25
+    if image_size == target:
+        assert torch.equal(torch_batch["pixel_values"], pil_batch["pixel_values"])
+    assert torch.equal(torch_batch["labels"], pil_batch["labels"])  # masks: the same nearest-neighbour code
+
+
+def test_the_backends_agree_exactly_at_native_size():
+    image = _rgb(37, 53)
+    torch_values = CarSegImageProcessor(do_resize=False)(image)["pixel_values"]
+    assert torch.equal(torch_values, CarSegImageProcessorPil(do_resize=False)(image)["pixel_values"])
+
+
+def test_the_backends_resize_numpy_images_alike():
+    image = _rgb(123, 457)
+    size = {"height": 64, "width": 96}
+    torch_resized = CarSegImageProcessor().resize_image(image, size)
+    pil_resized = CarSegImageProcessorPil().resize_image(image, size)
+    assert torch_resized.shape == pil_resized.shape == (64, 96, 3) and torch_resized.dtype == np.uint8
+    assert np.abs(torch_resized.astype(int) - pil_resized.astype(int)).max() <= 1
+    assert CarSegImageProcessor().resize_image(image, {"height": 123, "width": 457}) is image
+
+
+def test_preprocess_tensors_equals_preprocess_on_the_same_pixels(tiny_processor):
+    images = [_rgb(seed=seed) for seed in range(3)]
+    tensors = [torch.from_numpy(image).permute(2, 0, 1) for image in images]  # (3, height, width) uint8 each
+    batch = tiny_processor.preprocess_tensors(tensors, (64, 96), torch.channels_last)
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(batch, tiny_processor(images)["pixel_values"])
+    assert torch.equal(preprocess_tensors(tensors, tiny_processor, (64, 96)), batch)
+    native = tiny_processor.preprocess_tensors(tensors, None)
+    assert torch.equal(native, tiny_processor(images, do_resize=False)["pixel_values"])
+    with pytest.raises(ValueError, match="uint8"):
+        tiny_processor.preprocess_tensors([tensors[0].float()], None)
+    with pytest.raises(ValueError, match="at least one image"):
+        tiny_processor.preprocess_tensors([], None)
+    with pytest.raises(ValueError, match=r"different sizes \[\(30, 20\), \(40, 60\)\]"):
+        tiny_processor.preprocess_tensors([tensors[0], torch.zeros(3, 30, 20, dtype=torch.uint8)], None)
+
+
+def test_preprocess_tensors_takes_the_parameters_of_a_pil_processor():
+    processor = CarSegImageProcessorPil(size={"height": 64, "width": 96}, image_mean=(0.5,) * 3, image_std=(0.5,) * 3)
+    tensors = [torch.from_numpy(_rgb(seed=seed)).permute(2, 0, 1) for seed in range(2)]
+    expected = CarSegImageProcessor(**processor.to_dict()).preprocess_tensors(tensors, (64, 96))
+    assert torch.equal(preprocess_tensors(tensors, processor, (64, 96)), expected)
+    white = preprocess_tensors([torch.full((3, 2, 2), 255, dtype=torch.uint8)], processor, None)
+    assert torch.allclose(white, torch.ones_like(white))  # (1 - 0.5) / 0.5
+
+
+def test_device_argument_puts_the_pixel_values_there(tiny_processor):
+    for processor in (tiny_processor, CarSegImageProcessorPil(size={"height": 64, "width": 96})):
+        batch = processor(_rgb(), masks=np.zeros((40, 60), np.uint8), device="cpu")
+        assert batch["pixel_values"].device.type == "cpu" and batch["pixel_values"].shape == (1, 3, 64, 96)
+        assert torch.equal(batch["pixel_values"], processor(_rgb())["pixel_values"])
+
+
+def test_pil_processor_saves_as_the_torch_type_and_loads_back(tmp_path):
+    CarSegImageProcessorPil(size={"height": 32, "width": 48}, threshold=0.3).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["image_processor_type"] == "CarSegImageProcessor"  # as transformers' PIL backends save
+    loaded = CarSegImageProcessorPil.from_pretrained(tmp_path)
+    assert isinstance(loaded, CarSegImageProcessorPil)
+    assert loaded.size == {"height": 32, "width": 48} and loaded.threshold == 0.3
+
+
+def test_from_pretrained_overrides_go_through_the_checks(tmp_path):
+    CarSegImageProcessor(size={"height": 32, "width": 48}).save_pretrained(tmp_path)
+    for cls in (CarSegImageProcessor, CarSegImageProcessorPil):
+        assert cls.from_pretrained(tmp_path, threshold=0.25, max_pixels=None).threshold == 0.25
+        assert cls.from_pretrained(tmp_path, max_pixels=None).max_pixels is None
+        with pytest.raises(ValueError, match="threshold must be a probability"):
+            cls.from_pretrained(tmp_path, threshold=1.5)

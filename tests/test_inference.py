@@ -4,6 +4,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from carseg_hf import CarSegImageProcessorPil
 from carseg_hf.inference import Segmenter, predict_logits
 
 
@@ -48,3 +49,14 @@ def test_concurrent_calls_give_identical_results(tiny_model, tiny_processor):
     for thread in threads:
         thread.join()
     assert len(results) == 4 and all(np.array_equal(r, reference) for r in results)
+
+
+def test_segmenter_takes_either_backend(tiny_model, tiny_processor):
+    pil_processor = CarSegImageProcessorPil(**tiny_processor.to_dict())
+    image = _image(5)
+    for processor in (tiny_processor, pil_processor):
+        result = Segmenter(tiny_model, processor).segment(image)
+        with torch.no_grad():
+            logits = tiny_model(processor(image)["pixel_values"]).logits
+        expected = processor.post_process_semantic_segmentation(logits, target_sizes=[(45, 70)])[0].numpy()
+        assert np.array_equal(result.mask, expected), type(processor).__name__
