@@ -31,7 +31,7 @@ from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImagePr
 from carseg_hf.configuration_carseg import NAMED_CONFIGS  # noqa: E402
 from carseg_hf.data import load_segmentation_dataset  # noqa: E402
 from carseg_hf.device_info import describe_device  # noqa: E402
-from carseg_hf.fixture import make_carvana_fixture  # noqa: E402
+from tests.fixture import make_carvana_fixture  # noqa: E402
 from training.augment import AugmentationConfig, JointAugmentation  # noqa: E402
 from training.data_pipeline import (  # noqa: E402
     SegmentationTransform,

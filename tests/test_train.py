@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
 from carseg_hf.cli import main as cli_main
 from carseg_hf.data import load_segmentation_dataset
-from carseg_hf.fixture import make_carvana_fixture
 from carseg_hf.metrics import mean_dice
+from tests.fixture import make_carvana_fixture
 from training.checkpointing import TrainerState, list_checkpoints, resolve_resume_checkpoint
 from training.train import main, parse_args
 
