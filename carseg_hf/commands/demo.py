@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 DEFAULT_PORT = 7860
 
@@ -46,7 +47,13 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must lie in 1..65535, got {args.port}")
     from ..cpu_runtime import retain_freed_memory
-    from ..demo.app import build_demo
+    from ..demo import DemoDependencyError
+
+    try:
+        from ..demo.app import build_demo
+    except DemoDependencyError as error:
+        print(f"carseg demo: error: {error}", file=sys.stderr)
+        return 2
 
     retain_freed_memory()  # a server process: reuse freed activation memory instead of faulting in fresh pages
     demo = build_demo(model=args.model, device=args.device, concurrency_limit=args.concurrency)

@@ -14,8 +14,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import gradio as gr
 import torch
+
+from . import DEMO_EXTRA_INSTALL, DemoDependencyError
+
+try:
+    import gradio as gr
+except ImportError as error:  # gradio is the optional `demo` extra
+    raise DemoDependencyError(
+        f"the carseg demo needs gradio, which could not be imported ({error}); install the demo extra: "
+        f"{DEMO_EXTRA_INSTALL}"
+    ) from error
 
 from ..image_io import ImageDecodeError
 from ..inference import Segmenter
