@@ -20,33 +20,6 @@ from .image_processing_carseg import CarSegImageProcessor
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def parse_resolution(resolution: str, processor: CarSegImageProcessor) -> tuple[int, int] | None:
-    """Turn a `--resolution` value into the network's input size.
-
-    Args:
-        resolution: `"processor"` (the processor's `size`), `"native"` (each image's own size) or `"HxW"`.
-        processor: The model's image processor.
-
-    Returns:
-        `(height, width)`, or None for the native size.
-
-    Raises:
-        ValueError: If the value is none of these forms.
-    """
-    if resolution == "processor":
-        return processor.size["height"], processor.size["width"]
-    if resolution == "native":
-        return None
-    parts = resolution.lower().split("x")
-    if len(parts) == 2 and all(part.strip().isdigit() for part in parts):
-        height, width = int(parts[0]), int(parts[1])
-        if height > 0 and width > 0:
-            return height, width
-    raise ValueError(
-        f"--resolution must be 'processor', 'native' or HEIGHTxWIDTH such as 1024x1024, got {resolution!r}"
-    )
-
-
 def decode_jpegs(data: Sequence[torch.Tensor], device: str | torch.device) -> list[torch.Tensor]:
     """Decode a batch of JPEG files in one call (nvjpeg on a CUDA device).
 

@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from carseg_hf.rle import (
-    SubmissionWriter,
-    read_rle_csv,
-    rle_decode,
-    rle_encode,
-    rle_encode_torch,
-    rle_encode_torch_async,
-)
+from carseg_hf.predict.async_copy import rle_encode_torch_async
+from carseg_hf.rle import rle_decode, rle_encode, rle_encode_torch
+from carseg_hf.submission import SubmissionWriter, read_rle_csv
 
 
 def naive_encode(mask: np.ndarray) -> str:
@@ -195,7 +190,8 @@ def test_read_rle_csv_errors(tmp_path):
 def test_read_rle_csv_accepts_fields_longer_than_the_csv_default(tmp_path):
     import numpy as np
 
-    from carseg_hf.rle import SubmissionWriter, read_rle_csv, rle_decode, rle_encode
+    from carseg_hf.rle import rle_decode, rle_encode
+    from carseg_hf.submission import SubmissionWriter, read_rle_csv
 
     checkerboard = (np.indices((256, 512)).sum(axis=0) % 2).astype(np.uint8)  # 65,536 runs
     rle = rle_encode(checkerboard)

@@ -3,7 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from typing import Any
+
+from ..predict.options import COMPILE_MODES, DEVICE_DEFAULTS, DTYPE_NAMES, MASK_FORMATS, PredictOptions
+from ..sizes import parse_height_width
+
+_RESOLUTION_ERROR = "--resolution must be 'processor', 'native' or HEIGHTxWIDTH such as 1024x1024, got {!r}"
+
+
+def parse_resolution(text: str) -> str | tuple[int, int]:
+    """Turn a `--resolution` value into `PredictOptions.resolution`.
+
+    Args:
+        text: `"processor"` (the processor's size), `"native"` (each image's own size) or `"HxW"`.
+
+    Returns:
+        `"processor"`, `"native"` or `(height, width)`.
+
+    Raises:
+        ValueError: If the value is none of these forms; it names `--resolution`, the forms and the value.
+    """
+    if text in ("processor", "native"):
+        return text
+    try:
+        return parse_height_width(text)
+    except ValueError as error:
+        raise ValueError(_RESOLUTION_ERROR.format(text)) from error
+
+
+def _default(name: str) -> Any:
+    """The default of a `PredictOptions` field, the one place where it is written."""
+    return next(option.default for option in dataclasses.fields(PredictOptions) if option.name == name)
+
+
+def _by_device(name: str) -> str:
+    """A setting's device-tuned defaults for help texts, e.g. `"16 on GPU, 1 on CPU"`."""
+    return f"{DEVICE_DEFAULTS['cuda'][name]} on GPU, {DEVICE_DEFAULTS['cpu'][name]} on CPU"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,7 +57,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--model", default=None, help="model folder or Hub id (default: $CARSEG_MODEL or bundled)")
     parser.add_argument("--revision", default=None, help="Hub revision to pin")
     parser.add_argument("--out", default=None, help="folder for mask files, named <image stem>.png|gif")
-    parser.add_argument("--format", choices=("png", "gif"), default="png", help="mask files: 0/255 PNG or 0/1 GIF")
+    parser.add_argument(
+        "--format",
+        choices=MASK_FORMATS,
+        default=_default("mask_format"),
+        help="mask files: 0/255 PNG or 0/1 GIF (default: %(default)s)",
+    )
     parser.add_argument(
         "--overlay",
         default=None,
@@ -29,22 +71,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--submission", default=None, help="Kaggle submission to write: FILE.csv or FILE.csv.gz")
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="images per forward pass (default 16 on GPU, 1 on CPU)"
+        "--batch-size", type=int, default=None, help=f"images per forward pass (default: {_by_device('batch_size')})"
     )
-    parser.add_argument("--tta", choices=("none", "hflip"), default="none", help="test-time augmentation")
-    parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default: processor's)")
+    parser.add_argument(
+        "--tta",
+        choices=("none", "hflip"),
+        default="hflip" if _default("tta") else "none",
+        help="test-time augmentation (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=_default("threshold"), help="probability threshold (default: processor's)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
-        "--resolution", default="processor", help="network input size: processor (its size), native, or HxW"
+        "--resolution",
+        default=_default("resolution"),
+        help="network input size: processor (its size), native, or HxW (default: %(default)s)",
     )
     parser.add_argument(
-        "--compile", choices=("none", "default", "max-autotune"), default="none", help="torch.compile mode"
+        "--compile",
+        choices=COMPILE_MODES,
+        default=_default("compile"),
+        help="torch.compile mode (default: %(default)s)",
     )
     parser.add_argument(
-        "--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto", help="autocast (auto: bf16 on GPU)"
+        "--dtype",
+        choices=("auto", *DTYPE_NAMES),
+        default="auto",
+        help=f"autocast (default: auto, {_by_device('dtype')})",
     )
     parser.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: 4 on GPU, 1 on CPU)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help=f"decoding threads (default: {_by_device('workers')})"
+    )
     parser.add_argument("--no-channels-last", action="store_true", help="keep the contiguous memory format")
     parser.add_argument(
         "--no-fold-batchnorm", action="store_true", help="run the model as saved, without folding BatchNorm"
@@ -76,8 +135,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..cpu_runtime import retain_freed_memory
     from ..loading import load_model, resolve_device, resolve_model_path, weights_file
-    from ..predict import BatchPredictor, PredictOptions, expand_inputs
+    from ..predict import BatchPredictor, expand_inputs
     from ..predict_record import ModelSource, file_sha256
+
+    resolution = parse_resolution(args.resolution)
 
     if args.allocator == "retain":
         retain_freed_memory()
@@ -86,28 +147,28 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--num-threads must be >= 1, got {args.num_threads}")
         torch.set_num_threads(args.num_threads)
     device = resolve_device(args.device)
-    on_gpu = device.type == "cuda"
-    options = PredictOptions(
+    options = PredictOptions.for_device(  # None keeps the default: the device's batch size, workers and dtype
+        device.type,
         out_dir=args.out,
         mask_format=args.format,
         overlay_dir=args.overlay,
         submission=args.submission,
-        batch_size=args.batch_size or (16 if on_gpu else 1),
+        batch_size=args.batch_size or None,
         tta=args.tta == "hflip",
         threshold=args.threshold,
-        resolution=args.resolution,
+        resolution=resolution,
         compile=args.compile,
-        dtype=("bf16" if on_gpu else "fp32") if args.dtype == "auto" else args.dtype,
+        dtype=None if args.dtype == "auto" else args.dtype,
         channels_last=not args.no_channels_last,
         fold_batchnorm=not args.no_fold_batchnorm,
-        workers=args.workers or (4 if on_gpu else 1),
+        workers=args.workers or None,
         overwrite=args.overwrite,
         progress=not args.no_progress,
         profile=args.profile,
     )
     options.validate()
     options.validate_outputs()
-    if options.dtype == "bf16" and not on_gpu:
+    if options.dtype == "bf16" and device.type != "cuda":
         from ..device_info import cpu_bf16_warning
 
         if (warning := cpu_bf16_warning()) is not None:
