@@ -37,7 +37,8 @@ from .image_io import (
     load_mask,
     load_rgb,
 )
-from .rle import read_rle_csv, rle_decode
+from .rle import rle_decode
+from .submission import read_rle_csv
 
 _CARVANA_NAME = re.compile(r"^(?P<car>[^_/]+)_(?P<angle>\d{2})\.(?:jpe?g|png)$", re.IGNORECASE)
 _ANGLE_SUFFIX = re.compile(r"^(?P<car>.+)_(?P<angle>\d+)$")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from carseg_hf.image_io import load_mask
-from carseg_hf.rle import read_rle_csv, rle_decode
+from carseg_hf.rle import rle_decode
+from carseg_hf.submission import read_rle_csv
 from training.synthetic.ac3d import AC3DParseError, parse_ac3d, surface_triangles
 from training.synthetic.camera import look_at, project, rotation_z, turntable_yaw
 from training.synthetic.car_xml import CarXMLError, wheel_specs
