@@ -10,6 +10,7 @@ from carseg_hf import CarSegImageProcessor, CarSegImageProcessorPil, ImageDecode
 from carseg_hf.gpu_preprocess import preprocess_tensors
 from carseg_hf.image_io import load_mask, load_rgb
 from carseg_hf.image_processing_base_carseg import CarSegImageProcessorKwargs
+from tests.conftest import DEVICES
 
 
 def _rgb(height=40, width=60, seed=0):
@@ -274,11 +275,20 @@ def test_preprocess_tensors_takes_the_parameters_of_a_pil_processor():
     assert torch.allclose(white, torch.ones_like(white))  # (1 - 0.5) / 0.5
 
 
-def test_device_argument_puts_the_pixel_values_there(tiny_processor):
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_argument_puts_the_pixel_values_there(tiny_processor, device):
+    image, mask = _rgb(123, 457), np.zeros((123, 457), np.uint8)
     for processor in (tiny_processor, CarSegImageProcessorPil(size={"height": 64, "width": 96})):
-        batch = processor(_rgb(), masks=np.zeros((40, 60), np.uint8), device="cpu")
-        assert batch["pixel_values"].device.type == "cpu" and batch["pixel_values"].shape == (1, 3, 64, 96)
-        assert torch.equal(batch["pixel_values"], processor(_rgb())["pixel_values"])
+        batch = processor(image, masks=mask, device=device)
+        assert batch["pixel_values"].device.type == device and batch["pixel_values"].shape == (1, 3, 64, 96)
+        assert batch["labels"].device.type == "cpu"
+        on_cpu = processor(image)["pixel_values"]
+        difference = _grey_level_difference(processor, batch["pixel_values"].cpu(), on_cpu).abs()
+        assert difference.max() <= (0.01 if device == "cpu" else 1.01), type(processor).__name__  # CUDA float order
+        tensors = [torch.from_numpy(image).permute(2, 0, 1).to(device)]
+        on_device = tiny_processor.preprocess_tensors(tensors, (64, 96))
+        assert on_device.device.type == device
+        assert torch.allclose(on_device.cpu(), tiny_processor(image, device=device)["pixel_values"].cpu())
 
 
 def test_pil_processor_saves_as_the_torch_type_and_loads_back(tmp_path):
