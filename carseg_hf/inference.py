@@ -126,9 +126,8 @@ class Segmenter:
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
         array = self.processor.load_image(image)  # (height, width, 3) uint8
         height, width = array.shape[:2]
-        pixel_values = self.processor(array, do_resize=not native_size, device=self.device)[
-            "pixel_values"
-        ]  # (1, 3, h, w)
+        inputs = self.processor(array, do_resize=not native_size, device=self.device)  # resized on the device
+        pixel_values = inputs["pixel_values"]  # (1, 3, h, w) on self.device
         if self.channels_last:
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         with self._lock, torch.inference_mode():
