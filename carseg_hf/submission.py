@@ -293,8 +293,9 @@ class SubmissionWriter:
 
     def close(self) -> None:
         """Close the journal file, keeping it on disk."""
-        if self._journal is not None and not self._journal.closed:
+        if self._journal is not None:
             self._journal.close()
+            self._journal = None
 
     def finalize(self, names: Collection[str]) -> tuple[int, int]:
         """Write the submission from every journal row, atomically, then delete the journal.

@@ -1,0 +1,57 @@
+"""The resumable use of `carseg_hf.submission.SubmissionWriter` (its plain use is tested in test_rle.py)."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from carseg_hf.predict_record import SettingsChangedError, read_record, submission_record_path
+from carseg_hf.submission import SubmissionWriter, read_rle_csv
+
+SETTINGS = {"record_version": 1, "threshold": 0.5, "format": "rle"}
+
+
+def test_rows_go_to_a_durable_journal_until_finalize(tmp_path):
+    path = tmp_path / "out" / "sub.csv.gz"
+    writer = SubmissionWriter(path, SETTINGS)
+    writer.write_rows([("a_01.jpg", "1 2"), ("a_02", "")])
+    journal = tmp_path / "out" / "sub.csv.gz.partial"
+    assert journal.read_text() == "img,rle_mask\na_01.jpg,1 2\na_02.jpg,\n"  # plain CSV, names as in the submission
+    assert not path.exists() and read_record(submission_record_path(path)) == SETTINGS
+    with pytest.raises(ValueError, match="already written"):
+        writer.write_rows([("a_03.jpg", "1 1"), ("a_01.jpg", "1 1")])
+    assert journal.read_text().count("\n") == 3  # nothing of the refused rows
+    assert writer.finalize({"a_01.jpg"}) == (2, 1)  # a_02 is not among this run's inputs: kept
+    assert gzip.decompress(path.read_bytes()).decode() == "img,rle_mask\na_01.jpg,1 2\na_02.jpg,\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["sub.csv.gz", "sub.csv.gz.carseg.json"]
+    with pytest.raises(ValueError, match="after close"):
+        writer.write("a_04", "1 1")
+
+
+def test_a_new_writer_continues_the_journal_or_the_finished_submission(tmp_path):
+    path = tmp_path / "sub.csv"
+    with pytest.raises(RuntimeError, match="crash"), SubmissionWriter(path, SETTINGS) as writer:
+        writer.write("a_01", "1 1")
+        raise RuntimeError("crash")
+    assert not path.exists()  # an exception keeps the journal for the next run
+    with open(tmp_path / "sub.csv.partial", "a") as handle:
+        handle.write("a_02.jpg,3 4")  # cut off mid-write, without its newline
+    with SubmissionWriter(path, SETTINGS) as writer:
+        assert writer.done == {"a_01.jpg"}
+        writer.write("a_02", "5 1")
+    assert read_rle_csv(path) == {"a_01.jpg": "1 1", "a_02.jpg": "5 1"}
+    assert not (tmp_path / "sub.csv.partial").exists()
+    again = SubmissionWriter(path, SETTINGS)  # no journal: the finished submission's rows count as done
+    assert again.done == {"a_01.jpg", "a_02.jpg"}
+    again.close()
+
+
+def test_other_settings_are_refused_unless_overwrite(tmp_path):
+    path = tmp_path / "sub.csv"
+    SubmissionWriter(path, SETTINGS).close()
+    with pytest.raises(SettingsChangedError, match=r"--threshold: 0\.5 -> 0\.9"):
+        SubmissionWriter(path, {**SETTINGS, "threshold": 0.9})
+    fresh = SubmissionWriter(path, {**SETTINGS, "threshold": 0.9}, overwrite=True)
+    assert fresh.done == set() and read_record(submission_record_path(path))["threshold"] == 0.9
+    fresh.close()
