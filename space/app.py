@@ -1,7 +1,8 @@
 """Hugging Face Space entry point: the carseg car-segmentation demo.
 
-The model is `$CARSEG_MODEL` (a folder or Hub id) when set, else the checkpoint bundled with `carseg-hf`.
-Locally: `python space/app.py` or `carseg demo`.
+The model is `$CARSEG_MODEL` (a folder or Hub id) when set, else the checkpoint bundled with `carseg_hf`. On the Space,
+`carseg_hf` is the package source uploaded next to this file by `space/deploy.py`. Locally: `python space/app.py` or
+`carseg demo`.
 """
 
 from carseg_hf.cpu_runtime import retain_freed_memory
