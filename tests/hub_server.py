@@ -4,14 +4,14 @@ This is not part of carseg. It implements just the HTTP endpoints that huggingfa
 (`HfApi`, `hf_hub_download`) and transformers' `from_pretrained` call, so that the tests can push and load models
 by repo id without any network:
 
-- `POST /api/repos/create`, `POST /api/validate-yaml`
+- `POST /api/repos/create` (model repos, and Space repos with their `sdk`), `POST /api/validate-yaml`
 - `POST /api/models/{repo}/preupload/{rev}`: always answers `"uploadMode": "regular"`, so file contents travel
   base64 inside the commit call (no LFS, no Xet)
 - `POST /api/models/{repo}/commit/{rev}`: NDJSON (`header`, `file`, `deletedFile`, `deletedFolder`), applied
   atomically; `HubServer.fail_next_commit` makes the next commit fail part-way through its files
 - `GET /api/models/{repo}[/revision/{rev}]`, `GET /api/models/{repo}/tree/{rev}[/{path}]`,
   `POST /api/models/{repo}/paths-info/{rev}`, `GET /api/models/{repo}/refs`,
-  `POST /api/models/{repo}/branch/{branch}`
+  `POST /api/models/{repo}/branch/{branch}`; the same under `/api/spaces/` for Space repos
 - `HEAD`/`GET /{repo}/resolve/{rev}/{path}` with `X-Repo-Commit`, `ETag` and `Content-Length` (no body on HEAD)
 
 Errors use the Hub's `X-Error-Code` header (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`) so that the client
@@ -43,6 +43,8 @@ class _Commit:
 class _Repo:
     repo_id: str
     private: bool
+    repo_type: str = "model"
+    space_sdk: str | None = None
     commits: dict[str, _Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
 
@@ -125,12 +127,12 @@ class HubServer:
             raise _HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
         return commit
 
-    def create_repo(self, repo_id: str, private: bool) -> None:
+    def create_repo(self, repo_id: str, private: bool, repo_type: str = "model", space_sdk: str | None = None) -> None:
         with self._lock:
             if repo_id in self.repos:
                 # Like the Hub, the conflict answer still carries the repo URL (create_repo(exist_ok=True) reads it).
                 raise _HubError(409, "You already created this model repo", extra={"url": f"{self.url}/{repo_id}"})
-            repo = _Repo(repo_id=repo_id, private=private)
+            repo = _Repo(repo_id=repo_id, private=private, repo_type=repo_type, space_sdk=space_sdk)
             sha = self._new_sha(repo_id.encode())
             repo.commits[sha] = _Commit(sha, {".gitattributes": _GITATTRIBUTES}, "initial commit", None)
             repo.branches["main"] = sha
@@ -255,24 +257,30 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
         def _route(self, parts: list[str], query: dict, body: bytes) -> None:
             if parts[:2] == ["api", "repos"] and parts[2:] == ["create"] and self.command == "POST":
                 payload = json.loads(body or b"{}")
-                if payload.get("type", "model") != "model":
-                    raise _HubError(400, "this test server only hosts model repos")
+                repo_type = payload.get("type", "model")
+                if repo_type not in ("model", "space"):
+                    raise _HubError(400, "this test server only hosts model and Space repos")
+                if repo_type == "space" and not payload.get("sdk"):
+                    raise _HubError(400, "a Space repo needs an sdk (gradio, docker or static)")
                 name, org = payload["name"], payload.get("organization")
                 repo_id = f"{org}/{name}" if org else name
-                hub.create_repo(repo_id, _requested_private(payload))
+                hub.create_repo(repo_id, _requested_private(payload), repo_type, payload.get("sdk"))
                 return self._json({"url": f"{hub.url}/{repo_id}", "name": repo_id})
             if parts == ["api", "validate-yaml"] and self.command == "POST":
                 return self._json({})
             if parts == ["api", "whoami-v2"]:
                 return self._json({"type": "user", "name": "local-test-user", "orgs": [], "auth": {}})
-            if parts[:2] == ["api", "models"] and len(parts) >= 4:
-                return self._api_models(parts[2] + "/" + parts[3], parts[4:], query, body)
+            if parts[:2] in (["api", "models"], ["api", "spaces"]) and len(parts) >= 4:
+                repo_type = "model" if parts[1] == "models" else "space"
+                return self._api_models(parts[2] + "/" + parts[3], parts[4:], query, body, repo_type)
             if len(parts) >= 5 and parts[2] == "resolve":
                 return self._resolve(parts[0] + "/" + parts[1], parts[3], "/".join(parts[4:]))
             raise _HubError(404, f"this test server does not implement {self.command} {self.path}")
 
-        def _api_models(self, repo_id: str, rest: list[str], query: dict, body: bytes) -> None:
+        def _api_models(self, repo_id: str, rest: list[str], query: dict, body: bytes, repo_type: str) -> None:
             repo = hub._repo(repo_id)
+            if repo.repo_type != repo_type:
+                raise _HubError(404, f"Repository {repo_id} not found", "RepoNotFound")
             action = rest[0] if rest else None
             if action is None or action == "revision":
                 commit = hub._commit_at(repo, rest[1] if action else "main")
