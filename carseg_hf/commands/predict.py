@@ -179,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
     source = ModelSource(resolve_model_path(args.model), args.revision, weights_sha256)
     predictor = BatchPredictor(model, processor, device, options, source=source)
     summary = predictor.run(paths)
+    return _report(args, summary, options, device)
+
+
+def _report(args: argparse.Namespace, summary: Any, options: PredictOptions, device: Any) -> int:
+    """Print what the run did; returns 0 when every image was segmented, 1 when some could not be read."""
     parts = [f"{summary.processed} segmented", f"{summary.skipped} already done", f"{len(summary.failed)} failed"]
     print(
         f"carseg predict: {summary.total} images: {', '.join(parts)} in {summary.seconds:.1f} s "
