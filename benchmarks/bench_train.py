@@ -2,7 +2,7 @@
 
 Both runs use the same model, batch size, optimizer (Adam), loss (BCE + dice) and mixed precision through Accelerate:
 
-- `pipeline`: JPEG/GIF files -> HF dataset -> workers (decode, resize, joint augmentation, as in training/train.py)
+- `pipeline`: JPEG/GIF files -> HF dataset -> workers (decode, resize, joint augmentation, as in carseg_hf.training)
   -> pinned uint8 batches -> normalisation on the device -> forward/backward/step;
 - `in-memory`: one batch already normalised on the device, reused every step.
 
@@ -31,14 +31,15 @@ from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImagePr
 from carseg_hf.configuration_carseg import NAMED_CONFIGS  # noqa: E402
 from carseg_hf.data import load_segmentation_dataset  # noqa: E402
 from carseg_hf.device_info import describe_device  # noqa: E402
-from tests.fixture import make_carvana_fixture  # noqa: E402
-from training.augment import AugmentationConfig, JointAugmentation  # noqa: E402
-from training.data_pipeline import (  # noqa: E402
+from carseg_hf.training.augment import JointAugmentation  # noqa: E402
+from carseg_hf.training.augmentation_config import AugmentationConfig  # noqa: E402
+from carseg_hf.training.data_pipeline import (  # noqa: E402
     SegmentationTransform,
     build_dataloader,
     prepare_split,
     to_model_inputs,
 )
+from tests.fixture import make_carvana_fixture  # noqa: E402
 
 #: Named model configurations (reference, slim = the bundled model's width, tiny = the test network).
 CONFIGS = NAMED_CONFIGS

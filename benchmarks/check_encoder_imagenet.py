@@ -1,7 +1,7 @@
 """How often the converted ImageNet encoder names a car among its top 5 classes, over a folder of photos.
 
-Checks `training.pretrained_encoder`'s conversion on real images: a wrong key mapping or padding gives unrelated
-classes. Example:
+Checks the conversion of `carseg_hf.training.pretrained_encoder` on real images: a wrong key mapping or padding gives
+unrelated classes. Example:
 
     python benchmarks/check_encoder_imagenet.py --images path/to/carvana/train
 """
@@ -15,7 +15,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from training.pretrained_encoder import IMAGENET_CAR_CLASSES, PRETRAINED_ENCODERS, imagenet_classifier, imagenet_top5
+from carseg_hf.training.pretrained_encoder import (
+    IMAGENET_CAR_CLASSES,
+    PRETRAINED_ENCODERS,
+    imagenet_classifier,
+    imagenet_top5,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from training.augment import AugmentationConfig, JointAugmentation, build_augmentation, sample_seed
+from carseg_hf.training.augment import JointAugmentation, build_augmentation, sample_seed
+from carseg_hf.training.augmentation_config import AugmentationConfig
 
 GEOMETRY_ONLY = AugmentationConfig(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0)
 

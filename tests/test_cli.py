@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from carseg_hf.cli import COMMANDS, build_parser, main
-from training.train import build_parser as build_train_parser
-from training.train import default_dataloader_workers
+from carseg_hf.training import build_parser as build_train_parser
+from carseg_hf.training.arguments import default_dataloader_workers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("transformers", "torch", "gradio", "datasets", "huggingface_hub", "accelerate")

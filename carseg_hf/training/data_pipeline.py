@@ -7,17 +7,25 @@ the training resolution, and augment uint8 tensors. Batches travel as uint8 (4x 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import datasets
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from carseg_hf.data import entry_source
+from carseg_hf.data import entry_source, load_segmentation_dataset
 from carseg_hf.gpu_preprocess import preprocess_tensors
 from carseg_hf.image_io import check_mask_size
 from carseg_hf.image_processing_carseg import CarSegImageProcessor
 
 from .augment import JointAugmentation, sample_seed
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+    from .arguments import TrainingArguments
 
 INDEX_COLUMN = "sample_index"
 
@@ -127,3 +135,60 @@ def to_model_inputs(
     """
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return preprocess_tensors(list(pixel_values), processor, size=None, memory_format=memory_format)
+
+
+@dataclass
+class DataLoaders:
+    """The loaders of a training run, the size of each split, and the epoch that augmenting workers read.
+
+    Args:
+        train: The training loader (shuffled, augmented).
+        validation: The validation loader (whole frames, no augmentation).
+        train_images: Images in the training split.
+        validation_images: Images in the validation split.
+        epoch_counter: A one-element int64 tensor in shared memory holding the current epoch.
+    """
+
+    train: DataLoader
+    validation: DataLoader
+    train_images: int
+    validation_images: int
+    epoch_counter: torch.Tensor
+
+
+def load_splits(args: TrainingArguments, accelerator: Accelerator) -> datasets.DatasetDict:
+    """The training and validation splits of `--data_dir` or `--dataset_name`, split by car id.
+
+    Raises:
+        ValueError: If either split is empty.
+    """
+    with accelerator.main_process_first():
+        splits = load_segmentation_dataset(
+            data_dir=args.data_dir,
+            dataset_name=args.dataset_name,
+            validation_fraction=args.validation_fraction,
+            seed=args.seed,
+        )
+    if len(splits["train"]) == 0 or len(splits["validation"]) == 0:
+        raise ValueError(
+            f"need images in both splits, got {len(splits['train'])} training and {len(splits['validation'])} "
+            "validation images; add cars or change --validation_fraction"
+        )
+    return splits
+
+
+def build_dataloaders(
+    args: TrainingArguments, splits: datasets.DatasetDict, processor: CarSegImageProcessor
+) -> DataLoaders:
+    """Loaders that decode and resize with `processor` in workers, and augment the training split jointly."""
+    size = {"height": args.resolution[0], "width": args.resolution[1]}
+    epoch_counter = torch.zeros(1, dtype=torch.int64).share_memory_()  # read by workers for augmentation seeds
+    augmentation = JointAugmentation(args.augmentation())
+    train_dataset = prepare_split(
+        splits["train"], SegmentationTransform(processor, size, augmentation, args.seed, epoch_counter)
+    )
+    eval_dataset = prepare_split(splits["validation"], SegmentationTransform(processor, size))
+    pin_memory = torch.cuda.is_available()
+    train = build_dataloader(train_dataset, args.train_batch_size, True, args.dataloader_num_workers, pin_memory)
+    validation = build_dataloader(eval_dataset, args.eval_batch_size, False, args.dataloader_num_workers, pin_memory)
+    return DataLoaders(train, validation, len(train_dataset), len(eval_dataset), epoch_counter)

@@ -2,7 +2,7 @@
 
 A checkpoint folder `checkpoint-<step>` only ever appears complete: it is written as `checkpoint-<step>.tmp` and
 renamed when every file is in place. A run killed while saving leaves a `.tmp` folder, which `latest` ignores, and the
-previous checkpoints untouched. The files are those of `training.checkpoint_format` (safetensors and JSON, never
+previous checkpoints untouched. The files are those of `checkpoint_format` (safetensors and JSON, never
 pickle) plus `trainer_state.json`: the step, the early-stopping state and the metric history.
 """
 
@@ -198,7 +198,7 @@ def save_checkpoint(
     """Save the training state and `state` atomically as `output_dir/checkpoint-<global_step>`.
 
     Must be called on every process: the main process writes the model, optimizer and scheduler files, every process
-    its own random states (see `training.checkpoint_format`). `output_dir` must be on storage that all processes see.
+    its own random states (see `checkpoint_format`). `output_dir` must be on storage that all processes see.
 
     Args:
         accelerator: The `Accelerator`.

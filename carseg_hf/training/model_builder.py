@@ -1,0 +1,65 @@
+"""The network a training run starts from: a model to fine-tune, a U-Net on a pretrained encoder, or a fresh one."""
+
+from __future__ import annotations
+
+import torch
+
+from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor
+from carseg_hf.loading import load_model
+
+from .arguments import TrainingArguments
+
+#: Decoder widths (deepest last) of a fresh `--encoder` U-Net unless `--encoder_channels` says otherwise.
+ENCODER_UNET_CHANNELS = (8, 16, 32, 64, 128)
+
+
+def build_model(args: TrainingArguments) -> tuple[CarSegForSemanticSegmentation, CarSegImageProcessor]:
+    """Load `--model_name_or_path` or build a fresh network from the config options.
+
+    Args:
+        args: The training arguments.
+
+    Returns:
+        `(model, processor)`, the model in training mode with the memory options applied, the processor resizing to
+        `--resolution`.
+    """
+    size = {"height": args.resolution[0], "width": args.resolution[1]}
+    if args.model_name_or_path is not None:
+        model, processor = load_model(args.model_name_or_path, device="cpu", revision=args.revision)
+        processor.do_resize = True
+        processor.size = size
+    elif args.encoder is not None:
+        model, processor = build_pretrained_encoder_model(args, size)
+    else:
+        overrides = {
+            "encoder_channels": args.encoder_channels,
+            "center_channels": args.center_channels,
+            "decoder_convs": args.decoder_convs,
+            "norm": args.norm,
+            "encoder_name": args.encoder_name,
+        }
+        config = CarSegConfig(**{key: value for key, value in overrides.items() if value is not None})
+        model = CarSegForSemanticSegmentation(config)
+        processor = CarSegImageProcessor(size=size)
+    if args.gradient_checkpointing:
+        model.enable_activation_checkpointing()
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model.train(), processor
+
+
+def build_pretrained_encoder_model(
+    args: TrainingArguments, size: dict[str, int]
+) -> tuple[CarSegForSemanticSegmentation, CarSegImageProcessor]:
+    """A fresh U-Net on `--encoder`, with its ImageNet weights unless `--encoder_weights none`, and its processor."""
+    from .pretrained_encoder import IMAGENET, get_encoder, load_imagenet_encoder
+
+    encoder = get_encoder(args.encoder)
+    channels = args.encoder_channels or ENCODER_UNET_CHANNELS
+    config = CarSegConfig(
+        encoder_name=encoder.smp_encoder_name, encoder_channels=channels, norm=args.norm or "batchnorm"
+    )
+    model = CarSegForSemanticSegmentation(config)
+    if args.encoder_weights == IMAGENET:
+        load_imagenet_encoder(model, args.encoder)
+    return model, CarSegImageProcessor(size=size, image_mean=encoder.image_mean, image_std=encoder.image_std)
