@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create (or reuse) the project virtual environment at ${CARSEG_VENV:-.venv} and install carseg with its dev extra.
+# Create (or reuse) the project virtual environment at ${CARSEG_VENV:-.venv} and install carseg with its dev extra
+# (which includes the demo extra, gradio).
 # Sourced by scripts/demo.sh and scripts/test.sh; safe to run again (it only installs what is missing).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
