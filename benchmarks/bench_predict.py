@@ -1,4 +1,4 @@
-"""End-to-end `carseg predict` throughput: a folder of 1918x1280 JPEGs to a Kaggle submission CSV.
+"""End-to-end `carseg predict` throughput: a folder of 1280x1918 JPEGs to a Kaggle submission CSV.
 
 The script writes its own procedural Carvana-layout JPEGs (`tests.fixture.make_carvana_fixture`, in `--gen-workers`
 processes, each image distinct) into a temporary folder, then runs `BatchPredictor` (the engine of `carseg predict`) to
@@ -12,7 +12,7 @@ a submission, without and with hflip TTA. Each configuration runs twice on the s
 
 - `decode`: file reading and decoding (PIL, or nvjpeg on CUDA), summed over the decoding threads, so with several
   workers it can exceed the wall time;
-- `model`: preprocessing on the device, forward pass(es), resize of the logits to 1918x1280 and the threshold;
+- `model`: preprocessing on the device, forward pass(es), resize of the logits to 1280x1918 and the threshold;
 - `rle`: run-length encoding (on the device, only run boundaries copied back);
 - `write`: appending the rows to the submission journal (writer thread).
 
@@ -62,6 +62,7 @@ from carseg_hf.device_info import describe_device  # noqa: E402
 from carseg_hf.loading import load_model, resolve_device  # noqa: E402
 from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
 from carseg_hf.rle import rle_decode  # noqa: E402
+from carseg_hf.sizes import height_width_type  # noqa: E402
 from carseg_hf.submission import read_rle_csv  # noqa: E402
 from tests.fixture import make_carvana_fixture  # noqa: E402
 
@@ -69,7 +70,12 @@ from tests.fixture import make_carvana_fixture  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=64, help="generated JPEGs")
-    parser.add_argument("--source-size", default="1918x1280", help="WxH of the JPEGs (Carvana: 1918x1280)")
+    parser.add_argument(
+        "--source-size",
+        type=height_width_type(),
+        default="1280x1918",
+        help="HEIGHTxWIDTH of the JPEGs (Carvana: 1280x1918)",
+    )
     parser.add_argument("--model", default=None, help="a model folder; default: random weights of --config")
     parser.add_argument("--config", default="reference", choices=tuple(CONFIGS))
     parser.add_argument("--resolution", default="1024x1024", help="network input: HxW, native or processor")
@@ -206,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         model = CarSegForSemanticSegmentation(CarSegConfig(**CONFIGS[args.config])).eval()
         processor = CarSegImageProcessor()
-    width, height = (int(v) for v in args.source_size.lower().split("x"))
+    height, width = args.source_size
     with tempfile.TemporaryDirectory(prefix="carseg-bench-") as scratch:
         data = Path(args.data or scratch) / "data"
         if not (data / "test").is_dir() or len(list((data / "test").glob("*.jpg"))) < args.images:

@@ -231,7 +231,7 @@ class CarSegRunner:
         self.tta = tta
         self.native_size = native_size
         size = processor.size
-        self.input_size = "native" if native_size else f"{size['width']}x{size['height']}"
+        self.input_size = "native" if native_size else f"{size['height']}x{size['width']}"
 
     def segment(self, path: Path) -> np.ndarray:
         """Segment one photo through `Segmenter.segment` (file in, full-resolution mask out)."""

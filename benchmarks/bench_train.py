@@ -31,6 +31,7 @@ from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImagePr
 from carseg_hf.configuration_carseg import NAMED_CONFIGS  # noqa: E402
 from carseg_hf.data import load_segmentation_dataset  # noqa: E402
 from carseg_hf.device_info import describe_device  # noqa: E402
+from carseg_hf.sizes import height_width_type, parse_height_width  # noqa: E402
 from carseg_hf.training.augment import JointAugmentation  # noqa: E402
 from carseg_hf.training.augmentation_config import AugmentationConfig  # noqa: E402
 from carseg_hf.training.data_pipeline import (  # noqa: E402
@@ -56,11 +57,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=8, help="data-loader workers")
     parser.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "bf16", "fp16"))
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--source-size", default="1918x1280", help="WxH of the generated JPEGs (Carvana: 1918x1280)")
+    parser.add_argument(
+        "--source-size",
+        type=height_width_type(),
+        default="1280x1918",
+        help="HEIGHTxWIDTH of the generated JPEGs (Carvana: 1280x1918)",
+    )
     parser.add_argument("--cars", type=int, default=4, help="cars x 16 views in the generated data set")
     args = parser.parse_args(argv)
-    args.resolution = tuple(int(v) for v in args.resolution.lower().split("x"))
-    args.source_size = tuple(int(v) for v in args.source_size.lower().split("x"))
+    args.resolution = parse_height_width(args.resolution)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.mixed_precision == "auto":
@@ -109,8 +114,10 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        data_dir = make_carvana_fixture(Path(folder) / "data", num_cars=args.cars, size=args.source_size, num_test=0)
-        print(f"generated {args.cars * 16} images at {args.source_size[0]}x{args.source_size[1]} "
+        data_dir = make_carvana_fixture(
+            Path(folder) / "data", num_cars=args.cars, size=args.source_size[::-1], num_test=0
+        )  # (width, height)
+        print(f"generated {args.cars * 16} images at {args.source_size[0]}x{args.source_size[1]} (HxW) "
               f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
         splits = load_segmentation_dataset(data_dir=data_dir, validation_fraction=0.25, seed=0)
         augmentation = JointAugmentation(AugmentationConfig())

@@ -1,8 +1,8 @@
-"""Batched JPEG decoding and preprocessing on torch tensors (GPU path of `carseg predict`).
+"""Batched JPEG decoding on torch tensors (GPU path of `carseg predict`).
 
 `decode_jpegs` decodes a batch of JPEG files on the device (nvjpeg on CUDA), so that it never goes back through the
-host; `preprocess_tensors` hands such a batch to the torch image processor (`CarSegImageProcessor.preprocess_tensors`),
-the one place where images are resized and normalised on a device.
+host; the torch image processor (`CarSegImageProcessor.preprocess_tensors`) then resizes and normalises the batch
+there.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ import warnings
 from collections.abc import Sequence
 
 import torch
-
-from .image_processing_base_carseg import CarSegImageProcessorBase
-from .image_processing_carseg import CarSegImageProcessor
 
 #: The JPEG start-of-image marker.
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -61,33 +58,3 @@ def decode_jpegs(data: Sequence[torch.Tensor], device: str | torch.device) -> li
 def _decode_stream(device: torch.device) -> torch.cuda.Stream:
     """The side stream `decode_jpegs` makes current while nvjpeg decodes for `device` (one per device)."""
     return torch.cuda.Stream(device=device)
-
-
-def preprocess_tensors(
-    images: Sequence[torch.Tensor],
-    processor: CarSegImageProcessorBase,
-    size: tuple[int, int] | None,
-    memory_format: torch.memory_format = torch.contiguous_format,
-) -> torch.Tensor:
-    """Resize, rescale and normalise uint8 image tensors with the processor's parameters, on their device.
-
-    The torch image processor does the work (`CarSegImageProcessor.preprocess_tensors`); this function stays for
-    the callers that pass the processor as an argument. A `CarSegImageProcessorPil` is first turned into the torch
-    processor with the same parameters.
-
-    Args:
-        images: `(3, height, width)` uint8 tensors, all on one device; at native size they must share one size.
-        processor: The processor whose `rescale_factor`, `image_mean`, `image_std`, `do_rescale` and
-            `do_normalize` are applied.
-        size: `(height, width)` to resize to, or None to keep each image's size.
-        memory_format: Memory format of the returned batch (e.g. `torch.channels_last`).
-
-    Returns:
-        A float32 tensor of shape `(batch, 3, height, width)`.
-
-    Raises:
-        ValueError: If an image is not a 3-channel uint8 tensor, or native-size images differ in size.
-    """
-    if not isinstance(processor, CarSegImageProcessor):
-        processor = CarSegImageProcessor.from_dict(processor.to_dict())
-    return processor.preprocess_tensors(images, size, memory_format)

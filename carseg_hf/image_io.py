@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-#: Default refusal bound for decoded images: about 12x a Carvana frame (1918x1280), far below a decompression bomb.
+#: Default refusal bound for decoded images: about 12x a Carvana frame (1280x1918), far below a decompression bomb.
 DEFAULT_MAX_PIXELS = 30_000_000
 #: File extensions taken as images when a folder is listed (for prediction and for data sets).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")

@@ -70,6 +70,18 @@ class CarSegImageProcessor(CarSegImageProcessorBase):
             pixels = pixels.to(device)  # uint8: a quarter of the float copy
         return resize_pixels(pixels, (size["height"], size["width"]))  # (1, 3, height, width)
 
+    @classmethod
+    def from_processor(cls, processor: CarSegImageProcessorBase) -> CarSegImageProcessor:
+        """The torch processor with the parameters of `processor` (itself when it is one already).
+
+        Args:
+            processor: A carseg image processor of either backend.
+
+        Returns:
+            A `CarSegImageProcessor`.
+        """
+        return processor if isinstance(processor, cls) else cls.from_dict(processor.to_dict())
+
     def preprocess_tensors(
         self,
         images: Sequence[torch.Tensor],

@@ -7,7 +7,6 @@ import torch
 from PIL import Image
 
 from carseg_hf import CarSegImageProcessor, CarSegImageProcessorPil, ImageDecodeError
-from carseg_hf.gpu_preprocess import preprocess_tensors
 from carseg_hf.image_io import load_mask, load_rgb
 from carseg_hf.image_processing_base_carseg import CarSegImageProcessorKwargs
 from tests.conftest import DEVICES
@@ -255,7 +254,7 @@ def test_preprocess_tensors_equals_preprocess_on_the_same_pixels(tiny_processor)
     batch = tiny_processor.preprocess_tensors(tensors, (64, 96), torch.channels_last)
     assert batch.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(batch, tiny_processor(images)["pixel_values"])
-    assert torch.equal(preprocess_tensors(tensors, tiny_processor, (64, 96)), batch)
+    assert CarSegImageProcessor.from_processor(tiny_processor) is tiny_processor
     native = tiny_processor.preprocess_tensors(tensors, None)
     assert torch.equal(native, tiny_processor(images, do_resize=False)["pixel_values"])
     with pytest.raises(ValueError, match="uint8"):
@@ -270,8 +269,10 @@ def test_preprocess_tensors_takes_the_parameters_of_a_pil_processor():
     processor = CarSegImageProcessorPil(size={"height": 64, "width": 96}, image_mean=(0.5,) * 3, image_std=(0.5,) * 3)
     tensors = [torch.from_numpy(_rgb(seed=seed)).permute(2, 0, 1) for seed in range(2)]
     expected = CarSegImageProcessor(**processor.to_dict()).preprocess_tensors(tensors, (64, 96))
-    assert torch.equal(preprocess_tensors(tensors, processor, (64, 96)), expected)
-    white = preprocess_tensors([torch.full((3, 2, 2), 255, dtype=torch.uint8)], processor, None)
+    converted = CarSegImageProcessor.from_processor(processor)
+    assert type(converted) is CarSegImageProcessor
+    assert torch.equal(converted.preprocess_tensors(tensors, (64, 96)), expected)
+    white = converted.preprocess_tensors([torch.full((3, 2, 2), 255, dtype=torch.uint8)], None)
     assert torch.allclose(white, torch.ones_like(white))  # (1 - 0.5) / 0.5
 
 

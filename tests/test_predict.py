@@ -20,10 +20,10 @@ import pytest
 import torch
 from PIL import Image
 
-from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
+from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor, CarSegImageProcessorPil
 from carseg_hf.commands import predict as predict_command
 from carseg_hf.commands.predict import parse_resolution
-from carseg_hf.gpu_preprocess import decode_jpegs, preprocess_tensors
+from carseg_hf.gpu_preprocess import decode_jpegs
 from carseg_hf.image_io import load_mask, load_rgb
 from carseg_hf.inference import Segmenter, predict_logits
 from carseg_hf.predict import BatchPredictor, PredictOptions, PredictSummary, expand_inputs
@@ -328,7 +328,8 @@ def test_compiled_tta_with_cuda_graphs_keeps_both_passes(trained, dataset):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_tensor_preprocessing_matches_processor(trained, dataset, device):
-    processor = trained[1]
+    processor = CarSegImageProcessorPil(**trained[1].to_dict())  # the reference: PIL decoding and resizing
+    tensor_processor = CarSegImageProcessor.from_processor(processor)
     paths = sorted((dataset / "test").glob("*.jpg"))
     images = decode_jpegs([torch.frombuffer(bytearray(p.read_bytes()), dtype=torch.uint8) for p in paths], device)
     pil = [torch.from_numpy(load_rgb(p).copy()).permute(2, 0, 1) for p in paths]  # (3, height, width) uint8 each
@@ -341,14 +342,14 @@ def test_tensor_preprocessing_matches_processor(trained, dataset, device):
             assert difference.mean() < 2  # nvjpeg is not bit-exact with libjpeg; torchvision's own test allows 2
     std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
     for size in [(64, 96), (128, 192), (150, 250)]:
-        ours = preprocess_tensors([image.to(device) for image in pil], processor, size, torch.channels_last)
+        ours = tensor_processor.preprocess_tensors([image.to(device) for image in pil], size, torch.channels_last)
         reference = processor([str(p) for p in paths], size={"height": size[0], "width": size[1]})["pixel_values"]
         assert ours.shape == reference.shape and ours.is_contiguous(memory_format=torch.channels_last)
         grey_levels = (ours.cpu() - reference).abs() * std * 255  # difference before normalisation, in grey levels
         # PIL and torch round bilinear filters differently (one grey level); CUDA's float order can add one more
         assert grey_levels.max() <= (1.01 if device == "cpu" else 2.01) and grey_levels.mean() < 0.25, size
     with pytest.raises(ValueError, match="uint8"):
-        preprocess_tensors([images[0].float()], processor, None)
+        tensor_processor.preprocess_tensors([images[0].float()], None)
 
 
 @pytest.mark.parametrize("device", DEVICES)

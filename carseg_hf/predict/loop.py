@@ -19,7 +19,6 @@ from typing import Any
 import torch
 
 from ..batchnorm_folding import fold_batchnorm
-from ..gpu_preprocess import preprocess_tensors
 from ..image_processing_carseg import CarSegImageProcessor
 from ..inference import predict_logits
 from ..modeling_carseg import CarSegForSemanticSegmentation
@@ -102,6 +101,7 @@ class BatchPredictor:
         self.options.validate()
         self.device = torch.device(device)
         self.processor = processor
+        self.tensor_processor = CarSegImageProcessor.from_processor(processor)  # resizes batches on the device
         self.source = source or ModelSource(getattr(model, "name_or_path", "") or "an in-memory model")
         self.weights_sha256 = state_dict_sha256(model)  # the weights as run, before any folding
         self.model = model.to(self.device).eval()
@@ -195,7 +195,7 @@ class BatchPredictor:
             start = time.perf_counter()
             if self.tensor_decode:
                 images = [item.image.to(self.device, non_blocking=True) for item in group]
-                pixel_values = preprocess_tensors(images, self.processor, self.size)  # (batch, 3, h, w)
+                pixel_values = self.tensor_processor.preprocess_tensors(images, self.size)  # (batch, 3, h, w)
             else:
                 pixel_values = torch.stack([item.pixel_values for item in group])  # (batch, 3, h, w)
                 if on_cuda:

@@ -16,7 +16,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from carseg_hf.data import entry_source, load_segmentation_dataset
-from carseg_hf.gpu_preprocess import preprocess_tensors
 from carseg_hf.image_io import check_mask_size
 from carseg_hf.image_processing_carseg import CarSegImageProcessor
 
@@ -134,7 +133,8 @@ def to_model_inputs(
         A float32 tensor of shape `(batch, 3, height, width)`.
     """
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return preprocess_tensors(list(pixel_values), processor, size=None, memory_format=memory_format)
+    tensor_processor = CarSegImageProcessor.from_processor(processor)
+    return tensor_processor.preprocess_tensors(list(pixel_values), None, memory_format)  # (batch, 3, h, w)
 
 
 @dataclass
