@@ -1,0 +1,152 @@
+"""Loading a folder in the Kaggle Carvana layout: `train/`, masks in `train_masks/` or `train_masks.csv`, `test/`."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+
+from ..image_io import ImageDecodeError
+from ..rle import rle_decode
+from ..submission import read_rle_csv
+from .files import check_pairs, example_row, first_few, list_files, path_entry, png_entry
+from .splits import assigned_splits, dataset_features, read_split_file, split_rows_by_car
+
+_CARVANA_NAME = re.compile(r"^(?P<car>[^_/]+)_(?P<angle>\d{2})\.(?:jpe?g|png)$", re.IGNORECASE)
+
+#: An image of a Carvana folder: its path, car id and angle.
+_CarvanaImage = tuple[Path, str, int]
+
+
+def _carvana_images(folder: Path, kind: str) -> list[_CarvanaImage]:
+    """List `<car>_<NN>.jpg` files of a Carvana folder as (path, car_id, angle), warning about other names.
+
+    Call it from `load_carvana` itself: the warning names `load_carvana`'s caller.
+    """
+    found, unknown = [], []
+    for path in list_files(folder):
+        match = _CARVANA_NAME.match(path.name)
+        if match:
+            found.append((path, match["car"], int(match["angle"])))
+        else:
+            unknown.append(path.name)
+    if unknown:
+        warnings.warn(
+            f"ignoring {len(unknown)} file(s) in {folder} whose names are not <car_id>_<NN>.jpg: {first_few(unknown)}",
+            stacklevel=3,
+        )
+    if not found and kind == "train":
+        raise FileNotFoundError(f"{folder} holds no images named <car_id>_<NN>.jpg (the Kaggle Carvana layout)")
+    return found
+
+
+def _mask_file_rows(mask_dir: Path, images: list[_CarvanaImage], keep_unreadable: bool) -> list[dict[str, Any]]:
+    """Rows of images whose masks are files `train_masks/<name>_mask.gif` (or `.png`), checked from the headers."""
+    masks = {p.name: p for p in list_files(mask_dir)}
+    pairs = [(path, masks.get(f"{path.stem}_mask.gif") or masks.get(f"{path.stem}_mask.png")) for path, _, _ in images]
+    missing = [str(path) for path, mask in pairs if mask is None]
+    if missing:
+        raise ImageDecodeError(
+            f"{len(missing)} image(s) have no mask in {mask_dir} (expected <name>_mask.gif): {first_few(missing)}"
+        )
+    expected = {mask.name for _, mask in pairs}
+    unknown = sorted(set(masks) - expected)
+    if unknown:
+        warnings.warn(
+            f"ignoring {len(unknown)} file(s) in {mask_dir} without an image: {first_few(unknown)}", stacklevel=4
+        )  # names load_carvana's caller
+    check_pairs(pairs, keep_unreadable)
+    return [example_row(path, path_entry(mask), car, angle) for (path, car, angle), (_, mask) in zip(images, pairs)]
+
+
+def _csv_mask(csv_path: Path, name: str, rles: dict[str, str], size: tuple[int, int]) -> np.ndarray:
+    """Decode the `train_masks.csv` row of image `name`, of size (width, height), naming both in errors."""
+    try:
+        return rle_decode(rles[name], (size[1], size[0]))
+    except ValueError as error:
+        raise ValueError(f"{csv_path}: the mask of {name}: {error}") from error
+
+
+def _csv_mask_rows(csv_path: Path, images: list[_CarvanaImage], keep_unreadable: bool) -> list[dict[str, Any]]:
+    """Rows of images whose masks are run-length rows of `train_masks.csv`, decoded to PNG entries."""
+    rles = read_rle_csv(csv_path)
+    missing = [str(path) for path, _, _ in images if path.name not in rles]
+    if missing:
+        raise ImageDecodeError(f"{len(missing)} image(s) have no row in {csv_path}: {first_few(missing)}")
+    sizes = check_pairs([(path, None) for path, _, _ in images], keep_unreadable)
+    rows = []
+    for (path, car, angle), size in zip(images, sizes):
+        mask = None if size is None else png_entry(_csv_mask(csv_path, path.name, rles, size))
+        rows.append(example_row(path, mask, car, angle))
+    return rows
+
+
+def _labelled_rows(root: Path, images: list[_CarvanaImage], keep_unreadable: bool) -> list[dict[str, Any]]:
+    """Rows of the `train/` images with their masks: `train_masks/` when it exists, else `train_masks.csv`."""
+    mask_dir, csv_path = root / "train_masks", root / "train_masks.csv"
+    if mask_dir.is_dir():
+        return _mask_file_rows(mask_dir, images, keep_unreadable)
+    if csv_path.is_file():
+        return _csv_mask_rows(csv_path, images, keep_unreadable)
+    raise FileNotFoundError(f"{root}: no masks; expected a train_masks/ folder of GIFs or train_masks.csv")
+
+
+def _test_split(tests: list[_CarvanaImage], keep_unreadable: bool) -> datasets.Dataset:
+    """The unlabelled `test` split (no `mask` column), its images checked from the headers."""
+    check_pairs([(path, None) for path, _, _ in tests], keep_unreadable)
+    return datasets.Dataset.from_dict(
+        {
+            "image": [path_entry(path) for path, _, _ in tests],
+            "car_id": [car for _, car, _ in tests],
+            "angle": [angle for _, _, angle in tests],
+            "name": [path.name for path, _, _ in tests],
+        },
+        features=dataset_features(with_mask=False),
+    )
+
+
+def load_carvana(
+    data_dir: str | os.PathLike, validation_fraction: float = 0.2, seed: int = 42, keep_unreadable: bool = False
+) -> datasets.DatasetDict:
+    """Load a folder in the Kaggle Carvana layout.
+
+    Expected layout: `train/<car_id>_<NN>.jpg`, masks as `train_masks/<car_id>_<NN>_mask.gif` or, when that folder
+    is absent, `train_masks.csv` (`img,rle_mask`), and optionally `test/<car_id>_<NN>.jpg`. When the folder has a
+    `splits.json` (`{car_id: "train" | "val" | "test"}`, as written by `training.synthetic`), it fixes the split
+    instead of `validation_fraction` and `seed`: "val" cars become `validation` and "test" cars a labelled
+    `heldout` split.
+
+    Args:
+        data_dir: The folder.
+        validation_fraction: Share of cars held out for validation.
+        seed: Seed of the split by car.
+        keep_unreadable: Keep images whose header check fails (unreadable, over the pixel limit, a mask of
+            another size) instead of raising; reading them raises the named error (their CSV mask is None).
+
+    Returns:
+        A `DatasetDict` with `train`, `validation`, `heldout` (only with a `splits.json` that names test cars) and,
+        when `test/` exists, `test` (no `mask` column).
+
+    Raises:
+        FileNotFoundError: If `train/` or the masks are missing.
+        ImageDecodeError: If an image has no mask (the first few are listed), a mask's size differs from its
+            image's, or a file is not a readable image.
+    """
+    root = Path(data_dir)
+    if not (root / "train").is_dir():
+        raise FileNotFoundError(f"{root}: no train/ folder; expected the Kaggle Carvana layout (train/, train_masks/)")
+    rows = _labelled_rows(root, _carvana_images(root / "train", "train"), keep_unreadable)
+    assignment = read_split_file(root / "splits.json", {row["car_id"] for row in rows})
+    if assignment is None:
+        train, validation = split_rows_by_car(rows, validation_fraction, seed)
+        splits = {"train": train, "validation": validation}
+    else:
+        splits = assigned_splits(rows, assignment)
+    if (root / "test").is_dir():
+        splits["test"] = _test_split(_carvana_images(root / "test", "test"), keep_unreadable)
+    return datasets.DatasetDict(splits)
