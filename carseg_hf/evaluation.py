@@ -5,7 +5,8 @@ Outputs written to `out_dir` by [`evaluate_model`]:
 - `per_image.csv`: `image,car_id,angle,dice,iou,precision,recall,fp,fn` (one row per image, data-set order);
 - `summary.json`: mean dice, its 5/50/95th percentiles, mean IoU, count, model, data and settings;
 - `worst/<name>_overlay.png`: full-size error overlays of the k images with the lowest dice;
-- `thumbs/<name>.jpg` and `report.html`: an error-overlay thumbnail of every image, sorted by dice ascending.
+- `thumbs/<name>.jpg` and `report.html` (`carseg_hf.evaluation_report`): an error-overlay thumbnail of every image,
+  sorted by dice ascending.
 
 Overlay colours: red = false positive, green = true positive, blue = false negative (see `carseg_hf.overlay`).
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import heapq
-import html
 import json
 import os
 import time
@@ -28,12 +28,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .data import read_image, read_mask
+from .evaluation_report import write_report
 from .image_io import ImageDecodeError
 from .image_processing_carseg import CarSegImageProcessor
 from .inference import predict_logits
 from .metrics import confusion_counts, scores_from_counts
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .overlay import FN_COLOR, FP_COLOR, TP_COLOR, error_overlay, legend_swatch_html
+from .overlay import error_overlay
 from .rle import rle_decode, rle_encode
 
 CSV_COLUMNS = ("image", "car_id", "angle", "dice", "iou", "precision", "recall", "fp", "fn")
@@ -81,52 +82,6 @@ def _percentile(values: np.ndarray, q: float) -> float:
 def _safe_stem(name: str) -> str:
     stem = Path(name).stem or "image"
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
-
-
-def write_report(rows: list[dict[str, Any]], summary: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write `report.html`: a legend, the summary, and every thumbnail sorted by dice ascending.
-
-    Args:
-        rows: Per-image rows with `image`, `dice`, `iou`, `fp`, `fn` and `thumb` (a path relative to the report).
-        summary: The summary dict (mean and percentiles are shown).
-        path: The HTML file to write.
-
-    Returns:
-        The path written.
-    """
-    cards = []
-    for row in sorted(rows, key=lambda r: (r["dice"], r["image"])):
-        name = html.escape(row["image"])
-        cards.append(
-            f'<figure><img src="{html.escape(row["thumb"])}" alt="{name}" loading="lazy">'
-            f"<figcaption>{name}<br>dice {row['dice']:.4f} · IoU {row['iou']:.4f}<br>"
-            f"FP {row['fp']} px · FN {row['fn']} px</figcaption></figure>"
-        )
-    percentiles = summary["dice_percentiles"]
-    body = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>carseg evaluation</title>
-<style>
-body {{ font-family: sans-serif; margin: 1.5em; }}
-.key {{ margin-right: 1.5em; }} .box {{ display: inline-block; width: 1em; height: 1em; margin-right: .4em;
-vertical-align: middle; border: 1px solid #444; }}
-figure {{ display: inline-block; margin: .4em; font-size: 12px; vertical-align: top; }}
-img {{ display: block; max-width: 256px; }}
-</style></head><body>
-<h1>carseg evaluation</h1>
-<p>Model: {html.escape(str(summary.get("model")))} · data: {html.escape(str(summary.get("data")))} ·
-split: {html.escape(str(summary.get("split")))} · {summary["count"]} images</p>
-<p>Mean dice <b>{summary["mean_dice"]:.5f}</b> · 5th percentile {percentiles["5"]:.5f} ·
-median {percentiles["50"]:.5f} · 95th percentile {percentiles["95"]:.5f}</p>
-<p>{legend_swatch_html(FP_COLOR, "false positive (predicted car, is background)")}
-{legend_swatch_html(TP_COLOR, "true positive")}
-{legend_swatch_html(FN_COLOR, "false negative (missed car)")}</p>
-<p>Images sorted by dice, worst first.</p>
-{"".join(cards)}
-</body></html>
-"""
-    path = Path(path)
-    path.write_text(body, encoding="utf-8")
-    return path
 
 
 class _Example(NamedTuple):
@@ -233,6 +188,121 @@ def _scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _check_arguments(dataset: datasets.Dataset, resolution: str, batch_size: int, worst: int) -> None:
+    """Refuse an unknown resolution, out-of-range counts, and a data set that is empty or lacks `image` or `mask`."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+    if batch_size < 1 or worst < 0:
+        raise ValueError(f"batch_size must be >= 1 and worst >= 0, got {batch_size} and {worst}")
+    absent = [c for c in ("image", "mask") if c not in dataset.column_names]
+    if absent:
+        raise ValueError(f"the data set lacks column(s) {absent}; it has {dataset.column_names}")
+    if len(dataset) == 0:
+        raise ValueError("the data set to evaluate is empty (is the validation split empty? try --split all)")
+
+
+class _Scoring:
+    """What scoring collects as it goes: the rows, the skipped images, and the predictions with the lowest dice.
+
+    Args:
+        out: The output folder; its `thumbs/` folder is created here.
+        worst: How many of the lowest-dice predictions to keep (as RLE) for the full-size overlays.
+        thumbnail_size: Longest side of report thumbnails.
+    """
+
+    def __init__(self, out: Path, worst: int, thumbnail_size: int) -> None:
+        self.out, self.worst, self.thumbnail_size = out, worst, thumbnail_size
+        (out / "thumbs").mkdir(parents=True, exist_ok=True)
+        self.rows: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, str]] = []
+        self.worst_heap: list[tuple[float, int, int, str]] = []  # (-dice, -index, row, predicted RLE): k lowest dice
+        self._used_stems: set[str] = set()
+
+    def _unique_stem(self, example: _Example) -> str:
+        """The file-name stem of the image's thumbnail and overlay; the row index is added when it is taken."""
+        stem = _safe_stem(example.name)
+        stem = f"{stem}_{example.index}" if stem in self._used_stems else stem
+        self._used_stems.add(stem)
+        return stem
+
+    def add(self, example: _Example, pred: np.ndarray) -> None:
+        """Score one prediction, write its thumbnail, and keep its RLE while it is among the `worst` lowest dice."""
+        self.rows.append(_score_example(example, pred, self._unique_stem(example), self.out, self.thumbnail_size))
+        item = (-self.rows[-1]["dice"], -example.index, len(self.rows) - 1, rle_encode(pred))
+        if len(self.worst_heap) < self.worst:
+            heapq.heappush(self.worst_heap, item)
+        elif self.worst and item > self.worst_heap[0]:
+            heapq.heapreplace(self.worst_heap, item)
+
+
+def _score_dataset(
+    model: CarSegForSemanticSegmentation,
+    processor: CarSegImageProcessor,
+    dataset: datasets.Dataset,
+    scoring: _Scoring,
+    batch_size: int,
+    predict_options: dict[str, Any],
+    progress: bool,
+) -> float:
+    """Decode, predict and score an undecoded data set batch by batch into `scoring`; return the seconds it took.
+
+    Args:
+        model: The model, switched to eval mode here.
+        processor: Its image processor.
+        dataset: The data set, with undecoded `image` and `mask` columns.
+        scoring: Collects the rows, skipped images and worst predictions.
+        batch_size: Images per forward pass.
+        predict_options: `resolution`, `threshold` and `tta` of `_predict_batch`.
+        progress: Show a tqdm progress bar.
+
+    Raises:
+        ValueError: If no image at all could be scored (the first reasons are given).
+    """
+    model.eval()
+    start = time.perf_counter()
+    bar = tqdm(total=len(dataset), disable=not progress, unit="img", desc="evaluate")
+    for begin in range(0, len(dataset), batch_size):
+        examples, failed = _decode_batch(dataset[begin : begin + batch_size], begin)
+        scoring.skipped += failed
+        images = [example.image for example in examples]
+        predictions = _predict_batch(model, processor, images, **predict_options) if examples else []
+        for example, pred in zip(examples, predictions):
+            scoring.add(example, pred)
+        bar.update(len(examples) + len(failed))
+    bar.close()
+    if not scoring.rows:
+        reasons = "; ".join(entry["error"] for entry in scoring.skipped[:3])
+        raise ValueError(f"none of the {len(scoring.skipped)} image(s) could be scored: {reasons}")
+    return time.perf_counter() - start
+
+
+def _write_outputs(
+    dataset: datasets.Dataset, scoring: _Scoring, run: dict[str, Any], seconds: float
+) -> dict[str, Any]:
+    """Write `per_image.csv`, the worst overlays, `summary.json` and `report.html`; return the summary.
+
+    Args:
+        dataset: The undecoded data set (the worst images are decoded again for their full-size overlays).
+        scoring: The scored rows, skipped images and worst predictions.
+        run: What the summary says about the run: model, data, split, resolution, threshold, tta and device.
+        seconds: How long scoring took.
+    """
+    out, rows = scoring.out, scoring.rows
+    _write_per_image_csv(rows, out / "per_image.csv")
+    worst_files = _write_worst_overlays(dataset, rows, scoring.worst_heap, out)
+    summary = {
+        **_scores(rows),
+        **run,
+        "seconds": round(seconds, 3),
+        "images_per_second": round(len(rows) / seconds, 3) if seconds > 0 else None,
+        "worst": worst_files,
+        "skipped": scoring.skipped,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_report(rows, summary, out / "report.html")
+    return summary
+
+
 def evaluate_model(
     model: CarSegForSemanticSegmentation,
     processor: CarSegImageProcessor,
@@ -281,64 +351,14 @@ def evaluate_model(
         ValueError: If the data set is empty or lacks columns, an argument is out of range, or no image at all
             could be scored (the first reasons are given).
     """
-    if resolution not in RESOLUTIONS:
-        raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
-    if batch_size < 1 or worst < 0:
-        raise ValueError(f"batch_size must be >= 1 and worst >= 0, got {batch_size} and {worst}")
-    absent = [c for c in ("image", "mask") if c not in dataset.column_names]
-    if absent:
-        raise ValueError(f"the data set lacks column(s) {absent}; it has {dataset.column_names}")
-    if len(dataset) == 0:
-        raise ValueError("the data set to evaluate is empty (is the validation split empty? try --split all)")
-    out = Path(out_dir)
-    (out / "thumbs").mkdir(parents=True, exist_ok=True)
+    _check_arguments(dataset, resolution, batch_size, worst)
+    scoring = _Scoring(Path(out_dir), worst, thumbnail_size)
     dataset = dataset.cast_column("image", datasets.Image(decode=False)).cast_column(
         "mask", datasets.Image(decode=False)
     )
-    model.eval()
-    start = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
-    worst_heap: list[tuple[float, int, int, str]] = []  # (-dice, -index, row, predicted RLE): the k lowest dice
-    used_stems: set[str] = set()
-    bar = tqdm(total=len(dataset), disable=not progress, unit="img", desc="evaluate")
-    for begin in range(0, len(dataset), batch_size):
-        examples, failed = _decode_batch(dataset[begin : begin + batch_size], begin)
-        skipped += failed
-        images = [example.image for example in examples]
-        predictions = _predict_batch(model, processor, images, resolution, threshold, tta) if examples else []
-        for example, pred in zip(examples, predictions):
-            stem = _safe_stem(example.name)
-            stem = f"{stem}_{example.index}" if stem in used_stems else stem
-            used_stems.add(stem)
-            rows.append(_score_example(example, pred, stem, out, thumbnail_size))
-            item = (-rows[-1]["dice"], -example.index, len(rows) - 1, rle_encode(pred))
-            if len(worst_heap) < worst:
-                heapq.heappush(worst_heap, item)
-            elif worst and item > worst_heap[0]:
-                heapq.heapreplace(worst_heap, item)
-        bar.update(len(examples) + len(failed))
-    bar.close()
-    if not rows:
-        reasons = "; ".join(entry["error"] for entry in skipped[:3])
-        raise ValueError(f"none of the {len(skipped)} image(s) could be scored: {reasons}")
-    seconds = time.perf_counter() - start
-    _write_per_image_csv(rows, out / "per_image.csv")
-    worst_files = _write_worst_overlays(dataset, rows, worst_heap, out)
-    summary = {
-        **_scores(rows),
-        "model": model_name,
-        "data": data_name,
-        "split": split,
-        "resolution": resolution,
-        "threshold": processor.threshold if threshold is None else threshold,
-        "tta": tta,
-        "device": str(next(model.parameters()).device),
-        "seconds": round(seconds, 3),
-        "images_per_second": round(len(rows) / seconds, 3) if seconds > 0 else None,
-        "worst": worst_files,
-        "skipped": skipped,
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    write_report(rows, summary, out / "report.html")
-    return summary
+    options = {"resolution": resolution, "threshold": threshold, "tta": tta}
+    seconds = _score_dataset(model, processor, dataset, scoring, batch_size, options, progress)
+    run = {"model": model_name, "data": data_name, "split": split, "resolution": resolution}
+    run.update(threshold=processor.threshold if threshold is None else threshold, tta=tta)
+    run["device"] = str(next(model.parameters()).device)
+    return _write_outputs(dataset, scoring, run, seconds)
