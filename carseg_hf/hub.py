@@ -257,6 +257,67 @@ def _model_card_text(
     return str(built)
 
 
+def _check_repo_id(repo_id: str) -> None:
+    """Refuse a malformed repo id, and one that is not `ORG/NAME`."""
+    validate_repo_id(repo_id)
+    if repo_id.count("/") != 1:
+        raise ValueError(f"repo id {repo_id!r} must have the form ORG/NAME")
+
+
+def _commit_operations(folder: Path, resave_dir: Path, card_text: str) -> list[CommitOperationAdd]:
+    """The files of the commit: the required files, the model code and the card text as README.md.
+
+    Args:
+        folder: The checked checkpoint folder.
+        resave_dir: Where the checkpoint is re-saved with its code when `folder` lacks the code or `auto_map`; it
+            must outlive the upload.
+        card_text: The model card.
+    """
+    source = folder
+    names = code_files(folder)
+    if names is None:
+        source = resave_dir
+        names = _resave_with_code(folder, source)
+    operations = [
+        CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(source / name)) for name in (*REQUIRED_FILES, *names)
+    ]
+    operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card_text.encode("utf-8")))
+    return operations
+
+
+def _commit(
+    api: HfApi,
+    repo_id: str,
+    operations: list[CommitOperationAdd],
+    branch: str,
+    private: bool,
+    commit_message: str | None,
+    folder: Path,
+) -> str:
+    """Create the repo and branch if needed and upload `operations` in one commit; return the commit's sha.
+
+    Raises:
+        OSError: If a Hub call fails, naming `folder`, the repo and the branch; the repo is then left unchanged.
+    """
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        if branch != constants.DEFAULT_REVISION:
+            api.create_branch(repo_id, branch=branch, exist_ok=True, repo_type="model")
+        info = api.create_commit(
+            repo_id,
+            operations=operations,
+            commit_message=commit_message or "Upload carseg checkpoint",
+            revision=branch,
+            repo_type="model",
+        )
+    except _UPLOAD_ERRORS as error:
+        raise OSError(
+            f"uploading {str(folder)!r} to {repo_id!r} (revision {branch}) failed: {error}. The upload is a "
+            "single commit, so the repo was left as it was; run the push again."
+        ) from error
+    return info.oid
+
+
 def push_checkpoint(
     checkpoint_dir: str | Path,
     repo_id: str,
@@ -302,38 +363,10 @@ def push_checkpoint(
             card has no valid YAML metadata, or `metrics`/`card_data` come with a folder card.
         OSError: If the upload fails; the repo is then left unchanged.
     """
-    validate_repo_id(repo_id)
-    if repo_id.count("/") != 1:
-        raise ValueError(f"repo id {repo_id!r} must have the form ORG/NAME")
+    _check_repo_id(repo_id)
     folder = validate_checkpoint_dir(checkpoint_dir)
     card_text = _model_card_text(folder, repo_id, card, metrics, card_data)
     with tempfile.TemporaryDirectory(prefix="carseg-push-") as tmp:
-        source = folder
-        names = code_files(folder)
-        if names is None:
-            source = Path(tmp) / "checkpoint"
-            names = _resave_with_code(folder, source)
-        operations = [
-            CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(source / name))
-            for name in (*REQUIRED_FILES, *names)
-        ]
-        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card_text.encode("utf-8")))
+        operations = _commit_operations(folder, Path(tmp) / "checkpoint", card_text)
         branch = revision or constants.DEFAULT_REVISION
-        api = HfApi(token=token)
-        try:
-            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-            if branch != constants.DEFAULT_REVISION:
-                api.create_branch(repo_id, branch=branch, exist_ok=True, repo_type="model")
-            info = api.create_commit(
-                repo_id,
-                operations=operations,
-                commit_message=commit_message or "Upload carseg checkpoint",
-                revision=branch,
-                repo_type="model",
-            )
-        except _UPLOAD_ERRORS as error:
-            raise OSError(
-                f"uploading {str(folder)!r} to {repo_id!r} (revision {branch}) failed: {error}. The upload is a "
-                "single commit, so the repo was left as it was; run the push again."
-            ) from error
-    return info.oid
+        return _commit(HfApi(token=token), repo_id, operations, branch, private, commit_message, folder)

@@ -94,6 +94,15 @@ def _as_list(inputs: Any) -> list:
     return [inputs]
 
 
+def _paired_lists(images: Any, masks: Any | None) -> tuple[list, list | None]:
+    """Turn one image or a list of images, and optional masks, into lists; refuse a mask count that differs."""
+    image_list = _as_list(images)
+    mask_list = None if masks is None else _as_list(masks)
+    if mask_list is not None and len(mask_list) != len(image_list):
+        raise ValueError(f"got {len(image_list)} images but {len(mask_list)} masks; pass one mask per image")
+    return image_list, mask_list
+
+
 class CarSegImageProcessorBase(BaseImageProcessor):
     r"""Prepares car photos and masks for [`CarSegForSemanticSegmentation`] and turns its logits into masks.
 
@@ -262,25 +271,11 @@ class CarSegImageProcessorBase(BaseImageProcessor):
             raise ValueError(
                 f"{type(self).__name__} only returns torch tensors (return_tensors='pt'), got {return_tensors!r}"
             )
-        masks = segmentation_maps if masks is None else masks
         do_resize = self.do_resize if do_resize is None else do_resize
         size = self.size if size is None else self._check_size(size)
         device = None if device is None else torch.device(device)
-        image_list = _as_list(images)
-        mask_list = None if masks is None else _as_list(masks)
-        if mask_list is not None and len(mask_list) != len(image_list):
-            raise ValueError(f"got {len(image_list)} images but {len(mask_list)} masks; pass one mask per image")
-
-        pixel_values, labels = [], []
-        for index, image in enumerate(image_list):
-            array = self.load_image(image)  # (height, width, 3) uint8
-            target = size if do_resize else {"height": array.shape[0], "width": array.shape[1]}
-            pixel_values.append(self._resized_pixels(array, target, device))  # (1, 3, target h, target w)
-            if mask_list is not None:
-                mask = self.load_mask(mask_list[index])  # (height, width) uint8 0/1
-                check_mask_size(mask.shape[::-1], array.shape[1::-1], mask_list[index], image)
-                labels.append(torch.from_numpy(self.resize_mask(mask, target).astype(np.int64)))
-
+        image_list, mask_list = _paired_lists(images, segmentation_maps if masks is None else masks)
+        pixel_values, labels = self._load_and_resize(image_list, mask_list, size if do_resize else None, device)
         batch = self._stack(pixel_values)  # (batch, 3, height, width)
         rescale_and_normalize(
             batch,
@@ -294,6 +289,36 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         if mask_list is not None:
             data["labels"] = torch.stack(labels)  # (batch, height, width)
         return BatchFeature(data=data, tensor_type=None)
+
+    def _load_and_resize(
+        self,
+        images: list,
+        masks: list | None,
+        size: dict[str, int] | None,
+        device: torch.device | None,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Decode and resize each image (and its mask, checked against the image's size).
+
+        Args:
+            images: The images, any kind `load_image` accepts.
+            masks: One mask per image, or None.
+            size: The size to resize to, or None to keep each image's own size.
+            device: Where the pixel values are made; None for the CPU.
+
+        Returns:
+            `(pixel_values, labels)`: one `(1, 3, height, width)` float32 tensor of whole grey levels per image,
+            and one `(height, width)` int64 0/1 tensor per mask (empty without masks).
+        """
+        pixel_values, labels = [], []
+        for index, image in enumerate(images):
+            array = self.load_image(image)  # (height, width, 3) uint8
+            target = size if size is not None else {"height": array.shape[0], "width": array.shape[1]}
+            pixel_values.append(self._resized_pixels(array, target, device))  # (1, 3, target h, target w)
+            if masks is not None:
+                mask = self.load_mask(masks[index])  # (height, width) uint8 0/1
+                check_mask_size(mask.shape[::-1], array.shape[1::-1], masks[index], image)
+                labels.append(torch.from_numpy(self.resize_mask(mask, target).astype(np.int64)))
+        return pixel_values, labels
 
     @staticmethod
     def _stack(pixel_values: Sequence[torch.Tensor], memory_format: torch.memory_format | None = None) -> torch.Tensor:

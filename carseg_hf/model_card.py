@@ -187,6 +187,34 @@ weights are stored as `model.safetensors` only; no pickled file is read.
 """
 
 
+def _eval_results(dataset: str, dice: float | None) -> list[EvalResult] | None:
+    """The `model-index` entry of the card: the validation dice on `dataset`, or None without a dice."""
+    if dice is None:
+        return None
+    return [
+        EvalResult(
+            task_type="image-segmentation",
+            task_name="Binary car segmentation",
+            dataset_type=dataset,
+            dataset_name=dataset,
+            dataset_split="validation",
+            metric_type="dice",
+            metric_name="Dice",
+            metric_value=dice,
+        )
+    ]
+
+
+def _introduction(repo_id: str, config: CarSegConfig) -> str:
+    """The card's title and first paragraph: what the model does and its architecture."""
+    name = repo_id.split("/")[-1]
+    return (
+        f"# {name}\n\nBinary car segmentation (Kaggle Carvana Image Masking Challenge) with the `carseg` "
+        f"transformers model: a {_architecture(config)}. It outputs one logit per pixel; label 1 (`car`) is "
+        f"predicted where its sigmoid exceeds the processor's threshold.\n\n"
+    )
+
+
 def build_model_card(
     repo_id: str,
     config: CarSegConfig,
@@ -218,20 +246,6 @@ def build_model_card(
     description = dataset
     dataset = dataset if dataset and _DATASET_ID.match(dataset) else DEFAULT_DATASET
     dice = dice_from_metrics(metrics)
-    eval_results = None
-    if dice is not None:
-        eval_results = [
-            EvalResult(
-                task_type="image-segmentation",
-                task_name="Binary car segmentation",
-                dataset_type=dataset,
-                dataset_name=dataset,
-                dataset_split="validation",
-                metric_type="dice",
-                metric_name="Dice",
-                metric_value=dice,
-            )
-        ]
     fields: dict[str, Any] = {
         "library_name": "transformers",
         "pipeline_tag": "image-segmentation",
@@ -240,12 +254,9 @@ def build_model_card(
         "datasets": [dataset],
     }
     fields.update(metadata)
-    card_data = ModelCardData(model_name=repo_id, eval_results=eval_results, **fields)
-    name = repo_id.split("/")[-1]
+    card_data = ModelCardData(model_name=repo_id, eval_results=_eval_results(dataset, dice), **fields)
     text = (
-        f"# {name}\n\nBinary car segmentation (Kaggle Carvana Image Masking Challenge) with the `carseg` "
-        f"transformers model: a {_architecture(config)}. It outputs one logit per pixel; label 1 (`car`) is "
-        f"predicted where its sigmoid exceeds the processor's threshold.\n\n"
+        _introduction(repo_id, config)
         + _usage(repo_id)
         + "\n"
         + _training(training_args, description)
