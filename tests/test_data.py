@@ -232,3 +232,84 @@ def test_an_exif_rotated_photo_is_checked_at_its_displayed_size(tmp_path):
     assert "car_01_mask.png' is 30x20 but its image" in message and "car_01.jpg' is 20x30 as displayed" in message
     assert "stored as 30x20, rotated by its EXIF orientation tag" in message
     assert "the mask has the stored size" in message and "rotate the mask the same way, to 20x30" in message
+
+
+def test_public_names_are_importable_from_carseg_hf_data():
+    import carseg_hf.data
+
+    assert sorted(carseg_hf.data.__all__) == [
+        "entry_source",
+        "load_carvana",
+        "load_hub_dataset",
+        "load_pair_folder",
+        "load_segmentation_dataset",
+        "read_image",
+        "read_mask",
+        "split_by_car",
+    ]
+    for name in carseg_hf.data.__all__:
+        assert getattr(carseg_hf.data, name).__module__.startswith("carseg_hf.data."), name
+
+
+def test_loader_warnings_point_at_the_callers_line(carvana_copy, tmp_path):
+    (carvana_copy / "train" / "notes.txt").write_text("hello")
+    (carvana_copy / "test" / "notes.txt").write_text("hello")
+    (carvana_copy / "train_masks" / "nocar_01_mask.gif").write_bytes(
+        next((carvana_copy / "train_masks").iterdir()).read_bytes()
+    )
+    with pytest.warns(UserWarning) as carvana_warnings:
+        load_carvana(carvana_copy)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "one_01.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "one_01_mask.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "orphan_mask.png")
+    with pytest.warns(UserWarning) as pair_warnings:
+        load_pair_folder(tmp_path)
+    messages = [str(w.message) for w in [*carvana_warnings, *pair_warnings]]
+    assert len(messages) == 5, messages
+    assert "train whose names are not" in messages[0] and "train_masks without an image" in messages[1]
+    assert "test whose names are not" in messages[2]
+    assert "mask(s)" in messages[3] and "validation split is empty" in messages[4]
+    assert {w.filename for w in [*carvana_warnings, *pair_warnings]} == {__file__}
+
+
+def test_hub_dataset_columns_are_filled_in_and_train_is_split(monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    masks = []
+    for index in range(10):
+        Image.fromarray(np.full((4, 6), 255 * (index % 2), np.uint8)).save(tmp_path / f"m{index}.png")
+        masks.append(str(tmp_path / f"m{index}.png"))
+    images = [Image.fromarray(np.full((4, 6, 3), index, np.uint8)) for index in range(10)]
+    train = datasets.Dataset.from_dict({"image": images, "mask": masks})  # mask: file paths, cast to images
+    requests = []
+
+    def fake_load_dataset(name, revision=None, token=None):
+        requests.append((name, revision, token))
+        return loaded
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    loaded = datasets.DatasetDict({"train": train})
+    data = load_hub_dataset("org/cars", validation_fraction=0.3, seed=0, revision="v1", token="t")
+    assert requests == [("org/cars", "v1", "t")]
+    assert list(data) == ["train", "validation"] and len(data["train"]) == 7 and len(data["validation"]) == 3
+    assert not set(data["train"]["car_id"]) & set(data["validation"]["car_id"])
+    assert set(data["train"]["car_id"]) | set(data["validation"]["car_id"]) == {f"train-{i}" for i in range(10)}
+    assert isinstance(data["train"].features["mask"], datasets.Image)
+    assert sorted([*data["train"]["name"], *data["validation"]["name"]]) == [f"train-{i:06d}.png" for i in range(10)]
+    assert set(data["train"]["angle"]) == {0}
+    assert read_mask(data["train"][0]["mask"]).max() <= 1
+
+    loaded = datasets.DatasetDict({"train": train, "validation": train.select([0, 1])})  # used as it is
+    data = load_hub_dataset("org/cars")
+    assert len(data["train"]) == 10 and list(data["validation"]["name"]) == [
+        "validation-000000.png",
+        "validation-000001.png",
+    ]
+    loaded = datasets.DatasetDict({"train": train.remove_columns("mask")})
+    with pytest.raises(ValueError, match=r"split 'train' lacks column\(s\) \['mask'\].*'image' and a 'mask'"):
+        load_hub_dataset("org/cars")
+    loaded = datasets.DatasetDict({"test": train})
+    with pytest.raises(ValueError, match=r"has no 'train' split \(splits: \['test'\]\)"):
+        load_hub_dataset("org/cars")

@@ -170,3 +170,41 @@ def test_the_default_split_says_what_it_leaves_out(model_dir, tmp_path, capsys):
     assert "scoring the validation split only: 1 of the 4 images" in out and "--split all" in out
     assert main([*argv, "--no-progress", "--device", "cpu", "--split", "all"]) == 0
     assert "split only" not in capsys.readouterr().out
+
+
+def test_summary_fields_worst_order_and_repeated_names(carvana, model_dir, tmp_path):
+    model = CarSegForSemanticSegmentation.from_pretrained(model_dir).eval()
+    processor = CarSegImageProcessor.from_pretrained(model_dir)
+    once = load_carvana(carvana, validation_fraction=0.0)["train"]
+    twice = datasets.concatenate_datasets([once, once])  # every name twice: the second copy's files get its index
+    summary = evaluate_model(
+        model, processor, twice, tmp_path, batch_size=4, worst=3, progress=False, model_name="m", data_name="d"
+    )
+    assert list(summary) == [
+        "mean_dice",
+        "dice_percentiles",
+        "mean_iou",
+        "count",
+        "model",
+        "data",
+        "split",
+        "resolution",
+        "threshold",
+        "tta",
+        "device",
+        "seconds",
+        "images_per_second",
+        "worst",
+        "skipped",
+    ]
+    assert summary == json.loads((tmp_path / "summary.json").read_text())
+    assert summary["count"] == 2 * len(once) and summary["threshold"] == processor.threshold
+    assert summary["device"] == "cpu" and summary["tta"] is False and summary["skipped"] == []
+    first = Path(once[0]["name"]).stem
+    assert (tmp_path / "thumbs" / f"{first}.jpg").is_file()
+    assert (tmp_path / "thumbs" / f"{first}_{len(once)}.jpg").is_file()
+    assert len(list((tmp_path / "thumbs").iterdir())) == 2 * len(once)
+    rows = read_csv(tmp_path / "per_image.csv")
+    stems = [Path(r["image"]).stem + ("" if i < len(once) else f"_{i}") for i, r in enumerate(rows)]
+    lowest = sorted(range(len(rows)), key=lambda i: (float(rows[i]["dice"]), i))[:3]  # ties: the earlier row first
+    assert summary["worst"] == [f"worst/{stems[i]}_overlay.png" for i in lowest]

@@ -308,3 +308,17 @@ def test_from_pretrained_overrides_go_through_the_checks(tmp_path):
         assert cls.from_pretrained(tmp_path, max_pixels=None).max_pixels is None
         with pytest.raises(ValueError, match="threshold must be a probability"):
             cls.from_pretrained(tmp_path, threshold=1.5)
+
+
+def test_masks_one_per_image_and_segmentation_maps_alias(tiny_processor):
+    masks = [np.zeros((40, 60), np.uint8), np.ones((40, 60), np.uint8)]
+    with pytest.raises(ValueError, match="got 2 images but 1 masks; pass one mask per image"):
+        tiny_processor([_rgb(), _rgb(seed=1)], masks=masks[:1])
+    by_alias = tiny_processor([_rgb(), _rgb(seed=1)], segmentation_maps=masks, do_resize=False)
+    assert by_alias["labels"].shape == (2, 40, 60)
+    assert by_alias["labels"][0].sum() == 0 and by_alias["labels"][1].sum() == 40 * 60
+    assert torch.equal(
+        by_alias["labels"], tiny_processor([_rgb(), _rgb(seed=1)], masks=masks, do_resize=False)["labels"]
+    )
+    with pytest.raises(ValueError, match="size must be positive"):  # arguments are checked before the inputs
+        tiny_processor([_rgb()], masks=masks, size={"height": 0, "width": 8})
