@@ -406,3 +406,15 @@ def test_cli_predict_and_space_load_by_repo_id(hub_env, checkpoint, tiny_model, 
     monkeypatch.setenv("CARSEG_MODEL", repo_id)  # what the Space reads when no --model is given
     segmenter = load_segmenter(None, "cpu")
     assert np.array_equal(segmenter.segment(image).mask, expected)
+
+
+def test_push_needs_an_org_and_the_card_opens_with_the_model(hub_env, checkpoint):
+    before = len(hub_env.server.requests)
+    with pytest.raises(ValueError, match="repo id 'carseg' must have the form ORG/NAME"):
+        push_checkpoint(checkpoint, "carseg")
+    assert len(hub_env.server.requests) == before
+    card = build_model_card("org/my-carseg", CarSegConfig.from_pretrained(checkpoint))
+    assert card.text.lstrip().startswith(
+        "# my-carseg\n\nBinary car segmentation (Kaggle Carvana Image Masking Challenge) with"
+    )
+    assert "It outputs one logit per pixel; label 1 (`car`) is predicted where its sigmoid exceeds" in card.text
