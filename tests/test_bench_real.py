@@ -69,7 +69,7 @@ def test_bench_real_scores_every_model_on_the_same_images(carvana, tiny_models, 
     assert header == EXPECTED_COLUMNS
     assert [row[0] for row in rows] == ["first", "second"]  # the order given
     for row in rows:
-        assert row[1] == "96x64" and row[2] == "5"
+        assert row[1] == "64x96" and row[2] == "5"  # HEIGHTxWIDTH, as every size carseg prints
         assert 0.0 <= float(row[6]) <= float(row[4]) <= float(row[3]) <= 1.0  # worst <= p5 <= mean
         assert float(row[7]) > 0
     assert rows[0][8] == "1.00x"
