@@ -296,6 +296,91 @@ def test_timing_text():
     assert "12 ms" in text and "`cpu`" in text and "image 60×40" in text and "96×64" in text and "TTA on" in text
 
 
+# --- the helper modules and the page's layout ------------------------------------------------------------------
+
+
+def test_helpers_re_exports_every_public_name_of_the_concern_modules():
+    import ast
+    import inspect
+
+    from carseg_hf.demo import examples, outputs, scratch_files, uploads
+
+    for module in (examples, outputs, scratch_files, uploads):
+        tree = ast.parse(inspect.getsource(module))
+        defined = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+        defined += [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets]
+        public = [name for name in defined if not name.startswith("_")]
+        assert public, module.__name__
+        for name in public:
+            assert name in helpers.__all__, f"{module.__name__}.{name}"
+            assert getattr(helpers, name) is getattr(module, name), f"{module.__name__}.{name}"
+    assert len(helpers.__all__) == len(set(helpers.__all__))
+
+
+def test_read_request_checks_the_settings_then_reads_the_uploads(tmp_path):
+    from carseg_hf.demo.app import read_request
+
+    image_path = str(write_jpeg(tmp_path / "car.jpg"))
+    gt = str(write_mask(tmp_path / "car_mask.gif", box_mask(), "palette"))
+    image, target, threshold, native = read_request(image_path, gt, "0.3", "native")
+    assert image.shape == (40, 60, 3) and np.array_equal(target, box_mask())
+    assert threshold == 0.3 and isinstance(threshold, float) and native is True
+    _, target, _, native = read_request(image_path, None, 0.5, "processor")
+    assert target is None and native is False
+    with pytest.raises(DemoInputError, match="resolution must be one of"):
+        read_request(image_path, None, 0.5, "huge")
+    with pytest.raises(DemoInputError, match="strictly between 0 and 1, got 0.0"):
+        read_request(image_path, None, 0.0, "processor")
+    with pytest.raises(DemoInputError, match="native-size inference is limited to 100 pixels"):
+        read_request(image_path, None, 0.5, "native", max_native_pixels=100)
+    read_request(image_path, None, 0.5, "processor", max_native_pixels=100)  # the limit is for native size only
+    with pytest.raises(DemoInputError, match="Upload a car photo first"):
+        read_request(None, None, 0.5, "processor")
+
+
+def test_page_outputs_write_the_files_and_score_only_with_a_ground_truth(tmp_path):
+    from carseg_hf.demo.app import page_outputs
+
+    image = np.full((40, 60, 3), 90, np.uint8)
+    result = SegmentationResult(
+        mask=box_mask(), probabilities=np.zeros((40, 60), np.float32), seconds=0.02, device="cpu", input_size=(64, 96)
+    )
+    (before, after), mask_png, rle, info, metrics, errors = page_outputs(
+        image, None, result, "/uploads/My car.jpg", False, 0.5, tmp_path
+    )
+    assert mask_png.endswith("My_car_mask.png") and np.array_equal(load_mask(mask_png), box_mask())
+    assert load_rgb(before).shape == load_rgb(after).shape == (40, 60, 3)
+    assert np.array_equal(rle_decode(rle, (40, 60)), box_mask())
+    assert "TTA off" in info and "threshold 0.50" in info and metrics == [] and errors is None
+    *_, metrics, errors = page_outputs(image, box_mask(), result, "car.jpg", True, 0.5, tmp_path)
+    assert dict(zip(helpers.METRICS_HEADERS, metrics[0]))["dice"] == 1.0 and load_rgb(errors).shape == (40, 60, 3)
+
+
+def test_layout_builders_group_the_components_in_the_handler_order():
+    import gradio as gr
+
+    from carseg_hf.demo.layout import input_column, output_column, wire_events
+
+    with gr.Blocks():
+        with gr.Row():
+            inputs = input_column(0.4, {"height": 64, "width": 96}, [])
+            outputs = output_column()
+        wire_events(inputs, outputs, lambda *args: None, lambda path: None)
+    assert inputs.examples is None and inputs.threshold.value == 0.4
+    assert [type(c) for c in inputs.segment_inputs()] == [gr.File, gr.File, gr.Slider, gr.Checkbox, gr.Radio]
+    assert inputs.segment_inputs()[0] is inputs.image_file and inputs.segment_inputs()[1] is inputs.mask_file
+    assert ("processor 96×64", "processor") in inputs.resolution.choices
+    assert [type(c) for c in outputs.segment_outputs()] == [
+        gr.ImageSlider,
+        gr.File,
+        gr.Textbox,
+        gr.Markdown,
+        gr.Dataframe,
+        gr.Image,
+    ]
+    assert outputs.info.value == helpers.WELCOME_TEXT
+
+
 # --- the event handler, without a server ---------------------------------------------------------------------
 
 

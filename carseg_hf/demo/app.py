@@ -1,4 +1,4 @@
-"""The Gradio demo: a thin layer of components and events over `carseg_hf.demo.helpers` and `Segmenter`.
+"""The Gradio demo: a thin layer of components and events over the demo's UI-free helpers and `Segmenter`.
 
 `build_demo()` loads the model once and returns a `gr.Blocks` whose one public endpoint, `/segment`, is what the
 page's button, the upload event and `gradio_client` all call.
@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import DEMO_EXTRA_INSTALL, DemoDependencyError
@@ -27,29 +28,20 @@ except ImportError as error:  # gradio is the optional `demo` extra
     ) from error
 
 from ..image_io import ImageDecodeError
-from ..inference import Segmenter
-from .helpers import (
+from ..inference import SegmentationResult, Segmenter
+from .examples import find_examples
+from .layout import input_column, output_column, wire_events
+from .outputs import error_map, metrics_rows, rle_string, slider_pair, timing_text
+from .scratch_files import TempCleaner, request_dir, write_mask_png, write_preview
+from .uploads import (
     DEMO_MAX_NATIVE_PIXELS,
     DEMO_MAX_PIXELS,
-    METRICS_HEADERS,
-    WELCOME_TEXT,
     DemoInputError,
-    TempCleaner,
     check_native_size,
     display_name,
-    error_legend_html,
-    error_map,
-    find_examples,
-    metrics_rows,
     photo_preview,
     read_ground_truth,
     read_upload,
-    request_dir,
-    rle_string,
-    slider_pair,
-    timing_text,
-    write_mask_png,
-    write_preview,
 )
 
 #: Folder of the bundled example renders (`<id>_<NN>.jpg` + `<id>_<NN>_mask.png`); it may be empty or absent.
@@ -115,6 +107,72 @@ def load_segmenter(model: str | None, device: str) -> Segmenter:
         ) from error
 
 
+def read_request(
+    image_path: str | None,
+    mask_path: str | None,
+    threshold: float,
+    resolution: str,
+    max_pixels: int = DEMO_MAX_PIXELS,
+    max_native_pixels: int = DEMO_MAX_NATIVE_PIXELS,
+) -> tuple[np.ndarray, np.ndarray | None, float, bool]:
+    """Check one request's settings and read its uploads.
+
+    Args:
+        image_path: The car photo.
+        mask_path: Optional ground-truth mask, same size as the photo.
+        threshold: Probability threshold, strictly between 0 and 1.
+        resolution: One of `RESOLUTIONS`.
+        max_pixels: Largest upload decoded.
+        max_native_pixels: Largest image run through the network at native size.
+
+    Returns:
+        `(image, target, threshold, native)`: the `(height, width, 3)` uint8 photo, the `(height, width)` 0/1 mask
+        or None, the threshold as a float, and whether to run at native size.
+
+    Raises:
+        DemoInputError: Saying which setting or upload is wrong and why.
+    """
+    if resolution not in RESOLUTIONS:
+        raise DemoInputError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+    threshold = float(threshold)
+    if not 0.0 < threshold < 1.0:
+        raise DemoInputError(f"The threshold must lie strictly between 0 and 1, got {threshold}.")
+    image = read_upload(image_path, max_pixels)  # (height, width, 3) uint8
+    target = read_ground_truth(mask_path, image.shape, max_pixels)  # (height, width) 0/1 or None
+    native = resolution == "native"
+    if native:
+        check_native_size(image.shape, max_native_pixels)
+    return image, target, threshold, native
+
+
+def page_outputs(
+    image: np.ndarray,
+    target: np.ndarray | None,
+    result: SegmentationResult,
+    image_path: str,
+    tta: bool,
+    threshold: float,
+    scratch_dir: str | os.PathLike,
+) -> tuple[Any, ...]:
+    """Write one request's files into a fresh folder of `scratch_dir` and return the six outputs of the page.
+
+    Returns:
+        (before/after pair, mask PNG path, Kaggle RLE, timing and device text, metrics rows, error map), the error
+        map and metrics empty without a ground truth.
+    """
+    folder = request_dir(scratch_dir)
+    before, after = slider_pair(image, result.mask)
+    errors = error_map(image, result.mask, target) if target is not None else None
+    return (
+        (write_preview(before, folder, "photo"), write_preview(after, folder, "prediction")),
+        str(write_mask_png(result.mask, folder, display_name(image_path))),
+        rle_string(result.mask),
+        timing_text(result, tta, threshold),
+        metrics_rows(result.mask, target) if target is not None else [],
+        write_preview(errors, folder, "errors") if errors is not None else None,
+    )
+
+
 def make_segment_fn(
     segmenter: Segmenter,
     scratch_dir: str | os.PathLike,
@@ -149,16 +207,9 @@ def make_segment_fn(
             (before/after pair, mask PNG path, Kaggle RLE, timing and device text, metrics rows, error map).
         """
         try:
-            if resolution not in RESOLUTIONS:
-                raise DemoInputError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
-            threshold = float(threshold)
-            if not 0.0 < threshold < 1.0:
-                raise DemoInputError(f"The threshold must lie strictly between 0 and 1, got {threshold}.")
-            image = read_upload(image_path, max_pixels)  # (height, width, 3) uint8
-            target = read_ground_truth(mask_path, image.shape, max_pixels)  # (height, width) 0/1 or None
-            native = resolution == "native"
-            if native:
-                check_native_size(image.shape, max_native_pixels)
+            image, target, threshold, native = read_request(
+                image_path, mask_path, threshold, resolution, max_pixels, max_native_pixels
+            )
             result = segmenter.segment(image, threshold=threshold, tta=bool(tta), native_size=native)
         except (DemoInputError, ImageDecodeError) as error:
             raise gr.Error(str(error), print_exception=False) from error
@@ -168,17 +219,7 @@ def make_segment_fn(
             raise gr.Error(
                 "Out of memory for this image; choose the processor resolution or a smaller image."
             ) from error
-        folder = request_dir(scratch_dir)
-        before, after = slider_pair(image, result.mask)
-        errors = error_map(image, result.mask, target) if target is not None else None
-        return (
-            (write_preview(before, folder, "photo"), write_preview(after, folder, "prediction")),
-            str(write_mask_png(result.mask, folder, display_name(image_path))),
-            rle_string(result.mask),
-            timing_text(result, bool(tta), threshold),
-            metrics_rows(result.mask, target) if target is not None else [],
-            write_preview(errors, folder, "errors") if errors is not None else None,
-        )
+        return page_outputs(image, target, result, image_path, bool(tta), threshold, scratch_dir)
 
     return segment
 
@@ -236,7 +277,6 @@ def build_demo(
     segment = make_segment_fn(segmenter, scratch_dir, max_pixels, max_native_pixels)
     preview = make_preview_fn(scratch_dir, max_pixels)
     examples = find_examples(EXAMPLES_DIR if examples_dir is None else examples_dir)
-    size = segmenter.processor.size
 
     with DemoBlocks(title="carseg: car segmentation", delete_cache=delete_cache) as demo:
         gr.Markdown(
@@ -244,74 +284,9 @@ def build_demo(
             "and an error map"
         )
         with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=300):
-                # gr.File, not gr.Image, so that carseg validates and decodes the upload (specific error messages,
-                # pixel limit from the header); the photo itself is shown in `photo` below.
-                image_file = gr.File(label="Car photo", type="filepath", height=90, elem_id="carseg-image")
-                photo = gr.Image(
-                    label="Chosen photo",
-                    type="filepath",
-                    interactive=False,
-                    height=200,
-                    buttons=[],
-                    elem_id="carseg-photo",
-                )
-                mask_file = gr.File(label="Ground-truth mask (optional; GIF/PNG, 0/1, 0/255 or palette)", height=130)
-                threshold = gr.Slider(0.01, 0.99, value=segmenter.processor.threshold, step=0.01, label="Threshold")
-                with gr.Row():
-                    tta = gr.Checkbox(label="hflip TTA", value=False, min_width=90, scale=1)
-                    resolution = gr.Radio(
-                        [(f"processor {size['width']}×{size['height']}", "processor"), ("native", "native")],
-                        value="processor",
-                        label="Input resolution",
-                        min_width=200,
-                        scale=3,
-                    )
-                run_button = gr.Button("Segment", variant="primary")
-                example_list = (
-                    gr.Examples(
-                        [[image, image, mask] for image, mask in examples],  # the first column shows thumbnails
-                        inputs=[photo, image_file, mask_file],
-                        label="Examples (synthetic render + its mask)",
-                    )
-                    if examples
-                    else None
-                )
-            with gr.Column(scale=3, min_width=400):
-                info = gr.Markdown(WELCOME_TEXT, elem_id="carseg-info")
-                with gr.Tabs():
-                    with gr.Tab("Before / after"):
-                        slider = gr.ImageSlider(
-                            label="Photo / predicted car",
-                            type="filepath",
-                            max_height=360,
-                            elem_id="carseg-slider",
-                        )
-                    with gr.Tab("Error map (needs ground truth)"):
-                        errors = gr.Image(label="Error map", type="filepath", height=330)
-                        gr.HTML(error_legend_html())
-                metrics = gr.Dataframe(
-                    headers=METRICS_HEADERS,
-                    datatype=["number"] * len(METRICS_HEADERS),
-                    label="Metrics against the ground truth (TP/FP/FN: true positive, false positive, false negative)",
-                    interactive=False,
-                    row_count=1,
-                )
-                with gr.Row(equal_height=True):
-                    mask_download = gr.File(label="Mask PNG (0/255)", height=70, scale=2, min_width=160)
-                    rle = gr.Textbox(
-                        label="Kaggle RLE", lines=2, max_lines=2, buttons=["copy"], interactive=False, scale=3
-                    )
-
-        inputs = [image_file, mask_file, threshold, tta, resolution]
-        outputs = [slider, mask_download, rle, info, metrics, errors]
-        run_button.click(segment, inputs, outputs, api_name="segment", concurrency_id="segment")
-        image_file.upload(segment, inputs, outputs, api_visibility="private", concurrency_id="segment")
-        image_file.change(preview, image_file, photo, api_visibility="private", show_progress="hidden")
-        if example_list is not None:
-            example_list.load_input_event.then(
-                segment, inputs, outputs, api_visibility="private", concurrency_id="segment"
-            )
+            inputs = input_column(segmenter.processor.threshold, segmenter.processor.size, examples)
+            outputs = output_column()
+        wire_events(inputs, outputs, segment, preview)
 
     demo.max_upload_size = max_upload_size
     demo.cleaner = TempCleaner(scratch_dir, demo.GRADIO_CACHE, *delete_cache)
