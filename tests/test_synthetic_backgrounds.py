@@ -19,11 +19,10 @@ from training.synthetic.backgrounds import (
     backgrounds_dir,
     list_backgrounds,
     load_background,
-    perspective_view,
     random_background,
     random_crop,
-    tone_map,
 )
+from training.synthetic.panorama import perspective_view, tone_map
 
 
 def test_split_is_by_file_and_holds_out_about_a_fifth():

@@ -3,9 +3,10 @@
 `python -m training.synthetic.backgrounds` downloads the packages with `apt-get download` and unpacks them with
 `dpkg -x` into `$CARSEG_BACKGROUNDS_DIR` (default `~/.cache/carseg/backgrounds`), one folder per package.
 
-Only the files of `SOURCES` are used: each was looked at and is a photograph (no drawings, renders or logos), with
-its licence from the package's copyright file. The HDRI panoramas of `blender-data` become perspective views,
-tone-mapped to sRGB. The split is by file and fixed in `SOURCES`: held-out files are never used in training.
+Only the files of `SOURCES` (the allow-list in `background_sources`) are used: each was looked at and is a
+photograph (no drawings, renders or logos), with its licence from the package's copyright file. The HDRI panoramas of
+`blender-data` become perspective views, tone-mapped to sRGB (`panorama`). The split is by file and fixed in
+`SOURCES`: held-out files are never used in training.
 
 Usage::
 
@@ -22,23 +23,36 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .background_sources import KINDS, PACKAGES, SOURCES, BackgroundSource
 from .debian import fetch_deb
+from .panorama import perspective_view, read_panorama, tone_map
+
+__all__ = [
+    "FETCH_HINT",
+    "KINDS",
+    "PACKAGES",
+    "SOURCES",
+    "SPLITS",
+    "BackgroundSource",
+    "BackgroundsNotFoundError",
+    "background_path",
+    "background_view",
+    "backgrounds_dir",
+    "fetch_backgrounds",
+    "list_backgrounds",
+    "load_background",
+    "main",
+    "random_background",
+    "random_crop",
+]
 
 SPLITS = ("train", "held_out", "all")
-KINDS = ("outdoor", "indoor", "closeup")
-PANORAMA_DIR = "usr/share/blender/datafiles/studiolights/world"
-_MATE = "usr/share/backgrounds/mate/nature"
-_PLASMA = "usr/share/wallpapers"
-_GPL_MATE = "GPL-2+ (debian/copyright)"
-_GPL_PLASMA = "GPL-2+ (debian/copyright, Files: *); upstream metadata.json: LGPLv3"
-_CC0 = "CC0-1.0 (studiolights/world/license.txt)"
 FETCH_HINT = (
     "get them with `python -m training.synthetic.backgrounds` (runs `apt-get download` and `dpkg -x` for "
     "{packages}; about 130 MB, Debian/Ubuntu only), or point CARSEG_BACKGROUNDS_DIR at a folder holding one "
@@ -48,93 +62,6 @@ FETCH_HINT = (
 
 class BackgroundsNotFoundError(FileNotFoundError):
     """Raised when a background file is not unpacked where expected; the message says how to get it."""
-
-
-@dataclass(frozen=True)
-class BackgroundSource:
-    """One allowed background file.
-
-    Attributes:
-        name: Unique short name, "<package short name>/<picture>", e.g. "mate/Storm".
-        package: The Debian package that ships it.
-        path: The file inside the unpacked package.
-        kind: "outdoor" (a scene: street, city, landscape), "indoor" (a room or studio) or "closeup" (macro
-            photograph of plants, water, objects).
-        licence: The licence, and where it is stated.
-        copyright: The copyright holders or authors.
-        held_out: Whether the file is kept out of training (held-out composites and renders only).
-    """
-
-    name: str
-    package: str
-    path: str
-    kind: str
-    licence: str
-    copyright: str
-    held_out: bool = False
-
-    @property
-    def panorama(self) -> bool:
-        """Whether this is an equirectangular HDRI panorama (EXR) rather than a photograph."""
-        return self.path.endswith(".exr")
-
-
-def _mate(name: str, kind: str, holders: str, held_out: bool = False) -> BackgroundSource:
-    return BackgroundSource(
-        f"mate/{name}", "mate-backgrounds", f"{_MATE}/{name}.jpg", kind, _GPL_MATE, holders, held_out
-    )
-
-
-def _plasma(name: str, kind: str, author: str, held_out: bool = False) -> BackgroundSource:
-    path = f"{_PLASMA}/{name}/contents/images/2560x1600.jpg"
-    holders = f"2014 KDE Visual Design Group; photograph by {author}"
-    return BackgroundSource(
-        f"plasma/{name}", "plasma-workspace-wallpapers", path, kind, _GPL_PLASMA, holders, held_out
-    )
-
-
-def _hdri(name: str, kind: str, held_out: bool = False) -> BackgroundSource:
-    holders = "Greg Zaal (HDRI Haven), shipped by Blender"
-    return BackgroundSource(
-        f"hdri/{name}", "blender-data", f"{PANORAMA_DIR}/{name}.exr", kind, _CC0, holders, held_out
-    )
-
-
-#: Every background the generator may use. 31 files; 7 held out (23%), two of them panoramas.
-SOURCES: tuple[BackgroundSource, ...] = (
-    _hdri("city", "outdoor"),
-    _hdri("courtyard", "outdoor", held_out=True),
-    _hdri("forest", "outdoor"),
-    _hdri("interior", "indoor"),
-    _hdri("night", "outdoor"),
-    _hdri("studio", "indoor"),
-    _hdri("sunrise", "outdoor"),
-    _hdri("sunset", "outdoor", held_out=True),
-    _mate("Aqua", "closeup", "2008, Charles Barbin"),
-    _mate("Blinds", "closeup", "2008, Lennart Poettering; 2008, Andrea Cimitan"),
-    _mate("Dune", "outdoor", "2007, Marco Cogoni; 2008, Hylke Bons"),
-    _mate("FreshFlower", "closeup", "2005, Jens Ansorg"),
-    _mate("Garden", "closeup", "2008, Charles Barbin"),
-    _mate("GreenMeadow", "closeup", "2005, Timothy Schellhase; 2008, Lapo Calamandrei"),
-    _mate("LadyBird", "closeup", "2008, Charles Barbin", held_out=True),
-    _mate("RainDrops", "closeup", '2008, "blackcombwhistler07"'),
-    _mate("Storm", "outdoor", "2008, Sergey Nazarov", held_out=True),
-    _mate("TwoWings", "closeup", "2008, Charles Barbin; 2008, Hylke Bons"),
-    _mate("Wood", "closeup", "2008, Jean-François Fortin Tam"),
-    _mate("YellowFlower", "closeup", "2008, Charles Barbin"),
-    _plasma("BytheWater", "outdoor", "Maciej Wiklo"),
-    _plasma("ColdRipple", "outdoor", "Risto Saukonpää"),
-    _plasma("ColorfulCups", "closeup", "Dmitri Popov", held_out=True),
-    _plasma("DarkestHour", "outdoor", "Risto Saukonpää"),
-    _plasma("EveningGlow", "outdoor", "Ian Hex", held_out=True),
-    _plasma("FallenLeaf", "closeup", "Martin Klapetek"),
-    _plasma("Grey", "outdoor", "Sigi Sagi"),
-    _plasma("Kite", "outdoor", "Risto Saukonpää"),
-    _plasma("OneStandsOut", "closeup", "Risto Saukonpää"),
-    _plasma("Path", "outdoor", "Risto Saukonpää", held_out=True),
-    _plasma("summer_1am", "outdoor", "Risto Saukonpää"),
-)
-PACKAGES: tuple[str, ...] = tuple(dict.fromkeys(s.package for s in SOURCES))
 
 
 def backgrounds_dir() -> Path:
@@ -197,95 +124,6 @@ def list_backgrounds(
     for source in chosen:
         background_path(source, root)
     return chosen
-
-
-@lru_cache(maxsize=8)
-def read_panorama(path: str) -> np.ndarray:
-    """Read an RGB EXR panorama as linear float32 `(height, width, 3)`, NaN and negatives set to 0 (read-only).
-
-    Raises:
-        ImportError: If the `openexr` package is missing (it comes with the `synth` extra).
-        ValueError: If the file has no RGB channels.
-    """
-    try:
-        import OpenEXR
-    except ImportError as error:
-        raise ImportError(
-            "reading the HDRI panoramas needs the `openexr` package: pip install -e '.[synth]'"
-        ) from error
-    with OpenEXR.File(path) as exr:
-        channels = exr.channels()
-        if "RGB" in channels:
-            pixels = channels["RGB"].pixels
-        elif all(c in channels for c in "RGB"):
-            pixels = np.stack([channels[c].pixels for c in "RGB"], axis=-1)
-        else:
-            raise ValueError(f"{path}: expected R, G, B channels, found {sorted(channels)}")
-    hdr = np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0).clip(0.0, None)
-    hdr.setflags(write=False)
-    return hdr
-
-
-def tone_map(hdr: np.ndarray, exposure: float = 1.0, key: float = 0.18) -> np.ndarray:
-    """Map linear HDR radiance to 8-bit sRGB: exposure normalised on the log-average luminance, then Reinhard.
-
-    Args:
-        hdr: `(..., 3)` linear float radiance.
-        exposure: Multiplier on top of the automatic exposure (2.0 is one stop brighter).
-        key: The grey level that the log-average luminance maps to before the curve.
-
-    Returns:
-        `(..., 3)` uint8 sRGB.
-    """
-    luminance = hdr @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-    log_average = float(np.exp(np.mean(np.log(luminance + 1e-4))))
-    scaled = hdr * (key * exposure / max(log_average, 1e-6))
-    mapped = scaled / (1.0 + scaled)
-    srgb = np.where(mapped <= 0.0031308, 12.92 * mapped, 1.055 * np.power(mapped, 1 / 2.4) - 0.055)
-    return (np.clip(srgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def perspective_view(
-    panorama: np.ndarray, width: int, height: int, yaw_deg: float = 0.0, pitch_deg: float = 0.0, yfov_deg: float = 60.0
-) -> np.ndarray:
-    """A pinhole view out of an equirectangular panorama, bilinearly sampled.
-
-    Args:
-        panorama: `(rows, cols, channels)`; column 0 is longitude -180 degrees, row 0 the zenith.
-        width: Output width in pixels.
-        height: Output height in pixels.
-        yaw_deg: Viewing direction's longitude (0 = the panorama's centre column).
-        pitch_deg: Elevation of the viewing direction (positive looks up).
-        yfov_deg: Vertical field of view.
-
-    Returns:
-        `(height, width, channels)`, the panorama's dtype as float32.
-    """
-    focal = 0.5 * height / np.tan(np.radians(yfov_deg) / 2)
-    xs = (np.arange(width) - (width - 1) / 2) / focal
-    ys = ((height - 1) / 2 - np.arange(height)) / focal
-    x, y = np.meshgrid(xs, ys)  # camera frame: x right, y up, z forward
-    pitch, yaw = np.radians(pitch_deg), np.radians(yaw_deg)
-    forward_y = y * np.cos(pitch) + np.sin(pitch)
-    forward_z = np.cos(pitch) - y * np.sin(pitch)
-    longitude = np.arctan2(x, forward_z) + yaw
-    latitude = np.arctan2(forward_y, np.hypot(x, forward_z))
-    rows, cols = panorama.shape[:2]
-    u = ((longitude / (2 * np.pi) + 0.5) % 1.0) * cols - 0.5
-    v = (0.5 - latitude / np.pi) * rows - 0.5
-    return _bilinear(panorama, u, v)
-
-
-def _bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Sample `image` at float pixel coordinates, wrapping around horizontally and clamping vertically."""
-    rows, cols = image.shape[:2]
-    u0, v0 = np.floor(u).astype(int), np.floor(v).astype(int)
-    fu, fv = (u - u0)[..., None], (v - v0)[..., None]
-    c0, c1 = u0 % cols, (u0 + 1) % cols
-    r0, r1 = np.clip(v0, 0, rows - 1), np.clip(v0 + 1, 0, rows - 1)
-    top = image[r0, c0] * (1 - fu) + image[r0, c1] * fu
-    bottom = image[r1, c0] * (1 - fu) + image[r1, c1] * fu
-    return (top * (1 - fv) + bottom * fv).astype(np.float32)
 
 
 @lru_cache(maxsize=48)
