@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,135 @@ def _view_background(source, rng: np.random.Generator, camera: dict, width: int,
     return background_view(source, rng, width, height, pitch, yfov, job.get("backgrounds_root"))
 
 
+def _renderer(width: int, height: int):
+    """The process's offscreen renderer for this size, created on first use (one EGL context per process and size)."""
+    import pyrender
+
+    key = (width, height)
+    if key not in _RENDERERS:
+        _RENDERERS[key] = pyrender.OffscreenRenderer(width, height)
+    return _RENDERERS[key]
+
+
+@dataclass
+class _CarSetup:
+    """What stays the same across a car's views: its mesh, per-car choices, props and background photograph."""
+
+    identifier: str
+    car: object
+    params: dict
+    extra_parts: list
+    prop_info: dict
+    background_source: object | None
+
+
+def _set_up_car(job: dict, rng: np.random.Generator) -> _CarSetup:
+    """Build the car and draw its per-car choices, props and background photograph (in this order, from `rng`)."""
+    from . import props
+    from .meshes import build_car
+
+    car = build_car(job["mesh"], job.get("torcs_root"))
+    car_params = sample_car_params(rng, job.get("variation"))
+    extra_parts, prop_info = [], {}
+    if "antenna" in car_params["hard_cases"]:
+        part, prop_info["antenna"] = props.antenna(car, rng)
+        extra_parts.append(part)
+    if "roof_rack" in car_params["hard_cases"]:
+        part, prop_info["roof_rack"] = props.roof_rack(car, rng)
+        extra_parts.append(part)
+    background_source = None
+    if car_params["scene"]["setting"] == "photo":
+        sources = _background_sources(job, rng)
+        background_source = sources[int(rng.integers(len(sources)))]
+    identifier = car_id(job["seed"], job["index"])
+    return _CarSetup(identifier, car, car_params, extra_parts, prop_info, background_source)
+
+
+def _render_view(
+    renderer, scene, setup: _CarSetup, points: np.ndarray, job: dict, angle: int, rng: np.random.Generator
+) -> tuple:
+    """Draw one view's camera and image effects, render it and finish the photo.
+
+    Args:
+        renderer: The process's offscreen renderer (see `_renderer`).
+        scene: The car's `render.CarScene`.
+        setup: The car's per-car choices (see `_set_up_car`).
+        points: `(points, 3)` shadow casters in the car's frame.
+        job: The job (see `render_car`).
+        angle: The view's number, 1 to `job["num_angles"]`.
+        rng: The car's generator, after the per-car draws.
+
+    Returns:
+        `(photo, mask, view, start)`: the PIL RGB photo, the `(height, width)` 0/1 mask, the view's parameters and
+        the `time.perf_counter()` reading taken before rendering.
+    """
+    from .photo import compose, finish_photo
+    from .render import TURNTABLE_HEIGHT, render_layers
+
+    width, height = job["width"], job["height"]
+    view = sample_view_params(rng, setup.params, job.get("variation"))
+    pose = scene.set_view(angle, job["num_angles"], view, width, height)
+    start = time.perf_counter()
+    layers = render_layers(renderer, scene)
+    background = _view_background(setup.background_source, rng, view["camera"], width, height, job)
+    car_pose = scene.car_pose()
+    world_points = points @ car_pose[:3, :3].T + car_pose[:3, 3]
+    yfov_rad = np.deg2rad(view["camera"]["yfov_deg"])
+    style = setup.params["scene"]
+    rgb = compose(layers, style, world_points, pose, yfov_rad, background, ground_z=TURNTABLE_HEIGHT)
+    photo = finish_photo(rgb, view["image"], rng)
+    return photo, layers.mask, view, start
+
+
+def _image_hard_cases(car_hard_cases: list[str], mask: np.ndarray) -> list[str]:
+    """The car's hard cases, with `frame_cut` only when the mask touches the image border in this view."""
+    touches = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+    hard_cases = [h for h in car_hard_cases if h != "frame_cut"]
+    if touches:
+        hard_cases.append("frame_cut")
+    return sorted(hard_cases)
+
+
+def _image_record(job: dict, setup: _CarSetup, angle: int, view: dict, mask: np.ndarray, start: float) -> dict:
+    """The metadata record of one image, with an extra `rle_mask` key (removed before writing the JSONL)."""
+    car_params = setup.params
+    return {
+        "img": f"{setup.identifier}_{angle:02d}.jpg",
+        "car_id": setup.identifier,
+        "angle": angle,
+        "angle_deg": round(360.0 * (angle - 1) / job["num_angles"], 3),
+        "split": job["split"],
+        "mesh": job["mesh"],
+        "mesh_license": setup.car.licence,
+        "mesh_scale": round(setup.car.scale, 4),
+        "width": job["width"],
+        "height": job["height"],
+        "paint": car_params["paint"],
+        "rims": car_params["rims"],
+        "background": car_params["background"],
+        "lighting": {
+            "lights": car_params["lights"],
+            "ambient": 0.25,
+            "background_emission": car_params["background_emission"],
+        },
+        "turntable_grey": car_params["turntable"],
+        "shadow": car_params["shadow"],
+        "scene": car_params["scene"],
+        "background_photo": _photo_record(setup.background_source),
+        "camera": view["camera"],
+        "image": view["image"],
+        "jpeg_quality": view["jpeg_quality"],
+        "noise_sigma": view["noise_sigma"],
+        "hard_cases": _image_hard_cases(car_params["hard_cases"], mask),
+        "car_hard_cases": car_params["hard_cases"],
+        "frame_cut_requested": view["frame_cut_requested"],
+        "props": setup.prop_info,
+        "mask_fraction": round(float(mask.mean()), 5),
+        "render_seconds": round(time.perf_counter() - start, 4),
+        "rle_mask": rle_encode(mask),
+    }
+
+
 def render_car(job: dict) -> list[dict]:
     """Render all angles of one car and write its JPEGs and GIF masks.
 
@@ -73,96 +203,23 @@ def render_car(job: dict) -> list[dict]:
     Returns:
         One metadata record per image, each with an extra `rle_mask` key (removed before writing the JSONL).
     """
-    import pyrender
+    from .render import CarScene
 
-    from . import props
-    from .meshes import build_car
-    from .photo import compose, finish_photo
-    from .render import TURNTABLE_HEIGHT, CarScene, render_layers
-
-    width, height = job["width"], job["height"]
-    key = (width, height)
-    if key not in _RENDERERS:
-        _RENDERERS[key] = pyrender.OffscreenRenderer(width, height)
-    renderer = _RENDERERS[key]
-
-    variation = job.get("variation")
+    width = job["width"]
+    renderer = _renderer(width, job["height"])
     rng = car_rng(job["seed"], job["index"])
-    identifier = car_id(job["seed"], job["index"])
-    car = build_car(job["mesh"], job.get("torcs_root"))
-    car_params = sample_car_params(rng, variation)
-    extra_parts, prop_info = [], {}
-    if "antenna" in car_params["hard_cases"]:
-        part, prop_info["antenna"] = props.antenna(car, rng)
-        extra_parts.append(part)
-    if "roof_rack" in car_params["hard_cases"]:
-        part, prop_info["roof_rack"] = props.roof_rack(car, rng)
-        extra_parts.append(part)
-    style = car_params["scene"]
-    background_source = None
-    if style["setting"] == "photo":
-        sources = _background_sources(job, rng)
-        background_source = sources[int(rng.integers(len(sources)))]
-    scene = CarScene(car, car_params, extra_parts, texture_scale=float(np.clip(width / 1280, 0.25, 1.5)))
-    points = np.concatenate([car.vertices(), *(p.positions for p in extra_parts)])[::7]  # shadow casters, car frame
+    setup = _set_up_car(job, rng)
+    texture_scale = float(np.clip(width / 1280, 0.25, 1.5))
+    scene = CarScene(setup.car, setup.params, setup.extra_parts, texture_scale=texture_scale)
+    points = np.concatenate([setup.car.vertices(), *(p.positions for p in setup.extra_parts)])[::7]  # car frame
     out = Path(job["out"])
     records = []
     for angle in range(1, job["num_angles"] + 1):
-        view = sample_view_params(rng, car_params, variation)
-        pose = scene.set_view(angle, job["num_angles"], view, width, height)
-        start = time.perf_counter()
-        layers = render_layers(renderer, scene)
-        background = _view_background(background_source, rng, view["camera"], width, height, job)
-        car_pose = scene.car_pose()
-        world_points = points @ car_pose[:3, :3].T + car_pose[:3, 3]
-        yfov_rad = np.deg2rad(view["camera"]["yfov_deg"])
-        rgb = compose(layers, style, world_points, pose, yfov_rad, background, ground_z=TURNTABLE_HEIGHT)
-        photo = finish_photo(rgb, view["image"], rng)
-        mask = layers.mask
-        name = f"{identifier}_{angle:02d}"
+        photo, mask, view, start = _render_view(renderer, scene, setup, points, job, angle, rng)
+        name = f"{setup.identifier}_{angle:02d}"
         _atomic_save(photo, out / "train" / f"{name}.jpg", format="JPEG", quality=view["jpeg_quality"])
         _atomic_save(mask_gif_image(mask), out / "train_masks" / f"{name}_mask.gif", format="GIF", optimize=False)
-        touches = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
-        hard_cases = [h for h in car_params["hard_cases"] if h != "frame_cut"]
-        if touches:
-            hard_cases.append("frame_cut")
-        records.append(
-            {
-                "img": f"{name}.jpg",
-                "car_id": identifier,
-                "angle": angle,
-                "angle_deg": round(360.0 * (angle - 1) / job["num_angles"], 3),
-                "split": job["split"],
-                "mesh": job["mesh"],
-                "mesh_license": car.licence,
-                "mesh_scale": round(car.scale, 4),
-                "width": width,
-                "height": height,
-                "paint": car_params["paint"],
-                "rims": car_params["rims"],
-                "background": car_params["background"],
-                "lighting": {
-                    "lights": car_params["lights"],
-                    "ambient": 0.25,
-                    "background_emission": car_params["background_emission"],
-                },
-                "turntable_grey": car_params["turntable"],
-                "shadow": car_params["shadow"],
-                "scene": style,
-                "background_photo": _photo_record(background_source),
-                "camera": view["camera"],
-                "image": view["image"],
-                "jpeg_quality": view["jpeg_quality"],
-                "noise_sigma": view["noise_sigma"],
-                "hard_cases": sorted(hard_cases),
-                "car_hard_cases": car_params["hard_cases"],
-                "frame_cut_requested": view["frame_cut_requested"],
-                "props": prop_info,
-                "mask_fraction": round(float(mask.mean()), 5),
-                "render_seconds": round(time.perf_counter() - start, 4),
-                "rle_mask": rle_encode(mask),
-            }
-        )
+        records.append(_image_record(job, setup, angle, view, mask, start))
     return records
 
 
