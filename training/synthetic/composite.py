@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,12 +219,6 @@ def write_composites(
         ValueError: If `split` is neither `"train"` nor `"held_out"`.
         FileNotFoundError: If a car has no photo in `cars_dir/train`, or a photo has no mask, naming them.
     """
-    import json
-
-    from carseg_hf.overlay import mask_gif_image
-
-    from .dataset import _atomic_save
-
     if split not in ("train", "held_out"):
         raise ValueError(f"split must be 'train' or 'held_out', got {split!r}")
     (out / "train").mkdir(parents=True, exist_ok=True)
@@ -234,11 +229,7 @@ def write_composites(
     tag = "h" if split == "held_out" else "c"  # distinct car ids, so both kinds can share one folder
     assignment: dict[str, str] = {}
     count = 0
-    stems = sorted(p.stem for p in (cars_dir / "train").glob("*.jpg") if p.stem.split("_")[0] in car_ids)
-    missing = sorted(set(car_ids) - {stem.split("_")[0] for stem in stems})
-    if missing:
-        raise FileNotFoundError(f"{cars_dir / 'train'}: no <car_id>_<NN>.jpg photos of {', '.join(missing)}")
-    for stem in stems:
+    for stem in _source_stems(cars_dir, car_ids):
         image, mask = _read_pair(cars_dir, stem)
         car, angle = stem.rsplit("_", 1)
         for k in range(per_image):
@@ -246,16 +237,40 @@ def write_composites(
                 rng, width=size[1], height=size[0], split=split, kinds=kinds, root=backgrounds_root
             )
             composite, label = compose(image, mask, background, sample_params(rng), rng)
-            name = f"{car}{tag}{k}_{angle}"
-            quality = int(rng.integers(60, 96))
-            _atomic_save(Image.fromarray(composite), out / "train" / f"{name}.jpg", format="JPEG", quality=quality)
-            _atomic_save(mask_gif_image(label), out / "train_masks" / f"{name}_mask.gif", format="GIF")
+            _write_pair(out, f"{car}{tag}{k}_{angle}", composite, label, quality=int(rng.integers(60, 96)))
             assignment[f"{car}{tag}{k}"] = "train" if split == "train" else "test"
             count += 1
-    splits_path = out / "splits.json"
-    existing = json.loads(splits_path.read_text()) if splits_path.is_file() else {}
-    splits_path.write_text(json.dumps({**existing, **assignment}, indent=1, sort_keys=True))
+    _merge_splits(out / "splits.json", assignment)
     return count
+
+
+def _source_stems(cars_dir: Path, car_ids: list[str]) -> list[str]:
+    """The sorted `<car_id>_<NN>` stems of the cars' photos in `cars_dir/train`.
+
+    Raises:
+        FileNotFoundError: Naming the cars that have no photo there.
+    """
+    stems = sorted(p.stem for p in (cars_dir / "train").glob("*.jpg") if p.stem.split("_")[0] in car_ids)
+    missing = sorted(set(car_ids) - {stem.split("_")[0] for stem in stems})
+    if missing:
+        raise FileNotFoundError(f"{cars_dir / 'train'}: no <car_id>_<NN>.jpg photos of {', '.join(missing)}")
+    return stems
+
+
+def _write_pair(out: Path, name: str, composite: np.ndarray, label: np.ndarray, quality: int) -> None:
+    """Write `train/<name>.jpg` at the JPEG `quality` and `train_masks/<name>_mask.gif`, each atomically."""
+    from carseg_hf.overlay import mask_gif_image
+
+    from .dataset import _atomic_save
+
+    _atomic_save(Image.fromarray(composite), out / "train" / f"{name}.jpg", format="JPEG", quality=quality)
+    _atomic_save(mask_gif_image(label), out / "train_masks" / f"{name}_mask.gif", format="GIF")
+
+
+def _merge_splits(path: Path, assignment: dict[str, str]) -> None:
+    """Add the new cars' splits to the `splits.json` at `path` (created when missing), keys sorted."""
+    existing = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**existing, **assignment}, indent=1, sort_keys=True))
 
 
 def main(argv: list[str] | None = None) -> int:
