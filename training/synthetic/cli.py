@@ -94,24 +94,72 @@ def _init_worker(threads: int) -> None:
     os.environ["LP_NUM_THREADS"] = str(threads)
 
 
+def _meshes_and_variation(args: argparse.Namespace) -> tuple[dict, dict[str, float]]:
+    """Check the flags and choose the meshes of each split and the randomisation probabilities.
+
+    Raises:
+        ValueError: For a count below 1, an unknown mesh or a bad `--photo-fraction` or `--split-by-mesh`.
+        MeshesNotFoundError: If the meshes are not unpacked (the message says how to get them).
+        BackgroundsNotFoundError: If photographs are asked for and not unpacked.
+    """
+    if args.cars < 1 or args.angles < 1 or args.workers < 1:
+        raise ValueError("--cars, --angles and --workers must be at least 1")
+    available = available_cars(args.torcs_dir)
+    if args.meshes:
+        wanted = [m.strip() for m in args.meshes.split(",") if m.strip()]
+        missing = sorted(set(wanted) - set(available))
+        if missing:
+            raise ValueError(f"--meshes names unknown meshes {missing}; available: {available}")
+        available = wanted
+    variation = _variation(args)
+    held_out = parse_split_args(args.split_by_mesh)
+    held_out = {k: tuple(m for m in v if m in available) for k, v in held_out.items()}
+    return mesh_splits(available, held_out), variation
+
+
+def _jobs(args: argparse.Namespace, meshes: dict, variation: dict[str, float]) -> list[dict]:
+    """One rendering job per car (see `dataset.render_car`), the cars assigned to meshes and splits by the seed."""
+    height, width = args.size
+    return [
+        {
+            "index": i,
+            "seed": args.seed,
+            "split": split,
+            "mesh": mesh,
+            "num_angles": args.angles,
+            "width": width,
+            "height": height,
+            "out": str(args.out),
+            "torcs_root": str(args.torcs_dir) if args.torcs_dir else None,
+            "variation": variation,
+            "backgrounds_root": str(args.backgrounds_dir) if args.backgrounds_dir else None,
+        }
+        for i, (split, mesh) in enumerate(assign_cars(args.cars, meshes, args.seed))
+    ]
+
+
+def _render_all(jobs: list[dict], workers: int) -> list[dict]:
+    """Render the jobs in `workers` spawned processes, printing a line per finished car; returns all records."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    records: list[dict] = []
+    context = multiprocessing.get_context("spawn")  # a fresh EGL context per process
+    with context.Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
+        for done, car_records in enumerate(pool.imap_unordered(_render_job, jobs), start=1):
+            records.extend(car_records)
+            print(
+                f"[{done}/{len(jobs)}] {car_records[0]['car_id']} {car_records[0]['mesh']} "
+                f"({car_records[0]['split']})",
+                flush=True,
+            )
+    return records
+
+
 def main(argv: list[str] | None = None) -> int:
     """Render the data set; returns the exit status (0 on success, 2 on bad arguments or missing meshes)."""
     args = build_parser().parse_args(argv)
     try:
         height, width = args.size
-        if args.cars < 1 or args.angles < 1 or args.workers < 1:
-            raise ValueError("--cars, --angles and --workers must be at least 1")
-        available = available_cars(args.torcs_dir)
-        if args.meshes:
-            wanted = [m.strip() for m in args.meshes.split(",") if m.strip()]
-            missing = sorted(set(wanted) - set(available))
-            if missing:
-                raise ValueError(f"--meshes names unknown meshes {missing}; available: {available}")
-            available = wanted
-        variation = _variation(args)
-        held_out = parse_split_args(args.split_by_mesh)
-        held_out = {k: tuple(m for m in v if m in available) for k, v in held_out.items()}
-        meshes = mesh_splits(available, held_out)
+        meshes, variation = _meshes_and_variation(args)
     except (ValueError, MeshesNotFoundError, BackgroundsNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -125,36 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     (out / "train").mkdir(parents=True, exist_ok=True)
     (out / "train_masks").mkdir(parents=True, exist_ok=True)
 
-    cars = assign_cars(args.cars, meshes, args.seed)
-    jobs = [
-        {
-            "index": i,
-            "seed": args.seed,
-            "split": split,
-            "mesh": mesh,
-            "num_angles": args.angles,
-            "width": width,
-            "height": height,
-            "out": str(out),
-            "torcs_root": str(args.torcs_dir) if args.torcs_dir else None,
-            "variation": variation,
-            "backgrounds_root": str(args.backgrounds_dir) if args.backgrounds_dir else None,
-        }
-        for i, (split, mesh) in enumerate(cars)
-    ]
+    jobs = _jobs(args, meshes, variation)
     workers = min(args.workers, len(jobs))
-    threads = max(1, (os.cpu_count() or 1) // workers)
     start = time.perf_counter()
-    records: list[dict] = []
-    context = multiprocessing.get_context("spawn")  # a fresh EGL context per process
-    with context.Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
-        for done, car_records in enumerate(pool.imap_unordered(_render_job, jobs), start=1):
-            records.extend(car_records)
-            print(
-                f"[{done}/{len(jobs)}] {car_records[0]['car_id']} {car_records[0]['mesh']} "
-                f"({car_records[0]['split']})",
-                flush=True,
-            )
+    records = _render_all(jobs, workers)
     from .dataset import write_index_files
 
     write_index_files(out, records)
