@@ -117,17 +117,68 @@ def _floats(lines: _Lines, tokens: list[str], count: int | None = None) -> list[
     return values
 
 
+@dataclass
+class _Corners:
+    """An object's triangle corners as read, three per triangle, before `_make_part` transforms them."""
+
+    positions: list[np.ndarray] = field(default_factory=list)
+    normals: list[np.ndarray] = field(default_factory=list)
+    has_normal: list[bool] = field(default_factory=list)
+    uvs: list[tuple[float, float]] = field(default_factory=list)
+    sided: list[bool] = field(default_factory=list)  # one per triangle
+
+
+def _read_vertices(lines: _Lines, count: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read `count` vertex lines: `(count, 3)` positions, and `(count, 3)` normals when every line has six numbers."""
+    rows = [_floats(lines, lines.next(), 3) for _ in range(count)]
+    widths = {len(r) for r in rows}
+    vertices = np.array([r[:3] for r in rows], dtype=np.float64).reshape(-1, 3)
+    vertex_normals = np.array([r[3:6] for r in rows], dtype=np.float64) if widths and min(widths) >= 6 else None
+    return vertices, vertex_normals
+
+
+def _read_surface(lines: _Lines, vertices: np.ndarray, vertex_normals: np.ndarray | None, corners: _Corners) -> None:
+    """Read one SURF block (flags, optional mat, refs) and append its triangles' corners."""
+    surf = lines.next()
+    if surf[0] != "SURF":
+        raise lines.error(f"expected SURF, got {surf[0]!r}")
+    flags = int(surf[1], 0)
+    refs_line = lines.next()
+    if refs_line[0] == "mat":
+        refs_line = lines.next()
+    if refs_line[0] != "refs":
+        raise lines.error(f"expected refs, got {refs_line[0]!r}")
+    refs = [_floats(lines, lines.next(), 1) for _ in range(int(refs_line[1]))]
+    indices = [int(r[0]) for r in refs]
+    if indices and max(indices) >= len(vertices):
+        raise lines.error(f"vertex index {max(indices)} out of range ({len(vertices)} vertices)")
+    for tri in surface_triangles(flags & 0x0F, indices):
+        for corner in tri:
+            ref = refs[corner]
+            corners.positions.append(vertices[indices[corner]])
+            has_normal = vertex_normals is not None
+            corners.normals.append(vertex_normals[indices[corner]] if has_normal else np.zeros(3))
+            corners.has_normal.append(has_normal)
+            corners.uvs.append((ref[1], ref[2]) if len(ref) >= 3 else (0.0, 0.0))
+        corners.sided.append(bool(flags & 0x20))
+
+
+def _read_kids(lines: _Lines, count: int, world: np.ndarray, parts: list[AC3DPart]) -> None:
+    """Read `count` child OBJECT blocks, placed in the parent's `world` frame."""
+    for _ in range(count):
+        header = lines.next()
+        if header[0] != "OBJECT":
+            raise lines.error(f"expected OBJECT, got {header[0]!r}")
+        _read_object(lines, world, parts)
+
+
 def _read_object(lines: _Lines, parent: np.ndarray, parts: list[AC3DPart]) -> None:
     """Read one OBJECT block (its header line already consumed) and its kids, appending parts."""
     name, texture = "", None
     local = np.eye(4)
     vertices = np.zeros((0, 3))
     vertex_normals: np.ndarray | None = None
-    corner_pos: list[np.ndarray] = []
-    corner_nrm: list[np.ndarray] = []
-    corner_uv: list[tuple[float, float]] = []
-    corner_has_normal: list[bool] = []
-    sided: list[bool] = []
+    corners = _Corners()
     while True:
         tokens = lines.next()
         key = tokens[0]
@@ -140,65 +191,23 @@ def _read_object(lines: _Lines, parent: np.ndarray, parts: list[AC3DPart]) -> No
         elif key == "rot":
             local[:3, :3] = np.array(_floats(lines, tokens[1:10], 9)).reshape(3, 3).T
         elif key == "numvert":
-            count = int(tokens[1])
-            rows = [_floats(lines, lines.next(), 3) for _ in range(count)]
-            widths = {len(r) for r in rows}
-            vertices = np.array([r[:3] for r in rows], dtype=np.float64).reshape(-1, 3)
-            vertex_normals = (
-                np.array([r[3:6] for r in rows], dtype=np.float64) if widths and min(widths) >= 6 else None
-            )
+            vertices, vertex_normals = _read_vertices(lines, int(tokens[1]))
         elif key == "numsurf":
             for _ in range(int(tokens[1])):
-                surf = lines.next()
-                if surf[0] != "SURF":
-                    raise lines.error(f"expected SURF, got {surf[0]!r}")
-                flags = int(surf[1], 0)
-                refs_line = lines.next()
-                if refs_line[0] == "mat":
-                    refs_line = lines.next()
-                if refs_line[0] != "refs":
-                    raise lines.error(f"expected refs, got {refs_line[0]!r}")
-                refs = [_floats(lines, lines.next(), 1) for _ in range(int(refs_line[1]))]
-                indices = [int(r[0]) for r in refs]
-                if indices and max(indices) >= len(vertices):
-                    raise lines.error(f"vertex index {max(indices)} out of range ({len(vertices)} vertices)")
-                for tri in surface_triangles(flags & 0x0F, indices):
-                    for corner in tri:
-                        ref = refs[corner]
-                        corner_pos.append(vertices[indices[corner]])
-                        has_normal = vertex_normals is not None
-                        corner_nrm.append(vertex_normals[indices[corner]] if has_normal else np.zeros(3))
-                        corner_has_normal.append(has_normal)
-                        corner_uv.append((ref[1], ref[2]) if len(ref) >= 3 else (0.0, 0.0))
-                    sided.append(bool(flags & 0x20))
+                _read_surface(lines, vertices, vertex_normals, corners)
         elif key == "kids":
             world = parent @ local
-            if corner_pos:
-                parts.append(
-                    _make_part(name, texture, world, corner_pos, corner_nrm, corner_has_normal, corner_uv, sided)
-                )
-            for _ in range(int(tokens[1])):
-                header = lines.next()
-                if header[0] != "OBJECT":
-                    raise lines.error(f"expected OBJECT, got {header[0]!r}")
-                _read_object(lines, world, parts)
+            if corners.positions:
+                parts.append(_make_part(name, texture, world, corners))
+            _read_kids(lines, int(tokens[1]), world, parts)
             return
         # Other keys (data, url, crease, subdiv, hidden, locked, folded, texrep, texoff) do not change geometry.
 
 
-def _make_part(
-    name: str,
-    texture: str | None,
-    world: np.ndarray,
-    corner_pos: list[np.ndarray],
-    corner_nrm: list[np.ndarray],
-    corner_has_normal: list[bool],
-    corner_uv: list[tuple[float, float]],
-    sided: list[bool],
-) -> AC3DPart:
+def _make_part(name: str, texture: str | None, world: np.ndarray, corners: _Corners) -> AC3DPart:
     """Transform an object's corners into the z-up world frame and fill in missing normals."""
-    positions = np.asarray(corner_pos) @ world[:3, :3].T + world[:3, 3]  # (corners, 3) in AC3D world frame
-    normals = np.asarray(corner_nrm) @ world[:3, :3].T  # (corners, 3)
+    positions = np.asarray(corners.positions) @ world[:3, :3].T + world[:3, 3]  # (corners, 3) in AC3D world frame
+    normals = np.asarray(corners.normals) @ world[:3, :3].T  # (corners, 3)
     positions = positions @ Y_UP_TO_Z_UP.T
     normals = normals @ Y_UP_TO_Z_UP.T
     triangles = positions.reshape(-1, 3, 3)  # (triangles, corners, xyz)
@@ -206,15 +215,15 @@ def _make_part(
     face /= np.maximum(np.linalg.norm(face, axis=1, keepdims=True), 1e-12)
     face_per_corner = np.repeat(face, 3, axis=0)  # (corners, 3)
     length = np.linalg.norm(normals, axis=1, keepdims=True)
-    missing = (~np.asarray(corner_has_normal)) | (length[:, 0] < 1e-8)
+    missing = (~np.asarray(corners.has_normal)) | (length[:, 0] < 1e-8)
     normals = np.where(missing[:, None], face_per_corner, normals / np.maximum(length, 1e-12))
     return AC3DPart(
         name=name,
         texture=texture,
         positions=positions.astype(np.float32),
         normals=normals.astype(np.float32),
-        uvs=np.asarray(corner_uv, dtype=np.float32).reshape(-1, 2),
-        double_sided=np.asarray(sided, dtype=bool),
+        uvs=np.asarray(corners.uvs, dtype=np.float32).reshape(-1, 2),
+        double_sided=np.asarray(corners.sided, dtype=bool),
     )
 
 
