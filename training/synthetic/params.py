@@ -197,6 +197,41 @@ def _free_camera(rng: np.random.Generator) -> dict:
     }
 
 
+def _sample_paint_colour(
+    rng: np.random.Generator, match_background: bool, background: np.ndarray
+) -> tuple[str, np.ndarray]:
+    """The paint's name and linear RGB: one of `PAINTS` by weight, or close to the wall's colour (a hard case)."""
+    if match_background:
+        # Paint picked to be close to the wall: white on white, pale grey on a grey-tinted set, red on red.
+        paint_rgb = background * rng.uniform(0.9, 1.0) + rng.normal(0, 0.01, 3)
+        return "background match", paint_rgb
+    names = list(PAINTS)
+    weights = np.array([PAINTS[n][1] for n in names])
+    paint_name = names[rng.choice(len(names), p=weights / weights.sum())]
+    paint_rgb = np.array(PAINTS[paint_name][0]) * rng.uniform(0.9, 1.08) + rng.normal(0, 0.015, 3)
+    return paint_name, paint_rgb
+
+
+def _sample_lights(rng: np.random.Generator) -> list[dict]:
+    """The three directional lights: a key light, a fill light opposite it, and a top light."""
+    key_azimuth = rng.uniform(-70, 70)
+    return [
+        {
+            "name": "key",
+            "azimuth_deg": _round(key_azimuth, 2),
+            "elevation_deg": _round(rng.uniform(35, 80), 2),
+            "intensity": _round(rng.uniform(2.0, 4.5)),
+        },
+        {
+            "name": "fill",
+            "azimuth_deg": _round(key_azimuth + rng.uniform(120, 240), 2),
+            "elevation_deg": _round(rng.uniform(15, 50), 2),
+            "intensity": _round(rng.uniform(0.6, 2.0)),
+        },
+        {"name": "top", "azimuth_deg": 0.0, "elevation_deg": 90.0, "intensity": _round(rng.uniform(1.0, 3.0))},
+    ]
+
+
 def sample_car_params(rng: np.random.Generator, variation: dict[str, float] | None = None) -> dict:
     """Draw the per-car choices: hard cases, paint, materials, studio, lights, surroundings and base camera.
 
@@ -218,31 +253,8 @@ def sample_car_params(rng: np.random.Generator, variation: dict[str, float] | No
         background = np.asarray(scene["wall"]["rgb"])
     else:
         background = rng.uniform(0.86, 1.0) + rng.normal(0, 0.015, 3)
-    if "paint_matches_background" in hard_cases:
-        # Paint picked to be close to the wall: white on white, pale grey on a grey-tinted set, red on red.
-        paint_name = "background match"
-        paint_rgb = background * rng.uniform(0.9, 1.0) + rng.normal(0, 0.01, 3)
-    else:
-        names = list(PAINTS)
-        weights = np.array([PAINTS[n][1] for n in names])
-        paint_name = names[rng.choice(len(names), p=weights / weights.sum())]
-        paint_rgb = np.array(PAINTS[paint_name][0]) * rng.uniform(0.9, 1.08) + rng.normal(0, 0.015, 3)
-    key_azimuth = rng.uniform(-70, 70)
-    lights = [
-        {
-            "name": "key",
-            "azimuth_deg": _round(key_azimuth, 2),
-            "elevation_deg": _round(rng.uniform(35, 80), 2),
-            "intensity": _round(rng.uniform(2.0, 4.5)),
-        },
-        {
-            "name": "fill",
-            "azimuth_deg": _round(key_azimuth + rng.uniform(120, 240), 2),
-            "elevation_deg": _round(rng.uniform(15, 50), 2),
-            "intensity": _round(rng.uniform(0.6, 2.0)),
-        },
-        {"name": "top", "azimuth_deg": 0.0, "elevation_deg": 90.0, "intensity": _round(rng.uniform(1.0, 3.0))},
-    ]
+    paint_name, paint_rgb = _sample_paint_colour(rng, "paint_matches_background" in hard_cases, background)
+    lights = _sample_lights(rng)
     wheel_shadows = "wheel_shadows" in hard_cases
     camera = _free_camera(rng) if _chance(rng, variation, "camera_pose") else _studio_camera(rng)
     if scene["setting"] == "studio":  # the camera stands on the studio's floor, 1.5 m or more before the cove
