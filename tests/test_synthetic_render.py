@@ -111,6 +111,31 @@ def test_ac3d_errors_name_the_line():
         parse_ac3d(broken, "model.acc")
 
 
+def test_ac3d_kids_sit_in_the_parent_frame_and_get_face_normals():
+    nested = (
+        "AC3Db\nOBJECT world\nloc 0 1 0\nkids 1\nOBJECT poly\nname tri\nnumvert 3\n0 0 0\n1 0 0\n0 0 -1\n"
+        "numsurf 1\nSURF 0x0\nrefs 3\n0 0 0\n1 0 0\n2 0 0\nkids 0\n"
+    )
+    (part,) = parse_ac3d(nested)  # the parent has no surfaces, so no part of its own
+    assert part.name == "tri" and part.texture is None and part.double_sided.tolist() == [False]
+    # AC3D (x, y, z) -> (x, -z, y), after the parent's loc (+1 in y, so +1 in z).
+    assert np.allclose(part.positions, [[0, 0, 1], [1, 0, 1], [0, 1, 1]])
+    assert np.allclose(part.normals, [0, 0, 1])  # no normals in the file: the face normal
+    with pytest.raises(AC3DParseError, match=r"line 5: expected OBJECT, got 'SURF'"):
+        parse_ac3d(nested.replace("OBJECT poly", "SURF poly"), "model.acc")
+
+
+def test_frame_cut_is_an_image_hard_case_only_when_the_mask_touches_the_border():
+    from training.synthetic.dataset import _image_hard_cases
+
+    inside = np.zeros((8, 8), np.uint8)
+    inside[2:6, 2:6] = 1
+    assert _image_hard_cases(["wheel_shadows", "frame_cut"], inside) == ["wheel_shadows"]
+    touching = inside.copy()
+    touching[3:5, 7] = 1
+    assert _image_hard_cases(["wheel_shadows"], touching) == ["frame_cut", "wheel_shadows"]
+
+
 def test_wheel_specs_units_and_missing_values():
     wheels = wheel_specs(WHEEL_XML.format(wheels=_wheels()))
     assert [w.x for w in wheels] == [1.3, 1.3, -1.2, -1.2]
