@@ -53,12 +53,6 @@ RESOLUTIONS = ("processor", "native")
 #: `(every_s, max_age_s)`: how often temporary files are pruned and how old they may get (Gradio's `delete_cache`).
 DELETE_CACHE = (300, 600)
 
-_CSS = """
-.carseg-legend {font-size: 0.9em; padding: 2px 4px;}
-#carseg-info {min-height: 1.5em;}
-"""
-
-
 class DemoBlocks(gr.Blocks):
     """The demo's `gr.Blocks`, whose `launch()` applies the demo's limits however it is started.
 
