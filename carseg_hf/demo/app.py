@@ -53,6 +53,7 @@ RESOLUTIONS = ("processor", "native")
 #: `(every_s, max_age_s)`: how often temporary files are pruned and how old they may get (Gradio's `delete_cache`).
 DELETE_CACHE = (300, 600)
 
+
 class DemoBlocks(gr.Blocks):
     """The demo's `gr.Blocks`, whose `launch()` applies the demo's limits however it is started.
 
