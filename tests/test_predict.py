@@ -571,3 +571,15 @@ def test_a_corrupt_record_is_named_with_the_way_out(tmp_path, content, message):
         read_record(path)
     assert str(path) in str(excinfo.value) and "--overwrite" in str(excinfo.value)
     assert read_record(tmp_path / "absent.json") is None
+
+
+@pytest.mark.parametrize("flag", ["--batch-size", "--workers"])
+def test_zero_batch_size_or_workers_is_an_error_not_the_default(flag, tmp_path, capsys):
+    from carseg_hf.cli import main as cli_main
+
+    image = tmp_path / "car.jpg"
+    Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(image)
+    argv = ["predict", str(image), "--out", str(tmp_path / "masks"), "--device", "cpu", flag, "0"]
+    assert cli_main(argv) == 2
+    assert "must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "masks").exists()
