@@ -11,9 +11,9 @@ command line answers `--help` without loading transformers or torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .lazy_exports import lazy_exports
 from .lazy_registration import register_when_transformers_is_imported
 
 __version__ = "0.1.0"
@@ -53,17 +53,7 @@ if TYPE_CHECKING:
     from .modeling_carseg import CarSegForSemanticSegmentation, CarSegPreTrainedModel, bce_dice_loss
     from .registration import register_auto_classes
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value  # later accesses skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 register_when_transformers_is_imported()

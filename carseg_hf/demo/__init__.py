@@ -6,7 +6,7 @@ the `demo` extra (`pip install "carseg-hf[demo]"`); without it, `build_demo` rai
 
 from __future__ import annotations
 
-from typing import Any
+from ..lazy_exports import lazy_exports
 
 __all__ = ["DemoDependencyError", "build_demo"]
 
@@ -18,9 +18,4 @@ class DemoDependencyError(ImportError):
     """Gradio, which only the demo needs, is not installed; the message says how to install the `demo` extra."""
 
 
-def __getattr__(name: str) -> Any:
-    if name == "build_demo":
-        from .app import build_demo
-
-        return build_demo
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {"build_demo": "app"}, globals())

@@ -26,8 +26,9 @@ The names below are importable from `carseg_hf.predict` itself; they load on fir
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy_exports import lazy_exports
 
 #: Public names and the submodule that defines each; imported on first access (PEP 562).
 _EXPORTS = {
@@ -63,14 +64,4 @@ if TYPE_CHECKING:
     from .loop import DTYPES, BatchPredictor
     from .options import COMPILE_MODES, DTYPE_NAMES, MASK_FORMATS, PredictOptions, PredictSummary
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value  # later accesses skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

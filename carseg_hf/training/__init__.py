@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..lazy_exports import lazy_exports
 from .argument_parser import build_parser, parse_args
 from .arguments import TrainingArguments
 
@@ -25,10 +26,4 @@ if TYPE_CHECKING:
 
 __all__ = ["TrainingArguments", "build_parser", "main", "parse_args"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "main":
-        from .trainer import main
-
-        return main
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {"main": "trainer"}, globals())
