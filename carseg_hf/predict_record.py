@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from .atomic_files import write_atomic
+
 #: Version of the record format; a record of another version is treated as made with other settings.
 RECORD_VERSION = 1
 #: The settings that change a result, each with the option that sets it (for messages), in the order reported.
@@ -186,12 +188,8 @@ def _json_object(path: Path, raw: bytes, kind: str, not_object: str) -> dict[str
 
 def write_record(path: Path, record: Mapping[str, Any], indent: int | None = 2) -> None:
     """Write a record as JSON atomically (a temporary file, then a rename); `indent=None` writes one line."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(dict(record), indent=indent, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = json.dumps(dict(record), indent=indent, sort_keys=True) + "\n"
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 class FolderJournal:

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from .atomic_files import write_atomic
 from .predict_record import OutputCheck, check_outputs, read_record, submission_record_path, write_record
 from .rle import is_rle_string
 
@@ -265,11 +266,8 @@ class SubmissionWriter:
     def _seed_journal_from_submission(self) -> None:
         """Continue from a finished submission: its rows count as done (e.g. after fixing a failed image)."""
         rows = read_rle_csv(self.path)
-        tmp = self.journal_path.with_name(self.journal_path.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(SUBMISSION_HEADER.encode())
-            handle.write(b"".join(_csv_row(name, rle) for name, rle in rows.items()))
-        os.replace(tmp, self.journal_path)
+        content = SUBMISSION_HEADER.encode() + b"".join(_csv_row(name, rle) for name, rle in rows.items())
+        write_atomic(self.journal_path, lambda tmp: tmp.write_bytes(content), tmp_name=self.journal_path.name + ".tmp")
 
     def _recover_journal(self) -> None:
         """Read the names already done and cut an incomplete last line."""

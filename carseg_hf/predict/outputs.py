@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..atomic_files import write_atomic
 from ..predict_record import FolderJournal, check_outputs
 from ..submission import SubmissionWriter, check_submission_target
 from .inputs import mask_path_for, overlay_path_for, submission_name
@@ -113,12 +114,7 @@ def write_batch(batch: list[PipelineItem], outputs: RunOutputs, options: Predict
 
 def _write_atomic(path: Path, save: Callable[[Path], object]) -> None:
     """Call `save(tmp)` on a temporary name beside `path`, then rename it into place (a file that exists is whole)."""
-    tmp = path.with_name(f"{_TMP_PREFIX}{os.getpid()}-{path.name}")  # keeps the extension for the encoder
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, save, tmp_name=f"{_TMP_PREFIX}{os.getpid()}-{path.name}")  # keeps the extension for the encoder
 
 
 def _write_mask_atomic(mask: np.ndarray, path: Path, mask_format: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from carseg_hf.atomic_files import write_atomic
 from carseg_hf.predict_record import file_sha256
 
 #: The value of `--encoder_weights` that loads these ImageNet weights.
@@ -196,9 +197,8 @@ def convert_legacy_checkpoint(encoder: PretrainedEncoder, source: Path, target: 
         key: value.contiguous() for key, value in rename_efficientnet_keys(state_dict, encoder.stage_depths).items()
     }
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(partial), metadata={"source": encoder.distribution, "sha256": encoder.sha256})
-    os.replace(partial, target)
+    metadata = {"source": encoder.distribution, "sha256": encoder.sha256}
+    write_atomic(target, lambda partial: save_file(tensors, str(partial), metadata=metadata))
     return target
 
 

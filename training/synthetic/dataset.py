@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from carseg_hf.atomic_files import write_atomic
 from carseg_hf.overlay import mask_gif_image
 from carseg_hf.rle import rle_encode
 
@@ -29,9 +30,8 @@ _RENDERERS: dict[tuple[int, int], object] = {}
 
 def _atomic_save(image: Image.Image, path: Path, **kwargs) -> None:
     """Save next to the target and rename, so an interrupted run never leaves a truncated file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    image.save(tmp, format=kwargs.pop("format"), **kwargs)
-    os.replace(tmp, path)
+    image_format = kwargs.pop("format")
+    write_atomic(path, lambda tmp: image.save(tmp, format=image_format, **kwargs))
 
 
 def _background_sources(job: dict, rng: np.random.Generator) -> list:
