@@ -23,7 +23,7 @@ The C allocator keeps freed memory for reuse (`--allocator retain`, as `carseg p
 `--allocator default` is given. Without `--model` the network is randomly initialised:
 its masks are not car-shaped, so the mean number of runs per image is printed to make the RLE cost comparable.
 
-The last column checks the fast path against plain eager fp32 (issue 7 asks for >= 99.9% of pixels): the first
+The last column checks the fast path against plain eager fp32 (the target is >= 99.9% of pixels): the first
 `--check` images are also segmented with the model as saved, contiguous, unfolded, uncompiled, in fp32 with TF32 off
 and PIL decoding, with the row's TTA setting, and the column gives the lowest per-image fraction of pixels on which
 the row's submission agrees with that reference. With random weights the masks are not car-shaped (see runs/image;

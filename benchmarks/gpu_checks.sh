@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 7 in one prepared run, for a session that has a lent GPU (the `device` tool):
+# The GPU checks in one prepared run, on a machine with one CUDA GPU:
 #   1. env             the GPU, torch, torchvision and transformers versions;
 #   2. tests           the CUDA cases of tests/test_predict.py (fast path vs eager fp32 on >= 99.9% of pixels,
 #                      nvjpeg decoding, GPU RLE, torch.compile with a padded last batch);
 #   3. inference-1024  model only at 1024x1024, batch 8: eager fp32, folded fp32, bf16 + channels_last, compiled bf16;
-#   4. predict         256 generated 1918x1280 JPEGs to a submission with the network at full resolution (native:
-#                      1280x1918, padded to 1280x1920 in the model: "full resolution", as issue 7 states 147 img/s),
+#   4. predict         256 generated 1280x1918 JPEGs to a submission with the network at full resolution (native:
+#                      1280x1918, padded to 1280x1920 in the model; the GPU target is 147 img/s),
 #                      compiled bf16, with and without hflip TTA, each row checked against eager fp32 on 16 images;
 #   4b. predict-bundled the same with the bundled trained model at its own input size, eager bf16: its confident
 #                      logits make the agreement with eager fp32 the check that matters for real masks;
