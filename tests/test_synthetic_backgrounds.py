@@ -7,6 +7,7 @@ licence check reads the real copyright files, and skips when they are not unpack
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def _fake_cache(root, openexr) -> dict[str, tuple[int, int, int]]:
             header = {"compression": openexr.ZIP_COMPRESSION, "type": openexr.scanlineimage}
             openexr.File(header, {"RGB": hdr}).write(str(path))
         else:
-            colours[source.name] = (index * 8, 255 - index * 8, 100)
+            colours[source.name] = (index * 5, 255 - index * 5, 100)  # distinct for up to 52 files
             Image.new("RGB", (96, 60), colours[source.name]).save(path, quality=100, subsampling=0)
     return colours
 
@@ -140,6 +141,11 @@ def test_licences_match_the_packages_copyright_files():
             (holders, licence) = next((h, lic) for globs, h, lic in stanzas if relative in globs)
             assert source.licence.startswith(licence)
             assert source.copyright.split(";")[0].split(", ")[1] in holders
+        elif source.package.startswith("lomiri-wallpapers-"):
+            relative = f"{source.package.rsplit('-', 1)[1]}/{Path(source.path).name}"
+            (holders, licence) = next((h, lic) for globs, h, lic in stanzas if relative in globs)
+            assert source.licence.startswith(licence) and relative in source.licence
+            assert source.copyright.split(", ", 1)[1] in holders
         else:
             licence = next(lic for globs, _, lic in stanzas if globs == ["*"])
             assert source.licence.startswith(licence)

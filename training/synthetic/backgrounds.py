@@ -55,7 +55,7 @@ __all__ = [
 SPLITS = ("train", "held_out", "all")
 FETCH_HINT = (
     "get them with `python -m training.synthetic.backgrounds` (runs `apt-get download` and `dpkg -x` for "
-    "{packages}; about 130 MB, Debian/Ubuntu only), or point CARSEG_BACKGROUNDS_DIR at a folder holding one "
+    "{packages}; about 160 MB, Debian/Ubuntu only), or point CARSEG_BACKGROUNDS_DIR at a folder holding one "
     "unpacked folder per package"
 )
 

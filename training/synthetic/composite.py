@@ -236,8 +236,9 @@ def write_composites(
             background = random_background(
                 rng, width=size[1], height=size[0], split=split, kinds=kinds, root=backgrounds_root
             )
-            composite, label = compose(image, mask, background, sample_params(rng), rng)
-            _write_pair(out, f"{car}{tag}{k}_{angle}", composite, label, quality=int(rng.integers(60, 96)))
+            params = sample_params(rng)
+            composite, label = compose(image, mask, background, params, rng)
+            _write_pair(out, f"{car}{tag}{k}_{angle}", composite, label, quality=params.jpeg_quality)
             assignment[f"{car}{tag}{k}"] = "train" if split == "train" else "test"
             count += 1
     _merge_splits(out / "splits.json", assignment)
