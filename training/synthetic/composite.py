@@ -2,8 +2,9 @@
 
 This is "Simple Copy-Paste" (Ghiasi et al., 2021): the mask stays exact and the car keeps its real appearance, while
 the surroundings change. Each composite gets a soft contact shadow under the tyres and, often, a cast shadow of the
-car's silhouette on the ground; shadows darken the background only and are never part of the mask. The camera and
-image are then randomised: exposure, white balance, blur, noise and JPEG quality.
+car's silhouette on the ground; shadows darken the background only and are never part of the mask. With
+`--distractors N`, up to N other objects (Tux Paint's stamps, `distractors`) are pasted into the scene behind the car,
+as background. The camera and image are then randomised: exposure, white balance, blur, noise and JPEG quality.
 
 Composites of training cars use training backgrounds only; held-out composites (`split="held_out"`) use held-out
 backgrounds, so a score on them measures backgrounds the network never saw.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from PIL import Image, ImageFilter
 from carseg_hf.sizes import height_width_type
 
 from .backgrounds import KINDS, random_background
+from .distractors import load_stamps, paste_distractors
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,12 @@ def _cast_shadow(
 
 
 def compose(
-    image: np.ndarray, mask: np.ndarray, background: np.ndarray, params: CompositeParams, rng: np.random.Generator
+    image: np.ndarray,
+    mask: np.ndarray,
+    background: np.ndarray,
+    params: CompositeParams,
+    rng: np.random.Generator,
+    distractors: Sequence[np.ndarray] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paste one car onto a background.
 
@@ -136,7 +144,8 @@ def compose(
         mask: Its 0/1 mask, `(height, width)` uint8.
         background: The scene, `(frame_height, frame_width, 3)` uint8 RGB; sets the output size.
         params: The random choices.
-        rng: Source of the noise.
+        rng: Source of the noise and of the distractors' placement.
+        distractors: RGBA objects, `(h, w, 4)` uint8 each, pasted into the scene before the car (background).
 
     Returns:
         `(composite, mask)`: a `(frame_height, frame_width, 3)` uint8 image and its exact 0/1 mask (before JPEG).
@@ -154,6 +163,8 @@ def compose(
     alpha = Image.fromarray(label.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(0.6))
 
     frame = background.astype(np.float32)
+    if distractors:
+        frame = paste_distractors(frame, list(distractors), rng)
     frame = _darken(frame, _contact_shadow(frame_height, frame_width, box), params.contact_strength)
     if params.cast_strength > 0:
         frame = _darken(frame, _cast_shadow(car_mask, (frame_height, frame_width), box, params), params.cast_strength)
@@ -194,6 +205,7 @@ def write_composites(
     seed: int,
     split: str,
     backgrounds_root: Path | None = None,
+    distractors: int = 0,
 ) -> int:
     """Write composites of the given cars in the Carvana layout, with a `splits.json`.
 
@@ -211,16 +223,21 @@ def write_composites(
         seed: Seed of every random choice.
         split: `"train"` or `"held_out"`.
         backgrounds_root: The unpacked background packages; defaults to `backgrounds.backgrounds_dir()`.
+        distractors: At most this many stamps per composite (0 to N, uniformly), from the same cache.
 
     Returns:
         The number of composites written.
 
     Raises:
-        ValueError: If `split` is neither `"train"` nor `"held_out"`.
-        FileNotFoundError: If a car has no photo in `cars_dir/train`, or a photo has no mask, naming them.
+        ValueError: If `split` is neither `"train"` nor `"held_out"`, or `distractors` is negative.
+        FileNotFoundError: If a car has no photo in `cars_dir/train`, or a photo has no mask, naming them, or the
+            stamps are missing while `distractors` > 0.
     """
     if split not in ("train", "held_out"):
         raise ValueError(f"split must be 'train' or 'held_out', got {split!r}")
+    if distractors < 0:
+        raise ValueError(f"distractors must be >= 0, got {distractors}")
+    stamps = load_stamps(backgrounds_root) if distractors else []
     (out / "train").mkdir(parents=True, exist_ok=True)
     (out / "train_masks").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -237,7 +254,10 @@ def write_composites(
                 rng, width=size[1], height=size[0], split=split, kinds=kinds, root=backgrounds_root
             )
             params = sample_params(rng)
-            composite, label = compose(image, mask, background, params, rng)
+            chosen = (
+                [stamps[i] for i in rng.choice(len(stamps), size=rng.integers(0, distractors + 1))] if stamps else []
+            )
+            composite, label = compose(image, mask, background, params, rng, distractors=chosen)
             _write_pair(out, f"{car}{tag}{k}_{angle}", composite, label, quality=params.jpeg_quality)
             assignment[f"{car}{tag}{k}"] = "train" if split == "train" else "test"
             count += 1
@@ -287,16 +307,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--size", type=height_width_type(minimum=16), default="640x960", help="HEIGHTxWIDTH (default 640x960)"
     )
+    parser.add_argument(
+        "--distractors", type=int, default=0, help="paste up to N other objects behind each car (default 0)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not (args.cars_dir / "train").is_dir():
         parser.error(f"--cars-dir {args.cars_dir}: no train/ folder; expected the Kaggle Carvana layout")
     if args.per_image < 1:
         parser.error(f"--per-image must be >= 1, got {args.per_image}")
+    if args.distractors < 0:
+        parser.error(f"--distractors must be >= 0, got {args.distractors}")
     default_cars = TRAIN_CARS if args.split == "train" else VALIDATION_CARS
     cars = args.cars.split(",") if args.cars else list(default_cars)
     try:
-        count = write_composites(args.cars_dir, cars, args.out, args.per_image, args.size, args.seed, args.split)
+        count = write_composites(
+            args.cars_dir,
+            cars,
+            args.out,
+            args.per_image,
+            args.size,
+            args.seed,
+            args.split,
+            distractors=args.distractors,
+        )
     except FileNotFoundError as error:
         parser.error(str(error))
     print(f"wrote {count} composites to {args.out}")

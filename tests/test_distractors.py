@@ -1,0 +1,99 @@
+"""Distractor objects in composites: pasted into the scene, never into the mask; a missing cache says how to get it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_composite import PLAIN, _background, _car
+
+from training.synthetic.composite import compose
+from training.synthetic.distractors import (
+    PACKAGE,
+    STAMPS_DIR,
+    StampsNotFoundError,
+    load_stamp,
+    load_stamps,
+    paste_distractors,
+    stamp_paths,
+)
+
+
+def _stamp(size: int = 40, colour: tuple[int, int, int] = (20, 20, 230)) -> np.ndarray:
+    """A blue disc on a transparent square."""
+    ys, xs = np.mgrid[0:size, 0:size]
+    disc = (ys - size / 2) ** 2 + (xs - size / 2) ** 2 <= (size / 2 - 1) ** 2
+    rgba = np.zeros((size, size, 4), dtype=np.uint8)
+    rgba[disc] = (*colour, 255)
+    return rgba
+
+
+def _fake_stamps(root, folders=("animals", "town", "vehicles")) -> None:
+    for index, folder in enumerate(folders):
+        path = root / PACKAGE / STAMPS_DIR / folder / f"thing{index}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_stamp(colour=(20, 20 + 50 * index, 230))).save(path)
+    opaque = root / PACKAGE / STAMPS_DIR / "food" / "square.png"
+    opaque.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGBA", (30, 30), (200, 0, 0, 255)).save(opaque)
+
+
+def test_distractors_change_the_scene_but_never_the_mask():
+    image, mask = _car()
+    background = _background()
+    plain, plain_label = compose(image, mask, background, PLAIN, np.random.default_rng(0))
+    busy, busy_label = compose(image, mask, background, PLAIN, np.random.default_rng(0), distractors=[_stamp()] * 6)
+    np.testing.assert_array_equal(busy_label, plain_label)
+    outside = plain_label == 0
+    changed = np.abs(busy.astype(int) - plain.astype(int)).max(axis=-1) > 30
+    assert changed[outside].mean() > 0.005  # the objects are in the scene...
+    assert (busy[outside][:, 2] > 200).sum() > 50  # ...in their own colour
+    inside = plain_label == 1
+    assert np.abs(busy[inside].astype(int) - plain[inside].astype(int)).max() <= 2  # ...and never over the car
+
+
+def test_transparent_pixels_leave_the_frame_alone():
+    frame = np.full((60, 80, 3), 100.0, dtype=np.float32)
+    empty = np.zeros((20, 20, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(paste_distractors(frame, [empty] * 3, np.random.default_rng(1)), frame)
+    pasted = paste_distractors(frame, [_stamp()], np.random.default_rng(1))
+    assert pasted.shape == frame.shape and np.array_equal(frame, np.full((60, 80, 3), 100.0))  # input untouched
+
+
+def test_stamps_come_from_the_allowed_folders_and_opaque_ones_are_skipped(tmp_path):
+    _fake_stamps(tmp_path)
+    names = [p.name for p in stamp_paths(tmp_path)]
+    assert names == ["thing0.png", "square.png", "thing1.png"]  # vehicles/ is not a distractor folder
+    with pytest.raises(ValueError, match="square.png: the stamp has no transparent pixel"):
+        load_stamp(tmp_path / PACKAGE / STAMPS_DIR / "food" / "square.png")
+    stamps = load_stamps(tmp_path, max_side=16)
+    assert len(stamps) == 2 and all(s.shape == (16, 16, 4) for s in stamps)
+
+
+def test_a_missing_cache_says_how_to_fetch_it(tmp_path):
+    with pytest.raises(StampsNotFoundError, match="python -m training.synthetic.distractors"):
+        stamp_paths(tmp_path)
+
+
+def test_write_composites_with_distractors_needs_the_stamps_only_when_asked(tmp_path):
+    openexr = pytest.importorskip("OpenEXR", reason="openexr reads the panoramas of the background cache")
+    from test_synthetic_backgrounds import _fake_cache
+
+    from training.synthetic.composite import write_composites
+
+    backgrounds = tmp_path / "backgrounds"
+    _fake_cache(backgrounds, openexr)
+    cars = tmp_path / "cars"
+    (cars / "train").mkdir(parents=True)
+    (cars / "train_masks").mkdir()
+    image, mask = _car()
+    Image.fromarray(image).save(cars / "train" / "abc123_01.jpg", quality=95)
+    Image.fromarray(mask * 255).save(cars / "train_masks" / "abc123_01_mask.png")
+    with pytest.raises(StampsNotFoundError, match=PACKAGE):
+        write_composites(cars, ["abc123"], tmp_path / "a", 1, (64, 96), 0, "train", backgrounds, distractors=2)
+    assert write_composites(cars, ["abc123"], tmp_path / "b", 2, (64, 96), 0, "train", backgrounds) == 2
+    _fake_stamps(backgrounds)
+    assert write_composites(cars, ["abc123"], tmp_path / "c", 4, (64, 96), 0, "train", backgrounds, distractors=3) == 4
+    for k in range(4):
+        label = np.asarray(Image.open(tmp_path / "c" / "train_masks" / f"abc123c{k}_01_mask.gif"))
+        assert set(np.unique(label)) <= {0, 1} and label.sum() > 0
