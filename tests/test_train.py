@@ -283,14 +283,14 @@ def test_two_processes_give_the_same_validation_dice(data_dir, tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--output_dir", "o"], "exactly one of --data_dir"),
-        (["--output_dir", "o", "--data_dir", "{data}", "--dataset_name", "x/y"], "exactly one of --data_dir"),
+        (["--output_dir", "o"], "exactly one of --data-dir"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--dataset_name", "x/y"], "exactly one of --data-dir"),
         (["--output_dir", "o", "--data_dir", "/no/such/folder"], "is not a folder"),
         (["--output_dir", "o", "--data_dir", "{data}", "--resolution", "1024x"], "HEIGHTxWIDTH"),
-        (["--output_dir", "o", "--data_dir", "{data}", "--push_to_hub"], "--hub_model_id ORG/NAME"),
-        (["--output_dir", "o", "--data_dir", "{data}", "--aug_hflip", "2"], "--aug_hflip must lie in"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--push_to_hub"], "--hub-model-id ORG/NAME"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--aug_hflip", "2"], "--aug-hflip must lie in"),
         (["--output_dir", "o", "--data_dir", "{data}", "--checkpointing_steps", "0"], "'epoch' or a positive"),
-        (["--output_dir", "o", "--data_dir", "{data}", "--train_batch_size", "0"], "--train_batch_size must be"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--train_batch_size", "0"], "--train-batch-size must be"),
         (["--output_dir", "o", "--data_dir", "{data}", "--validation_fraction", "1"], "strictly between 0 and 1"),
         (["--output_dir", "o", "--data_dir", "{data}", "--encoder_channels", "8,x"], "comma-separated integers"),
         (
@@ -476,8 +476,8 @@ def test_a_non_empty_output_dir_is_refused_without_resume_or_overwrite(data_dir,
         parse_args(common)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert f"--output_dir {str(output_dir)!r} is not empty (it holds checkpoint-4)" in err
-    assert "--resume_from_checkpoint latest" in err and "--overwrite_output_dir" in err
+    assert f"--output-dir {str(output_dir)!r} is not empty (it holds checkpoint-4)" in err
+    assert "--resume-from-checkpoint latest" in err and "--overwrite-output-dir" in err
     with pytest.raises(SystemExit):
         parse_args([*common, "--overwrite_output_dir", "--resume_from_checkpoint", "latest"])
     assert "pass only one" in capsys.readouterr().err
@@ -569,9 +569,9 @@ def test_kebab_case_and_snake_case_spell_the_same_option(data_dir, tmp_path):
 def test_training_arguments_check_their_values_when_built(data_dir, tmp_path):
     args = TrainingArguments(data_dir=str(data_dir), output_dir=str(tmp_path / "o"))
     assert args.eval_batch_size == args.train_batch_size == 4 and args.resolution == (1024, 1024)
-    with pytest.raises(ValueError, match="--train_batch_size must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="--train-batch-size must be >= 1, got 0"):
         TrainingArguments(data_dir=str(data_dir), output_dir=str(tmp_path / "o"), train_batch_size=0)
-    with pytest.raises(ValueError, match=r"--aug_hue must lie in \[0.0, 0.5\], got 0.7"):
+    with pytest.raises(ValueError, match=r"--aug-hue must lie in \[0.0, 0.5\], got 0.7"):
         TrainingArguments(data_dir=str(data_dir), output_dir=str(tmp_path / "o"), aug_hue=0.7)
     with pytest.raises(TypeError):  # keyword-only: no positional mix-ups between the ~60 fields
         TrainingArguments(str(data_dir), str(tmp_path / "o"))

@@ -20,7 +20,7 @@ from carseg_hf.sizes import height_width_type
 
 from .augmentation_config import AugmentationConfig
 
-#: Values accepted by `--report_to`.
+#: Values accepted by `--report-to`.
 REPORT_TO = ("none", "tensorboard", "all")
 #: Values accepted by `--encoder` (kept in step with `carseg_hf.training.pretrained_encoder.PRETRAINED_ENCODERS`,
 #: which a test checks; the parser does not import torch).
@@ -29,12 +29,12 @@ PRETRAINED_ENCODER_NAMES = ("efficientnet-lite0",)
 AT_LEAST_ONE = ("train_batch_size", "gradient_accumulation_steps", "max_nonfinite_steps", "checkpoints_total_limit")
 AT_LEAST_ONE_IF_GIVEN = ("eval_batch_size", "max_train_steps", "center_channels", "decoder_convs")
 NOT_NEGATIVE = ("dataloader_num_workers", "num_train_epochs", "early_stopping_patience", "lr_plateau_patience")
-#: The augmentation defaults, which the `--aug_*` options take from `AugmentationConfig`.
+#: The augmentation defaults, which the `--aug-*` options take from `AugmentationConfig`.
 AUGMENTATION_DEFAULTS = AugmentationConfig()
 
 
 def parse_channels(value: str) -> list[int]:
-    """Parse `--encoder_channels`: positive comma-separated integers such as `8,16,32`."""
+    """Parse `--encoder-channels`: positive comma-separated integers such as `8,16,32`."""
     try:
         channels = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
@@ -45,7 +45,7 @@ def parse_channels(value: str) -> list[int]:
 
 
 def parse_checkpointing_steps(value: str) -> str | int:
-    """Parse `--checkpointing_steps`: `epoch` or a positive number of optimizer steps."""
+    """Parse `--checkpointing-steps`: `epoch` or a positive number of optimizer steps."""
     if value == "epoch":
         return value
     if value.isdigit() and int(value) > 0:
@@ -242,14 +242,15 @@ class TrainingArguments:
             raise ValueError(problem)
         if self.push_to_hub:
             if not self.hub_model_id or self.hub_model_id.count("/") != 1 or self.hub_model_id.startswith("/"):
-                raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")
+                raise ValueError("--push-to-hub needs --hub-model-id ORG/NAME")
         try:
             self.augmentation().validate()
         except ValueError as error:
-            raise ValueError(str(error).replace("augmentation ", "--aug_")) from None
+            message = str(error).replace("augmentation crop", "--random-crop").replace("augmentation ", "--aug-")
+            raise ValueError(message) from None
 
     def augmentation(self) -> AugmentationConfig:
-        """The `AugmentationConfig` described by the `--aug_*` options (all zero with `--no_augmentation`)."""
+        """The `AugmentationConfig` described by the `--aug-*` options (all zero with `--no-augmentation`)."""
         if self.no_augmentation:
             return AugmentationConfig.disabled(crop=self.random_crop)
         return AugmentationConfig(
@@ -266,71 +267,71 @@ class TrainingArguments:
 
     def _check_data(self) -> None:
         if (self.data_dir is None) == (self.dataset_name is None):
-            raise ValueError("pass exactly one of --data_dir (a local folder) or --dataset_name (a Hub dataset)")
+            raise ValueError("pass exactly one of --data-dir (a local folder) or --dataset-name (a Hub dataset)")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
-            raise ValueError(f"--data_dir {self.data_dir!r} is not a folder")
+            raise ValueError(f"--data-dir {self.data_dir!r} is not a folder")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(
-                f"--validation_fraction must lie strictly between 0 and 1, got {self.validation_fraction}"
+                f"--validation-fraction must lie strictly between 0 and 1, got {self.validation_fraction}"
             )
 
     def _check_counts(self) -> None:
         for name in AT_LEAST_ONE:
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         for name in AT_LEAST_ONE_IF_GIVEN:
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         for name in NOT_NEGATIVE:
             if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.num_train_epochs == 0 and self.max_train_steps is None:
-            raise ValueError("--num_train_epochs 0 trains nothing; pass a positive value or --max_train_steps")
+            raise ValueError("--num-train-epochs 0 trains nothing; pass a positive value or --max-train-steps")
 
     def _check_optimiser(self) -> None:
         if self.learning_rate < 0 or not math.isfinite(self.learning_rate):
-            raise ValueError(f"--learning_rate must be a finite number >= 0, got {self.learning_rate}")
+            raise ValueError(f"--learning-rate must be a finite number >= 0, got {self.learning_rate}")
         for name in ("adam_beta1", "adam_beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"--{name} must lie in [0, 1), got {getattr(self, name)}")
+                raise ValueError(f"--{name.replace('_', '-')} must lie in [0, 1), got {getattr(self, name)}")
         if self.adam_epsilon <= 0 or self.weight_decay < 0 or self.max_grad_norm < 0:
-            raise ValueError("--adam_epsilon must be > 0, and --weight_decay and --max_grad_norm >= 0")
+            raise ValueError("--adam-epsilon must be > 0, and --weight-decay and --max-grad-norm >= 0")
         if self.early_stopping_min_delta < 0:
-            raise ValueError(f"--early_stopping_min_delta must be >= 0, got {self.early_stopping_min_delta}")
+            raise ValueError(f"--early-stopping-min-delta must be >= 0, got {self.early_stopping_min_delta}")
         if not 0.0 < self.lr_plateau_factor < 1.0:
-            raise ValueError(f"--lr_plateau_factor must lie strictly between 0 and 1, got {self.lr_plateau_factor}")
+            raise ValueError(f"--lr-plateau-factor must lie strictly between 0 and 1, got {self.lr_plateau_factor}")
         if not 0.0 <= self.lr_min_ratio <= 1.0:
-            raise ValueError(f"--lr_min_ratio must lie in [0, 1], got {self.lr_min_ratio}")
+            raise ValueError(f"--lr-min-ratio must lie in [0, 1], got {self.lr_min_ratio}")
 
     def _check_model(self) -> None:
         if self.encoder is not None and self.encoder_name is not None:
             raise ValueError(
-                "pass --encoder (a pretrained encoder) or --encoder_name (an smp encoder, random init), not both"
+                "pass --encoder (a pretrained encoder) or --encoder-name (an smp encoder, random init), not both"
             )
         if self.encoder is not None and (self.center_channels is not None or self.decoder_convs is not None):
-            raise ValueError("--center_channels and --decoder_convs apply to the reference U-Net, not to --encoder")
+            raise ValueError("--center-channels and --decoder-convs apply to the reference U-Net, not to --encoder")
         if self.random_crop is not None and (
             self.random_crop[0] > self.resolution[0] or self.random_crop[1] > self.resolution[1]
         ):
-            raise ValueError(f"--random_crop {self.random_crop} must fit inside --resolution {self.resolution}")
+            raise ValueError(f"--random-crop {self.random_crop} must fit inside --resolution {self.resolution}")
         fresh_options = ("encoder_channels", "center_channels", "decoder_convs", "norm", "encoder_name", "encoder")
         if self.model_name_or_path is not None:
-            given = [f"--{name}" for name in fresh_options if getattr(self, name) is not None]
+            given = [f"--{name.replace('_', '-')}" for name in fresh_options if getattr(self, name) is not None]
             if given:
                 raise ValueError(
-                    f"{', '.join(given)} only apply to a fresh network; drop them or --model_name_or_path"
+                    f"{', '.join(given)} only apply to a fresh network; drop them or --model-name-or-path"
                 )
 
     def _output_dir_problem(self) -> str | None:
-        """Why `--output_dir` cannot be used as given, or None: a file, or a non-empty folder without a way on."""
+        """Why `--output-dir` cannot be used as given, or None: a file, or a non-empty folder without a way on."""
         if self.resume_from_checkpoint not in (None, "latest") and not Path(self.resume_from_checkpoint).is_dir():
-            return f"--resume_from_checkpoint {self.resume_from_checkpoint!r} is neither 'latest' nor a folder"
+            return f"--resume-from-checkpoint {self.resume_from_checkpoint!r} is neither 'latest' nor a folder"
         output_dir = Path(self.output_dir)
         if output_dir.exists() and not output_dir.is_dir():
-            return f"--output_dir {self.output_dir!r} is a file; expected a folder"
+            return f"--output-dir {self.output_dir!r} is a file; expected a folder"
         if self.overwrite_output_dir and self.resume_from_checkpoint:
             return (
-                "--overwrite_output_dir deletes the checkpoints that --resume_from_checkpoint resumes; pass only one"
+                "--overwrite-output-dir deletes the checkpoints that --resume-from-checkpoint resumes; pass only one"
             )
         if self.resume_from_checkpoint or self.overwrite_output_dir or not output_dir.is_dir():
             return None
@@ -339,7 +340,7 @@ class TrainingArguments:
             return None
         shown = ", ".join(held[:5]) + (f", ... ({len(held)} entries)" if len(held) > 5 else "")
         return (
-            f"--output_dir {self.output_dir!r} is not empty (it holds {shown}); pass --resume_from_checkpoint latest "
-            "to continue the run in it, --overwrite_output_dir to delete its checkpoints, best model and results and "
-            "start over, or another --output_dir"
+            f"--output-dir {self.output_dir!r} is not empty (it holds {shown}); pass --resume-from-checkpoint latest "
+            "to continue the run in it, --overwrite-output-dir to delete its checkpoints, best model and results and "
+            "start over, or another --output-dir"
         )

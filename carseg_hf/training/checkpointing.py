@@ -24,7 +24,7 @@ TRAINER_STATE_NAME = "trainer_state.json"
 BEST_MODEL_NAME = "best"
 RESULTS_NAME = "all_results.json"
 CURVES_NAME = "training_curves.png"
-LOGS_NAME = "logs"  # the tracker's folder unless --logging_dir is given
+LOGS_NAME = "logs"  # the tracker's folder unless --logging-dir is given
 #: What `clear_run_outputs` deletes: all of the above, checkpoints and their leftovers, and the default tracker logs.
 RUN_OUTPUT_PATTERNS = (
     "checkpoint-*",
@@ -112,7 +112,7 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
 
 
 def resolve_resume_checkpoint(output_dir: str | os.PathLike, value: str) -> Path | None:
-    """Turn `--resume_from_checkpoint` into a folder.
+    """Turn `--resume-from-checkpoint` into a folder.
 
     Args:
         output_dir: The run's output folder.
@@ -129,15 +129,15 @@ def resolve_resume_checkpoint(output_dir: str | os.PathLike, value: str) -> Path
         return checkpoints[-1] if checkpoints else None
     path = Path(value)
     if not path.is_dir():
-        raise FileNotFoundError(f"--resume_from_checkpoint {value!r}: no such folder")
+        raise FileNotFoundError(f"--resume-from-checkpoint {value!r}: no such folder")
     if path.name.endswith(".tmp"):
         raise FileNotFoundError(
-            f"--resume_from_checkpoint {value!r} is an unfinished checkpoint (a save was interrupted); "
+            f"--resume-from-checkpoint {value!r} is an unfinished checkpoint (a save was interrupted); "
             "pass a complete checkpoint-<step> folder or 'latest'"
         )
     if not Path(path, TRAINER_STATE_NAME).is_file():
         raise FileNotFoundError(
-            f"--resume_from_checkpoint {value!r} has no {TRAINER_STATE_NAME}; expected a checkpoint-<step> folder"
+            f"--resume-from-checkpoint {value!r} has no {TRAINER_STATE_NAME}; expected a checkpoint-<step> folder"
         )
     return path
 

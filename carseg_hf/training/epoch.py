@@ -20,7 +20,7 @@ def train_one_epoch(run: TrainingRun, epoch: int) -> None:
         epoch: The 0-based epoch.
 
     Raises:
-        RuntimeError: After `--max_nonfinite_steps` non-finite steps in a row.
+        RuntimeError: After `--max-nonfinite-steps` non-finite steps in a row.
     """
     accelerator, loader = run.accelerator, run.loaders.train
     run.model.train()
@@ -73,7 +73,7 @@ def optimizer_step(run: TrainingRun, window_bad: torch.Tensor, detached_loss: to
         The last micro-batch's loss (one host synchronisation per optimizer step).
 
     Raises:
-        RuntimeError: After `--max_nonfinite_steps` skipped steps in a row.
+        RuntimeError: After `--max-nonfinite-steps` skipped steps in a row.
     """
     args, accelerator = run.args, run.accelerator
     bad = window_bad.reshape(1)
@@ -96,7 +96,7 @@ def optimizer_step(run: TrainingRun, window_bad: torch.Tensor, detached_loss: to
 
 
 def skip_nonfinite_step(run: TrainingRun) -> None:
-    """Count a skipped step, warn, and stop after `--max_nonfinite_steps` in a row."""
+    """Count a skipped step, warn, and stop after `--max-nonfinite-steps` in a row."""
     run.nonfinite_in_a_row += 1
     step, limit = run.state.global_step + 1, run.args.max_nonfinite_steps
     logger.warning(
@@ -106,13 +106,13 @@ def skip_nonfinite_step(run: TrainingRun) -> None:
     if run.nonfinite_in_a_row >= limit:
         raise RuntimeError(
             f"{run.nonfinite_in_a_row} steps in a row had a non-finite loss or gradients (last at "
-            f"step {step}); stopping. Lower --learning_rate, use "
-            "--mixed_precision bf16 or no instead of fp16, set --max_grad_norm, or check the data."
+            f"step {step}); stopping. Lower --learning-rate, use "
+            "--mixed-precision bf16 or no instead of fp16, set --max-grad-norm, or check the data."
         )
 
 
 def finish_optimizer_step(run: TrainingRun, loss_value: float, step_start: float) -> None:
-    """Count the step, step the cosine schedule, report loss and speed, save a `--checkpointing_steps` checkpoint."""
+    """Count the step, step the cosine schedule, report loss and speed, save a `--checkpointing-steps` checkpoint."""
     args, accelerator, state = run.args, run.accelerator, run.state
     state.global_step += 1
     if args.lr_scheduler == "cosine":

@@ -41,7 +41,7 @@ def check_process_count(num_processes: int, distributed_type: str, environ: Mapp
             raise RuntimeError(
                 f"the launcher started {value} processes ({name}={value}), but Accelerate runs this one as a "
                 f"single-process job (distributed type {distributed_type}), so each process would train on its own "
-                "and write into the same --output_dir. This happens when `accelerate launch --multi_gpu` finds no "
+                "and write into the same --output-dir. This happens when `accelerate launch --multi_gpu` finds no "
                 "usable GPU: check `nvidia-smi` and CUDA_VISIBLE_DEVICES, launch with `--cpu` to train the "
                 "processes together on the CPU, or with `--num_processes 1`."
             )
@@ -76,12 +76,12 @@ def setup_accelerator(args: TrainingArguments) -> Accelerator:
 
 
 def prepare_output_dir(args: TrainingArguments, accelerator: Accelerator) -> Path:
-    """Create `--output_dir` (clearing the previous run's outputs with `--overwrite_output_dir`) and return it."""
+    """Create `--output-dir` (clearing the previous run's outputs with `--overwrite-output-dir`) and return it."""
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         if args.overwrite_output_dir:
             for path in clear_run_outputs(output_dir):
-                logger.info(f"--overwrite_output_dir: deleted {path}")
+                logger.info(f"--overwrite-output-dir: deleted {path}")
         output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()  # no process writes into the folder before it is cleared
     return output_dir
