@@ -103,9 +103,10 @@ def test_write_composites_in_carvana_layout(tmp_path):
     assert count == 4
     assert json.loads((out / "splits.json").read_text()) == {"abc123c0": "train", "abc123c1": "train"}
     write_composites(cars, ["abc123"], out, 1, (64, 96), seed=1, split="held_out", backgrounds_root=backgrounds)
+    write_composites(cars, ["abc123"], out, 1, (64, 96), seed=2, split="validation", backgrounds_root=backgrounds)
     splits = load_carvana(out)
-    assert len(splits["train"]) == 4 and len(splits["heldout"]) == 2
-    assert set(splits["heldout"]["car_id"]) == {"abc123h0"}
+    assert len(splits["train"]) == 4 and len(splits["heldout"]) == 2 and len(splits["validation"]) == 2
+    assert set(splits["heldout"]["car_id"]) == {"abc123h0"} and set(splits["validation"]["car_id"]) == {"abc123v0"}
     labels = [np.asarray(mask) for mask in splits["train"]["mask"]]
     assert all(set(np.unique(label)) == {0, 1} for label in labels)
 
@@ -114,6 +115,8 @@ def test_unknown_cars_are_named_instead_of_writing_nothing(tmp_path):
     (tmp_path / "cars" / "train").mkdir(parents=True)
     image, _ = _car()
     Image.fromarray(image).save(tmp_path / "cars" / "train" / "abc123_01.jpg")
+    with pytest.raises(ValueError, match="split must be one of"):
+        write_composites(tmp_path / "cars", ["abc123"], tmp_path / "out", 1, (64, 96), 0, "test")
     with pytest.raises(FileNotFoundError, match="nosuchcar"):
         write_composites(tmp_path / "cars", ["abc123", "nosuchcar"], tmp_path / "out", 1, (64, 96), 0, "train")
     assert not (tmp_path / "out" / "train").exists() or not any((tmp_path / "out" / "train").iterdir())

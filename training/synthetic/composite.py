@@ -7,7 +7,9 @@ car's silhouette on the ground; shadows darken the background only and are never
 as background. The camera and image are then randomised: exposure, white balance, blur, noise and JPEG quality.
 
 Composites of training cars use training backgrounds only; held-out composites (`split="held_out"`) use held-out
-backgrounds, so a score on them measures backgrounds the network never saw.
+backgrounds, so a score on them measures backgrounds the network never saw. Validation composites
+(`split="validation"`) paste the validation cars onto training backgrounds: model selection then sees cars outside a
+studio without touching the held-out backgrounds.
 
 Example:
     python -m training.synthetic.composite --cars-dir path/to/carvana --out /data/composites \
@@ -29,6 +31,9 @@ from carseg_hf.sizes import height_width_type
 
 from .backgrounds import KINDS, random_background
 from .distractors import load_stamps, paste_distractors
+
+#: Per split: the car-id tag of its composites (distinct, so all can share one folder) and its `splits.json` mark.
+SPLITS = {"train": ("c", "train"), "validation": ("v", "val"), "held_out": ("h", "test")}
 
 
 @dataclass(frozen=True)
@@ -209,9 +214,10 @@ def write_composites(
 ) -> int:
     """Write composites of the given cars in the Carvana layout, with a `splits.json`.
 
-    Each composite gets the car id `<source car id>c<k>` (`h<k>` when held out), so that a split by car keeps the
-    sources apart, and the source photo's angle. `split="train"` draws training backgrounds and marks the cars
-    "train"; `split="held_out"` draws held-out outdoor backgrounds and marks them "test", so that
+    Each composite gets the car id `<source car id>c<k>` (`v<k>` for validation, `h<k>` when held out), so that a
+    split by car keeps the sources apart, and the source photo's angle. `split="train"` draws training backgrounds
+    and marks the cars "train"; `split="validation"` draws training backgrounds and marks them "val";
+    `split="held_out"` draws held-out outdoor backgrounds and marks them "test", so that
     `carseg_hf.data.load_carvana` puts them in `heldout`.
 
     Args:
@@ -221,7 +227,7 @@ def write_composites(
         per_image: Composites per source photo.
         size: `(height, width)` of the composites.
         seed: Seed of every random choice.
-        split: `"train"` or `"held_out"`.
+        split: `"train"`, `"validation"` or `"held_out"` (see `SPLITS`).
         backgrounds_root: The unpacked background packages; defaults to `backgrounds.backgrounds_dir()`.
         distractors: At most this many stamps per composite (0 to N, uniformly), from the same cache.
 
@@ -229,21 +235,23 @@ def write_composites(
         The number of composites written.
 
     Raises:
-        ValueError: If `split` is neither `"train"` nor `"held_out"`, or `distractors` is negative.
+        ValueError: If `split` is not one of `SPLITS`, or `distractors` is negative.
         FileNotFoundError: If a car has no photo in `cars_dir/train`, or a photo has no mask, naming them, or the
             stamps are missing while `distractors` > 0.
     """
-    if split not in ("train", "held_out"):
-        raise ValueError(f"split must be 'train' or 'held_out', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
     if distractors < 0:
         raise ValueError(f"distractors must be >= 0, got {distractors}")
     stamps = load_stamps(backgrounds_root) if distractors else []
     (out / "train").mkdir(parents=True, exist_ok=True)
     (out / "train_masks").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    # Held-out composites stand for outdoor photos: outdoor scenes only. Training also sees close-ups and interiors.
-    kinds = ("outdoor",) if split == "held_out" else KINDS
-    tag = "h" if split == "held_out" else "c"  # distinct car ids, so both kinds can share one folder
+    # Validation and held-out composites stand for outdoor photos: outdoor scenes only. Training also sees close-ups
+    # and interiors.
+    kinds = KINDS if split == "train" else ("outdoor",)
+    backgrounds = "held_out" if split == "held_out" else "train"
+    tag, mark = SPLITS[split]
     assignment: dict[str, str] = {}
     count = 0
     for stem in _source_stems(cars_dir, car_ids):
@@ -251,7 +259,7 @@ def write_composites(
         car, angle = stem.rsplit("_", 1)
         for k in range(per_image):
             background = random_background(
-                rng, width=size[1], height=size[0], split=split, kinds=kinds, root=backgrounds_root
+                rng, width=size[1], height=size[0], split=backgrounds, kinds=kinds, root=backgrounds_root
             )
             params = sample_params(rng)
             chosen = (
@@ -259,7 +267,7 @@ def write_composites(
             )
             composite, label = compose(image, mask, background, params, rng, distractors=chosen)
             _write_pair(out, f"{car}{tag}{k}_{angle}", composite, label, quality=params.jpeg_quality)
-            assignment[f"{car}{tag}{k}"] = "train" if split == "train" else "test"
+            assignment[f"{car}{tag}{k}"] = mark
             count += 1
     _merge_splits(out / "splits.json", assignment)
     return count
@@ -301,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.synthetic.composite", description=__doc__.split("\n")[0])
     parser.add_argument("--cars-dir", type=Path, required=True, help="Carvana-layout folder of real cars and masks")
     parser.add_argument("--out", type=Path, required=True, help="output folder (Carvana layout)")
-    parser.add_argument("--split", choices=("train", "held_out"), default="train", help="backgrounds and cars to use")
+    parser.add_argument("--split", choices=tuple(SPLITS), default="train", help="backgrounds and cars to use")
     parser.add_argument("--cars", help="comma-separated car ids (default: the sample's train or validation cars)")
     parser.add_argument("--per-image", type=int, default=1, help="composites per source photo (default 1)")
     parser.add_argument(
