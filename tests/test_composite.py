@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,7 +86,11 @@ def test_sampled_params_stay_in_range():
         assert 0.0 <= params.cast_strength < 1.0 and 0.0 < params.contact_strength < 1.0
 
 
-def test_write_composites_in_carvana_layout(tmp_path):
+def cars_and_backgrounds(tmp_path: Path, angles: tuple[str, ...]) -> tuple[Path, Path]:
+    """A Carvana-layout folder of car `abc123` at `angles` (see `_car`) and a fake background cache, under `tmp_path`.
+
+    Skips the calling test where openexr, which reads the cache's panoramas, is missing.
+    """
     openexr = pytest.importorskip("OpenEXR", reason="openexr reads the panoramas of the background cache")
     from test_synthetic_backgrounds import _fake_cache
 
@@ -95,9 +100,14 @@ def test_write_composites_in_carvana_layout(tmp_path):
     (cars / "train").mkdir(parents=True)
     (cars / "train_masks").mkdir()
     image, mask = _car()
-    for angle in ("01", "02"):
+    for angle in angles:
         Image.fromarray(image).save(cars / "train" / f"abc123_{angle}.jpg", quality=95)
         Image.fromarray(mask * 255).save(cars / "train_masks" / f"abc123_{angle}_mask.png")
+    return cars, backgrounds
+
+
+def test_write_composites_in_carvana_layout(tmp_path):
+    cars, backgrounds = cars_and_backgrounds(tmp_path, ("01", "02"))
     out = tmp_path / "out"
     count = write_composites(cars, ["abc123"], out, 2, (64, 96), seed=0, split="train", backgrounds_root=backgrounds)
     assert count == 4

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from test_composite import PLAIN, _background, _car
+from test_composite import PLAIN, _background, _car, cars_and_backgrounds
 
-from training.synthetic.composite import compose
+from training.synthetic.composite import compose, write_composites
 from training.synthetic.distractors import (
     PACKAGE,
     STAMPS_DIR,
@@ -76,19 +76,7 @@ def test_a_missing_cache_says_how_to_fetch_it(tmp_path):
 
 
 def test_write_composites_with_distractors_needs_the_stamps_only_when_asked(tmp_path):
-    openexr = pytest.importorskip("OpenEXR", reason="openexr reads the panoramas of the background cache")
-    from test_synthetic_backgrounds import _fake_cache
-
-    from training.synthetic.composite import write_composites
-
-    backgrounds = tmp_path / "backgrounds"
-    _fake_cache(backgrounds, openexr)
-    cars = tmp_path / "cars"
-    (cars / "train").mkdir(parents=True)
-    (cars / "train_masks").mkdir()
-    image, mask = _car()
-    Image.fromarray(image).save(cars / "train" / "abc123_01.jpg", quality=95)
-    Image.fromarray(mask * 255).save(cars / "train_masks" / "abc123_01_mask.png")
+    cars, backgrounds = cars_and_backgrounds(tmp_path, ("01",))
     with pytest.raises(StampsNotFoundError, match=PACKAGE):
         write_composites(cars, ["abc123"], tmp_path / "a", 1, (64, 96), 0, "train", backgrounds, distractors=2)
     assert write_composites(cars, ["abc123"], tmp_path / "b", 2, (64, 96), 0, "train", backgrounds) == 2
