@@ -131,3 +131,18 @@ def test_bundle_model_copies_the_checkpoint_without_code(tmp_path):
         assert np.array_equal(reloaded.state_dict()[key].numpy(), value.numpy()), key
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         bundle(tmp_path / "bundled" / "nothing", tmp_path / "other")
+
+
+def test_bundle_model_command_sets_the_input_size_and_rejects_a_bad_one(tmp_path, capsys):
+    from training.bundle_model import main
+
+    source = tmp_path / "best"
+    CarSegForSemanticSegmentation(CarSegConfig(encoder_channels=(4, 8), center_channels=8)).save_pretrained(source)
+    CarSegImageProcessor(size={"height": 32, "width": 48}).save_pretrained(source)
+    assert main([str(source), str(tmp_path / "bundled"), "--input-size", "64x96"]) == 0
+    assert load_model(str(tmp_path / "bundled"))[1].size == {"height": 64, "width": 96}
+    assert CarSegImageProcessor.from_pretrained(source).size == {"height": 32, "width": 48}
+    with pytest.raises(SystemExit):
+        main([str(source), str(tmp_path / "other"), "--input-size", "64by96"])
+    assert "--input-size" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()

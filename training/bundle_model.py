@@ -5,8 +5,11 @@
 model keeps only `config.json`, `model.safetensors` and `preprocessor_config.json` (and its model card, written by
 hand from measured figures).
 
+`--input-size HEIGHTxWIDTH` sets the processor's resize target in the bundled copy, for weights that segment better
+at another input size than the one they were trained at (chosen on validation data).
+
 Example:
-    python -m training.bundle_model runs/stage2/best carseg_hf/pretrained/carseg-lite0
+    python -m training.bundle_model runs/stage2/best carseg_hf/pretrained/carseg-lite0 --input-size 768x1152
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ import json
 import shutil
 from pathlib import Path
 
+from carseg_hf.sizes import height_width_type
+
 BUNDLED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 
 
-def bundle(source: Path, target: Path) -> list[Path]:
+def bundle(source: Path, target: Path, input_size: tuple[int, int] | None = None) -> list[Path]:
     """Copy the checkpoint files of `source` into `target`, dropping `auto_map` from both JSON files.
 
     Args:
         source: A folder written by `save_pretrained` (e.g. a training run's `best/`).
         target: The bundled model's folder; created if needed, its checkpoint files replaced.
+        input_size: `(height, width)` to write as the processor's `size`; `None` keeps the source's.
 
     Returns:
         The files written.
@@ -42,6 +48,8 @@ def bundle(source: Path, target: Path) -> list[Path]:
         if name.endswith(".json"):
             content = json.loads((source / name).read_text())
             content.pop("auto_map", None)
+            if name == "preprocessor_config.json" and input_size is not None:
+                content["size"] = {"height": input_size[0], "width": input_size[1]}
             destination.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
         else:
             shutil.copyfile(source / name, destination)
@@ -51,12 +59,18 @@ def bundle(source: Path, target: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: `python -m training.bundle_model SOURCE TARGET`."""
+    """Command line: `python -m training.bundle_model SOURCE TARGET [--input-size HEIGHTxWIDTH]`."""
     parser = argparse.ArgumentParser(prog="python -m training.bundle_model", description=__doc__.split("\n")[0])
     parser.add_argument("source", type=Path, help="a checkpoint folder written by save_pretrained")
     parser.add_argument("target", type=Path, help="the bundled model's folder, e.g. carseg_hf/pretrained/NAME")
+    parser.add_argument(
+        "--input-size",
+        type=height_width_type(minimum=32),
+        default=None,
+        help="HEIGHTxWIDTH the processor resizes photos to (default: the source's)",
+    )
     args = parser.parse_args(argv)
-    for path in bundle(args.source, args.target):
+    for path in bundle(args.source, args.target, input_size=args.input_size):
         print(f"wrote {path}")
     return 0
 
