@@ -9,7 +9,8 @@ hand from measured figures).
 at another input size than the one they were trained at (chosen on validation data).
 
 Example:
-    python -m training.bundle_model runs/stage2/best carseg_hf/pretrained/carseg-lite0 --input-size 768x1152
+    python -m training.bundle_model runs/stage2/best carseg_hf/pretrained/carseg-lite0
+    python -m training.bundle_model runs/stage2/best runs/stage2/bundled-768 --input-size 768x1152
 """
 
 from __future__ import annotations
