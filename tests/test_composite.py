@@ -121,6 +121,39 @@ def test_write_composites_in_carvana_layout(tmp_path):
     assert all(set(np.unique(label)) == {0, 1} for label in labels)
 
 
+def test_each_split_of_cars_draws_the_backgrounds_of_its_own_split(tmp_path):
+    from training.synthetic.background_sources import SOURCES
+    from training.synthetic.backgrounds import BackgroundsNotFoundError, cached_path
+
+    cars, backgrounds = cars_and_backgrounds(tmp_path, ("01",))
+    validation = [s for s in SOURCES if s.split == "validation" and s.kind == "outdoor"]
+    for source in validation:  # without the validation files, only validation composites must fail
+        cached_path(source, backgrounds).unlink()
+    out = tmp_path / "out"
+    with pytest.raises(BackgroundsNotFoundError, match=validation[0].name):
+        write_composites(cars, ["abc123"], out, 1, (64, 96), seed=0, split="validation", backgrounds_root=backgrounds)
+    for split in ("train", "held_out"):
+        write_composites(cars, ["abc123"], out, 1, (64, 96), seed=0, split=split, backgrounds_root=backgrounds)
+    kwargs = {"split": "validation", "backgrounds_root": backgrounds}
+    assert write_composites(cars, ["abc123"], out, 1, (64, 96), seed=0, backgrounds="train", **kwargs) == 1
+    with pytest.raises(ValueError, match="backgrounds must be one of"):
+        write_composites(cars, ["abc123"], out, 1, (64, 96), seed=0, backgrounds="test", **kwargs)
+
+
+def test_the_command_line_limits_the_background_packages(tmp_path, monkeypatch, capsys):
+    from training.synthetic.composite import main
+
+    cars, backgrounds = cars_and_backgrounds(tmp_path, ("01",))
+    monkeypatch.setenv("CARSEG_BACKGROUNDS_DIR", str(backgrounds))
+    args = ["--cars-dir", str(cars), "--cars", "abc123", "--size", "64x96"]
+    assert main([*args, "--out", str(tmp_path / "ok"), "--background-packages", "mate-backgrounds,lxqt-themes"]) == 0
+    assert len(list((tmp_path / "ok" / "train").glob("*.jpg"))) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--out", str(tmp_path / "bad"), "--background-packages", "mate-backgrounds,nosuch"])
+    assert exit_info.value.code == 2 and "nosuch" in capsys.readouterr().err
+    assert not list((tmp_path / "bad").glob("train/*.jpg"))
+
+
 def test_unknown_cars_are_named_instead_of_writing_nothing(tmp_path):
     (tmp_path / "cars" / "train").mkdir(parents=True)
     image, _ = _car()

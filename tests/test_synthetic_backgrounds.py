@@ -6,6 +6,7 @@ licence check reads the real copyright files, and skips when they are not unpack
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,11 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from training.synthetic.background_sources import SOURCE_SPLITS
 from training.synthetic.backgrounds import (
     KINDS,
     SOURCES,
     BackgroundsNotFoundError,
     backgrounds_dir,
+    cached_path,
+    fetch_backgrounds,
     list_backgrounds,
     load_background,
     random_background,
@@ -26,15 +30,22 @@ from training.synthetic.backgrounds import (
 from training.synthetic.panorama import perspective_view, tone_map
 
 
-def test_split_is_by_file_and_holds_out_about_a_fifth():
+def test_split_is_by_file_three_ways_with_outdoor_photographs_outside_training():
     names = [s.name for s in SOURCES]
-    assert len(set(names)) == len(names) and len({(s.package, s.path) for s in SOURCES}) == len(SOURCES)
-    held_out = [s for s in SOURCES if s.held_out]
-    assert 0.2 <= len(held_out) / len(SOURCES) <= 0.25
-    assert sum(s.panorama for s in held_out) >= 2
-    assert any(s.kind == "outdoor" and not s.panorama for s in held_out)  # held-out photographs of scenes too
+    assert len(set(names)) == len(names) and len({(s.package, s.path, s.member) for s in SOURCES}) == len(SOURCES)
+    by_split = {split: [s for s in SOURCES if s.split == split] for split in SOURCE_SPLITS}
+    assert len(by_split["held_out"]) >= 10 and len(by_split["validation"]) >= 10
+    assert len(by_split["train"]) >= 0.7 * len(SOURCES)
+    assert sum(s.panorama for s in by_split["held_out"]) >= 2
+    for split in (
+        "validation",
+        "held_out",
+    ):  # photographs of outdoor scenes for the validation and held-out composites
+        assert sum(s.kind == "outdoor" and not s.panorama for s in by_split[split]) >= 5
     for source in SOURCES:
         assert source.kind in KINDS and source.licence and source.copyright
+    with pytest.raises(ValueError, match="split must be one of"):
+        dataclasses.replace(SOURCES[0], split="test")
 
 
 def test_missing_backgrounds_error_says_how_to_get_them(tmp_path):
@@ -46,6 +57,36 @@ def test_missing_backgrounds_error_says_how_to_get_them(tmp_path):
         list_backgrounds("train", kinds=("street",), root=tmp_path)
 
 
+def test_packed_photographs_are_extracted_from_their_bundle_once(tmp_path):
+    from test_qt_resources import write_qt_resources
+
+    packed = [s for s in SOURCES if s.member]
+    assert len({s.path for s in packed}) == 1 and len(packed) >= 30
+    bundle = tmp_path / packed[0].package / packed[0].path
+    bundle.parent.mkdir(parents=True)
+    contents = {s.member: f"photo of {s.name}".encode() for s in packed}
+    write_qt_resources(bundle, {**contents, "gcompris/other/file.qml": b"not a photo"})
+    assert fetch_backgrounds(tmp_path, packages=(packed[0].package,)) == []  # unpacked already: nothing fetched
+    assert all(cached_path(s, tmp_path).read_bytes() == contents[s.member] for s in packed)
+    assert not list(tmp_path.rglob("*.partial")) and not list(tmp_path.rglob("file.qml"))
+    cached_path(packed[0], tmp_path).unlink()
+    write_qt_resources(bundle, {s.member: b"x" for s in packed[1:]})  # a bundle that lacks a listed photograph
+    with pytest.raises(BackgroundsNotFoundError, match=packed[0].member):
+        fetch_backgrounds(tmp_path, packages=(packed[0].package,))
+
+
+def test_backgrounds_can_be_limited_to_some_packages(tmp_path):
+    openexr = pytest.importorskip("OpenEXR", reason="openexr (synth extra) reads the panoramas")
+    _fake_cache(tmp_path, openexr)
+    mate = list_backgrounds("train", root=tmp_path, packages=("mate-backgrounds",))
+    assert mate and {s.package for s in mate} == {"mate-backgrounds"}
+    assert mate == [s for s in list_backgrounds("train", root=tmp_path) if s.package == "mate-backgrounds"]
+    with pytest.raises(ValueError, match="background packages must be among .*; got no-such-package"):
+        list_backgrounds("train", root=tmp_path, packages=("mate-backgrounds", "no-such-package"))
+    with pytest.raises(ValueError, match="no backgrounds of kinds .* of packages tuxpaint-data"):
+        random_background(np.random.default_rng(0), 8, 8, "held_out", root=tmp_path, packages=("tuxpaint-data",))
+
+
 def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("CARSEG_BACKGROUNDS_DIR", str(tmp_path))
     assert backgrounds_dir() == tmp_path
@@ -55,7 +96,7 @@ def _fake_cache(root, openexr) -> dict[str, tuple[int, int, int]]:
     """Write a tiny solid-colour file for every source; returns each photograph's colour by name."""
     colours = {}
     for index, source in enumerate(SOURCES):
-        path = root / source.package / source.path
+        path = cached_path(source, root)  # a packed photograph as if already extracted from its bundle
         path.parent.mkdir(parents=True, exist_ok=True)
         if source.panorama:
             hdr = np.full((32, 64, 3), 0.5, dtype=np.float32)
@@ -63,7 +104,7 @@ def _fake_cache(root, openexr) -> dict[str, tuple[int, int, int]]:
             header = {"compression": openexr.ZIP_COMPRESSION, "type": openexr.scanlineimage}
             openexr.File(header, {"RGB": hdr}).write(str(path))
         else:
-            colours[source.name] = (index * 5, 255 - index * 5, 100)  # distinct for up to 52 files
+            colours[source.name] = ((index % 16) * 16, (index // 16) * 40, 100)  # distinct for up to 112 files
             Image.new("RGB", (96, 60), colours[source.name]).save(path, quality=100, subsampling=0)
     return colours
 
@@ -72,12 +113,14 @@ def test_random_background_from_a_fake_cache(tmp_path):
     openexr = pytest.importorskip("OpenEXR", reason="openexr (synth extra) reads the panoramas")
     colours = _fake_cache(tmp_path, openexr)
     rng = np.random.default_rng(0)
-    train_colours = {c for name, c in colours.items() if not next(s for s in SOURCES if s.name == name).held_out}
-    for _ in range(30):
-        image = random_background(rng, 48, 32, split="train", kinds=("closeup",), root=tmp_path)
-        assert image.shape == (32, 48, 3) and image.dtype == np.uint8
-        colour = tuple(int(v) for v in image[16, 24])
-        assert min(np.abs(np.subtract(colour, c)).max() for c in train_colours) <= 3  # a train photograph
+    split_of = {s.name: s.split for s in SOURCES}
+    for split, kinds in (("train", ("closeup",)), ("validation", ("outdoor",))):
+        split_colours = {c for name, c in colours.items() if split_of[name] == split}
+        for _ in range(30):
+            image = random_background(rng, 48, 32, split=split, kinds=kinds, root=tmp_path)
+            assert image.shape == (32, 48, 3) and image.dtype == np.uint8
+            colour = tuple(int(v) for v in image[16, 24])
+            assert min(np.abs(np.subtract(colour, c)).max() for c in split_colours) <= 3  # a photograph of the split
     view = random_background(rng, 40, 30, split="held_out", kinds=("outdoor",), root=tmp_path)
     assert view.shape == (30, 40, 3)
     panorama = next(s for s in SOURCES if s.panorama)
@@ -146,9 +189,31 @@ def test_licences_match_the_packages_copyright_files():
             (holders, licence) = next((h, lic) for globs, h, lic in stanzas if relative in globs)
             assert source.licence.startswith(licence) and relative in source.licence
             assert source.copyright.split(", ", 1)[1] in holders
+        elif source.package == "gcompris-qt-data":
+            _check_gcompris_licence(source, package)
+        elif source.package in ("lxqt-themes", "tuxpaint-data"):
+            licence = next(lic for globs, _, lic in stanzas if globs == ["*"])
+            assert licence in source.licence  # Debian's blanket licence
+            if source.package == "lxqt-themes":  # and the wallpapers' own licence file
+                upstream = (package / source.path).with_name("License").read_text()
+                assert "licenses/by-sa/3.0" in upstream and source.licence.startswith("CC-BY-SA-3.0")
+                assert all(holder.split(", ")[-1] in upstream for holder in source.copyright.split("; "))
         else:
             licence = next(lic for globs, _, lic in stanzas if globs == ["*"])
             assert source.licence.startswith(licence)
             name = source.name.split("/")[1]
             meta = json.loads((package / f"usr/share/wallpapers/{name}/metadata.json").read_text())
             assert meta["KPlugin"]["Authors"][0]["Name"] in source.copyright
+
+
+def _check_gcompris_licence(source, package: Path) -> None:
+    """The photograph's stanza in the README inside its bundle names the same author and licence."""
+    from training.synthetic.qt_resources import read_qt_resources
+
+    folder, relative = source.member.split("/resource/")
+    readme = read_qt_resources(package / source.path)[f"{folder}/resource/README"].decode()
+    stanza = next(block for block in readme.split("\n\n") if relative in block.split())
+    fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line)
+    assert fields["Copyright"] == source.copyright
+    expected = {"Public Domain": "public domain", "CC0-1.0": "CC0-1.0", "CC-BY-SA 4.0": "CC-BY-SA-4.0"}
+    assert source.licence.startswith(expected[fields["License"]])

@@ -1,4 +1,4 @@
-"""Openly licensed background photographs and HDRI panoramas from Debian packages, split into train and held-out.
+"""Openly licensed background photographs and HDRI panoramas from Debian packages, split three ways by file.
 
 `python -m training.synthetic.backgrounds` downloads the packages with `apt-get download` and unpacks them with
 `dpkg -x` into `$CARSEG_BACKGROUNDS_DIR` (default `~/.cache/carseg/backgrounds`), one folder per package.
@@ -6,7 +6,7 @@
 Only the files of `SOURCES` (the allow-list in `background_sources`) are used: each was looked at and is a
 photograph (no drawings, renders or logos), with its licence from the package's copyright file. The HDRI panoramas of
 `blender-data` become perspective views, tone-mapped to sRGB (`panorama`). The split is by file and fixed in
-`SOURCES`: held-out files are never used in training.
+`SOURCES`: validation and held-out files are never used in training.
 
 Usage::
 
@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .background_sources import KINDS, PACKAGES, SOURCES, BackgroundSource
+from .background_sources import KINDS, PACKAGES, SOURCE_SPLITS, SOURCES, BackgroundSource
 from .debian import fetch_deb
 from .panorama import perspective_view, read_panorama, tone_map
+from .qt_resources import read_qt_resources
 
 __all__ = [
     "FETCH_HINT",
@@ -44,6 +45,7 @@ __all__ = [
     "background_path",
     "background_view",
     "backgrounds_dir",
+    "cached_path",
     "fetch_backgrounds",
     "list_backgrounds",
     "load_background",
@@ -52,10 +54,10 @@ __all__ = [
     "random_crop",
 ]
 
-SPLITS = ("train", "held_out", "all")
+SPLITS = (*SOURCE_SPLITS, "all")
 FETCH_HINT = (
     "get them with `python -m training.synthetic.backgrounds` (runs `apt-get download` and `dpkg -x` for "
-    "{packages}; about 160 MB, Debian/Ubuntu only), or point CARSEG_BACKGROUNDS_DIR at a folder holding one "
+    "{packages}; about 280 MB, Debian/Ubuntu only), or point CARSEG_BACKGROUNDS_DIR at a folder holding one "
     "unpacked folder per package"
 )
 
@@ -83,7 +85,42 @@ def fetch_backgrounds(root: str | os.PathLike | None = None, packages: tuple[str
     missing = [p for p in packages if not (root / p / "usr").is_dir()]
     for package in missing:
         fetch_deb(package, root / package, hint="or set CARSEG_BACKGROUNDS_DIR")
+    _extract_members(root, [s for s in SOURCES if s.member and s.package in packages])
     return missing
+
+
+def _extract_members(root: Path, sources: list[BackgroundSource]) -> None:
+    """Write each packed photograph of `sources` out of its Qt resource bundle, where it is not there yet.
+
+    Raises:
+        BackgroundsNotFoundError: If a bundle lacks a listed member (another package version).
+    """
+    by_bundle: dict[Path, list[BackgroundSource]] = {}
+    for source in sources:
+        if not cached_path(source, root).is_file():
+            by_bundle.setdefault(root / source.package / source.path, []).append(source)
+    for bundle, wanted in by_bundle.items():
+        files = read_qt_resources(bundle)
+        for source in wanted:
+            if source.member not in files:
+                raise BackgroundsNotFoundError(f"{bundle}: no {source.member!r} in the bundle ({source.name})")
+            target = cached_path(source, root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            partial.write_bytes(files[source.member])
+            partial.replace(target)
+
+
+def cached_path(source: BackgroundSource, root: str | os.PathLike | None = None) -> Path:
+    """Where the file of `source` belongs in the cache, whether or not it is there.
+
+    A plain file lies at `<root>/<package>/<path>`; a photograph packed in a Qt resource bundle is extracted to
+    `<root>/<package>/<path>.files/<member>`, next to its bundle.
+    """
+    root = Path(root) if root is not None else backgrounds_dir()
+    if source.member:
+        return root / source.package / f"{source.path}.files" / source.member
+    return root / source.package / source.path
 
 
 def background_path(source: BackgroundSource, root: str | os.PathLike | None = None) -> Path:
@@ -92,8 +129,7 @@ def background_path(source: BackgroundSource, root: str | os.PathLike | None = N
     Raises:
         BackgroundsNotFoundError: If the file is not there, with instructions.
     """
-    root = Path(root) if root is not None else backgrounds_dir()
-    path = root / source.package / source.path
+    path = cached_path(source, root)
     if not path.is_file():
         raise BackgroundsNotFoundError(
             f"background {source.name!r} is not at {str(path)!r}; {FETCH_HINT.format(packages=', '.join(PACKAGES))}"
@@ -102,17 +138,22 @@ def background_path(source: BackgroundSource, root: str | os.PathLike | None = N
 
 
 def list_backgrounds(
-    split: str = "train", kinds: tuple[str, ...] = KINDS, root: str | os.PathLike | None = None
+    split: str = "train",
+    kinds: tuple[str, ...] = KINDS,
+    root: str | os.PathLike | None = None,
+    packages: tuple[str, ...] | None = None,
 ) -> list[BackgroundSource]:
-    """The backgrounds of a split, checked to be present.
+    """The backgrounds of a split, checked to be present, in the order of `SOURCES`.
 
     Args:
-        split: "train", "held_out" or "all".
+        split: "train", "validation", "held_out" or "all".
         kinds: Keep only these kinds (see `BackgroundSource.kind`).
         root: The cache (default `backgrounds_dir()`).
+        packages: Keep only the files of these packages (e.g. for their licences, or to draw from the pool of an
+            earlier allow-list); None keeps all of `PACKAGES`.
 
     Raises:
-        ValueError: For an unknown split or kind.
+        ValueError: For an unknown split, kind or package.
         BackgroundsNotFoundError: If a file of the split is missing.
     """
     if split not in SPLITS:
@@ -120,7 +161,14 @@ def list_backgrounds(
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"kinds must be among {KINDS}, got {sorted(unknown)}")
-    chosen = [s for s in SOURCES if s.kind in kinds and (split == "all" or s.held_out == (split == "held_out"))]
+    unknown = set(packages or ()) - set(PACKAGES)
+    if unknown:
+        raise ValueError(f"background packages must be among {', '.join(PACKAGES)}; got {', '.join(sorted(unknown))}")
+    chosen = [
+        s
+        for s in SOURCES
+        if s.kind in kinds and split in ("all", s.split) and (packages is None or s.package in packages)
+    ]
     for source in chosen:
         background_path(source, root)
     return chosen
@@ -223,6 +271,7 @@ def random_background(
     split: str = "train",
     kinds: tuple[str, ...] = KINDS,
     root: str | os.PathLike | None = None,
+    packages: tuple[str, ...] | None = None,
 ) -> np.ndarray:
     """A random background of the split at the given size: a random crop of a photograph, or a panorama view.
 
@@ -230,16 +279,21 @@ def random_background(
         rng: Draws the file, then the crop or view.
         width: Output width in pixels.
         height: Output height in pixels.
-        split: "train" (never a held-out file), "held_out" or "all".
+        split: "train" (never a validation or held-out file), "validation", "held_out" or "all".
         kinds: Keep only these kinds.
         root: The cache (default `backgrounds_dir()`).
+        packages: Keep only the files of these packages (None: all).
 
     Returns:
         `(height, width, 3)` uint8 RGB.
+
+    Raises:
+        ValueError: If no file of the split has one of the kinds (in the packages).
     """
-    sources = list_backgrounds(split, kinds, root)
+    sources = list_backgrounds(split, kinds, root, packages)
     if not sources:
-        raise ValueError(f"no backgrounds of kinds {kinds} in split {split!r}")
+        within = f" of packages {', '.join(packages)}" if packages else ""
+        raise ValueError(f"no backgrounds of kinds {kinds} in split {split!r}{within}")
     source = sources[int(rng.integers(len(sources)))]
     return background_view(source, rng, width, height, root=root)
 
@@ -283,12 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     root = (args.dir or backgrounds_dir()).expanduser()
     try:
         fetched = fetch_backgrounds(root)
-        counts = {split: len(list_backgrounds(split, root=root)) for split in ("train", "held_out")}
+        counts = {split: len(list_backgrounds(split, root=root)) for split in SOURCE_SPLITS}
     except (RuntimeError, BackgroundsNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"fetched {', '.join(fetched) or 'nothing (all present)'} into {root}")
-    print(f"backgrounds: {counts['train']} train, {counts['held_out']} held out")
+    print(f"backgrounds: {counts['train']} train, {counts['validation']} validation, {counts['held_out']} held out")
     if args.dir is not None:
         print(f"set CARSEG_BACKGROUNDS_DIR={root} so that the generator finds them")
     return 0

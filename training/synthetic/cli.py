@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="unpacked background packages (default $CARSEG_BACKGROUNDS_DIR or ~/.cache/carseg/backgrounds)",
     )
+    parser.add_argument(
+        "--background-packages",
+        type=lambda value: tuple(value.split(",")),
+        help="comma-separated Debian packages whose photographs to use (default: all of the allow-list's)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a folder that holds a data set")
     return parser
 
@@ -77,7 +82,7 @@ def _variation(args: argparse.Namespace) -> dict[str, float]:
     """The randomisation probabilities from the flags; checks that the backgrounds are there when needed.
 
     Raises:
-        ValueError: If `--photo-fraction` is outside 0..1.
+        ValueError: If `--photo-fraction` is outside 0..1 or `--background-packages` names an unknown package.
         BackgroundsNotFoundError: If photographs are asked for and not unpacked (the message says how to get them).
     """
     if not 0.0 <= args.photo_fraction <= 1.0:
@@ -85,7 +90,7 @@ def _variation(args: argparse.Namespace) -> dict[str, float]:
     variation = {name: 0.0 for name in VARIATION} if args.plain else dict(VARIATION)
     variation["photo_background"] = 0.0 if args.plain else args.photo_fraction
     if variation["photo_background"] > 0:
-        list_backgrounds("all", root=args.backgrounds_dir)
+        list_backgrounds("all", root=args.backgrounds_dir, packages=args.background_packages)
     return variation
 
 
@@ -133,6 +138,7 @@ def _jobs(args: argparse.Namespace, meshes: dict, variation: dict[str, float]) -
             "torcs_root": str(args.torcs_dir) if args.torcs_dir else None,
             "variation": variation,
             "backgrounds_root": str(args.backgrounds_dir) if args.backgrounds_dir else None,
+            "background_packages": args.background_packages,
         }
         for i, (split, mesh) in enumerate(assign_cars(args.cars, meshes, args.seed))
     ]

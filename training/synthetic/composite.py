@@ -6,10 +6,11 @@ car's silhouette on the ground; shadows darken the background only and are never
 `--distractors N`, up to N other objects (Tux Paint's stamps, `distractors`) are pasted into the scene behind the car,
 as background. The camera and image are then randomised: exposure, white balance, blur, noise and JPEG quality.
 
-Composites of training cars use training backgrounds only; held-out composites (`split="held_out"`) use held-out
-backgrounds, so a score on them measures backgrounds the network never saw. Validation composites
-(`split="validation"`) paste the validation cars onto training backgrounds: model selection then sees cars outside a
-studio without touching the held-out backgrounds.
+Each split of cars draws the backgrounds of the same split: composites of training cars use training backgrounds
+only; validation composites (`split="validation"`) paste the validation cars onto validation backgrounds, so that
+model selection sees cars and backgrounds the network never saw without touching the held-out ones; held-out
+composites (`split="held_out"`) use held-out backgrounds, for the final figures. `--backgrounds` overrides the
+choice, e.g. validation cars on training backgrounds.
 
 Example:
     python -m training.synthetic.composite --cars-dir path/to/carvana --out /data/composites \
@@ -29,7 +30,8 @@ from PIL import Image, ImageFilter
 
 from carseg_hf.sizes import height_width_type
 
-from .backgrounds import KINDS, random_background
+from .background_sources import KINDS, SOURCE_SPLITS
+from .backgrounds import random_background
 from .distractors import load_stamps, paste_distractors
 
 #: Per split: the car-id tag of its composites (distinct, so all can share one folder) and its `splits.json` mark.
@@ -211,13 +213,15 @@ def write_composites(
     split: str,
     backgrounds_root: Path | None = None,
     distractors: int = 0,
+    backgrounds: str | None = None,
+    background_packages: tuple[str, ...] | None = None,
 ) -> int:
     """Write composites of the given cars in the Carvana layout, with a `splits.json`.
 
     Each composite gets the car id `<source car id>c<k>` (`v<k>` for validation, `h<k>` when held out), so that a
     split by car keeps the sources apart, and the source photo's angle. `split="train"` draws training backgrounds
-    and marks the cars "train"; `split="validation"` draws training backgrounds and marks them "val";
-    `split="held_out"` draws held-out outdoor backgrounds and marks them "test", so that
+    of every kind and marks the cars "train"; `split="validation"` draws validation outdoor backgrounds and marks
+    them "val"; `split="held_out"` draws held-out outdoor backgrounds and marks them "test", so that
     `carseg_hf.data.load_carvana` puts them in `heldout`.
 
     Args:
@@ -230,17 +234,24 @@ def write_composites(
         split: `"train"`, `"validation"` or `"held_out"` (see `SPLITS`).
         backgrounds_root: The unpacked background packages; defaults to `backgrounds.backgrounds_dir()`.
         distractors: At most this many stamps per composite (0 to N, uniformly), from the same cache.
+        backgrounds: The background split to draw from, if not the one named like `split` ("train", "validation"
+            or "held_out").
+        background_packages: Draw only from the backgrounds of these packages (None: all of them).
 
     Returns:
         The number of composites written.
 
     Raises:
-        ValueError: If `split` is not one of `SPLITS`, or `distractors` is negative.
+        ValueError: If `split` is not one of `SPLITS` or `backgrounds` not one of `SOURCE_SPLITS`, or
+            `distractors` is negative.
         FileNotFoundError: If a car has no photo in `cars_dir/train`, or a photo has no mask, naming them, or the
             stamps are missing while `distractors` > 0.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
+    backgrounds = split if backgrounds is None else backgrounds
+    if backgrounds not in SOURCE_SPLITS:
+        raise ValueError(f"backgrounds must be one of {SOURCE_SPLITS}, got {backgrounds!r}")
     if distractors < 0:
         raise ValueError(f"distractors must be >= 0, got {distractors}")
     stamps = load_stamps(backgrounds_root) if distractors else []
@@ -250,7 +261,6 @@ def write_composites(
     # Validation and held-out composites stand for outdoor photos: outdoor scenes only. Training also sees close-ups
     # and interiors.
     kinds = KINDS if split == "train" else ("outdoor",)
-    backgrounds = "held_out" if split == "held_out" else "train"
     tag, mark = SPLITS[split]
     assignment: dict[str, str] = {}
     count = 0
@@ -259,7 +269,7 @@ def write_composites(
         car, angle = stem.rsplit("_", 1)
         for k in range(per_image):
             background = random_background(
-                rng, width=size[1], height=size[0], split=backgrounds, kinds=kinds, root=backgrounds_root
+                rng, size[1], size[0], backgrounds, kinds, backgrounds_root, background_packages
             )
             params = sample_params(rng)
             chosen = (
@@ -310,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cars-dir", type=Path, required=True, help="Carvana-layout folder of real cars and masks")
     parser.add_argument("--out", type=Path, required=True, help="output folder (Carvana layout)")
     parser.add_argument("--split", choices=tuple(SPLITS), default="train", help="backgrounds and cars to use")
+    parser.add_argument(
+        "--backgrounds", choices=SOURCE_SPLITS, help="background split to draw from (default: the same as --split)"
+    )
+    parser.add_argument(
+        "--background-packages",
+        help="comma-separated Debian packages whose backgrounds to draw from (default: all of the allow-list's)",
+    )
     parser.add_argument("--cars", help="comma-separated car ids (default: the sample's train or validation cars)")
     parser.add_argument("--per-image", type=int, default=1, help="composites per source photo (default 1)")
     parser.add_argument(
@@ -338,8 +355,10 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             args.split,
             distractors=args.distractors,
+            backgrounds=args.backgrounds,
+            background_packages=tuple(args.background_packages.split(",")) if args.background_packages else None,
         )
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     print(f"wrote {count} composites to {args.out}")
     return 0

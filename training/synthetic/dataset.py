@@ -43,7 +43,7 @@ def _background_sources(job: dict, rng: np.random.Generator) -> list:
 
     kinds = ("outdoor", "indoor") if rng.random() < 0.8 else KINDS
     split = "train" if job["split"] == "train" else "held_out"
-    return list_backgrounds(split, kinds, job.get("backgrounds_root"))
+    return list_backgrounds(split, kinds, job.get("backgrounds_root"), job.get("background_packages"))
 
 
 def _view_background(source, rng: np.random.Generator, camera: dict, width: int, height: int, job: dict):
@@ -198,7 +198,8 @@ def render_car(job: dict) -> list[dict]:
     Args:
         job: `index`, `seed`, `split`, `mesh`, `num_angles`, `width`, `height`, `out` (folder), `torcs_root`, and
             optionally `variation` (randomisation probabilities, default `params.VARIATION`) and
-            `backgrounds_root` (the background cache, default `backgrounds.backgrounds_dir()`).
+            `backgrounds_root` (the background cache, default `backgrounds.backgrounds_dir()`) and
+            `background_packages` (the packages whose photographs to use, default all).
 
     Returns:
         One metadata record per image, each with an extra `rle_mask` key (removed before writing the JSONL).
