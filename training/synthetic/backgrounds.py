@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from carseg_hf.atomic_files import write_atomic
+
 from .background_sources import KINDS, PACKAGES, SOURCE_SPLITS, SOURCES, BackgroundSource
 from .debian import fetch_deb
 from .panorama import perspective_view, read_panorama, tone_map
@@ -50,6 +52,7 @@ __all__ = [
     "list_backgrounds",
     "load_background",
     "main",
+    "package_list",
     "random_background",
     "random_crop",
 ]
@@ -106,9 +109,12 @@ def _extract_members(root: Path, sources: list[BackgroundSource]) -> None:
                 raise BackgroundsNotFoundError(f"{bundle}: no {source.member!r} in the bundle ({source.name})")
             target = cached_path(source, root)
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            partial.write_bytes(files[source.member])
-            partial.replace(target)
+            write_atomic(target, lambda tmp, content=files[source.member]: tmp.write_bytes(content))
+
+
+def package_list(value: str) -> tuple[str, ...]:
+    """Parse a command line's comma-separated Debian packages, e.g. `--background-packages a,b` -> `("a", "b")`."""
+    return tuple(value.split(","))
 
 
 def cached_path(source: BackgroundSource, root: str | os.PathLike | None = None) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from carseg_hf.sizes import height_width_type
 
-from .backgrounds import BackgroundsNotFoundError, list_backgrounds
+from .backgrounds import BackgroundsNotFoundError, list_backgrounds, package_list
 from .meshes import MeshesNotFoundError, available_cars
 from .params import VARIATION
 from .splits import assign_cars, mesh_splits, parse_split_args
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--background-packages",
-        type=lambda value: tuple(value.split(",")),
+        type=package_list,
         help="comma-separated Debian packages whose photographs to use (default: all of the allow-list's)",
     )
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a folder that holds a data set")

@@ -31,7 +31,7 @@ from PIL import Image, ImageFilter
 from carseg_hf.sizes import height_width_type
 
 from .background_sources import KINDS, SOURCE_SPLITS
-from .backgrounds import random_background
+from .backgrounds import package_list, random_background
 from .distractors import load_stamps, paste_distractors
 
 #: Per split: the car-id tag of its composites (distinct, so all can share one folder) and its `splits.json` mark.
@@ -325,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--background-packages",
+        type=package_list,
         help="comma-separated Debian packages whose backgrounds to draw from (default: all of the allow-list's)",
     )
     parser.add_argument("--cars", help="comma-separated car ids (default: the sample's train or validation cars)")
@@ -356,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             args.split,
             distractors=args.distractors,
             backgrounds=args.backgrounds,
-            background_packages=tuple(args.background_packages.split(",")) if args.background_packages else None,
+            background_packages=args.background_packages,
         )
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
