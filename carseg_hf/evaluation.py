@@ -53,8 +53,9 @@ def _predict_batch(
     device = next(model.parameters()).device
     groups: dict[tuple[int, ...], list[int]] = {}
     for index, image in enumerate(images):
-        key = image.shape if resolution == "native" else ()
-        groups.setdefault(key, []).append(index)  # native size: only same-size images share a forward pass
+        height, width = image.shape[:2]
+        key = (height, width) if resolution == "native" else tuple(processor.resized_size(height, width).values())
+        groups.setdefault(key, []).append(index)  # only images of one input size share a forward pass
     masks: list[np.ndarray | None] = [None] * len(images)
     for indices in groups.values():
         group = [images[i] for i in indices]

@@ -21,6 +21,7 @@ from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
 
 from .image_io import DEFAULT_MAX_PIXELS, check_mask_size, describe, load_mask, load_rgb
+from .sizes import aspect_preserving_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -33,10 +34,16 @@ class CarSegImageProcessorKwargs(ImagesKwargs, total=False):
         Files and in-memory images with more pixels are refused (files before decoding); None for no bound.
     threshold (`float`, *optional*, defaults to `self.threshold`):
         Default probability threshold of `post_process_semantic_segmentation`, strictly between 0 and 1.
+    keep_aspect_ratio (`bool`, *optional*, defaults to `self.keep_aspect_ratio`):
+        Resize to `size`'s pixel count with the image's own aspect ratio instead of to `size` itself.
+    ensure_multiple_of (`int`, *optional*, defaults to `self.ensure_multiple_of`):
+        With `keep_aspect_ratio`, each side of the resized image is a multiple of this.
     """
 
     max_pixels: int | None
     threshold: float
+    keep_aspect_ratio: bool
+    ensure_multiple_of: int
 
 
 def rescale_and_normalize(
@@ -134,6 +141,12 @@ class CarSegImageProcessorBase(BaseImageProcessor):
             Files with more pixels are refused before decoding.
         threshold (`float`, *optional*, defaults to 0.5):
             Default probability threshold of `post_process_semantic_segmentation`.
+        keep_aspect_ratio (`bool`, *optional*, defaults to `False`):
+            Resize each image to about `size`'s pixel count with its own aspect ratio (see `resized_size`), so that
+            a portrait or square photo is not squeezed into a landscape `size`. An image whose aspect ratio is
+            within 1% of `size`'s is resized to `size` exactly. Masks come back at each image's own size either way.
+        ensure_multiple_of (`int`, *optional*, defaults to 32):
+            With `keep_aspect_ratio`, each side of the resized image is a multiple of this (the network's stride).
     """
 
     valid_kwargs = CarSegImageProcessorKwargs
@@ -151,6 +164,8 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         image_std: Sequence[float] = IMAGENET_STD,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         threshold: float = 0.5,
+        keep_aspect_ratio: bool = False,
+        ensure_multiple_of: int = 32,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -168,6 +183,10 @@ class CarSegImageProcessorBase(BaseImageProcessor):
             )
         self.max_pixels = max_pixels
         self.threshold = self.check_threshold(threshold)
+        if not isinstance(ensure_multiple_of, int) or isinstance(ensure_multiple_of, bool) or ensure_multiple_of < 1:
+            raise ValueError(f"ensure_multiple_of must be a positive integer, got {ensure_multiple_of!r}")
+        self.keep_aspect_ratio = bool(keep_aspect_ratio)
+        self.ensure_multiple_of = ensure_multiple_of
 
     @property
     def backend(self) -> str:
@@ -208,6 +227,29 @@ class CarSegImageProcessorBase(BaseImageProcessor):
             raise ValueError(f"size must be positive, got {size}")
         return {"height": int(size["height"]), "width": int(size["width"])}
 
+    def resized_size(
+        self, height: int, width: int, size: dict[str, int] | None = None, keep_aspect_ratio: bool | None = None
+    ) -> dict[str, int]:
+        """The size an image of `height` x `width` is resized to: the one rule for every carseg entry point.
+
+        Args:
+            height: The image's height.
+            width: The image's width.
+            size: The target size; defaults to `self.size`.
+            keep_aspect_ratio: Override `self.keep_aspect_ratio`.
+
+        Returns:
+            `size` itself, or with `keep_aspect_ratio` about as many pixels with the image's aspect ratio, each side
+            a multiple of `ensure_multiple_of` (`carseg_hf.sizes.aspect_preserving_size`).
+        """
+        size = self.size if size is None else self._check_size(size)
+        keep = self.keep_aspect_ratio if keep_aspect_ratio is None else keep_aspect_ratio
+        if not keep:
+            return dict(size)
+        target = (size["height"], size["width"])
+        new_height, new_width = aspect_preserving_size(height, width, target, self.ensure_multiple_of)
+        return {"height": new_height, "width": new_width}
+
     def load_image(self, image: Any) -> np.ndarray:
         """Decode one image to an RGB uint8 array of shape `(height, width, 3)`."""
         return load_rgb(image, self.max_pixels)
@@ -242,6 +284,7 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         return_tensors: str | None = "pt",
         segmentation_maps: Any | None = None,
         device: str | torch.device | None = None,
+        keep_aspect_ratio: bool | None = None,
         **kwargs,
     ) -> BatchFeature:
         """Prepare a batch of images, and optionally their masks.
@@ -257,6 +300,8 @@ class CarSegImageProcessorBase(BaseImageProcessor):
             segmentation_maps: Alias of `masks`, as in transformers' segmentation processors.
             device: Where `pixel_values` are made (the torch backend resizes there; the PIL backend resizes on the
                 CPU and moves the result); None for the CPU. `labels` stay on the CPU.
+            keep_aspect_ratio: Override `self.keep_aspect_ratio`; images of different aspect ratios then have
+                different sizes and are batched only if they agree.
             **kwargs: Ignored; accepted for compatibility with transformers' pipelines.
 
         Returns:
@@ -275,7 +320,9 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         size = self.size if size is None else self._check_size(size)
         device = None if device is None else torch.device(device)
         image_list, mask_list = _paired_lists(images, segmentation_maps if masks is None else masks)
-        pixel_values, labels = self._load_and_resize(image_list, mask_list, size if do_resize else None, device)
+        keep = self.keep_aspect_ratio if keep_aspect_ratio is None else keep_aspect_ratio
+        resize_to = size if do_resize else None
+        pixel_values, labels = self._load_and_resize(image_list, mask_list, resize_to, device, keep)
         batch = self._stack(pixel_values)  # (batch, 3, height, width)
         rescale_and_normalize(
             batch,
@@ -296,6 +343,7 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         masks: list | None,
         size: dict[str, int] | None,
         device: torch.device | None,
+        keep_aspect_ratio: bool = False,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Decode and resize each image (and its mask, checked against the image's size).
 
@@ -304,6 +352,7 @@ class CarSegImageProcessorBase(BaseImageProcessor):
             masks: One mask per image, or None.
             size: The size to resize to, or None to keep each image's own size.
             device: Where the pixel values are made; None for the CPU.
+            keep_aspect_ratio: Resize to `size`'s pixel count with each image's aspect ratio (`resized_size`).
 
         Returns:
             `(pixel_values, labels)`: one `(1, 3, height, width)` float32 tensor of whole grey levels per image,
@@ -312,7 +361,11 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         pixel_values, labels = [], []
         for index, image in enumerate(images):
             array = self.load_image(image)  # (height, width, 3) uint8
-            target = size if size is not None else {"height": array.shape[0], "width": array.shape[1]}
+            height, width = array.shape[:2]
+            if size is None:
+                target = {"height": height, "width": width}
+            else:
+                target = self.resized_size(height, width, size, keep_aspect_ratio)
             pixel_values.append(self._resized_pixels(array, target, device))  # (1, 3, target h, target w)
             if masks is not None:
                 mask = self.load_mask(masks[index])  # (height, width) uint8 0/1
@@ -326,8 +379,9 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         shapes = {tuple(p.shape) for p in pixel_values}
         if len(shapes) > 1:
             raise ValueError(
-                f"images of different sizes {sorted(s[-2:] for s in shapes)} cannot be batched at native size; "
-                "enable do_resize or process them one at a time"
+                f"images of different sizes {sorted(s[-2:] for s in shapes)} cannot be batched (at native size, "
+                "or with keep_aspect_ratio and different aspect ratios); process them one at a time, or resize "
+                "them all to one size with do_resize=True and keep_aspect_ratio=False"
             )
         batch = torch.cat(list(pixel_values))  # (batch, 3, height, width)
         return batch if memory_format is None else batch.contiguous(memory_format=memory_format)

@@ -56,6 +56,26 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
             )  # fails at the call
         return preprocess, forward, postprocess
 
+    def get_iterator(
+        self,
+        inputs: Any,
+        num_workers: int,
+        batch_size: int,
+        preprocess_params: dict,
+        forward_params: dict,
+        postprocess_params: dict,
+    ) -> Any:
+        """The stock iterator, one image per forward pass where a carseg processor keeps aspect ratios.
+
+        Images of different aspect ratios then have different input sizes, which the stock collate function cannot
+        stack; one at a time, every mask is the same whatever `batch_size` is.
+        """
+        if self._is_carseg() and self.image_processor.do_resize and self.image_processor.keep_aspect_ratio:
+            batch_size = 1
+        return super().get_iterator(
+            inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params
+        )
+
     def preprocess(self, image: Any, subtask: str | None = None, timeout: float | None = None) -> Any:
         """Let the carseg processor decode the input as given (paths, PIL images, arrays); others as the stock one."""
         if not self._is_carseg() or (isinstance(image, str) and image.startswith(_FETCHED_PREFIXES)):

@@ -41,7 +41,16 @@ RESULT_SETTINGS = {
     "record_version": "the record format of carseg",
 }
 #: The image processor settings that change a result (the size is part of `resolution`).
-PROCESSOR_SETTINGS = ("resample", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std")
+PROCESSOR_SETTINGS = (
+    "resample",
+    "do_rescale",
+    "rescale_factor",
+    "do_normalize",
+    "image_mean",
+    "image_std",
+    "keep_aspect_ratio",
+    "ensure_multiple_of",
+)
 
 
 class SettingsChangedError(ValueError):

@@ -7,6 +7,7 @@ photo is `1280x1918`.
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def parse_height_width(text: str, minimum: int = 1, allow_square: bool = False) -> tuple[int, int]:
@@ -55,3 +56,48 @@ def height_width_type(minimum: int = 1, allow_square: bool = False):
 
     parse.__name__ = "HEIGHTxWIDTH"  # argparse names the type in "invalid HEIGHTxWIDTH value" messages
     return parse
+
+
+#: An image whose aspect ratio is within this fraction of the target's is resized to the target exactly (a Carvana
+#: photo, 1280x1918, to 640x960), so that aspect-keeping resizes change nothing for the shapes a model was trained on.
+ASPECT_TOLERANCE = 0.01
+
+
+def aspect_preserving_size(height: int, width: int, target: tuple[int, int], multiple: int = 32) -> tuple[int, int]:
+    """The input size that keeps an image's aspect ratio and about as many pixels as `target`.
+
+    A portrait phone photo squeezed into a landscape 640x960 input shows the network a car half as wide as any it
+    was trained on; this size keeps the car's shape at the same cost. Each side is rounded to a multiple of
+    `multiple` and kept between `multiple` and `target`'s pixel count divided by `multiple`, so that a degenerate
+    strip cannot make a huge input.
+
+    Args:
+        height: The image's height.
+        width: The image's width.
+        target: `(height, width)` whose pixel count is kept; returned unchanged when the image's aspect ratio is
+            within `ASPECT_TOLERANCE` of its own.
+        multiple: Each side of the result is a multiple of this.
+
+    Returns:
+        `(height, width)` of the network's input, e.g. `(896, 672)` for a 4032x3024 portrait photo and a 640x960
+        target.
+
+    Raises:
+        ValueError: If a size is not positive.
+    """
+    target_height, target_width = target
+    if min(height, width, target_height, target_width, multiple) < 1:
+        raise ValueError(
+            f"sizes must be positive, got image {height}x{width}, target {target_height}x{target_width} and "
+            f"multiple {multiple}"
+        )
+    if abs((height * target_width) / (width * target_height) - 1.0) <= ASPECT_TOLERANCE:
+        return target_height, target_width
+    area = target_height * target_width
+    scale = math.sqrt(area / (height * width))
+    largest = max(multiple, area // multiple // multiple * multiple)
+
+    def side(length: int) -> int:
+        return min(largest, max(multiple, round(length * scale / multiple) * multiple))
+
+    return side(height), side(width)

@@ -55,3 +55,37 @@ def test_bench_predict_validates_its_arguments(capsys):
     with pytest.raises(SystemExit):
         bench_predict.parse_args(["--check", "-1"])
     assert "--check must be >= 0" in capsys.readouterr().err
+
+
+def test_bench_aspect_scores_both_resizes_on_every_frame(tmp_path, capsys):
+    import torch
+
+    from benchmarks import bench_aspect
+    from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
+    from tests.conftest import tiny_config
+    from tests.fixture import make_carvana_fixture
+
+    data = make_carvana_fixture(tmp_path / "data", num_cars=2, angles=2, size=(192, 128), write_csv=False)
+    torch.manual_seed(0)
+    CarSegForSemanticSegmentation(tiny_config()).save_pretrained(tmp_path / "model")
+    CarSegImageProcessor(size={"height": 64, "width": 96}).save_pretrained(tmp_path / "model")
+    car = sorted((data / "train").glob("*.jpg"))[0].stem.rsplit("_", 1)[0]
+    assert bench_aspect.main(["--data", str(data), "--model", str(tmp_path / "model"), "--cars", car]) == 0
+    out = capsys.readouterr().out
+    assert "2 photos of" in out
+    rows = {row[0]: row for row in _table_rows(out)}
+    assert list(rows) == [name for name, _ in bench_aspect.ASPECTS]
+    assert rows["3:2 landscape"][2] == rows["3:2 landscape"][3] and rows["3:2 landscape"][5] == "64x96"
+    assert rows["3:4 portrait"][5] == "96x64" and rows["1:1 square"][5] == "64x64"  # 128x96 crops, 128x128 ones
+    assert all(row[1] == "2" and float(row[6]) > 0 for row in rows.values())
+
+
+def test_bench_aspect_validates_its_arguments(tmp_path, capsys):
+    from benchmarks import bench_aspect
+
+    with pytest.raises(SystemExit):
+        bench_aspect.parse_args(["--data", str(tmp_path), "--every", "0"])
+    assert "--every and --threads must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench_aspect.parse_args(["--data", str(tmp_path)])
+    assert "lacks train/ and train_masks/" in capsys.readouterr().err

@@ -133,7 +133,7 @@ def test_bundle_model_copies_the_checkpoint_without_code(tmp_path):
         bundle(tmp_path / "bundled" / "nothing", tmp_path / "other")
 
 
-def test_bundle_model_command_sets_the_input_size_and_rejects_a_bad_one(tmp_path, capsys):
+def test_bundle_model_command_sets_the_input_size_and_aspect_rule_and_rejects_a_bad_size(tmp_path, capsys):
     from training.bundle_model import main
 
     source = tmp_path / "best"
@@ -141,6 +141,10 @@ def test_bundle_model_command_sets_the_input_size_and_rejects_a_bad_one(tmp_path
     CarSegImageProcessor(size={"height": 32, "width": 48}).save_pretrained(source)
     assert main([str(source), str(tmp_path / "bundled"), "--input-size", "64x96"]) == 0
     assert load_model(str(tmp_path / "bundled"))[1].size == {"height": 64, "width": 96}
+    assert load_model(str(tmp_path / "bundled"))[1].keep_aspect_ratio is False  # the source's
+    assert main([str(source), str(tmp_path / "bundled"), "--keep-aspect-ratio"]) == 0
+    bundled = load_model(str(tmp_path / "bundled"))[1]
+    assert bundled.keep_aspect_ratio is True and bundled.size == {"height": 32, "width": 48}
     assert CarSegImageProcessor.from_pretrained(source).size == {"height": 32, "width": 48}
     with pytest.raises(SystemExit):
         main([str(source), str(tmp_path / "other"), "--input-size", "64by96"])

@@ -370,6 +370,9 @@ def test_layout_builders_group_the_components_in_the_handler_order():
     assert [type(c) for c in inputs.segment_inputs()] == [gr.File, gr.File, gr.Slider, gr.Checkbox, gr.Radio]
     assert inputs.segment_inputs()[0] is inputs.image_file and inputs.segment_inputs()[1] is inputs.mask_file
     assert ("processor 96×64", "processor") in inputs.resolution.choices
+    with gr.Blocks():
+        kept = input_column(0.4, {"height": 64, "width": 96}, [], keep_aspect_ratio=True)
+    assert ("processor 96×64, aspect kept", "processor") in kept.resolution.choices
     assert [type(c) for c in outputs.segment_outputs()] == [
         gr.ImageSlider,
         gr.File,

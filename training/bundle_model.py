@@ -6,10 +6,12 @@ model keeps only `config.json`, `model.safetensors` and `preprocessor_config.jso
 hand from measured figures).
 
 `--input-size HEIGHTxWIDTH` sets the processor's resize target in the bundled copy, for weights that segment better
-at another input size than the one they were trained at (chosen on validation data).
+at another input size than the one they were trained at (chosen on validation data). `--keep-aspect-ratio` makes
+the bundled processor resize each photo to that many pixels with the photo's own aspect ratio (portrait and square
+photos are not squeezed into a landscape input).
 
 Example:
-    python -m training.bundle_model runs/stage2/best carseg_hf/pretrained/carseg-lite0
+    python -m training.bundle_model runs/stage2/best carseg_hf/pretrained/carseg-lite0 --keep-aspect-ratio
     python -m training.bundle_model runs/stage2/best runs/stage2/bundled-768 --input-size 768x1152
 """
 
@@ -25,13 +27,16 @@ from carseg_hf.sizes import height_width_type
 BUNDLED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 
 
-def bundle(source: Path, target: Path, input_size: tuple[int, int] | None = None) -> list[Path]:
+def bundle(
+    source: Path, target: Path, input_size: tuple[int, int] | None = None, keep_aspect_ratio: bool | None = None
+) -> list[Path]:
     """Copy the checkpoint files of `source` into `target`, dropping `auto_map` from both JSON files.
 
     Args:
         source: A folder written by `save_pretrained` (e.g. a training run's `best/`).
         target: The bundled model's folder; created if needed, its checkpoint files replaced.
         input_size: `(height, width)` to write as the processor's `size`; `None` keeps the source's.
+        keep_aspect_ratio: The processor's `keep_aspect_ratio` to write; `None` keeps the source's.
 
     Returns:
         The files written.
@@ -51,6 +56,8 @@ def bundle(source: Path, target: Path, input_size: tuple[int, int] | None = None
             content.pop("auto_map", None)
             if name == "preprocessor_config.json" and input_size is not None:
                 content["size"] = {"height": input_size[0], "width": input_size[1]}
+            if name == "preprocessor_config.json" and keep_aspect_ratio is not None:
+                content["keep_aspect_ratio"] = keep_aspect_ratio
             destination.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
         else:
             shutil.copyfile(source / name, destination)
@@ -60,7 +67,7 @@ def bundle(source: Path, target: Path, input_size: tuple[int, int] | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: `python -m training.bundle_model SOURCE TARGET [--input-size HEIGHTxWIDTH]`."""
+    """Command line: `python -m training.bundle_model SOURCE TARGET [--input-size HxW] [--keep-aspect-ratio]`."""
     parser = argparse.ArgumentParser(prog="python -m training.bundle_model", description=__doc__.split("\n")[0])
     parser.add_argument("source", type=Path, help="a checkpoint folder written by save_pretrained")
     parser.add_argument("target", type=Path, help="the bundled model's folder, e.g. carseg_hf/pretrained/NAME")
@@ -70,8 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="HEIGHTxWIDTH the processor resizes photos to (default: the source's)",
     )
+    parser.add_argument(
+        "--keep-aspect-ratio",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="resize each photo to the input size's pixel count with its own aspect ratio (default: the source's)",
+    )
     args = parser.parse_args(argv)
-    for path in bundle(args.source, args.target, input_size=args.input_size):
+    for path in bundle(args.source, args.target, args.input_size, args.keep_aspect_ratio):
         print(f"wrote {path}")
     return 0
 

@@ -279,7 +279,8 @@ def build_demo(
             "and an error map"
         )
         with gr.Row(equal_height=False):
-            inputs = input_column(segmenter.processor.threshold, segmenter.processor.size, examples)
+            processor = segmenter.processor
+            inputs = input_column(processor.threshold, processor.size, examples, processor.keep_aspect_ratio)
             outputs = output_column()
         wire_events(inputs, outputs, segment, preview)
 

@@ -49,12 +49,23 @@ class OutputComponents:
         return [self.slider, self.mask_download, self.rle, self.info, self.metrics, self.errors]
 
 
-def settings_row(size: dict[str, int]) -> tuple[gr.Checkbox, gr.Radio]:
-    """The TTA checkbox and the input-resolution radio, side by side; `size` is the processor's height and width."""
+def processor_choice_label(size: dict[str, int], keep_aspect_ratio: bool) -> str:
+    """The resolution radio's name for the processor's resize, e.g. `processor 960×640, aspect kept`."""
+    label = f"processor {size['width']}×{size['height']}"
+    return f"{label}, aspect kept" if keep_aspect_ratio else label
+
+
+def settings_row(size: dict[str, int], keep_aspect_ratio: bool = False) -> tuple[gr.Checkbox, gr.Radio]:
+    """The TTA checkbox and the input-resolution radio, side by side.
+
+    Args:
+        size: The processor's height and width.
+        keep_aspect_ratio: Whether the processor keeps each photo's aspect ratio at that many pixels.
+    """
     with gr.Row():
         tta = gr.Checkbox(label="hflip TTA", value=False, min_width=90, scale=1)
         resolution = gr.Radio(
-            [(f"processor {size['width']}×{size['height']}", "processor"), ("native", "native")],
+            [(processor_choice_label(size, keep_aspect_ratio), "processor"), ("native", "native")],
             value="processor",
             label="Input resolution",
             min_width=200,
@@ -63,13 +74,16 @@ def settings_row(size: dict[str, int]) -> tuple[gr.Checkbox, gr.Radio]:
     return tta, resolution
 
 
-def input_column(threshold: float, size: dict[str, int], examples: list[list[str | None]]) -> InputComponents:
+def input_column(
+    threshold: float, size: dict[str, int], examples: list[list[str | None]], keep_aspect_ratio: bool = False
+) -> InputComponents:
     """The left column: the photo and mask uploads, the settings, the Segment button and the examples.
 
     Args:
         threshold: The slider's starting value (the processor's threshold).
         size: The processor's input `height` and `width`, named on the resolution radio.
         examples: `[image_path, mask_path_or_None]` rows (see `find_examples`); none gives no examples block.
+        keep_aspect_ratio: Whether the processor keeps each photo's aspect ratio (named on the radio).
     """
     with gr.Column(scale=2, min_width=300):
         # gr.File, not gr.Image, so that carseg validates and decodes the upload (specific error messages,
@@ -80,7 +94,7 @@ def input_column(threshold: float, size: dict[str, int], examples: list[list[str
         )
         mask_file = gr.File(label="Ground-truth mask (optional; GIF/PNG, 0/1, 0/255 or palette)", height=130)
         threshold_slider = gr.Slider(0.01, 0.99, value=threshold, step=0.01, label="Threshold")
-        tta, resolution = settings_row(size)
+        tta, resolution = settings_row(size, keep_aspect_ratio)
         run_button = gr.Button("Segment", variant="primary")
         example_list = (
             gr.Examples(

@@ -148,6 +148,17 @@ class BatchPredictor:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
+    def input_size(self, original_size: tuple[int, int]) -> tuple[int, int] | None:
+        """`(height, width)` of the network's input for an image of `original_size`, or None for its own size.
+
+        The run's resolution through the processor's `resized_size`, so that `keep_aspect_ratio` applies here as in
+        `preprocess` (the CPU decoder resizes through `preprocess` itself).
+        """
+        if self.size is None:
+            return None
+        size = self.processor.resized_size(*original_size, {"height": self.size[0], "width": self.size[1]})
+        return size["height"], size["width"]
+
     def _sync(self) -> None:
         """Wait for the device when profiling, so that each stage's time is its own."""
         if self.options.profile and self.device.type == "cuda":
@@ -185,7 +196,7 @@ class BatchPredictor:
         groups: dict[tuple, list[PipelineItem]] = {}
         for item in items:
             if self.tensor_decode:
-                shape = self.size or tuple(item.image.shape[-2:])
+                shape = self.input_size(item.original_size) or tuple(item.image.shape[-2:])
             else:
                 shape = tuple(item.pixel_values.shape[-2:])
             groups.setdefault((tuple(shape), tuple(item.original_size)), []).append(item)
@@ -195,7 +206,8 @@ class BatchPredictor:
             start = time.perf_counter()
             if self.tensor_decode:
                 images = [item.image.to(self.device, non_blocking=True) for item in group]
-                pixel_values = self.tensor_processor.preprocess_tensors(images, self.size)  # (batch, 3, h, w)
+                size = self.input_size((height, width))
+                pixel_values = self.tensor_processor.preprocess_tensors(images, size)  # (batch, 3, h, w)
             else:
                 pixel_values = torch.stack([item.pixel_values for item in group])  # (batch, 3, h, w)
                 if on_cuda:

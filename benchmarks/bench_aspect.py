@@ -1,0 +1,167 @@
+"""Dice on photos framed at other aspect ratios: the processor's fixed-size resize against `keep_aspect_ratio`.
+
+People photograph cars in portrait, square and wide frames, not only in Carvana's 3:2 landscape. This script crops
+each photo of a Carvana-layout folder (`train/<car>_<NN>.jpg` with `train_masks/<car>_<NN>_mask.gif`) to several
+aspect ratios around the car's bounding box (the full height, or the full width for wide frames; a car wider than
+the frame is cut, as in a real portrait photo), and segments every crop twice with the same model in the same run:
+
+- `fixed`: resized to the processor's `size` whatever its shape (a portrait photo is squeezed sideways);
+- `kept`: resized to about as many pixels with the crop's own aspect ratio (`keep_aspect_ratio=True`).
+
+Masks come back at the crop's size, and dice is computed there against the cropped ground truth. The table gives,
+per aspect ratio, the mean dice and 5th percentile of each mode, their difference, the network's input size for
+`kept`, and seconds per image of each mode (wall time through `carseg_hf.inference.Segmenter`, from the array to
+the full-size mask, with `--threads` threads). A 3:2 landscape crop is the processor's own shape: both modes give
+the same input there, which checks the comparison itself.
+
+    python benchmarks/bench_aspect.py --data path/to/carvana --cars 0495dcf27283,0795e132d090 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from carseg_hf.image_io import load_mask, load_rgb
+from carseg_hf.inference import Segmenter
+from carseg_hf.loading import load_model
+from carseg_hf.metrics import dice_score
+
+#: Frame shapes as (name, with width:height as photographers write it; height / width).
+ASPECTS = (("3:2 landscape", 2 / 3), ("4:3 landscape", 3 / 4), ("1:1 square", 1.0), ("3:4 portrait", 4 / 3))
+ASPECTS += (("9:16 portrait", 16 / 9), ("16:9 wide", 9 / 16))
+MODES = ("fixed", "kept")
+
+
+@dataclass
+class AspectScores:
+    """Dice, seconds and input sizes of one aspect ratio, per mode."""
+
+    dice: dict[str, list[float]] = field(default_factory=lambda: {mode: [] for mode in MODES})
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {mode: [] for mode in MODES})
+    input_sizes: set[tuple[int, int]] = field(default_factory=set)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and validate the command line."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="Carvana-layout folder with train/, train_masks/")
+    parser.add_argument("--cars", default="", help="comma-separated car ids (default: every photo)")
+    parser.add_argument("--model", default="carseg-lite0", help="a carseg model name or folder")
+    parser.add_argument("--every", type=int, default=1, help="score every Nth photo")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch")
+    args = parser.parse_args(argv)
+    if args.every < 1 or (args.threads is not None and args.threads < 1):
+        parser.error(f"--every and --threads must be >= 1, got {args.every} and {args.threads}")
+    if not (args.data / "train").is_dir() or not (args.data / "train_masks").is_dir():
+        parser.error(f"--data {str(args.data)!r} lacks train/ and train_masks/ (Kaggle's Carvana layout)")
+    args.cars = [car.strip() for car in args.cars.split(",") if car.strip()]
+    return args
+
+
+def list_photos(data: Path, cars: Sequence[str], every: int) -> list[tuple[Path, Path]]:
+    """`(photo, mask)` pairs of `cars` (all photos when empty), every `every`th one.
+
+    Raises:
+        FileNotFoundError: If a car has no photo, or a photo has no mask.
+    """
+    photos = []
+    for pattern in [f"{car}_*.jpg" for car in cars] or ["*.jpg"]:
+        found = sorted((data / "train").glob(pattern))
+        if not found:
+            raise FileNotFoundError(f"no photo matches {data / 'train' / pattern}")
+        photos += found
+    pairs = []
+    for photo in photos[::every]:
+        mask = data / "train_masks" / f"{photo.stem}_mask.gif"
+        if not mask.is_file():
+            raise FileNotFoundError(f"{photo} has no mask {mask}")
+        pairs.append((photo, mask))
+    return pairs
+
+
+def crop_to_aspect(image: np.ndarray, mask: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """The largest `height / width == ratio` window of the photo, centred on the car's box and kept inside.
+
+    Args:
+        image: `(height, width, 3)` uint8 photo.
+        mask: `(height, width)` 0/1 mask of the car (at least one car pixel).
+        ratio: Height over width of the window.
+
+    Returns:
+        The cropped image and mask.
+    """
+    height, width = mask.shape
+    crop_height, crop_width = (
+        (height, round(height / ratio)) if height / ratio <= width else (round(width * ratio), width)
+    )
+    rows, cols = np.nonzero(mask)
+    centre_row, centre_col = (rows.min() + rows.max()) // 2, (cols.min() + cols.max()) // 2
+    top = int(np.clip(centre_row - crop_height // 2, 0, height - crop_height))
+    left = int(np.clip(centre_col - crop_width // 2, 0, width - crop_width))
+    window = (slice(top, top + crop_height), slice(left, left + crop_width))
+    return image[window], mask[window]
+
+
+def score(segmenter: Segmenter, pairs: Sequence[tuple[Path, Path]]) -> dict[str, AspectScores]:
+    """Segment every crop in both modes (one untimed warm-up first) and collect the scores per aspect ratio."""
+    segmenter.segment(load_rgb(pairs[0][0]))  # warm-up: allocator and kernels
+    results = {name: AspectScores() for name, _ in ASPECTS}
+    for photo, mask_path in pairs:
+        image, mask = load_rgb(photo), load_mask(mask_path)
+        if not mask.any():
+            raise ValueError(f"{mask_path} marks no car pixel; cannot centre a crop on the car")
+        for name, ratio in ASPECTS:
+            crop, truth = crop_to_aspect(image, mask, ratio)
+            for mode in MODES:
+                segmenter.processor.keep_aspect_ratio = mode == "kept"
+                start = time.perf_counter()
+                result = segmenter.segment(crop)
+                results[name].seconds[mode].append(time.perf_counter() - start)
+                results[name].dice[mode].append(dice_score(result.mask, truth))
+                if mode == "kept":
+                    results[name].input_sizes.add(result.input_size)
+    return results
+
+
+def format_table(results: dict[str, AspectScores]) -> str:
+    """The Markdown table: one row per aspect ratio."""
+    lines = [
+        "| frame | images | fixed dice (p5) | kept dice (p5) | kept - fixed | kept input | s/image fixed | kept |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+    ]
+    for name, scores in results.items():
+        fixed, kept = (np.array(scores.dice[mode]) for mode in MODES)
+        sizes = ", ".join(f"{h}x{w}" for h, w in sorted(scores.input_sizes))
+        seconds = [float(np.mean(scores.seconds[mode])) for mode in MODES]
+        lines.append(
+            f"| {name} | {len(fixed)} | {fixed.mean():.4f} ({np.percentile(fixed, 5):.4f}) | "
+            f"{kept.mean():.4f} ({np.percentile(kept, 5):.4f}) | {kept.mean() - fixed.mean():+.4f} | {sizes} | "
+            f"{seconds[0]:.3f} | {seconds[1]:.3f} ({seconds[1] / seconds[0]:.2f}x) |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print its table."""
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    pairs = list_photos(args.data, args.cars, args.every)
+    model, processor = load_model(args.model, device="cpu")
+    segmenter = Segmenter(model, processor, "cpu")
+    size = processor.size
+    print(f"model {args.model}, processor size {size['height']}x{size['width']}, {len(pairs)} photos of {args.data}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(format_table(score(segmenter, pairs)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
