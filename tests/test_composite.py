@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from carseg_hf.data import load_carvana
+from training.synthetic.background_blur import BackgroundBlur, blur_background, sample_background_blur
 from training.synthetic.composite import CompositeParams, compose, sample_params, write_composites
 
 PLAIN = CompositeParams(
@@ -163,3 +164,68 @@ def test_unknown_cars_are_named_instead_of_writing_nothing(tmp_path):
     with pytest.raises(FileNotFoundError, match="nosuchcar"):
         write_composites(tmp_path / "cars", ["abc123", "nosuchcar"], tmp_path / "out", 1, (64, 96), 0, "train")
     assert not (tmp_path / "out" / "train").exists() or not any((tmp_path / "out" / "train").iterdir())
+
+
+def _striped_background(height: int = 200, width: int = 300) -> np.ndarray:
+    """Vertical black and white stripes 4 pixels wide: any horizontal blur greys them."""
+    background = np.zeros((height, width, 3), dtype=np.uint8)
+    background[:, (np.arange(width) // 4) % 2 == 0] = 255
+    return background
+
+
+@pytest.mark.parametrize("blur", [BackgroundBlur("defocus", 0.01), BackgroundBlur("motion", 0.05)])
+def test_background_blur_softens_the_scene_and_leaves_the_car_and_mask_alone(blur):
+    image, mask = _car()
+    sharp, sharp_label = compose(image, mask, _striped_background(), PLAIN, np.random.default_rng(0))
+    soft, soft_label = compose(image, mask, _striped_background(), PLAIN, np.random.default_rng(0), (), blur)
+    assert np.array_equal(sharp_label, soft_label)
+    inside = sharp_label.astype(bool)
+    core = np.zeros_like(inside)
+    rows, cols = np.nonzero(inside)
+    core[rows.min() + 2 : rows.max() - 1, cols.min() + 2 : cols.max() - 1] = True
+    assert np.array_equal(sharp[core], soft[core])  # the car is as sharp as before
+    far = np.zeros_like(inside)
+    far[:40, :] = True  # sky above the car
+    contrast = [frame[far].astype(float).std() for frame in (sharp, soft)]
+    assert contrast[1] < 0.5 * contrast[0]  # the stripes are washed out
+
+
+def test_motion_blur_streaks_sideways_only():
+    frame = np.zeros((20, 30, 3), dtype=np.float32)
+    frame[10, 15] = 255.0  # one bright point
+    streak = blur_background(frame, BackgroundBlur("motion", 5 / 30))  # 5 pixels long
+    assert np.allclose(streak[10, 13:18, 0], 51.0) and streak[10, :13].max() == 0 and streak[10, 18:].max() == 0
+    assert streak[9].max() == 0 and streak[11].max() == 0
+    assert np.isclose(streak.sum(), frame.sum())
+    with pytest.raises(ValueError, match="blur kind must be one of"):
+        blur_background(frame, BackgroundBlur("radial", 0.1))
+
+
+def test_sampled_background_blur_draws_nothing_at_probability_zero():
+    rng = np.random.default_rng(3)
+    assert sample_background_blur(rng, 0.0) is None
+    assert rng.random() == np.random.default_rng(3).random()  # the stream did not move
+    blurs = [sample_background_blur(np.random.default_rng(seed), 1.0) for seed in range(40)]
+    assert {blur.kind for blur in blurs} == {"defocus", "motion"}
+    assert all(0.002 <= blur.size <= 0.05 for blur in blurs)
+    with pytest.raises(ValueError, match="must lie in"):
+        sample_background_blur(rng, 1.5)
+
+
+def test_the_command_line_blurs_backgrounds_and_keeps_old_seeds_reproducible(tmp_path, monkeypatch, capsys):
+    from training.synthetic.composite import main
+
+    cars, backgrounds = cars_and_backgrounds(tmp_path, ("01", "02"))
+    monkeypatch.setenv("CARSEG_BACKGROUNDS_DIR", str(backgrounds))
+    args = ["--cars-dir", str(cars), "--cars", "abc123", "--size", "64x96", "--per-image", "2"]
+    before = tmp_path / "before"
+    write_composites(cars, ["abc123"], before, 2, (64, 96), seed=0, split="train", backgrounds_root=backgrounds)
+    for name, blur in (("zero", "0"), ("all", "1")):
+        assert main([*args, "--out", str(tmp_path / name), "--background-blur", blur]) == 0
+    files = sorted(path.relative_to(before) for path in before.rglob("*.jpg"))
+    assert len(files) == 4
+    assert all((before / f).read_bytes() == (tmp_path / "zero" / f).read_bytes() for f in files)
+    assert all((before / f).read_bytes() != (tmp_path / "all" / f).read_bytes() for f in files)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--out", str(tmp_path / "bad"), "--background-blur", "2"])
+    assert exit_info.value.code == 2 and "--background-blur must be a probability" in capsys.readouterr().err

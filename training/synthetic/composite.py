@@ -4,7 +4,9 @@ This is "Simple Copy-Paste" (Ghiasi et al., 2021): the mask stays exact and the 
 the surroundings change. Each composite gets a soft contact shadow under the tyres and, often, a cast shadow of the
 car's silhouette on the ground; shadows darken the background only and are never part of the mask. With
 `--distractors N`, up to N other objects (Tux Paint's stamps, `distractors`) are pasted into the scene behind the car,
-as background. The camera and image are then randomised: exposure, white balance, blur, noise and JPEG quality.
+as background. With `--background-blur P`, a fraction P of the scenes is defocused or streaked sideways behind the
+sharp car, as in a wide-aperture or panning shot (`background_blur`). The camera and image are then randomised:
+exposure, white balance, blur, noise and JPEG quality.
 
 Each split of cars draws the backgrounds of the same split: composites of training cars use training backgrounds
 only; validation composites (`split="validation"`) paste the validation cars onto validation backgrounds, so that
@@ -30,6 +32,7 @@ from PIL import Image, ImageFilter
 
 from carseg_hf.sizes import height_width_type
 
+from .background_blur import BackgroundBlur, blur_background, sample_background_blur
 from .background_sources import KINDS, SOURCE_SPLITS
 from .backgrounds import package_list, random_background
 from .distractors import load_stamps, paste_distractors
@@ -143,6 +146,7 @@ def compose(
     params: CompositeParams,
     rng: np.random.Generator,
     distractors: Sequence[np.ndarray] = (),
+    background_blur: BackgroundBlur | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paste one car onto a background.
 
@@ -153,6 +157,7 @@ def compose(
         params: The random choices.
         rng: Source of the noise and of the distractors' placement.
         distractors: RGBA objects, `(h, w, 4)` uint8 each, pasted into the scene before the car (background).
+        background_blur: A blur of the scene (with its distractors) behind the sharp car, or None.
 
     Returns:
         `(composite, mask)`: a `(frame_height, frame_width, 3)` uint8 image and its exact 0/1 mask (before JPEG).
@@ -172,6 +177,7 @@ def compose(
     frame = background.astype(np.float32)
     if distractors:
         frame = paste_distractors(frame, list(distractors), rng)
+    frame = blur_background(frame, background_blur)  # (frame_height, frame_width, 3) float32
     frame = _darken(frame, _contact_shadow(frame_height, frame_width, box), params.contact_strength)
     if params.cast_strength > 0:
         frame = _darken(frame, _cast_shadow(car_mask, (frame_height, frame_width), box, params), params.cast_strength)
@@ -215,6 +221,7 @@ def write_composites(
     distractors: int = 0,
     backgrounds: str | None = None,
     background_packages: tuple[str, ...] | None = None,
+    background_blur: float = 0.0,
 ) -> int:
     """Write composites of the given cars in the Carvana layout, with a `splits.json`.
 
@@ -237,6 +244,8 @@ def write_composites(
         backgrounds: The background split to draw from, if not the one named like `split` ("train", "validation"
             or "held_out").
         background_packages: Draw only from the backgrounds of these packages (None: all of them).
+        background_blur: Probability that a composite's scene is blurred behind the car (`background_blur.py`);
+            at 0 no extra random number is drawn, so a seed gives the composites it gave before the option.
 
     Returns:
         The number of composites written.
@@ -275,7 +284,8 @@ def write_composites(
             chosen = (
                 [stamps[i] for i in rng.choice(len(stamps), size=rng.integers(0, distractors + 1))] if stamps else []
             )
-            composite, label = compose(image, mask, background, params, rng, distractors=chosen)
+            blur = sample_background_blur(rng, background_blur)
+            composite, label = compose(image, mask, background, params, rng, chosen, blur)
             _write_pair(out, f"{car}{tag}{k}_{angle}", composite, label, quality=params.jpeg_quality)
             assignment[f"{car}{tag}{k}"] = mark
             count += 1
@@ -336,6 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--distractors", type=int, default=0, help="paste up to N other objects behind each car (default 0)"
     )
+    parser.add_argument(
+        "--background-blur",
+        type=float,
+        default=0.0,
+        help="probability of a defocused or motion-streaked scene behind the sharp car (default 0)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not (args.cars_dir / "train").is_dir():
@@ -344,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--per-image must be >= 1, got {args.per_image}")
     if args.distractors < 0:
         parser.error(f"--distractors must be >= 0, got {args.distractors}")
+    if not 0.0 <= args.background_blur <= 1.0:
+        parser.error(f"--background-blur must be a probability in [0, 1], got {args.background_blur}")
     default_cars = TRAIN_CARS if args.split == "train" else VALIDATION_CARS
     cars = args.cars.split(",") if args.cars else list(default_cars)
     try:
@@ -358,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             distractors=args.distractors,
             backgrounds=args.backgrounds,
             background_packages=args.background_packages,
+            background_blur=args.background_blur,
         )
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
