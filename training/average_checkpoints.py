@@ -1,0 +1,131 @@
+r"""Average the weights of several fine-tuned checkpoints of one model into one checkpoint (a uniform "model soup").
+
+Checkpoints fine-tuned from the same starting weights, on different data or with different seeds, often sit in one
+basin of the loss; the uniform average of their weights (Wortsman et al., 2022, "Model soups") can then score as well
+as the best of them or better, at no cost at inference. Choose the members and judge the average on validation data.
+
+Every floating-point tensor (weights and BatchNorm running statistics) is averaged in float64 and stored in its own
+dtype; integer buffers (BatchNorm's `num_batches_tracked`) are copied from the first checkpoint. The checkpoints
+must hold the same tensors, and those that have a `config.json` must agree on it. `config.json` and
+`preprocessor_config.json` are copied from `--config-from` (a folder written by `save_pretrained`, such as a run's
+`best/`; training checkpoints hold weights and optimizer state only) or else from the first checkpoint.
+
+Example:
+    python -m training.average_checkpoints runs/soup runs/a/checkpoint-768 runs/b/checkpoint-576 \
+        --config-from runs/a/best
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from carseg_hf.atomic_files import write_atomic
+
+WEIGHTS = "model.safetensors"
+
+
+def _weights_file(checkpoint: Path) -> Path:
+    """`checkpoint/model.safetensors`, or `checkpoint` itself when it is a `.safetensors` file."""
+    path = checkpoint if checkpoint.suffix == ".safetensors" else checkpoint / WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(f"{checkpoint}: no {WEIGHTS}; expected a checkpoint folder or a .safetensors file")
+    return path
+
+
+def average_state_dicts(files: Sequence[Path]) -> dict[str, torch.Tensor]:
+    """The uniform average of the tensors of several safetensors files.
+
+    Args:
+        files: Two or more `.safetensors` files of one architecture.
+
+    Returns:
+        The averaged tensors, each in its file's dtype; integer tensors are the first file's.
+
+    Raises:
+        ValueError: If fewer than two files are given, or a file's tensor names, shapes or dtypes differ from the
+            first file's (naming the file and the tensor).
+    """
+    if len(files) < 2:
+        raise ValueError(f"averaging needs at least two checkpoints, got {len(files)}")
+    first = load_file(str(files[0]))
+    sums = {name: tensor.double() for name, tensor in first.items() if tensor.is_floating_point()}
+    for path in files[1:]:
+        state = load_file(str(path))
+        if set(state) != set(first):
+            different = sorted(set(state) ^ set(first))
+            raise ValueError(f"{path} holds other tensors than {files[0]}: {', '.join(different[:5])}")
+        for name, tensor in state.items():
+            if tensor.shape != first[name].shape or tensor.dtype != first[name].dtype:
+                raise ValueError(
+                    f"{path}: tensor {name} is {tuple(tensor.shape)} {tensor.dtype}, but {tuple(first[name].shape)} "
+                    f"{first[name].dtype} in {files[0]}"
+                )
+            if name in sums:
+                sums[name] += tensor.double()
+    return {
+        name: (sums[name] / len(files)).to(tensor.dtype) if name in sums else tensor.clone()
+        for name, tensor in first.items()
+    }
+
+
+def average_checkpoints(checkpoints: Sequence[Path], out: Path, config_from: Path | None = None) -> Path:
+    """Write the average of `checkpoints` to `out/model.safetensors`, with a `config.json` beside it.
+
+    Args:
+        checkpoints: Checkpoint folders, or `.safetensors` files.
+        out: The output folder; created if needed.
+        config_from: The folder whose `config.json` and `preprocessor_config.json` are copied; by default the
+            first checkpoint's folder.
+
+    Returns:
+        The weights file written.
+
+    Raises:
+        FileNotFoundError: If a checkpoint has no weights, or the config folder has no `config.json`.
+        ValueError: If a checkpoint's `config.json` differs from the copied one, or the tensors differ (see
+            `average_state_dicts`).
+    """
+    files = [_weights_file(Path(checkpoint)) for checkpoint in checkpoints]
+    source = Path(config_from) if config_from is not None else files[0].parent
+    if not (source / "config.json").is_file():
+        raise FileNotFoundError(f"{source} has no config.json; name a save_pretrained folder with --config-from")
+    reference = json.loads((source / "config.json").read_text())
+    for config in (file.parent / "config.json" for file in files):
+        if config.is_file() and json.loads(config.read_text()) != reference:
+            raise ValueError(f"{config} differs from {source / 'config.json'}: average checkpoints of one model only")
+    state = average_state_dicts(files)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "preprocessor_config.json"):
+        if (source / name).is_file() and source.resolve() != out.resolve():
+            shutil.copyfile(source / name, out / name)
+    target = out / WEIGHTS
+    write_atomic(target, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: `python -m training.average_checkpoints OUT CHECKPOINT CHECKPOINT [...] [--config-from DIR]`."""
+    parser = argparse.ArgumentParser(prog="python -m training.average_checkpoints", description=__doc__.split("\n")[0])
+    parser.add_argument("out", type=Path, help="output folder for model.safetensors and the config files")
+    parser.add_argument("checkpoints", type=Path, nargs="+", help="checkpoint folders or .safetensors files")
+    parser.add_argument(
+        "--config-from", type=Path, help="folder with the config.json to use (default: the first checkpoint's)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        path = average_checkpoints(args.checkpoints, args.out, args.config_from)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    print(f"wrote {path}, the average of {len(args.checkpoints)} checkpoints")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
