@@ -71,6 +71,8 @@ def test_default_model_card_matches_the_checkpoint_and_states_its_data_terms():
     from training.carvana_sample import TRAIN_CARS, VALIDATION_CARS
 
     assert all(car in card.text for car in TRAIN_CARS + VALIDATION_CARS)
+    processor = CarSegImageProcessor.from_pretrained(bundled_model_dir("carseg-lite0"))
+    assert processor.keep_aspect_ratio and "keep_aspect_ratio" in card.text  # the card says how photos are resized
 
 
 def test_synth_model_card_matches_the_checkpoint_and_says_it_is_synthetic_only():
