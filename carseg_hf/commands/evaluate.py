@@ -42,7 +42,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--resolution",
         choices=("processor", "native"),
         default="processor",
-        help="predict at the processor's size and resize back (default), or at each image's native size",
+        help=(
+            "predict at the processor's size (with keep_aspect_ratio: that many pixels, each image's aspect ratio) "
+            "and resize back (default), or at each image's native size"
+        ),
     )
     parser.add_argument("--tta", choices=("none", "hflip"), default="none", help="test-time augmentation")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -86,7 +86,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--resolution",
         default=_default("resolution"),
-        help="network input size: processor (its size), native, or HxW (default: %(default)s)",
+        help=(
+            "network input size: processor (its size), native, or HxW; a processor with keep_aspect_ratio keeps "
+            "each photo's aspect ratio at that many pixels (default: %(default)s)"
+        ),
     )
     parser.add_argument(
         "--compile",
