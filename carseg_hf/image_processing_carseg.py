@@ -21,8 +21,8 @@ from .image_processing_base_carseg import (
     IMAGENET_STD,
     CarSegImageProcessorBase,
     CarSegImageProcessorKwargs,
-    rescale_and_normalize,
 )
+from .pixel_normalization import rescale_and_normalize
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CarSegImageProcessor", "CarSegImageProcessorKwargs"]
 
