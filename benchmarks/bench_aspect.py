@@ -20,6 +20,7 @@ the same input there, which checks the comparison itself.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,10 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from carseg_hf.image_io import load_mask, load_rgb
-from carseg_hf.inference import Segmenter
-from carseg_hf.loading import load_model
-from carseg_hf.metrics import dice_score
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.bench_real import Sample, list_samples  # noqa: E402
+from carseg_hf.image_io import load_mask, load_rgb  # noqa: E402
+from carseg_hf.inference import Segmenter  # noqa: E402
+from carseg_hf.loading import load_model  # noqa: E402
+from carseg_hf.metrics import dice_score  # noqa: E402
 
 #: Frame shapes as (name, with width:height as photographers write it; height / width).
 ASPECTS = (("3:2 landscape", 2 / 3), ("4:3 landscape", 3 / 4), ("1:1 square", 1.0), ("3:4 portrait", 4 / 3))
@@ -65,25 +71,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def list_photos(data: Path, cars: Sequence[str], every: int) -> list[tuple[Path, Path]]:
-    """`(photo, mask)` pairs of `cars` (all photos when empty), every `every`th one.
+def list_photos(data: Path, cars: Sequence[str], every: int) -> list[Sample]:
+    """The photos of `cars` (every car in `data/train` when empty) with their masks, every `every`th one.
 
     Raises:
-        FileNotFoundError: If a car has no photo, or a photo has no mask.
+        FileNotFoundError: If there is no photo, a car has no photo, or a photo has no mask (`list_samples`).
     """
-    photos = []
-    for pattern in [f"{car}_*.jpg" for car in cars] or ["*.jpg"]:
-        found = sorted((data / "train").glob(pattern))
-        if not found:
-            raise FileNotFoundError(f"no photo matches {data / 'train' / pattern}")
-        photos += found
-    pairs = []
-    for photo in photos[::every]:
-        mask = data / "train_masks" / f"{photo.stem}_mask.gif"
-        if not mask.is_file():
-            raise FileNotFoundError(f"{photo} has no mask {mask}")
-        pairs.append((photo, mask))
-    return pairs
+    if not cars:
+        cars = sorted({path.stem.rsplit("_", 1)[0] for path in (data / "train").glob("*.jpg")})
+        if not cars:
+            raise FileNotFoundError(f"no photo <car>_<NN>.jpg in {data / 'train'}")
+    return list_samples(data, cars)[::every]
 
 
 def crop_to_aspect(image: np.ndarray, mask: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
@@ -109,14 +107,14 @@ def crop_to_aspect(image: np.ndarray, mask: np.ndarray, ratio: float) -> tuple[n
     return image[window], mask[window]
 
 
-def score(segmenter: Segmenter, pairs: Sequence[tuple[Path, Path]]) -> dict[str, AspectScores]:
+def score(segmenter: Segmenter, samples: Sequence[Sample]) -> dict[str, AspectScores]:
     """Segment every crop in both modes (one untimed warm-up first) and collect the scores per aspect ratio."""
-    segmenter.segment(load_rgb(pairs[0][0]))  # warm-up: allocator and kernels
+    segmenter.segment(load_rgb(samples[0].image))  # warm-up: allocator and kernels
     results = {name: AspectScores() for name, _ in ASPECTS}
-    for photo, mask_path in pairs:
-        image, mask = load_rgb(photo), load_mask(mask_path)
+    for sample in samples:
+        image, mask = load_rgb(sample.image), load_mask(sample.mask)
         if not mask.any():
-            raise ValueError(f"{mask_path} marks no car pixel; cannot centre a crop on the car")
+            raise ValueError(f"{sample.mask} marks no car pixel; cannot centre a crop on the car")
         for name, ratio in ASPECTS:
             crop, truth = crop_to_aspect(image, mask, ratio)
             for mode in MODES:
@@ -153,13 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    pairs = list_photos(args.data, args.cars, args.every)
+    samples = list_photos(args.data, args.cars, args.every)
     model, processor = load_model(args.model, device="cpu")
     segmenter = Segmenter(model, processor, "cpu")
     size = processor.size
-    print(f"model {args.model}, processor size {size['height']}x{size['width']}, {len(pairs)} photos of {args.data}")
+    print(f"model {args.model}, processor size {size['height']}x{size['width']}, {len(samples)} photos of {args.data}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    print(format_table(score(segmenter, pairs)))
+    print(format_table(score(segmenter, samples)))
     return 0
 
 
