@@ -275,9 +275,8 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         size = self.size if size is None else self._check_size(size)
         device = None if device is None else torch.device(device)
         image_list, mask_list = _paired_lists(images, segmentation_maps if masks is None else masks)
-        keep = self.keep_aspect_ratio if keep_aspect_ratio is None else keep_aspect_ratio
         resize_to = size if do_resize else None
-        pixel_values, labels = self._load_and_resize(image_list, mask_list, resize_to, device, keep)
+        pixel_values, labels = self._load_and_resize(image_list, mask_list, resize_to, device, keep_aspect_ratio)
         batch = self._stack(pixel_values)  # (batch, 3, height, width)
         rescale_and_normalize(
             batch,
@@ -298,7 +297,7 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         masks: list | None,
         size: dict[str, int] | None,
         device: torch.device | None,
-        keep_aspect_ratio: bool = False,
+        keep_aspect_ratio: bool | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Decode and resize each image (and its mask, checked against the image's size).
 
@@ -307,7 +306,7 @@ class CarSegImageProcessorBase(BaseImageProcessor):
             masks: One mask per image, or None.
             size: The size to resize to, or None to keep each image's own size.
             device: Where the pixel values are made; None for the CPU.
-            keep_aspect_ratio: Resize to `size`'s pixel count with each image's aspect ratio (`resized_size`).
+            keep_aspect_ratio: Override `self.keep_aspect_ratio` in `resized_size`; None keeps the processor's.
 
         Returns:
             `(pixel_values, labels)`: one `(1, 3, height, width)` float32 tensor of whole grey levels per image,

@@ -202,12 +202,11 @@ class BatchPredictor:
             groups.setdefault((tuple(shape), tuple(item.original_size)), []).append(item)
         on_cuda = self.device.type == "cuda"
         launched = []
-        for (_, (height, width)), group in groups.items():
+        for (shape, (height, width)), group in groups.items():
             start = time.perf_counter()
             if self.tensor_decode:
                 images = [item.image.to(self.device, non_blocking=True) for item in group]
-                size = self.input_size((height, width))
-                pixel_values = self.tensor_processor.preprocess_tensors(images, size)  # (batch, 3, h, w)
+                pixel_values = self.tensor_processor.preprocess_tensors(images, shape)  # (batch, 3, *shape)
             else:
                 pixel_values = torch.stack([item.pixel_values for item in group])  # (batch, 3, h, w)
                 if on_cuda:
