@@ -44,6 +44,22 @@ def parse_channels(value: str) -> list[int]:
     return channels
 
 
+def scaled_resolution(resolution: tuple[int, int], factor: float) -> tuple[int, int]:
+    """`resolution` (height, width) times `factor`, each side rounded to the nearest pixel and at least 1."""
+    return max(1, round(resolution[0] * factor)), max(1, round(resolution[1] * factor))
+
+
+def parse_scale_range(value: str) -> tuple[float, float]:
+    """Parse `--resolution-scale-range`: two positive numbers `LOW,HIGH` with LOW <= HIGH, such as `1.0,1.5`."""
+    try:
+        low, high = (float(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers LOW,HIGH such as 1.0,1.5, got {value!r}") from None
+    if not (0.0 < low <= high and math.isfinite(high)):
+        raise argparse.ArgumentTypeError(f"expected 0 < LOW <= HIGH (finite), got {value!r}")
+    return low, high
+
+
 def parse_checkpointing_steps(value: str) -> str | int:
     """Parse `--checkpointing-steps`: `epoch` or a positive number of optimizer steps."""
     if value == "epoch":
@@ -130,6 +146,13 @@ class TrainingArguments:
         "validation always sees whole frames.",
         DATA,
         type=height_width_type(allow_square=True),
+    )
+    resolution_scale_range: tuple[float, float] | None = option(
+        "LOW,HIGH: resize each training frame to --resolution times a factor drawn uniformly from [LOW, HIGH] "
+        "(per image and epoch) before augmenting and cropping, so the network sees cars at several scales; "
+        "needs --random-crop. Validation stays at --resolution.",
+        DATA,
+        type=parse_scale_range,
     )
     dataloader_num_workers: int = option(
         "Decoding workers per process (default: this machine's usable cores per process, at most 8: "
@@ -314,6 +337,7 @@ class TrainingArguments:
             self.random_crop[0] > self.resolution[0] or self.random_crop[1] > self.resolution[1]
         ):
             raise ValueError(f"--random-crop {self.random_crop} must fit inside --resolution {self.resolution}")
+        self._check_scale_range()
         fresh_options = ("encoder_channels", "center_channels", "decoder_convs", "norm", "encoder_name", "encoder")
         if self.model_name_or_path is not None:
             given = [f"--{name.replace('_', '-')}" for name in fresh_options if getattr(self, name) is not None]
@@ -321,6 +345,24 @@ class TrainingArguments:
                 raise ValueError(
                     f"{', '.join(given)} only apply to a fresh network; drop them or --model-name-or-path"
                 )
+
+    def _check_scale_range(self) -> None:
+        if self.resolution_scale_range is None:
+            return
+        low, high = self.resolution_scale_range
+        if not (0.0 < low <= high and math.isfinite(high)):
+            raise ValueError(f"--resolution-scale-range must be 0 < LOW <= HIGH, got {self.resolution_scale_range}")
+        if self.random_crop is None:
+            raise ValueError(
+                "--resolution-scale-range needs --random-crop: frames resized by different factors cannot share "
+                "a batch, crops of one size can"
+            )
+        smallest = scaled_resolution(self.resolution, low)
+        if self.random_crop[0] > smallest[0] or self.random_crop[1] > smallest[1]:
+            raise ValueError(
+                f"--random-crop {self.random_crop} must fit inside the smallest scaled frame {smallest} "
+                f"(--resolution {self.resolution} times {low:g}); raise LOW or shrink the crop"
+            )
 
     def _output_dir_problem(self) -> str | None:
         """Why `--output-dir` cannot be used as given, or None: a file, or a non-empty folder without a way on."""

@@ -1,12 +1,14 @@
 """From an HF dataset of image/mask pairs to training batches, through `CarSegImageProcessor`.
 
 Workers decode with the processor's loaders (so bad files raise errors that name them), resize with the processor to
-the training resolution, and augment uint8 tensors. Batches travel as uint8 (4x less than float32 to pin and copy);
+the training resolution (or, with a scale range, to that resolution times a factor drawn per image and epoch), and
+augment uint8 tensors. Batches travel as uint8 (4x less than float32 to pin and copy);
 `to_model_inputs` rescales and normalises them on the device with the processor's parameters.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,7 @@ from carseg_hf.data import entry_source, load_segmentation_dataset
 from carseg_hf.image_io import check_mask_size
 from carseg_hf.image_processing_carseg import CarSegImageProcessor
 
+from .arguments import scaled_resolution
 from .augment import JointAugmentation, sample_seed
 
 if TYPE_CHECKING:
@@ -38,6 +41,9 @@ class SegmentationTransform:
         augmentation: Joint augmentation, or None (validation).
         seed: Base seed of the per-sample augmentation.
         epoch: A shared one-element int64 tensor holding the current epoch (read by data-loader workers).
+        scale_range: `(low, high)`: resize each image to `size` times a factor drawn uniformly from this range,
+            reproducibly per (seed, epoch, sample) and independently of the augmentation's draws; None (and
+            always without `augmentation`) keeps `size`.
     """
 
     def __init__(
@@ -47,12 +53,24 @@ class SegmentationTransform:
         augmentation: JointAugmentation | None = None,
         seed: int = 0,
         epoch: torch.Tensor | None = None,
+        scale_range: tuple[float, float] | None = None,
     ) -> None:
         self.processor = processor
         self.size = size
         self.augmentation = augmentation
         self.seed = seed
         self.epoch = epoch
+        self.scale_range = scale_range if augmentation is not None else None
+
+    def sample_size(self, sample_seed_value: int | None) -> dict[str, int]:
+        """The size one training image is resized to: `size`, or `size` times a factor from `scale_range`."""
+        if self.scale_range is None:
+            return self.size
+        # A string seed gives a stream of its own, so the factor is not correlated with the augmentation's draws.
+        rng = random.Random(f"resize:{sample_seed_value}") if sample_seed_value is not None else random
+        factor = rng.uniform(*self.scale_range)
+        height, width = scaled_resolution((self.size["height"], self.size["width"]), factor)
+        return {"height": height, "width": width}
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list[torch.Tensor]]:
         pixel_values, labels = [], []
@@ -64,12 +82,15 @@ class SegmentationTransform:
             image = self.processor.load_image(image_source)  # (height, width, 3) uint8
             mask = self.processor.load_mask(mask_source)  # (height, width) uint8 0/1
             check_mask_size(mask.shape[::-1], image.shape[1::-1], mask_source, image_source)
-            # np.array copies PIL's read-only buffers once; the permute is a view.
-            image = torch.from_numpy(np.array(self.processor.resize_image(image, self.size))).permute(2, 0, 1)
-            mask = torch.from_numpy(np.array(self.processor.resize_mask(mask, self.size)))  # (height, width)
-            if self.augmentation is not None:
+            seed = None
+            if self.augmentation is not None and index is not None:
                 epoch = int(self.epoch[0]) if self.epoch is not None else 0
-                seed = sample_seed(self.seed, epoch, int(index)) if index is not None else None
+                seed = sample_seed(self.seed, epoch, int(index))
+            size = self.sample_size(seed)
+            # np.array copies PIL's read-only buffers once; the permute is a view.
+            image = torch.from_numpy(np.array(self.processor.resize_image(image, size))).permute(2, 0, 1)
+            mask = torch.from_numpy(np.array(self.processor.resize_mask(mask, size)))  # (height, width)
+            if self.augmentation is not None:
                 image, mask = self.augmentation(image, mask, seed=seed)
             pixel_values.append(image)
             labels.append(mask)
@@ -185,7 +206,8 @@ def build_dataloaders(
     epoch_counter = torch.zeros(1, dtype=torch.int64).share_memory_()  # read by workers for augmentation seeds
     augmentation = JointAugmentation(args.augmentation())
     train_dataset = prepare_split(
-        splits["train"], SegmentationTransform(processor, size, augmentation, args.seed, epoch_counter)
+        splits["train"],
+        SegmentationTransform(processor, size, augmentation, args.seed, epoch_counter, args.resolution_scale_range),
     )
     eval_dataset = prepare_split(splits["validation"], SegmentationTransform(processor, size))
     pin_memory = torch.cuda.is_available()

@@ -59,6 +59,8 @@ def push_best_model(run: TrainingRun, results: dict[str, Any]) -> str:
         "dataset": args.dataset_name or "Carvana Image Masking Challenge (local copy)",
         "training_args": {
             "resolution": results["resolution"],
+            "random_crop": args.random_crop,
+            "resolution_scale_range": args.resolution_scale_range,
             "learning_rate": args.learning_rate,
             "optimizer": f"Adam(betas=({args.adam_beta1}, {args.adam_beta2}), eps={args.adam_epsilon})",
             "lr_scheduler": args.lr_scheduler,
