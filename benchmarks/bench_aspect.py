@@ -54,21 +54,31 @@ class AspectScores:
     input_sizes: set[tuple[int, int]] = field(default_factory=set)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse and validate the command line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def photo_parser(description: str) -> argparse.ArgumentParser:
+    """The options of the photo benchmarks: --data, --cars, --model, --every and --threads."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="Carvana-layout folder with train/, train_masks/")
     parser.add_argument("--cars", default="", help="comma-separated car ids (default: every photo)")
     parser.add_argument("--model", default="carseg-lite0", help="a carseg model name or folder")
     parser.add_argument("--every", type=int, default=1, help="score every Nth photo")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def check_photo_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Validate the options of `photo_parser` (exiting through `parser.error`) and split --cars into a list."""
     if args.every < 1 or (args.threads is not None and args.threads < 1):
         parser.error(f"--every and --threads must be >= 1, got {args.every} and {args.threads}")
     if not (args.data / "train").is_dir() or not (args.data / "train_masks").is_dir():
         parser.error(f"--data {str(args.data)!r} lacks train/ and train_masks/ (Kaggle's Carvana layout)")
     args.cars = [car.strip() for car in args.cars.split(",") if car.strip()]
     return args
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and validate the command line."""
+    parser = photo_parser(__doc__)
+    return check_photo_args(parser, parser.parse_args(argv))
 
 
 def list_photos(data: Path, cars: Sequence[str], every: int) -> list[Sample]:

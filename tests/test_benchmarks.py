@@ -80,6 +80,43 @@ def test_bench_aspect_scores_both_resizes_on_every_frame(tmp_path, capsys):
     assert all(row[1] == "2" and float(row[6]) > 0 for row in rows.values())
 
 
+def test_bench_small_photos_scores_each_width_in_both_modes(tmp_path, capsys):
+    import torch
+
+    from benchmarks import bench_small_photos
+    from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
+    from tests.conftest import tiny_config
+    from tests.fixture import make_carvana_fixture
+
+    data = make_carvana_fixture(tmp_path / "data", num_cars=2, angles=2, size=(192, 128), write_csv=False)
+    torch.manual_seed(0)
+    CarSegForSemanticSegmentation(tiny_config()).save_pretrained(tmp_path / "model")
+    CarSegImageProcessor(size={"height": 64, "width": 96}).save_pretrained(tmp_path / "model")
+    argv = ["--data", str(data), "--model", str(tmp_path / "model"), "--widths", "192,96,48", "--every", "2"]
+    assert bench_small_photos.main(argv) == 0
+    rows = {row[0]: row for row in _table_rows(capsys.readouterr().out)}
+    assert list(rows) == ["192", "96", "48"] and [rows[w][1] for w in rows] == ["192x128", "96x64", "48x32"]
+    assert all(row[2] == "2" for row in rows.values()) and rows["192"][4] == "+0.0000"
+    assert rows["96"][3] == rows["96"][5]  # 96x64 is the processor's size: both modes feed the same input
+    assert float(rows["48"][4]) == pytest.approx(float(rows["48"][3].split()[0]) - float(rows["192"][3].split()[0]))
+
+
+def test_bench_small_photos_shrinks_photo_and_mask_together(tmp_path, capsys):
+    import numpy as np
+
+    from benchmarks import bench_small_photos
+
+    image = np.zeros((40, 60, 3), np.uint8)
+    mask = np.zeros((40, 60), np.uint8)
+    image[:, :30], mask[:, :30] = 255, 1
+    photo, truth = bench_small_photos.shrink(image, mask, 30)
+    assert photo.shape == (20, 30, 3) and truth.shape == (20, 30) and set(np.unique(truth)) == {0, 1}
+    assert truth[:, :15].all() and not truth[:, 15:].any() and (photo[:, :14] > 200).all()
+    with pytest.raises(SystemExit):
+        bench_small_photos.parse_args(["--data", str(tmp_path), "--widths", "640,16"])
+    assert "at least 32 pixels" in capsys.readouterr().err
+
+
 def test_bench_aspect_validates_its_arguments(tmp_path, capsys):
     from benchmarks import bench_aspect
 
