@@ -86,7 +86,7 @@ def test_without_a_range_or_without_augmentation_frames_keep_the_resolution(pair
 
 def test_the_factor_is_drawn_apart_from_the_augmentation():
     tf = transform((0.5, 2.0))
-    sizes = [tf.sample_size(sample_seed(3, 0, index))["height"] for index in range(40)]
+    sizes = [tf.sample_size(40, 60, sample_seed(3, 0, index))["height"] for index in range(40)]
     torch_draws = []
     for index in range(40):
         torch.manual_seed(sample_seed(3, 0, index))

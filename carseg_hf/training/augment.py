@@ -3,7 +3,9 @@
 The strengths and their defaults are an `AugmentationConfig` (`carseg_hf.training.augmentation_config`). The
 geometric transforms are applied to a `tv_tensors.Image` and a `tv_tensors.Mask` in one call, so both get the same
 parameters; torchvision resamples the mask with nearest-neighbour, so it stays binary. Areas shifted in from outside
-the frame are filled with 0 (black image, background mask).
+the frame are filled with 0 (black image, background mask). A frame smaller than the random crop (a portrait photo
+resized with its own aspect ratio, for one) is padded to it with black pixels labelled `PAD_LABEL`, which the loss
+ignores.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from .augmentation_config import AugmentationConfig
+
+#: Label of padding pixels: the default `CarSegConfig.semantic_loss_ignore_index`, so the loss and the validation
+#: dice skip them.
+PAD_LABEL = 255
 
 
 def build_augmentation(config: AugmentationConfig) -> v2.Compose | None:
@@ -53,7 +59,9 @@ def build_augmentation(config: AugmentationConfig) -> v2.Compose | None:
             )
         )
     if config.crop is not None:
-        transforms.append(v2.RandomCrop(config.crop))  # (3, crop_h, crop_w) and (1, crop_h, crop_w)
+        # (3, crop_h, crop_w) and (1, crop_h, crop_w); a smaller frame is padded to the crop first.
+        fill = {tv_tensors.Image: 0, tv_tensors.Mask: PAD_LABEL}
+        transforms.append(v2.RandomCrop(config.crop, pad_if_needed=True, fill=fill))
     return v2.Compose(transforms)
 
 
@@ -86,7 +94,7 @@ class JointAugmentation:
 
         Returns:
             `(image, mask)` as plain tensors with the input dtypes, and the input shapes unless `config.crop` is
-            set; the mask stays 0/1.
+            set; the mask stays 0/1, but for `PAD_LABEL` where a frame smaller than the crop was padded.
         """
         if self.transform is None:
             return image, mask

@@ -1,8 +1,9 @@
 """From an HF dataset of image/mask pairs to training batches, through `CarSegImageProcessor`.
 
-Workers decode with the processor's loaders (so bad files raise errors that name them), resize with the processor to
-the training resolution (or, with a scale range, to that resolution times a factor drawn per image and epoch), and
-augment uint8 tensors. Batches travel as uint8 (4x less than float32 to pin and copy);
+Workers decode with the processor's loaders (so bad files raise errors that name them), resize with the processor's
+rule to the training resolution (a pixel budget when the processor keeps the aspect ratio; with a scale range, times a
+factor drawn per image and epoch), and augment uint8 tensors; `pad_collate` pads frames of different sizes. Batches
+travel as uint8 (4x less than float32 to pin and copy);
 `to_model_inputs` rescales and normalises them on the device with the processor's parameters.
 """
 
@@ -15,14 +16,14 @@ from typing import TYPE_CHECKING
 import datasets
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from carseg_hf.data import entry_source, load_segmentation_dataset
 from carseg_hf.image_io import check_mask_size
 from carseg_hf.image_processing_carseg import CarSegImageProcessor
 
 from .arguments import scaled_resolution
-from .augment import JointAugmentation, sample_seed
+from .augment import PAD_LABEL, JointAugmentation, sample_seed
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -37,7 +38,8 @@ class SegmentationTransform:
 
     Args:
         processor: The single source of decoding and resizing.
-        size: `{"height": H, "width": W}` of the training resolution.
+        size: `{"height": H, "width": W}` of the training resolution; with a processor that keeps the aspect
+            ratio (`keep_aspect_ratio`), a pixel budget, as at inference.
         augmentation: Joint augmentation, or None (validation).
         seed: Base seed of the per-sample augmentation.
         epoch: A shared one-element int64 tensor holding the current epoch (read by data-loader workers).
@@ -62,15 +64,20 @@ class SegmentationTransform:
         self.epoch = epoch
         self.scale_range = scale_range if augmentation is not None else None
 
-    def sample_size(self, sample_seed_value: int | None) -> dict[str, int]:
-        """The size one training image is resized to: `size`, or `size` times a factor from `scale_range`."""
+    def sample_size(self, height: int, width: int, sample_seed_value: int | None) -> dict[str, int]:
+        """The size one `height` x `width` image is resized to.
+
+        The processor's own rule (`resized_size`: `size`, or about as many pixels with the image's aspect ratio
+        when the processor keeps it, as at inference), times a factor from `scale_range` when there is one.
+        """
+        base = self.processor.resized_size(height, width, self.size)
         if self.scale_range is None:
-            return self.size
+            return base
         # A string seed gives a stream of its own, so the factor is not correlated with the augmentation's draws.
         rng = random.Random(f"resize:{sample_seed_value}") if sample_seed_value is not None else random
         factor = rng.uniform(*self.scale_range)
-        height, width = scaled_resolution((self.size["height"], self.size["width"]), factor)
-        return {"height": height, "width": width}
+        scaled_height, scaled_width = scaled_resolution((base["height"], base["width"]), factor)
+        return {"height": scaled_height, "width": scaled_width}
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list[torch.Tensor]]:
         pixel_values, labels = [], []
@@ -86,7 +93,7 @@ class SegmentationTransform:
             if self.augmentation is not None and index is not None:
                 epoch = int(self.epoch[0]) if self.epoch is not None else 0
                 seed = sample_seed(self.seed, epoch, int(index))
-            size = self.sample_size(seed)
+            size = self.sample_size(image.shape[0], image.shape[1], seed)
             # np.array copies PIL's read-only buffers once; the permute is a view.
             image = torch.from_numpy(np.array(self.processor.resize_image(image, size))).permute(2, 0, 1)
             mask = torch.from_numpy(np.array(self.processor.resize_mask(mask, size)))  # (height, width)
@@ -124,14 +131,41 @@ def prepare_split(dataset: datasets.Dataset, transform: SegmentationTransform) -
     return dataset
 
 
+def pad_collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack samples into a batch, padding frames of different sizes to the largest at the bottom and right.
+
+    Frames differ in size when the processor keeps each image's aspect ratio and there is no random crop (always
+    in validation). Padding pixels are black and labelled `PAD_LABEL`, which the loss and the validation dice skip;
+    frames of one size are stacked as they are.
+
+    Args:
+        samples: Dicts with `pixel_values` `(3, h, w)` uint8 and `labels` `(h, w)` uint8 tensors.
+
+    Returns:
+        `pixel_values` `(batch, 3, H, W)` and `labels` `(batch, H, W)`, H and W the largest in the batch.
+    """
+    shapes = {tuple(sample["labels"].shape) for sample in samples}
+    if len(shapes) == 1:
+        return default_collate(samples)  # in a worker, straight into shared memory
+    height, width = (max(sides) for sides in zip(*shapes))
+    pixel_values = torch.zeros((len(samples), 3, height, width), dtype=samples[0]["pixel_values"].dtype)
+    labels = torch.full((len(samples), height, width), PAD_LABEL, dtype=samples[0]["labels"].dtype)
+    for index, sample in enumerate(samples):
+        frame_height, frame_width = sample["labels"].shape
+        pixel_values[index, :, :frame_height, :frame_width] = sample["pixel_values"]
+        labels[index, :frame_height, :frame_width] = sample["labels"]
+    return {"pixel_values": pixel_values, "labels": labels}  # (batch, 3, H, W), (batch, H, W)
+
+
 def build_dataloader(
     dataset: datasets.Dataset, batch_size: int, shuffle: bool, num_workers: int, pin_memory: bool
 ) -> DataLoader:
-    """A DataLoader over a prepared split; workers stay alive across epochs when there are any."""
+    """A DataLoader over a prepared split (`pad_collate` batches); workers stay alive across epochs when any."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
+        collate_fn=pad_collate,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,

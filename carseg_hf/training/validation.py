@@ -8,6 +8,7 @@ import torch
 
 from carseg_hf.metrics import batch_confusion, dice_from_counts
 
+from .augment import PAD_LABEL
 from .checkpointing import BEST_MODEL_NAME, save_checkpoint, save_pretrained_atomic
 from .data_pipeline import to_model_inputs
 from .run_state import TrainingRun, logger
@@ -36,7 +37,9 @@ def evaluate(model: Any, dataloader: Any, processor: Any, accelerator: Any, chan
             pixel_values = to_model_inputs(batch["pixel_values"], processor, channels_last)  # (batch, 3, H, W)
             logits = model(pixel_values=pixel_values).logits  # (batch, 1, height, width)
             predictions = torch.sigmoid(logits[:, 0].float()) > processor.threshold  # (batch, height, width)
-            counts.append(accelerator.gather_for_metrics(batch_confusion(predictions, batch["labels"])))
+            valid = batch["labels"] != PAD_LABEL  # padding of frames smaller than the batch's largest
+            labels = batch["labels"].masked_fill(~valid, 0)
+            counts.append(accelerator.gather_for_metrics(batch_confusion(predictions & valid, labels)))
     model.train()
     return float(dice_from_counts(torch.cat(counts)).mean())  # counts: (num_images, 4)
 
