@@ -156,17 +156,21 @@ def format_table(results: dict[str, AspectScores]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print its table."""
-    args = parse_args(argv)
+def start_photo_run(args: argparse.Namespace) -> tuple[Segmenter, list[Sample]]:
+    """Set the threads, list the photos, load the model on the CPU and print the run's header."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     samples = list_photos(args.data, args.cars, args.every)
     model, processor = load_model(args.model, device="cpu")
-    segmenter = Segmenter(model, processor, "cpu")
     size = processor.size
     print(f"model {args.model}, processor size {size['height']}x{size['width']}, {len(samples)} photos of {args.data}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    return Segmenter(model, processor, "cpu"), samples
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print its table."""
+    segmenter, samples = start_photo_run(parse_args(argv))
     print(format_table(score(segmenter, samples)))
     return 0
 

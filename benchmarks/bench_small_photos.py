@@ -26,18 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.bench_aspect import check_photo_args, list_photos, photo_parser  # noqa: E402
+from benchmarks.bench_aspect import check_photo_args, photo_parser, start_photo_run  # noqa: E402
 from benchmarks.bench_real import Sample  # noqa: E402
 from carseg_hf.image_io import load_mask, load_rgb  # noqa: E402
 from carseg_hf.inference import Segmenter  # noqa: E402
-from carseg_hf.loading import load_model  # noqa: E402
 from carseg_hf.metrics import dice_score  # noqa: E402
 
 MODES = ("resized", "native")
@@ -131,14 +129,7 @@ def format_table(results: dict[int, WidthScores]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its table."""
     args = parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    samples = list_photos(args.data, args.cars, args.every)
-    model, processor = load_model(args.model, device="cpu")
-    segmenter = Segmenter(model, processor, "cpu")
-    size = processor.size
-    print(f"model {args.model}, processor size {size['height']}x{size['width']}, {len(samples)} photos of {args.data}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    segmenter, samples = start_photo_run(args)
     print(format_table(score(segmenter, samples, args.widths)))
     return 0
 
