@@ -38,10 +38,8 @@ from carseg_hf.image_io import load_mask, load_rgb  # noqa: E402
 from carseg_hf.inference import Segmenter  # noqa: E402
 from carseg_hf.loading import load_model  # noqa: E402
 from carseg_hf.metrics import dice_score  # noqa: E402
+from training.synthetic.reframe import ASPECTS, crop_to_aspect  # noqa: E402
 
-#: Frame shapes as (name, with width:height as photographers write it; height / width).
-ASPECTS = (("3:2 landscape", 2 / 3), ("4:3 landscape", 3 / 4), ("1:1 square", 1.0), ("3:4 portrait", 4 / 3))
-ASPECTS += (("9:16 portrait", 16 / 9), ("16:9 wide", 9 / 16))
 MODES = ("fixed", "kept")
 
 
@@ -94,29 +92,6 @@ def list_photos(data: Path, cars: Sequence[str], every: int) -> list[Sample]:
     return list_samples(data, cars)[::every]
 
 
-def crop_to_aspect(image: np.ndarray, mask: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """The largest `height / width == ratio` window of the photo, centred on the car's box and kept inside.
-
-    Args:
-        image: `(height, width, 3)` uint8 photo.
-        mask: `(height, width)` 0/1 mask of the car (at least one car pixel).
-        ratio: Height over width of the window.
-
-    Returns:
-        The cropped image and mask.
-    """
-    height, width = mask.shape
-    crop_height, crop_width = (
-        (height, round(height / ratio)) if height / ratio <= width else (round(width * ratio), width)
-    )
-    rows, cols = np.nonzero(mask)
-    centre_row, centre_col = (rows.min() + rows.max()) // 2, (cols.min() + cols.max()) // 2
-    top = int(np.clip(centre_row - crop_height // 2, 0, height - crop_height))
-    left = int(np.clip(centre_col - crop_width // 2, 0, width - crop_width))
-    window = (slice(top, top + crop_height), slice(left, left + crop_width))
-    return image[window], mask[window]
-
-
 def score(segmenter: Segmenter, samples: Sequence[Sample]) -> dict[str, AspectScores]:
     """Segment every crop in both modes (one untimed warm-up first) and collect the scores per aspect ratio."""
     segmenter.segment(load_rgb(samples[0].image))  # warm-up: allocator and kernels
@@ -124,7 +99,7 @@ def score(segmenter: Segmenter, samples: Sequence[Sample]) -> dict[str, AspectSc
     for sample in samples:
         image, mask = load_rgb(sample.image), load_mask(sample.mask)
         if not mask.any():
-            raise ValueError(f"{sample.mask} marks no car pixel; cannot centre a crop on the car")
+            raise ValueError(f"{sample.mask} marks no car pixel; cannot centre a crop on the car")  # crop_to_aspect
         for name, ratio in ASPECTS:
             crop, truth = crop_to_aspect(image, mask, ratio)
             for mode in MODES:

@@ -1,0 +1,71 @@
+"""`training.synthetic.reframe`: photos and masks cropped together to portrait, square and wide frames."""
+
+import json
+
+import numpy as np
+import pytest
+
+from carseg_hf.image_io import load_mask, load_rgb
+from tests.fixture import make_carvana_fixture
+from training.synthetic.reframe import ASPECTS, REFRAME_ASPECTS, crop_to_aspect, main, reframe_folder
+
+
+def car_photo() -> tuple[np.ndarray, np.ndarray]:
+    """A 60x90 photo with a 20x30 car box at rows 20-39, columns 10-39 (centre column 24).
+
+    Each pixel's value encodes its column.
+    """
+    image = np.repeat(np.arange(90, dtype=np.uint8)[None, :, None], 60, axis=0).repeat(3, axis=2)
+    mask = np.zeros((60, 90), np.uint8)
+    mask[20:40, 10:40] = 1
+    return image, mask
+
+
+@pytest.mark.parametrize(("ratio", "shape"), [(1.0, (60, 60)), (16 / 9, (60, 34)), (9 / 16, (51, 90))])
+def test_the_window_has_the_ratio_and_centres_the_car(ratio, shape):
+    image, mask = car_photo()
+    frame, label = crop_to_aspect(image, mask, ratio)
+    assert frame.shape[:2] == label.shape == shape
+    left = int(frame[0, 0, 0])  # the column the window starts at
+    assert left == max(0, 24 - shape[1] // 2) and int(label.sum()) == int(mask[:, left : left + shape[1]].sum())
+
+
+def test_a_shift_moves_the_window_and_it_stays_inside_the_photo():
+    image, mask = car_photo()
+    centred, _ = crop_to_aspect(image, mask, 16 / 9)
+    moved, _ = crop_to_aspect(image, mask, 16 / 9, shift=(0.0, 0.5))
+    assert int(moved[0, 0, 0]) == int(centred[0, 0, 0]) + 17
+    far, _ = crop_to_aspect(image, mask, 16 / 9, shift=(0.0, 5.0))
+    assert int(far[0, -1, 0]) == 89  # clipped at the right edge
+    with pytest.raises(ValueError, match="no car pixel"):
+        crop_to_aspect(image, np.zeros_like(mask), 1.0)
+
+
+def test_reframe_folder_writes_matching_pairs_and_merges_the_splits(tmp_path):
+    data = make_carvana_fixture(tmp_path / "data", num_cars=2, angles=2, size=(96, 64), write_csv=False)
+    (data / "splits.json").write_text(json.dumps({"kept": "val"}))
+    cars = sorted({path.stem.rsplit("_", 1)[0] for path in (data / "train").glob("*.jpg")})
+    assert reframe_folder(data, cars, data, per_image=2, seed=1) == 8
+    splits = json.loads((data / "splits.json").read_text())
+    assert splits == {"kept": "val", **{f"{car}r{k}": "train" for car in cars for k in (0, 1)}}
+    shapes = set()
+    for photo in sorted((data / "train").glob(f"{cars[0]}r*_*.jpg")):
+        frame, label = load_rgb(photo), load_mask(data / "train_masks" / f"{photo.stem}_mask.gif")
+        assert frame.shape[:2] == label.shape and label.any() and set(np.unique(label)) <= {0, 1}
+        height, width = label.shape
+        assert any(abs(height / width - dict(ASPECTS)[name]) < 0.05 for name in REFRAME_ASPECTS)
+        shapes.add((height, width))
+        source = load_mask(data / "train_masks" / f"{cars[0]}_{photo.stem.rsplit('_', 1)[1]}_mask.gif")
+        assert label.sum() <= source.sum()  # a crop of the source's mask, never more car
+    assert len(shapes) >= 2  # shapes are drawn per frame
+
+
+def test_reframe_names_what_is_wrong(tmp_path, capsys):
+    data = make_carvana_fixture(tmp_path / "data", num_cars=1, angles=1, size=(96, 64), write_csv=False)
+    with pytest.raises(ValueError, match="unknown aspect"):
+        reframe_folder(data, [], tmp_path / "out", aspects=["2:1 banner"])
+    with pytest.raises(FileNotFoundError, match="no <car_id>_<NN>.jpg photos of nocar"):
+        reframe_folder(data, ["nocar"], tmp_path / "out")
+    with pytest.raises(SystemExit):
+        main(["--cars-dir", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert "no train/ folder" in capsys.readouterr().err

@@ -1,0 +1,164 @@
+"""Reframe: crop photos and composites to portrait, square and wide frames around the car.
+
+People photograph cars in portrait, square and wide frames, where the car often fills the frame or runs out of it;
+the Carvana photos and the composites are all 3:2 landscapes with room around the car. This tool crops each photo
+of a Carvana-layout folder to other aspect ratios: the largest window of the drawn shape (the full height, or the
+full width for wide frames), centred on the car's bounding box with a random shift, and kept inside the photo; a car
+wider than a portrait window is cut, as in a real portrait photo. Masks are cropped with the photos, so labels stay
+exact. A processor that keeps the aspect ratio then trains on these frames as it segments them (see
+`docs/training.md`).
+
+    python -m training.synthetic.reframe --cars-dir data --out data --per-image 1 --seed 20
+
+writes `train/<car_id>r<k>_<NN>.jpg` and `train_masks/<car_id>r<k>_<NN>_mask.gif` (k = 0 .. per-image - 1) and
+marks the new ids `"train"` in `out/splits.json`. `benchmarks/bench_aspect.py` uses the same crop, unshifted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+#: Frame shapes: (name, with width:height as photographers write it; height / width).
+ASPECTS = (("3:2 landscape", 2 / 3), ("4:3 landscape", 3 / 4), ("1:1 square", 1.0), ("3:4 portrait", 4 / 3))
+ASPECTS += (("9:16 portrait", 16 / 9), ("16:9 wide", 9 / 16))
+#: The frames drawn by default: every shape but Carvana's own 3:2.
+REFRAME_ASPECTS = tuple(name for name, _ in ASPECTS if name != "3:2 landscape")
+
+
+def crop_to_aspect(
+    image: np.ndarray, mask: np.ndarray, ratio: float, shift: tuple[float, float] = (0.0, 0.0)
+) -> tuple[np.ndarray, np.ndarray]:
+    """The largest `height / width == ratio` window of the photo, centred on the car's box and kept inside.
+
+    Args:
+        image: `(height, width, 3)` uint8 photo.
+        mask: `(height, width)` 0/1 mask of the car (at least one car pixel).
+        ratio: Height over width of the window.
+        shift: `(rows, cols)` moves of the window's centre from the car box's centre, as fractions of the window's
+            height and width (0 keeps it centred).
+
+    Returns:
+        The cropped image and mask.
+
+    Raises:
+        ValueError: If the mask marks no car pixel.
+    """
+    if not mask.any():
+        raise ValueError("the mask marks no car pixel; cannot centre a frame on the car")
+    height, width = mask.shape
+    crop_height, crop_width = (
+        (height, round(height / ratio)) if height / ratio <= width else (round(width * ratio), width)
+    )
+    rows, cols = np.nonzero(mask)
+    centre_row = (rows.min() + rows.max()) // 2 + round(shift[0] * crop_height)
+    centre_col = (cols.min() + cols.max()) // 2 + round(shift[1] * crop_width)
+    top = int(np.clip(centre_row - crop_height // 2, 0, height - crop_height))
+    left = int(np.clip(centre_col - crop_width // 2, 0, width - crop_width))
+    window = (slice(top, top + crop_height), slice(left, left + crop_width))
+    return image[window], mask[window]
+
+
+def reframe_folder(
+    cars_dir: Path,
+    car_ids: Sequence[str],
+    out: Path,
+    per_image: int = 1,
+    seed: int = 0,
+    aspects: Sequence[str] = REFRAME_ASPECTS,
+    max_shift: float = 0.15,
+    quality: int = 95,
+) -> int:
+    """Write `per_image` reframed copies of every photo of `car_ids` in `cars_dir` to `out` (Carvana layout).
+
+    Args:
+        cars_dir: Carvana-layout folder with `train/<car_id>_<NN>.jpg` and `train_masks/<car_id>_<NN>_mask.gif`.
+        car_ids: The cars to reframe (exact ids, the part before `_<NN>`).
+        out: Output folder; may be `cars_dir` itself.
+        per_image: Frames per photo, each of a shape drawn from `aspects`.
+        seed: Seed of the shape and shift draws.
+        aspects: Names from `ASPECTS` to draw from.
+        max_shift: Largest shift of the window's centre, as a fraction of its height and width.
+        quality: JPEG quality of the written frames.
+
+    Returns:
+        The number of frames written.
+
+    Raises:
+        FileNotFoundError: If a car has no photo, or a photo no mask.
+        ValueError: If an aspect name is unknown or a mask marks no car pixel (naming the file).
+    """
+    from carseg_hf.image_io import load_mask, load_rgb
+    from carseg_hf.overlay import mask_gif_image
+
+    from .dataset import _atomic_save
+
+    ratios = dict(ASPECTS)
+    unknown = sorted(set(aspects) - set(ratios))
+    if unknown:
+        raise ValueError(f"unknown aspect(s) {unknown}; expected some of {list(ratios)}")
+    rng = np.random.default_rng(seed)
+    (out / "train").mkdir(parents=True, exist_ok=True)
+    (out / "train_masks").mkdir(parents=True, exist_ok=True)
+    written, assignment = 0, {}
+    for car in car_ids:
+        photos = sorted((cars_dir / "train").glob(f"{car}_*.jpg"))
+        if not photos:
+            raise FileNotFoundError(f"{cars_dir / 'train'}: no <car_id>_<NN>.jpg photos of {car}")
+        for photo in photos:
+            mask_path = cars_dir / "train_masks" / f"{photo.stem}_mask.gif"
+            if not mask_path.is_file():
+                raise FileNotFoundError(f"{photo}: no mask {mask_path}")
+            image, mask = load_rgb(photo), load_mask(mask_path)
+            angle = photo.stem.rsplit("_", 1)[1]
+            for k in range(per_image):
+                name = aspects[int(rng.integers(len(aspects)))]
+                shift = tuple(float(v) for v in rng.uniform(-max_shift, max_shift, size=2))
+                try:
+                    frame, label = crop_to_aspect(image, mask, ratios[name], shift)
+                except ValueError as error:
+                    raise ValueError(f"{mask_path}: {error}") from None
+                new_id = f"{car}r{k}"
+                stem = f"{new_id}_{angle}"
+                _atomic_save(Image.fromarray(frame), out / "train" / f"{stem}.jpg", format="JPEG", quality=quality)
+                _atomic_save(mask_gif_image(label), out / "train_masks" / f"{stem}_mask.gif", format="GIF")
+                assignment[new_id] = "train"
+                written += 1
+    splits_path = out / "splits.json"
+    existing = json.loads(splits_path.read_text()) if splits_path.is_file() else {}
+    splits_path.write_text(json.dumps({**existing, **assignment}, indent=1, sort_keys=True))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: reframe the photos of the sample's training cars (or of `--cars`)."""
+    from training.carvana_sample import TRAIN_CARS
+
+    parser = argparse.ArgumentParser(prog="python -m training.synthetic.reframe", description=__doc__.split("\n")[0])
+    parser.add_argument("--cars-dir", type=Path, required=True, help="Carvana-layout folder of photos and masks")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (Carvana layout; may be --cars-dir)")
+    parser.add_argument("--cars", help="comma-separated car ids (default: the sample's 9 training cars)")
+    parser.add_argument("--per-image", type=int, default=1, help="frames per photo (default 1)")
+    parser.add_argument("--max-shift", type=float, default=0.15, help="largest shift off the car's centre (0.15)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not (args.cars_dir / "train").is_dir():
+        parser.error(f"--cars-dir {args.cars_dir}: no train/ folder; expected the Kaggle Carvana layout")
+    if args.per_image < 1 or not 0.0 <= args.max_shift <= 0.5:
+        parser.error(f"--per-image must be >= 1 and --max-shift in [0, 0.5], got {args.per_image}, {args.max_shift}")
+    cars = [car.strip() for car in args.cars.split(",") if car.strip()] if args.cars else list(TRAIN_CARS)
+    try:
+        count = reframe_folder(args.cars_dir, cars, args.out, args.per_image, args.seed, max_shift=args.max_shift)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    print(f"wrote {count} reframed photos to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
