@@ -17,12 +17,10 @@ marks the new ids `"train"` in `out/splits.json`. `benchmarks/bench_aspect.py` u
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 #: Frame shapes: (name, with width:height as photographers write it; height / width).
 ASPECTS = (("3:2 landscape", 2 / 3), ("4:3 landscape", 3 / 4), ("1:1 square", 1.0), ("3:4 portrait", 4 / 3))
@@ -94,9 +92,8 @@ def reframe_folder(
         ValueError: If an aspect name is unknown or a mask marks no car pixel (naming the file).
     """
     from carseg_hf.image_io import load_mask, load_rgb
-    from carseg_hf.overlay import mask_gif_image
 
-    from .dataset import _atomic_save
+    from .composite import _merge_splits, _write_pair
 
     ratios = dict(ASPECTS)
     unknown = sorted(set(aspects) - set(ratios))
@@ -124,14 +121,10 @@ def reframe_folder(
                 except ValueError as error:
                     raise ValueError(f"{mask_path}: {error}") from None
                 new_id = f"{car}r{k}"
-                stem = f"{new_id}_{angle}"
-                _atomic_save(Image.fromarray(frame), out / "train" / f"{stem}.jpg", format="JPEG", quality=quality)
-                _atomic_save(mask_gif_image(label), out / "train_masks" / f"{stem}_mask.gif", format="GIF")
+                _write_pair(out, f"{new_id}_{angle}", frame, label, quality)
                 assignment[new_id] = "train"
                 written += 1
-    splits_path = out / "splits.json"
-    existing = json.loads(splits_path.read_text()) if splits_path.is_file() else {}
-    splits_path.write_text(json.dumps({**existing, **assignment}, indent=1, sort_keys=True))
+    _merge_splits(out / "splits.json", assignment)
     return written
 
 
