@@ -98,10 +98,11 @@ def score(segmenter: Segmenter, samples: Sequence[Sample]) -> dict[str, AspectSc
     results = {name: AspectScores() for name, _ in ASPECTS}
     for sample in samples:
         image, mask = load_rgb(sample.image), load_mask(sample.mask)
-        if not mask.any():
-            raise ValueError(f"{sample.mask} marks no car pixel; cannot centre a crop on the car")  # crop_to_aspect
         for name, ratio in ASPECTS:
-            crop, truth = crop_to_aspect(image, mask, ratio)
+            try:
+                crop, truth = crop_to_aspect(image, mask, ratio)
+            except ValueError as error:  # a mask without car pixels
+                raise ValueError(f"{sample.mask}: {error}") from None
             for mode in MODES:
                 segmenter.processor.keep_aspect_ratio = mode == "kept"
                 start = time.perf_counter()

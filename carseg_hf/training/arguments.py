@@ -49,13 +49,18 @@ def scaled_resolution(resolution: tuple[int, int], factor: float) -> tuple[int, 
     return max(1, round(resolution[0] * factor)), max(1, round(resolution[1] * factor))
 
 
+def is_scale_range(low: float, high: float) -> bool:
+    """Whether `(low, high)` is a usable `--resolution-scale-range`: 0 < LOW <= HIGH, both finite."""
+    return 0.0 < low <= high and math.isfinite(high)
+
+
 def parse_scale_range(value: str) -> tuple[float, float]:
     """Parse `--resolution-scale-range`: two positive numbers `LOW,HIGH` with LOW <= HIGH, such as `1.0,1.5`."""
     try:
         low, high = (float(part) for part in value.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected two numbers LOW,HIGH such as 1.0,1.5, got {value!r}") from None
-    if not (0.0 < low <= high and math.isfinite(high)):
+    if not is_scale_range(low, high):
         raise argparse.ArgumentTypeError(f"expected 0 < LOW <= HIGH (finite), got {value!r}")
     return low, high
 
@@ -350,7 +355,7 @@ class TrainingArguments:
         if self.resolution_scale_range is None:
             return
         low, high = self.resolution_scale_range
-        if not (0.0 < low <= high and math.isfinite(high)):
+        if not is_scale_range(low, high):
             raise ValueError(f"--resolution-scale-range must be 0 < LOW <= HIGH, got {self.resolution_scale_range}")
         if self.random_crop is None:
             raise ValueError(

@@ -93,7 +93,7 @@ def reframe_folder(
     """
     from carseg_hf.image_io import load_mask, load_rgb
 
-    from .composite import _merge_splits, _write_pair
+    from .composite import _merge_splits, _source_stems, _write_pair
 
     ratios = dict(ASPECTS)
     unknown = sorted(set(aspects) - set(ratios))
@@ -103,27 +103,23 @@ def reframe_folder(
     (out / "train").mkdir(parents=True, exist_ok=True)
     (out / "train_masks").mkdir(parents=True, exist_ok=True)
     written, assignment = 0, {}
-    for car in car_ids:
-        photos = sorted((cars_dir / "train").glob(f"{car}_*.jpg"))
-        if not photos:
-            raise FileNotFoundError(f"{cars_dir / 'train'}: no <car_id>_<NN>.jpg photos of {car}")
-        for photo in photos:
-            mask_path = cars_dir / "train_masks" / f"{photo.stem}_mask.gif"
-            if not mask_path.is_file():
-                raise FileNotFoundError(f"{photo}: no mask {mask_path}")
-            image, mask = load_rgb(photo), load_mask(mask_path)
-            angle = photo.stem.rsplit("_", 1)[1]
-            for k in range(per_image):
-                name = aspects[int(rng.integers(len(aspects)))]
-                shift = tuple(float(v) for v in rng.uniform(-max_shift, max_shift, size=2))
-                try:
-                    frame, label = crop_to_aspect(image, mask, ratios[name], shift)
-                except ValueError as error:
-                    raise ValueError(f"{mask_path}: {error}") from None
-                new_id = f"{car}r{k}"
-                _write_pair(out, f"{new_id}_{angle}", frame, label, quality)
-                assignment[new_id] = "train"
-                written += 1
+    stems = [stem for car in car_ids for stem in _source_stems(cars_dir, [car])]  # in the order of car_ids
+    for stem in stems:
+        photo, mask_path = cars_dir / "train" / f"{stem}.jpg", cars_dir / "train_masks" / f"{stem}_mask.gif"
+        if not mask_path.is_file():
+            raise FileNotFoundError(f"{photo}: no mask {mask_path}")
+        image, mask = load_rgb(photo), load_mask(mask_path)
+        car, angle = stem.rsplit("_", 1)
+        for k in range(per_image):
+            name = aspects[int(rng.integers(len(aspects)))]
+            shift = tuple(float(v) for v in rng.uniform(-max_shift, max_shift, size=2))
+            try:
+                frame, label = crop_to_aspect(image, mask, ratios[name], shift)
+            except ValueError as error:
+                raise ValueError(f"{mask_path}: {error}") from None
+            _write_pair(out, f"{car}r{k}_{angle}", frame, label, quality)
+            assignment[f"{car}r{k}"] = "train"
+            written += 1
     _merge_splits(out / "splits.json", assignment)
     return written
 
