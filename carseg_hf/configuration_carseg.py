@@ -55,6 +55,11 @@ class CarSegConfig(PretrainedConfig):
             Label value ignored by the loss, kept for compatibility with transformers' segmentation heads.
         dice_smooth (`float`, *optional*, defaults to 1.0):
             Additive smoothing of the soft dice term in `bce_dice_loss`.
+        boundary_loss_weight (`float`, *optional*, defaults to 0.0):
+            Extra weight of the BCE term on pixels within `boundary_loss_width` pixels of a mask edge: they count
+            `1 + boundary_loss_weight` times. 0 is the reference recipe's plain BCE.
+        boundary_loss_width (`int`, *optional*, defaults to 3):
+            Half-width in pixels (at the training resolution) of the band that `boundary_loss_weight` weighs.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Kept for transformers compatibility; convolutions use Kaiming normal initialisation.
     """
@@ -74,6 +79,8 @@ class CarSegConfig(PretrainedConfig):
         encoder_name: str | None = None,
         semantic_loss_ignore_index: int = 255,
         dice_smooth: float = 1.0,
+        boundary_loss_weight: float = 0.0,
+        boundary_loss_width: int = 3,
         initializer_range: float = 0.02,
         **kwargs,
     ) -> None:
@@ -91,8 +98,20 @@ class CarSegConfig(PretrainedConfig):
         self.encoder_name = encoder_name
         self.semantic_loss_ignore_index = semantic_loss_ignore_index
         self.dice_smooth = dice_smooth
+        self.boundary_loss_weight = boundary_loss_weight
+        self.boundary_loss_width = boundary_loss_width
         self.initializer_range = initializer_range
         self._validate()
+
+    def loss_description(self) -> str:
+        """The training loss these fields define, in words (for model cards and run records)."""
+        bce = "binary cross-entropy on the logit"
+        if self.boundary_loss_weight > 0:
+            bce += (
+                f", {1 + self.boundary_loss_weight:g} times the weight within {self.boundary_loss_width} px of a"
+                " mask edge,"
+            )
+        return f"{bce} plus (1 - soft dice) on the sigmoid"
 
     @property
     def depth(self) -> int:
@@ -130,6 +149,10 @@ class CarSegConfig(PretrainedConfig):
             )
         if self.dice_smooth < 0:
             raise ValueError(f"dice_smooth must be >= 0, got {self.dice_smooth}")
+        if not self.boundary_loss_weight >= 0:
+            raise ValueError(f"boundary_loss_weight must be >= 0, got {self.boundary_loss_weight}")
+        if not isinstance(self.boundary_loss_width, int) or self.boundary_loss_width < 1:
+            raise ValueError(f"boundary_loss_width must be an integer >= 1, got {self.boundary_loss_width!r}")
         if self.encoder_name is not None and not isinstance(self.encoder_name, str):
             raise ValueError(f"encoder_name must be a string such as 'resnet34' or None, got {self.encoder_name!r}")
         if self.encoder_name is not None and not 1 <= self.depth <= 5:

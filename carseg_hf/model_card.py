@@ -129,12 +129,12 @@ def _recipe_lines(training_args: Mapping[str, Any]) -> str:
     return lines
 
 
-def _training(training_args: Mapping[str, Any] | None, dataset: str | None) -> str:
+def _training(training_args: Mapping[str, Any] | None, dataset: str | None, config: CarSegConfig) -> str:
     text = f"""## Training recipe
 
 - Data: {dataset or "the Kaggle Carvana Image Masking Challenge training set"}.
 
-- Loss: binary cross-entropy on the logit plus (1 - soft dice) on the sigmoid.
+- Loss: {config.loss_description()}.
 """
     if training_args:
         text += _recipe_lines(training_args)
@@ -259,7 +259,7 @@ def build_model_card(
         _introduction(repo_id, config)
         + _usage(repo_id)
         + "\n"
-        + _training(training_args, description)
+        + _training(training_args, description, config)
         + "\n"
         + _evaluation(metrics, dice)
         + "\n"

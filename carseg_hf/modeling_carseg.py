@@ -27,8 +27,30 @@ def soft_dice(probs: torch.Tensor, targets: torch.Tensor, smooth: float = 1.0) -
     return (2.0 * intersection + smooth) / (probs.sum() + targets.sum() + smooth)
 
 
+def boundary_band(targets: torch.Tensor, width: int) -> torch.Tensor:
+    """Pixels within `width` pixels (a square neighbourhood) of a change between car and background.
+
+    Args:
+        targets: Binary targets of shape `(batch, height, width)`.
+        width: Half-width of the band in pixels, at least 1.
+
+    Returns:
+        A boolean tensor of the same shape, true on both sides of every mask edge.
+    """
+    masks = targets.float()[:, None]  # (batch, 1, height, width)
+    kernel = 2 * width + 1
+    dilated = F.max_pool2d(masks, kernel, stride=1, padding=width)  # (batch, 1, height, width)
+    eroded = -F.max_pool2d(-masks, kernel, stride=1, padding=width)  # (batch, 1, height, width)
+    return (dilated != eroded)[:, 0]  # (batch, height, width)
+
+
 def bce_dice_loss(
-    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int | None = 255, smooth: float = 1.0
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    ignore_index: int | None = 255,
+    smooth: float = 1.0,
+    boundary_weight: float = 0.0,
+    boundary_width: int = 3,
 ) -> torch.Tensor:
     """BCE-with-logits plus (1 - soft dice), computed over the whole batch.
 
@@ -38,6 +60,9 @@ def bce_dice_loss(
             `ignore_index` do not contribute.
         ignore_index: Label value to ignore, or `None`.
         smooth: Smoothing of the dice term.
+        boundary_weight: Extra BCE weight of the pixels near a mask edge (`boundary_band`): they count
+            `1 + boundary_weight` times. 0 keeps the plain BCE.
+        boundary_width: Half-width in pixels of that band.
 
     Returns:
         The scalar loss.
@@ -64,8 +89,11 @@ def bce_dice_loss(
         )
     logits = logits.float()
     weights = valid.float()
-    bce = F.binary_cross_entropy_with_logits(logits, targets, weight=weights, reduction="sum")
-    bce = bce / weights.sum().clamp_min(1.0)
+    bce_weights = weights
+    if boundary_weight > 0:
+        bce_weights = weights * (1.0 + boundary_weight * boundary_band(targets, boundary_width).float())
+    bce = F.binary_cross_entropy_with_logits(logits, targets, weight=bce_weights, reduction="sum")
+    bce = bce / bce_weights.sum().clamp_min(1.0)
     probs = torch.sigmoid(logits) * weights
     return bce + (1.0 - soft_dice(probs, targets * weights, smooth))
 
@@ -262,7 +290,12 @@ class CarSegForSemanticSegmentation(CarSegPreTrainedModel):
         loss = None
         if labels is not None:
             loss = bce_dice_loss(
-                logits, labels, ignore_index=self.config.semantic_loss_ignore_index, smooth=self.config.dice_smooth
+                logits,
+                labels,
+                ignore_index=self.config.semantic_loss_ignore_index,
+                smooth=self.config.dice_smooth,
+                boundary_weight=self.config.boundary_loss_weight,
+                boundary_width=self.config.boundary_loss_width,
             )
 
         return_dict = return_dict if return_dict is not None else self.config.return_dict

@@ -66,7 +66,7 @@ def test_checkpoints_of_other_models_are_refused_by_name(tmp_path):
     _checkpoint(tmp_path / "a", 0)
     other = CarSegForSemanticSegmentation(tiny_config(center_channels=8))
     other.save_pretrained(tmp_path / "b")
-    with pytest.raises(ValueError, match=r"b/config.json differs"):
+    with pytest.raises(ValueError, match=r"b/config.json differs .* in center_channels"):
         average_checkpoints([tmp_path / "a", tmp_path / "b"], tmp_path / "soup")
     (tmp_path / "b" / "config.json").unlink()
     with pytest.raises(ValueError, match=r"tensor .* is \(8"):
@@ -80,3 +80,18 @@ def test_checkpoints_of_other_models_are_refused_by_name(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model.safetensors"):
         average_checkpoints([tmp_path / "a", tmp_path / "missing"], tmp_path / "soup")
     assert not (tmp_path / "soup").exists() or not any((tmp_path / "soup").iterdir())
+
+
+def test_a_run_of_another_loss_averages_with_the_model_it_started_from(tmp_path):
+    """A run's best/ adds the remote-code map and may set a loss weight: the network is the same, so it averages."""
+    _checkpoint(tmp_path / "base", 0)
+    _checkpoint(tmp_path / "run", 1)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config.update(auto_map={"AutoConfig": "configuration_carseg.CarSegConfig"}, boundary_loss_weight=4.0)
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    average_checkpoints([tmp_path / "base", tmp_path / "run"], tmp_path / "soup")
+    assert json.loads((tmp_path / "soup" / "config.json").read_text()).get("boundary_loss_weight", 0.0) == 0.0
+    config["upsampling"] = "bilinear"  # same tensors, another network
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"differs .* in upsampling"):
+        average_checkpoints([tmp_path / "base", tmp_path / "run"], tmp_path / "soup2")

@@ -6,7 +6,8 @@ as the best of them or better, at no cost at inference. Choose the members and j
 
 Every floating-point tensor (weights and BatchNorm running statistics) is averaged in float64 and stored in its own
 dtype; integer buffers (BatchNorm's `num_batches_tracked`) are copied from the first checkpoint. The checkpoints
-must hold the same tensors, and those that have a `config.json` must agree on it. `config.json` and
+must hold the same tensors, and those that have a `config.json` must agree on the network it describes (they may
+differ in the loss settings and the remote-code map, `NOT_ARCHITECTURE`). `config.json` and
 `preprocessor_config.json` are copied from `--config-from` (a folder written by `save_pretrained`, such as a run's
 `best/`; training checkpoints hold weights and optimizer state only) or else from the first checkpoint.
 
@@ -29,6 +30,19 @@ from safetensors.torch import load_file, save_file
 from carseg_hf.atomic_files import write_atomic
 
 WEIGHTS = "model.safetensors"
+#: `config.json` fields that do not change the network: the loss settings, the remote-code map that a training
+#: run's `best/` carries, and transformers' bookkeeping. Checkpoints may differ in these; the copied config's win.
+NOT_ARCHITECTURE = frozenset(
+    {
+        "auto_map",
+        "transformers_version",
+        "_name_or_path",
+        "dice_smooth",
+        "semantic_loss_ignore_index",
+        "boundary_loss_weight",
+        "boundary_loss_width",
+    }
+)
 
 
 def _weights_file(checkpoint: Path) -> Path:
@@ -75,6 +89,11 @@ def average_state_dicts(files: Sequence[Path]) -> dict[str, torch.Tensor]:
     }
 
 
+def _architecture(config_file: Path) -> dict:
+    """A `config.json` without the fields that leave the network unchanged (`NOT_ARCHITECTURE`)."""
+    return {key: value for key, value in json.loads(config_file.read_text()).items() if key not in NOT_ARCHITECTURE}
+
+
 def average_checkpoints(checkpoints: Sequence[Path], out: Path, config_from: Path | None = None) -> Path:
     """Write the average of `checkpoints` to `out/model.safetensors`, with a `config.json` beside it.
 
@@ -96,10 +115,14 @@ def average_checkpoints(checkpoints: Sequence[Path], out: Path, config_from: Pat
     source = Path(config_from) if config_from is not None else files[0].parent
     if not (source / "config.json").is_file():
         raise FileNotFoundError(f"{source} has no config.json; name a save_pretrained folder with --config-from")
-    reference = json.loads((source / "config.json").read_text())
+    reference = _architecture(source / "config.json")
     for config in (file.parent / "config.json" for file in files):
-        if config.is_file() and json.loads(config.read_text()) != reference:
-            raise ValueError(f"{config} differs from {source / 'config.json'}: average checkpoints of one model only")
+        if config.is_file() and (other := _architecture(config)) != reference:
+            fields = sorted(key for key in reference.keys() | other.keys() if reference.get(key) != other.get(key))
+            raise ValueError(
+                f"{config} differs from {source / 'config.json'} in {', '.join(fields)}: average checkpoints of one "
+                "model only"
+            )
     state = average_state_dicts(files)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "preprocessor_config.json"):

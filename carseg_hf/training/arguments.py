@@ -27,7 +27,13 @@ REPORT_TO = ("none", "tensorboard", "all")
 PRETRAINED_ENCODER_NAMES = ("efficientnet-lite0",)
 #: Counts that must be at least 1, at least 1 when given, and at least 0.
 AT_LEAST_ONE = ("train_batch_size", "gradient_accumulation_steps", "max_nonfinite_steps", "checkpoints_total_limit")
-AT_LEAST_ONE_IF_GIVEN = ("eval_batch_size", "max_train_steps", "center_channels", "decoder_convs")
+AT_LEAST_ONE_IF_GIVEN = (
+    "eval_batch_size",
+    "max_train_steps",
+    "center_channels",
+    "decoder_convs",
+    "boundary_loss_width",
+)
 NOT_NEGATIVE = ("dataloader_num_workers", "num_train_epochs", "early_stopping_patience", "lr_plateau_patience")
 #: The augmentation defaults, which the `--aug-*` options take from `AugmentationConfig`.
 AUGMENTATION_DEFAULTS = AugmentationConfig()
@@ -233,6 +239,17 @@ class TrainingArguments:
     early_stopping_min_delta: float = option("Smallest validation dice gain that counts.", OPTIMISATION, 1e-4)
     max_nonfinite_steps: int = option("Abort after this many non-finite steps in a row.", OPTIMISATION, 5)
     seed: int = option("Seed of weights, data order, augmentation and split.", OPTIMISATION, 42)
+    boundary_loss_weight: float | None = option(
+        "Extra BCE weight of pixels near a mask edge (they count 1 + W times); sets the model config's "
+        "boundary_loss_weight, which a loaded model otherwise keeps (0 for a fresh one).",
+        OPTIMISATION,
+        type=float,
+    )
+    boundary_loss_width: int | None = option(
+        "Half-width in pixels of that edge band; sets the config's boundary_loss_width (default 3).",
+        OPTIMISATION,
+        type=int,
+    )
 
     output_dir: str = option("Checkpoints, best/, all_results.json, curves.", OUTPUTS, required=True)
     checkpointing_steps: str | int = option(
@@ -330,6 +347,8 @@ class TrainingArguments:
             raise ValueError(f"--lr-plateau-factor must lie strictly between 0 and 1, got {self.lr_plateau_factor}")
         if not 0.0 <= self.lr_min_ratio <= 1.0:
             raise ValueError(f"--lr-min-ratio must lie in [0, 1], got {self.lr_min_ratio}")
+        if self.boundary_loss_weight is not None and not 0.0 <= self.boundary_loss_weight < math.inf:
+            raise ValueError(f"--boundary-loss-weight must be a finite number >= 0, got {self.boundary_loss_weight}")
 
     def _check_model(self) -> None:
         if self.encoder is not None and self.encoder_name is not None:

@@ -71,7 +71,7 @@ def push_best_model(run: TrainingRun, results: dict[str, Any]) -> str:
             "epochs": state.epochs_completed,
             "best_epoch": state.best_epoch,
             "mixed_precision": args.mixed_precision,
-            "loss": "BCE + (1 - soft dice)",
+            "loss": run.accelerator.unwrap_model(run.model).config.loss_description(),
             "seed": args.seed,
         },
     }

@@ -8,6 +8,7 @@ from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImagePr
 from carseg_hf.loading import load_model
 
 from .arguments import TrainingArguments
+from .augment import PAD_LABEL
 
 #: Decoder widths (deepest last) of a fresh `--encoder` U-Net unless `--encoder_channels` says otherwise.
 ENCODER_UNET_CHANNELS = (8, 16, 32, 64, 128)
@@ -41,11 +42,35 @@ def build_model(args: TrainingArguments) -> tuple[CarSegForSemanticSegmentation,
         config = CarSegConfig(**{key: value for key, value in overrides.items() if value is not None})
         model = CarSegForSemanticSegmentation(config)
         processor = CarSegImageProcessor(size=size)
+    check_ignore_index(model, args.model_name_or_path)
+    apply_loss_options(model, args)
     if args.gradient_checkpointing:
         model.enable_activation_checkpointing()
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.train(), processor
+
+
+def check_ignore_index(model: CarSegForSemanticSegmentation, source: str | None) -> None:
+    """Refuse a config whose loss would count the padding label (`PAD_LABEL`) instead of skipping it.
+
+    Raises:
+        ValueError: Naming the model, its `semantic_loss_ignore_index` and the value training needs.
+    """
+    ignore_index = model.config.semantic_loss_ignore_index
+    if ignore_index != PAD_LABEL:
+        raise ValueError(
+            f"{source or 'the model'}: config.semantic_loss_ignore_index is {ignore_index!r}, but training labels "
+            f"padding pixels {PAD_LABEL} and needs the loss to skip them; set semantic_loss_ignore_index to "
+            f"{PAD_LABEL} in its config.json"
+        )
+
+
+def apply_loss_options(model: CarSegForSemanticSegmentation, args: TrainingArguments) -> None:
+    """Write `--boundary-loss-weight` and `--boundary-loss-width`, where given, into the model's config."""
+    for name in ("boundary_loss_weight", "boundary_loss_width"):
+        if getattr(args, name) is not None:
+            setattr(model.config, name, getattr(args, name))
 
 
 def build_pretrained_encoder_model(
