@@ -38,10 +38,13 @@ def boundary_band(targets: torch.Tensor, width: int) -> torch.Tensor:
         A boolean tensor of the same shape, true on both sides of every mask edge.
     """
     masks = targets.float()[:, None]  # (batch, 1, height, width)
-    kernel = 2 * width + 1
-    dilated = F.max_pool2d(masks, kernel, stride=1, padding=width)  # (batch, 1, height, width)
-    eroded = -F.max_pool2d(-masks, kernel, stride=1, padding=width)  # (batch, 1, height, width)
-    return (dilated != eroded)[:, 0]  # (batch, height, width)
+    return (_square_max(masks, width) != -_square_max(-masks, width))[:, 0]  # (batch, height, width)
+
+
+def _square_max(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Maximum over the `(2 * radius + 1)` square around each pixel, as a row pass then a column pass."""
+    rows = F.max_pool2d(x, (1, 2 * radius + 1), stride=1, padding=(0, radius))  # (batch, 1, height, width)
+    return F.max_pool2d(rows, (2 * radius + 1, 1), stride=1, padding=(radius, 0))  # (batch, 1, height, width)
 
 
 def bce_dice_loss(

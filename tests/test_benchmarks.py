@@ -126,3 +126,51 @@ def test_bench_aspect_validates_its_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench_aspect.parse_args(["--data", str(tmp_path)])
     assert "lacks train/ and train_masks/" in capsys.readouterr().err
+
+
+def test_bench_error_bands_counts_every_wrong_pixel_once(tmp_path, capsys):
+    import torch
+
+    from benchmarks import bench_error_bands
+    from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
+    from carseg_hf.image_io import load_mask
+    from carseg_hf.inference import Segmenter
+    from tests.conftest import tiny_config
+    from tests.fixture import make_carvana_fixture
+
+    data = make_carvana_fixture(tmp_path / "data", num_cars=2, angles=2, size=(96, 64), write_csv=False)
+    torch.manual_seed(0)
+    model = CarSegForSemanticSegmentation(tiny_config()).eval()
+    processor = CarSegImageProcessor(size={"height": 32, "width": 48})
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    assert bench_error_bands.main(["--data", str(data), "--model", str(tmp_path / "model")]) == 0
+    out = capsys.readouterr().out
+    rows = _table_rows(out)
+    assert [row[0] for row in rows] == ["<= 1 px", "<= 2 px", "<= 4 px", "<= 8 px", "<= 16 px", "> 16 px"]
+    segmenter = Segmenter(model, processor, "cpu")
+    wrong = 0
+    for photo in sorted((data / "train").glob("*.jpg")):
+        truth = load_mask(data / "train_masks" / f"{photo.stem}_mask.gif").astype(bool)
+        wrong += int((segmenter.segment(str(photo)).mask.astype(bool) != truth).sum())
+    assert sum(int(row[1]) for row in rows) == wrong > 0
+    assert all(int(row[1]) == int(row[4]) + int(row[5]) for row in rows) and rows[-1][3] == "1.000"
+    assert "4 photos: dice" in out
+
+
+def test_bench_error_bands_ceiling_and_bands_on_known_masks():
+    import numpy as np
+
+    from benchmarks import bench_error_bands
+
+    truth = np.zeros((64, 96), np.uint8)
+    truth[16:48, 24:72] = 1
+    assert bench_error_bands.input_size_ceiling(truth, {"height": 64, "width": 96}) == 1.0
+    stripe = np.zeros((64, 96), np.uint8)
+    stripe[:, 40:41] = 1  # one pixel wide: lost at a quarter of the width
+    assert bench_error_bands.input_size_ceiling(stripe, {"height": 16, "width": 24}) < 0.5
+    bands = bench_error_bands.band_index(truth)
+    # Row 32 crosses the square's left edge between columns 23 and 24; column 24 + k is k + 1 pixels from the outside.
+    assert [int(bands[32, column]) for column in (23, 24, 25, 26, 27, 28, 31, 32)] == [0, 0, 1, 2, 2, 3, 3, 4]
+    assert bands[32, 40] == 4 and bands[10, 24] == 3  # the centre, 16 rows from the bottom; 6 rows above the square
+    assert bands[0, 95] == 5  # the corner, 24 columns from the square

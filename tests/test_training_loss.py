@@ -110,3 +110,13 @@ def test_the_model_card_states_the_loss_of_the_config():
     weighted = build_model_card("org/carseg", CarSegConfig(boundary_loss_weight=4.0, boundary_loss_width=2)).text
     assert "Loss: binary cross-entropy on the logit plus (1 - soft dice)" in plain and "mask edge" not in plain
     assert "5 times the weight within 2 px of a mask edge" in weighted
+
+
+def test_the_band_is_the_square_neighbourhood_test_on_random_masks():
+    torch.manual_seed(0)
+    targets = (torch.rand(3, 40, 56) > 0.7).long()
+    for width in (1, 3, 6):
+        masks = targets.float()[:, None]
+        square = torch.nn.functional.max_pool2d(masks, 2 * width + 1, stride=1, padding=width)
+        square_min = -torch.nn.functional.max_pool2d(-masks, 2 * width + 1, stride=1, padding=width)
+        assert torch.equal(boundary_band(targets, width), (square != square_min)[:, 0])
