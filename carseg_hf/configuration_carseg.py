@@ -16,6 +16,8 @@ NAMED_CONFIGS: dict[str, dict] = {
 
 _NORMS = ("batchnorm", "none")
 _UPSAMPLING = ("nearest", "bilinear")
+#: Fields that set the training loss only: two configs that differ in them describe the same network and weights.
+LOSS_FIELDS = ("semantic_loss_ignore_index", "dice_smooth", "boundary_loss_weight", "boundary_loss_width")
 
 
 class CarSegConfig(PretrainedConfig):

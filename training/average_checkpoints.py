@@ -28,21 +28,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from carseg_hf.atomic_files import write_atomic
+from carseg_hf.configuration_carseg import LOSS_FIELDS
 
 WEIGHTS = "model.safetensors"
-#: `config.json` fields that do not change the network: the loss settings, the remote-code map that a training
-#: run's `best/` carries, and transformers' bookkeeping. Checkpoints may differ in these; the copied config's win.
-NOT_ARCHITECTURE = frozenset(
-    {
-        "auto_map",
-        "transformers_version",
-        "_name_or_path",
-        "dice_smooth",
-        "semantic_loss_ignore_index",
-        "boundary_loss_weight",
-        "boundary_loss_width",
-    }
-)
+#: `config.json` fields that do not change the network: the loss settings (`LOSS_FIELDS`), the remote-code map that a
+#: training run's `best/` carries, and transformers' bookkeeping. Checkpoints may differ in these; the copied
+#: config's win.
+NOT_ARCHITECTURE = frozenset({"auto_map", "transformers_version", "_name_or_path", *LOSS_FIELDS})
 
 
 def _weights_file(checkpoint: Path) -> Path:
