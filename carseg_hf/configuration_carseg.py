@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from transformers import PretrainedConfig
@@ -149,10 +150,10 @@ class CarSegConfig(PretrainedConfig):
                 f"carseg is a binary model with one logit; id2label must have 2 entries "
                 f"(background, car), got {self.id2label}"
             )
-        if self.dice_smooth < 0:
-            raise ValueError(f"dice_smooth must be >= 0, got {self.dice_smooth}")
-        if not self.boundary_loss_weight >= 0:
-            raise ValueError(f"boundary_loss_weight must be >= 0, got {self.boundary_loss_weight}")
+        if not 0 <= self.dice_smooth < math.inf:
+            raise ValueError(f"dice_smooth must be a finite number >= 0, got {self.dice_smooth}")
+        if not 0 <= self.boundary_loss_weight < math.inf:
+            raise ValueError(f"boundary_loss_weight must be a finite number >= 0, got {self.boundary_loss_weight}")
         if not isinstance(self.boundary_loss_width, int) or self.boundary_loss_width < 1:
             raise ValueError(f"boundary_loss_width must be an integer >= 1, got {self.boundary_loss_width!r}")
         if self.encoder_name is not None and not isinstance(self.encoder_name, str):

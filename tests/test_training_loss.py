@@ -62,7 +62,16 @@ def test_the_model_reads_the_weight_from_its_config():
     assert torch.isfinite(weighted) and not torch.isclose(plain, weighted)
 
 
-@pytest.mark.parametrize("fields", [{"boundary_loss_weight": -1.0}, {"boundary_loss_width": 0}])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"boundary_loss_weight": -1.0},
+        {"boundary_loss_weight": float("inf")},
+        {"boundary_loss_weight": float("nan")},
+        {"boundary_loss_width": 0},
+        {"dice_smooth": float("inf")},
+    ],
+)
 def test_bad_config_values_are_refused(fields):
     with pytest.raises(ValueError, match=next(iter(fields))):
         CarSegConfig(**fields)
