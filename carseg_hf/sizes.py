@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import math
 
+#: The smallest side of a network input: processors round sides to multiples of 32 and every carseg U-Net
+#: downsamples by at least 32, so a thinner input has no pixels left at the bottleneck.
+MIN_INPUT_SIDE = 32
+
 
 def parse_height_width(text: str, minimum: int = 1, allow_square: bool = False) -> tuple[int, int]:
     """Parse `HEIGHTxWIDTH`, e.g. `"1280x1918"`, into `(height, width)`.

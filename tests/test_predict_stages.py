@@ -75,11 +75,12 @@ def test_the_writer_finishes_every_queued_batch_on_close():
 def test_resolution_is_parsed_once_by_the_cli_and_checked_by_the_options():
     assert parse_resolution("processor") == "processor" and parse_resolution("native") == "native"
     assert parse_resolution("1024X768") == (1024, 768)
-    for bad in ("0x5", "big", "12", "-1x5"):
+    for bad in ("0x5", "big", "12", "-1x5", "768x11", "31x960"):
         with pytest.raises(ValueError, match=rf"--resolution must be 'processor', 'native' or HEIGHTxWIDTH.*{bad}"):
             parse_resolution(bad)
     PredictOptions(resolution=(64, 96)).validate()
-    for bad in ("64x96", (64, 0), (64,), (64.0, 96)):
+    PredictOptions(resolution=(32, 32)).validate()
+    for bad in ("64x96", (64, 0), (64,), (64.0, 96), (768, 11)):
         with pytest.raises(ValueError, match="--resolution must be 'processor', 'native' or \\(height, width\\)"):
             PredictOptions(resolution=bad).validate()
 

@@ -22,7 +22,7 @@ import json
 import shutil
 from pathlib import Path
 
-from carseg_hf.sizes import height_width_type
+from carseg_hf.sizes import MIN_INPUT_SIDE, height_width_type
 
 BUNDLED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("target", type=Path, help="the bundled model's folder, e.g. carseg_hf/pretrained/NAME")
     parser.add_argument(
         "--input-size",
-        type=height_width_type(minimum=32),
+        type=height_width_type(minimum=MIN_INPUT_SIDE),
         default=None,
         help="HEIGHTxWIDTH the processor resizes photos to (default: the source's)",
     )

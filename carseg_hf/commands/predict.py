@@ -8,16 +8,20 @@ import sys
 from typing import Any
 
 from ..predict.options import COMPILE_MODES, DEVICE_DEFAULTS, DTYPE_NAMES, MASK_FORMATS, PredictOptions
-from ..sizes import parse_height_width
+from ..sizes import MIN_INPUT_SIDE, parse_height_width
 
-_RESOLUTION_ERROR = "--resolution must be 'processor', 'native' or HEIGHTxWIDTH such as 1024x1024, got {!r}"
+_RESOLUTION_ERROR = (
+    "--resolution must be 'processor', 'native' or HEIGHTxWIDTH such as 1024x1024 with both sides at least "
+    f"{MIN_INPUT_SIDE}, got {{!r}}"
+)
 
 
 def parse_resolution(text: str) -> str | tuple[int, int]:
     """Turn a `--resolution` value into `PredictOptions.resolution`.
 
     Args:
-        text: `"processor"` (the processor's size), `"native"` (each image's own size) or `"HxW"`.
+        text: `"processor"` (the processor's size), `"native"` (each image's own size) or `"HxW"`, each side at
+            least `MIN_INPUT_SIDE`.
 
     Returns:
         `"processor"`, `"native"` or `(height, width)`.
@@ -28,7 +32,7 @@ def parse_resolution(text: str) -> str | tuple[int, int]:
     if text in ("processor", "native"):
         return text
     try:
-        return parse_height_width(text)
+        return parse_height_width(text, minimum=MIN_INPUT_SIDE)
     except ValueError as error:
         raise ValueError(_RESOLUTION_ERROR.format(text)) from error
 

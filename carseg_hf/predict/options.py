@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..sizes import MIN_INPUT_SIDE
+
 #: Mask file formats: 0/255 greyscale PNG, or 0/1 palette GIF like Carvana's `train_masks`.
 MASK_FORMATS = ("png", "gif")
 #: `torch.compile` modes; `"none"` runs the model eagerly.
@@ -110,8 +112,8 @@ class PredictOptions:
             raise ValueError(f"decode must be 'auto', 'processor' or 'tensor', got {self.decode!r}")
         if not _is_resolution(self.resolution):
             raise ValueError(
-                "--resolution must be 'processor', 'native' or (height, width) with positive integers, got "
-                f"{self.resolution!r}"
+                f"--resolution must be 'processor', 'native' or (height, width) with integers of at least "
+                f"{MIN_INPUT_SIDE}, got {self.resolution!r}"
             )
         if self.batch_size < 1 or self.workers < 1 or self.prefetch < 1:
             raise ValueError(
@@ -125,13 +127,13 @@ class PredictOptions:
 
 
 def _is_resolution(value: object) -> bool:
-    """Whether `value` is `"processor"`, `"native"` or a `(height, width)` pair of positive integers."""
+    """Whether `value` is `"processor"`, `"native"` or a `(height, width)` pair of integers >= `MIN_INPUT_SIDE`."""
     if isinstance(value, str):
         return value in RESOLUTION_NAMES
     return (
         isinstance(value, (tuple, list))
         and len(value) == 2
-        and all(isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in value)
+        and all(isinstance(side, int) and not isinstance(side, bool) and side >= MIN_INPUT_SIDE for side in value)
     )
 
 
