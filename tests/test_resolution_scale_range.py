@@ -14,14 +14,14 @@ from carseg_hf.training.arguments import parse_scale_range, scaled_resolution
 from carseg_hf.training.augment import JointAugmentation, sample_seed
 from carseg_hf.training.augmentation_config import AugmentationConfig
 from carseg_hf.training.data_pipeline import SegmentationTransform
-from tests.fixture import make_carvana_fixture
+from tests.tiny_training import make_tiny_carvana, tiny_training_argv
 
 SIZE = {"height": 40, "width": 60}
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    return make_carvana_fixture(tmp_path_factory.mktemp("carvana"), num_cars=3, angles=4, size=(64, 48), num_test=0)
+    return make_tiny_carvana(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +115,9 @@ def test_scaled_resolution_rounds_each_side():
 
 def test_training_with_a_scale_range_runs_end_to_end(data_dir, tmp_path):
     output_dir = tmp_path / "run"
-    argv = ["--data-dir", str(data_dir), "--output-dir", str(output_dir), "--resolution", "48x64"]
-    argv += ["--random-crop", "32x32", "--resolution-scale-range", "0.75,1.5", "--encoder-channels", "4,8,16"]
-    argv += ["--center-channels", "16", "--decoder-convs", "2", "--validation-fraction", "0.34"]
-    argv += ["--train-batch-size", "2", "--dataloader-num-workers", "0", "--max-train-steps", "3"]
+    extra = ["--random-crop", "32x32", "--resolution-scale-range", "0.75,1.5", "--max-train-steps", "3"]
     torch.set_num_threads(1)
-    args = parse_args(argv)
+    args = parse_args(tiny_training_argv(data_dir, output_dir, *extra))
     assert isinstance(args, TrainingArguments) and args.resolution_scale_range == (0.75, 1.5)
     results = main(args)
     assert results["global_step"] == 3 and 0.0 <= results["best_validation_dice"] <= 1.0

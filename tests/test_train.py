@@ -18,25 +18,15 @@ from carseg_hf.data import load_segmentation_dataset
 from carseg_hf.metrics import mean_dice
 from carseg_hf.training import TrainingArguments, build_parser, main, parse_args
 from carseg_hf.training.checkpointing import TrainerState, list_checkpoints, resolve_resume_checkpoint
-from tests.fixture import make_carvana_fixture
+from tests.tiny_training import TINY_TRAINING_ARGS as TINY
+from tests.tiny_training import make_tiny_carvana, run_tiny_training
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# 3 cars x 4 views at 64x48; validation_fraction 0.34 holds out one car: 8 training and 4 validation images.
-TINY = [
-    "--resolution", "48x64", "--encoder_channels", "4,8,16", "--center_channels", "16", "--decoder_convs", "2",
-    "--validation_fraction", "0.34", "--train_batch_size", "2", "--eval_batch_size", "3",
-    "--dataloader_num_workers", "0", "--seed", "0",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    return make_carvana_fixture(tmp_path_factory.mktemp("carvana"), num_cars=3, angles=4, size=(64, 48), num_test=0)
-
-
-def run(data_dir: Path, output_dir: Path, *extra: str) -> dict:
-    torch.set_num_threads(1)
-    return main(parse_args(["--data_dir", str(data_dir), "--output_dir", str(output_dir), *TINY, *extra]))
+    return make_tiny_carvana(tmp_path_factory)
 
 
 def predict_validation(model, processor, data_dir):
@@ -56,7 +46,7 @@ def predict_validation(model, processor, data_dir):
 
 def test_two_epochs_end_to_end_and_reload(data_dir, tmp_path):
     output_dir = tmp_path / "run"
-    results = run(data_dir, output_dir, "--num_train_epochs", "2", "--learning_rate", "1e-2")
+    results = run_tiny_training(data_dir, output_dir, "--num_train_epochs", "2", "--learning_rate", "1e-2")
     assert results["epochs_completed"] == 2 and results["global_step"] == 8
     assert results["train_images"] == 8 and results["validation_images"] == 4
     assert results["train_images_per_second"] > 0
@@ -88,7 +78,7 @@ def test_two_epochs_end_to_end_and_reload(data_dir, tmp_path):
 
 
 def test_loss_decreases_when_overfitting(data_dir, tmp_path):
-    results = run(
+    results = run_tiny_training(
         data_dir, tmp_path / "run", "--num_train_epochs", "6", "--learning_rate", "3e-3", "--no_augmentation",
         "--early_stopping_patience", "0", "--checkpoints_total_limit", "1",
     )  # fmt: skip
@@ -114,7 +104,7 @@ def test_early_stopping_on_a_flat_metric_through_the_cli(data_dir, tmp_path):
 
 
 def test_plateau_scheduler_lowers_the_learning_rate_on_a_flat_metric(data_dir, tmp_path):
-    results = run(
+    results = run_tiny_training(
         data_dir, tmp_path / "run", "--norm", "none", "--learning_rate", "1e-6", "--lr_scheduler", "plateau",
         "--lr_plateau_patience", "0", "--lr_plateau_factor", "0.5", "--num_train_epochs", "3",
         "--early_stopping_patience", "0",
@@ -128,7 +118,9 @@ def test_plateau_scheduler_lowers_the_learning_rate_on_a_flat_metric(data_dir, t
 
 def test_cosine_scheduler_decays_to_the_minimum_over_the_run_and_resumes_on_schedule(data_dir, tmp_path):
     common = ["--norm", "none", "--learning_rate", "1e-3", "--lr_scheduler", "cosine", "--lr_min_ratio", "0.1"]
-    results = run(data_dir, tmp_path / "run", *common, "--max_train_steps", "6", "--checkpointing_steps", "3")
+    results = run_tiny_training(
+        data_dir, tmp_path / "run", *common, "--max_train_steps", "6", "--checkpointing_steps", "3"
+    )
     history = TrainerState.load(tmp_path / "run" / f"checkpoint-{results['global_step']}").history
     rates = [entry["learning_rate"] for entry in history]
     assert all(later < earlier for earlier, later in zip(rates, rates[1:]))
@@ -138,7 +130,9 @@ def test_cosine_scheduler_decays_to_the_minimum_over_the_run_and_resumes_on_sche
     # Resuming at step 3 continues the same schedule: the final learning rate matches the uninterrupted run.
     resumed = tmp_path / "resumed"
     shutil.copytree(tmp_path / "run" / "checkpoint-3", resumed / "checkpoint-3")
-    again = run(data_dir, resumed, *common, "--max_train_steps", "6", "--resume_from_checkpoint", "latest")
+    again = run_tiny_training(
+        data_dir, resumed, *common, "--max_train_steps", "6", "--resume_from_checkpoint", "latest"
+    )
     resumed_history = TrainerState.load(resumed / f"checkpoint-{again['global_step']}").history
     assert resumed_history[-1]["learning_rate"] == pytest.approx(rates[-1])
 
@@ -146,11 +140,13 @@ def test_cosine_scheduler_decays_to_the_minimum_over_the_run_and_resumes_on_sche
 def test_resume_continues_at_the_saved_step_with_the_same_weights(data_dir, tmp_path):
     common = ["--learning_rate", "1e-2", "--checkpointing_steps", "3", "--checkpoints_total_limit", "5"]
     # Uninterrupted run with one persistent worker across both epochs (it reads the epoch from shared memory).
-    run(data_dir, tmp_path / "straight", *common, "--max_train_steps", "8", "--dataloader_num_workers", "1")
+    run_tiny_training(
+        data_dir, tmp_path / "straight", *common, "--max_train_steps", "8", "--dataloader_num_workers", "1"
+    )
     # "Interrupted" run without workers: stops after step 3 (mid-epoch) with checkpoint-3, then resumes with a worker.
-    run(data_dir, tmp_path / "resumed", *common, "--max_train_steps", "3")
+    run_tiny_training(data_dir, tmp_path / "resumed", *common, "--max_train_steps", "3")
     assert [path.name for path in list_checkpoints(tmp_path / "resumed")] == ["checkpoint-3"]
-    results = run(
+    results = run_tiny_training(
         data_dir, tmp_path / "resumed", *common, "--max_train_steps", "8", "--resume_from_checkpoint", "latest",
         "--dataloader_num_workers", "1",
     )  # fmt: skip
@@ -168,7 +164,7 @@ def test_interrupted_checkpoint_save_leaves_the_previous_one_usable(data_dir, tm
     import carseg_hf.training.checkpointing
 
     output_dir = tmp_path / "run"
-    run(data_dir, output_dir, "--num_train_epochs", "1")
+    run_tiny_training(data_dir, output_dir, "--num_train_epochs", "1")
     original_save_training_state = carseg_hf.training.checkpointing.save_training_state
 
     def save_then_die(folder, *args, **kwargs):  # fault injection: a crash half-way through a save
@@ -177,7 +173,7 @@ def test_interrupted_checkpoint_save_leaves_the_previous_one_usable(data_dir, tm
 
     monkeypatch.setattr(carseg_hf.training.checkpointing, "save_training_state", save_then_die)
     with pytest.raises(OSError, match="simulated crash"):
-        run(data_dir, output_dir, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest")
+        run_tiny_training(data_dir, output_dir, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest")
     assert (output_dir / "checkpoint-8.tmp").is_dir()
     assert resolve_resume_checkpoint(output_dir, "latest") == output_dir / "checkpoint-4"
     with pytest.raises(FileNotFoundError, match="unfinished checkpoint"):
@@ -185,7 +181,7 @@ def test_interrupted_checkpoint_save_leaves_the_previous_one_usable(data_dir, tm
     assert TrainerState.load(output_dir / "checkpoint-4").global_step == 4
 
     monkeypatch.setattr(carseg_hf.training.checkpointing, "save_training_state", original_save_training_state)
-    results = run(data_dir, output_dir, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest")
+    results = run_tiny_training(data_dir, output_dir, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest")
     assert results["global_step"] == 8
     assert not (output_dir / "checkpoint-8.tmp").exists()
     assert [path.name for path in list_checkpoints(output_dir)] == ["checkpoint-4", "checkpoint-8"]
@@ -193,7 +189,7 @@ def test_interrupted_checkpoint_save_leaves_the_previous_one_usable(data_dir, tm
 
 def test_push_to_hub_publishes_the_best_model(data_dir, tmp_path, hub_env):
     output_dir = tmp_path / "run"
-    results = run(
+    results = run_tiny_training(
         data_dir, output_dir, "--num_train_epochs", "1", "--push_to_hub", "--hub_model_id", "org/carseg-trained",
         "--hub_token", TEST_TOKEN, "--learning_rate", "3e-3", "--lr_scheduler", "cosine", "--aug_rotate", "0",
         "--hub_private",
@@ -215,7 +211,7 @@ def test_push_to_hub_publishes_the_best_model(data_dir, tmp_path, hub_env):
 
 def test_carseg_push_takes_the_dice_from_all_results_json(data_dir, tmp_path, hub_env, capsys):
     output_dir = tmp_path / "run"
-    results = run(data_dir, output_dir, "--max_train_steps", "1")
+    results = run_tiny_training(data_dir, output_dir, "--max_train_steps", "1")
     all_results = output_dir / "all_results.json"
     argv = ["push", str(output_dir / "best"), "--repo-id", "org/carseg-all-results", "--metrics", str(all_results)]
     assert cli_main(argv) == 0
@@ -236,7 +232,7 @@ def test_a_corrupt_training_image_is_named(data_dir, tmp_path):
     victim = sorted((broken / "train").glob("*.jpg"))[0]
     victim.write_bytes(victim.read_bytes()[:200])  # a truncated JPEG
     with pytest.raises(ValueError, match=victim.name):
-        run(broken, tmp_path / "run", "--num_train_epochs", "1")
+        run_tiny_training(broken, tmp_path / "run", "--num_train_epochs", "1")
 
 
 @pytest.mark.parametrize(
@@ -256,14 +252,14 @@ def test_an_oversized_training_image_is_a_named_error_with_exit_2(data_dir, tmp_
 
 def test_nonfinite_steps_are_skipped_then_abort(data_dir, tmp_path):
     with pytest.raises(RuntimeError, match="2 steps in a row had a non-finite loss or gradients"):
-        run(data_dir, tmp_path / "run", "--learning_rate", "1e30", "--max_nonfinite_steps", "2")
+        run_tiny_training(data_dir, tmp_path / "run", "--learning_rate", "1e30", "--max_nonfinite_steps", "2")
 
 
 def test_two_processes_give_the_same_validation_dice(data_dir, tmp_path):
     # lr 0 and no normalisation layers: the weights never change, so only the metric gathering can differ.
     # torchrun starts two processes; with ACCELERATE_USE_CPU=1 Accelerate joins them over gloo on the CPU.
     extra = ["--norm", "none", "--learning_rate", "0", "--num_train_epochs", "1"]
-    single = run(data_dir, tmp_path / "single", *extra)
+    single = run_tiny_training(data_dir, tmp_path / "single", *extra)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT), "ACCELERATE_USE_CPU": "1"}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "training.train",
@@ -318,7 +314,7 @@ PICKLE_SUFFIXES = (".bin", ".pkl", ".pickle", ".pt", ".pth", ".ckpt")
 
 def test_checkpoints_hold_only_safetensors_and_json(data_dir, tmp_path):
     output_dir = tmp_path / "run"
-    run(data_dir, output_dir, "--num_train_epochs", "1", "--lr_scheduler", "plateau")
+    run_tiny_training(data_dir, output_dir, "--num_train_epochs", "1", "--lr_scheduler", "plateau")
     (checkpoint,) = list_checkpoints(output_dir)
     names = {path.name for path in checkpoint.iterdir()}
     assert names == {
@@ -496,7 +492,7 @@ def test_overwrite_output_dir_starts_over_without_the_old_run(data_dir, tmp_path
     (output_dir / "checkpoint-99" / "trainer_state.json").write_text("{}")
     (output_dir / "all_results.json").write_text('{"best_validation_dice": 0.99}')
     (output_dir / "notes.txt").write_text("kept")
-    results = run(data_dir, output_dir, "--max_train_steps", "1", "--overwrite_output_dir")
+    results = run_tiny_training(data_dir, output_dir, "--max_train_steps", "1", "--overwrite_output_dir")
     assert [path.name for path in list_checkpoints(output_dir)] == ["checkpoint-1"]  # checkpoint-99 is gone
     assert json.loads((output_dir / "all_results.json").read_text()) == json.loads(json.dumps(results))
     assert (output_dir / "best" / "model.safetensors").is_file() and (output_dir / "notes.txt").read_text() == "kept"

@@ -9,7 +9,7 @@ from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation
 from carseg_hf.model_card import build_model_card
 from carseg_hf.modeling_carseg import bce_dice_loss, boundary_band
 from carseg_hf.training import main, parse_args
-from tests.fixture import make_carvana_fixture
+from tests.tiny_training import make_tiny_carvana, run_tiny_training
 
 
 def square_labels() -> torch.Tensor:
@@ -79,7 +79,7 @@ def test_bad_config_values_are_refused(fields):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    return make_carvana_fixture(tmp_path_factory.mktemp("carvana"), num_cars=3, angles=4, size=(64, 48), num_test=0)
+    return make_tiny_carvana(tmp_path_factory)
 
 
 @pytest.mark.parametrize(
@@ -94,12 +94,8 @@ def test_bad_flags_are_refused_with_the_reason(extra, message, data_dir, tmp_pat
 
 def test_training_with_a_boundary_weight_saves_it_in_the_config(data_dir, tmp_path):
     output_dir = tmp_path / "run"
-    argv = ["--data-dir", str(data_dir), "--output-dir", str(output_dir), "--resolution", "48x64"]
-    argv += ["--encoder-channels", "4,8,16", "--center-channels", "16", "--decoder-convs", "2"]
-    argv += ["--validation-fraction", "0.34", "--train-batch-size", "2", "--dataloader-num-workers", "0"]
-    argv += ["--max-train-steps", "2", "--boundary-loss-weight", "3", "--boundary-loss-width", "2"]
-    torch.set_num_threads(1)
-    results = main(parse_args(argv))
+    extra = ["--max-train-steps", "2", "--boundary-loss-weight", "3", "--boundary-loss-width", "2"]
+    results = run_tiny_training(data_dir, output_dir, *extra)
     assert results["global_step"] == 2 and 0.0 <= results["best_validation_dice"] <= 1.0
     config = CarSegConfig.from_pretrained(output_dir / "best")
     assert (config.boundary_loss_weight, config.boundary_loss_width) == (3.0, 2)
