@@ -229,3 +229,41 @@ def test_the_command_line_blurs_backgrounds_and_keeps_old_seeds_reproducible(tmp
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--out", str(tmp_path / "bad"), "--background-blur", "2"])
     assert exit_info.value.code == 2 and "--background-blur must be a probability" in capsys.readouterr().err
+
+
+def test_car_width_range_sets_the_pasted_width_and_the_default_keeps_old_draws():
+    from training.synthetic.composite import CAR_WIDTH_RANGE
+
+    assert sample_params(np.random.default_rng(3)) == sample_params(np.random.default_rng(3), CAR_WIDTH_RANGE)
+    rng = np.random.default_rng(4)
+    widths = [sample_params(rng, (0.12, 0.2)).car_width for _ in range(50)]
+    assert all(0.12 <= width <= 0.2 for width in widths) and max(widths) - min(widths) > 0.04
+
+
+def test_the_command_line_pastes_small_cars_and_refuses_bad_width_ranges(tmp_path, monkeypatch, capsys):
+    from training.synthetic.composite import main
+
+    cars, backgrounds = cars_and_backgrounds(tmp_path, ("01", "02"))
+    monkeypatch.setenv("CARSEG_BACKGROUNDS_DIR", str(backgrounds))
+    args = ["--cars-dir", str(cars), "--cars", "abc123", "--size", "128x192", "--per-image", "3"]
+    assert main([*args, "--out", str(tmp_path / "small"), "--car-width", "0.15,0.2"]) == 0
+    masks = sorted((tmp_path / "small" / "train_masks").glob("*.gif"))
+    assert len(masks) == 6
+    for path in masks:
+        columns = np.nonzero(np.asarray(Image.open(path).convert("L")).any(axis=0))[0]
+        assert 0.15 * 192 - 2 <= columns.max() + 1 - columns.min() <= 0.2 * 192 + 2, path.name
+    for bad, reason in (
+        ("0,0.5", "0 < low <= high <= 1"),
+        ("0.6,0.5", "0 < low <= high <= 1"),
+        ("0.2,1.5", "0 < low <= high <= 1"),
+        ("nan,0.5", "0 < low <= high <= 1"),
+        ("0.3", "expected LOW,HIGH such as 0.12,0.95"),
+        ("a,b", "could not convert"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--out", str(tmp_path / "bad"), "--car-width", bad])
+        error = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "--car-width" in error and reason in error, (bad, error)
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="car width range"):
+        write_composites(cars, ["abc123"], tmp_path / "bad", 1, (64, 96), seed=0, split="train", car_width=(0.5, 0.4))

@@ -5,8 +5,9 @@ the surroundings change. Each composite gets a soft contact shadow under the tyr
 car's silhouette on the ground; shadows darken the background only and are never part of the mask. With
 `--distractors N`, up to N other objects (Tux Paint's stamps, `distractors`) are pasted into the scene behind the car,
 as background. With `--background-blur P`, a fraction P of the scenes is defocused or streaked sideways behind the
-sharp car, as in a wide-aperture or panning shot (`background_blur`). The camera and image are then randomised:
-exposure, white balance, blur, noise and JPEG quality.
+sharp car, as in a wide-aperture or panning shot (`background_blur`). The car's width is drawn from `--car-width`
+(default 0.35 to 0.95 of the frame's); a lower bound such as 0.12 adds street-style shots with the car small in the
+scene. The camera and image are then randomised: exposure, white balance, blur, noise and JPEG quality.
 
 Each split of cars draws the backgrounds of the same split: composites of training cars use training backgrounds
 only; validation composites (`split="validation"`) paste the validation cars onto validation backgrounds, so that
@@ -39,6 +40,34 @@ from .distractors import load_stamps, paste_distractors
 
 #: Per split: the car-id tag of its composites (distinct, so all can share one folder) and its `splits.json` mark.
 SPLITS = {"train": ("c", "train"), "validation": ("v", "val"), "held_out": ("h", "test")}
+
+#: Default range of the pasted car's width, as fractions of the frame width (`--car-width`).
+CAR_WIDTH_RANGE = (0.35, 0.95)
+
+
+def check_car_width_range(car_width: tuple[float, float]) -> tuple[float, float]:
+    """Return `(low, high)` if `0 < low <= high <= 1`.
+
+    Raises:
+        ValueError: Otherwise, quoting the range.
+    """
+    low, high = car_width
+    if not 0.0 < low <= high <= 1.0:
+        raise ValueError(
+            f"the car width range must satisfy 0 < low <= high <= 1 (fractions of the frame width), got {car_width}"
+        )
+    return float(low), float(high)
+
+
+def car_width_range(text: str) -> tuple[float, float]:
+    """An argparse `type=` for `--car-width LOW,HIGH`, e.g. `"0.12,0.95"`."""
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError(f"expected LOW,HIGH such as 0.12,0.95, got {text!r}")
+        return check_car_width_range((float(parts[0]), float(parts[1])))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -76,11 +105,11 @@ class CompositeParams:
     jpeg_quality: int
 
 
-def sample_params(rng: np.random.Generator) -> CompositeParams:
-    """Draw the random choices of one composite."""
+def sample_params(rng: np.random.Generator, car_width: tuple[float, float] = CAR_WIDTH_RANGE) -> CompositeParams:
+    """Draw the random choices of one composite, the car's width uniformly from `car_width`."""
     has_cast = rng.random() < 0.6
     return CompositeParams(
-        car_width=float(rng.uniform(0.35, 0.95)),
+        car_width=float(rng.uniform(*car_width)),
         center_x=float(rng.uniform(0.3, 0.7)),
         bottom_y=float(rng.uniform(0.6, 0.97)),
         contact_strength=float(rng.uniform(0.35, 0.75)),
@@ -222,6 +251,7 @@ def write_composites(
     backgrounds: str | None = None,
     background_packages: tuple[str, ...] | None = None,
     background_blur: float = 0.0,
+    car_width: tuple[float, float] = CAR_WIDTH_RANGE,
 ) -> int:
     """Write composites of the given cars in the Carvana layout, with a `splits.json`.
 
@@ -246,13 +276,15 @@ def write_composites(
         background_packages: Draw only from the backgrounds of these packages (None: all of them).
         background_blur: Probability that a composite's scene is blurred behind the car (`background_blur.py`);
             at 0 no extra random number is drawn, so a seed gives the composites it gave before the option.
+        car_width: The range of the car's width, as fractions of the frame width; the default range gives the
+            composites a seed gave before the option.
 
     Returns:
         The number of composites written.
 
     Raises:
-        ValueError: If `split` is not one of `SPLITS` or `backgrounds` not one of `SOURCE_SPLITS`, or
-            `distractors` is negative.
+        ValueError: If `split` is not one of `SPLITS` or `backgrounds` not one of `SOURCE_SPLITS`, `distractors`
+            is negative, or `car_width` is not within (0, 1].
         FileNotFoundError: If a car has no photo in `cars_dir/train`, or a photo has no mask, naming them, or the
             stamps are missing while `distractors` > 0.
     """
@@ -263,6 +295,7 @@ def write_composites(
         raise ValueError(f"backgrounds must be one of {SOURCE_SPLITS}, got {backgrounds!r}")
     if distractors < 0:
         raise ValueError(f"distractors must be >= 0, got {distractors}")
+    car_width = check_car_width_range(car_width)
     stamps = load_stamps(backgrounds_root) if distractors else []
     (out / "train").mkdir(parents=True, exist_ok=True)
     (out / "train_masks").mkdir(parents=True, exist_ok=True)
@@ -280,7 +313,7 @@ def write_composites(
             background = random_background(
                 rng, size[1], size[0], backgrounds, kinds, backgrounds_root, background_packages
             )
-            params = sample_params(rng)
+            params = sample_params(rng, car_width)
             chosen = (
                 [stamps[i] for i in rng.choice(len(stamps), size=rng.integers(0, distractors + 1))] if stamps else []
             )
@@ -352,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="probability of a defocused or motion-streaked scene behind the sharp car (default 0)",
     )
+    parser.add_argument(
+        "--car-width",
+        type=car_width_range,
+        default=CAR_WIDTH_RANGE,
+        help="LOW,HIGH: range of the car's width as fractions of the frame width (default 0.35,0.95)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not (args.cars_dir / "train").is_dir():
@@ -377,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             backgrounds=args.backgrounds,
             background_packages=args.background_packages,
             background_blur=args.background_blur,
+            car_width=args.car_width,
         )
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
