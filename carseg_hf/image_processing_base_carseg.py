@@ -21,10 +21,15 @@ from transformers.processing_utils import ImagesKwargs
 
 from .image_io import DEFAULT_MAX_PIXELS, check_mask_size, describe, load_mask, load_rgb
 from .pixel_normalization import rescale_and_normalize
-from .sizes import aspect_preserving_size
+from .sizes import MIN_INPUT_SIDE, aspect_preserving_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _is_whole_number(value: Any) -> bool:
+    """Whether `value` is an integer (Python or NumPy), and not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 class CarSegImageProcessorKwargs(ImagesKwargs, total=False):
@@ -78,7 +83,8 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         do_resize (`bool`, *optional*, defaults to `True`):
             Resize images to `size`. With `False` the native resolution is kept (the model pads internally).
         size (`dict[str, int]`, *optional*, defaults to `{"height": 1024, "width": 1024}`):
-            Target size when resizing, as in the reference 1024x1024 setup.
+            Target size when resizing, as in the reference 1024x1024 setup: whole pixels, each side at least 32 (the
+            network downsamples by 32). Also accepted: an int for a square, or `(height, width)`.
         resample (`int`, *optional*, defaults to `Image.BILINEAR`):
             Resampling filter for images, as a PIL constant; bilinear is the one the torch backend reproduces.
             Masks always use nearest-neighbour.
@@ -172,14 +178,25 @@ class CarSegImageProcessorBase(BaseImageProcessor):
 
     @staticmethod
     def _check_size(size: dict[str, int] | Sequence[int] | int) -> dict[str, int]:
-        if isinstance(size, int):
+        """`size` as `{"height": H, "width": W}`, from that dict, an int (a square) or `(H, W)`.
+
+        Raises:
+            ValueError: For another form, a side that is not a whole number (a float, a bool, a string), or a side
+                below `MIN_INPUT_SIDE`, which the network would reduce to nothing at its bottleneck.
+        """
+        if _is_whole_number(size):
             size = {"height": size, "width": size}
         elif isinstance(size, (list, tuple)) and len(size) == 2:
-            size = {"height": int(size[0]), "width": int(size[1])}
+            size = {"height": size[0], "width": size[1]}
         if not isinstance(size, dict) or set(size) != {"height", "width"}:
             raise ValueError(f"size must be {{'height': H, 'width': W}}, an int, or (H, W); got {size!r}")
-        if size["height"] < 1 or size["width"] < 1:
-            raise ValueError(f"size must be positive, got {size}")
+        if not all(_is_whole_number(side) for side in size.values()):
+            raise ValueError(f"size must give whole numbers of pixels for height and width, got {size!r}")
+        if min(size.values()) < MIN_INPUT_SIDE:
+            raise ValueError(
+                f"size {size} is too small: height and width must each be at least {MIN_INPUT_SIDE} pixels "
+                f"(the network downsamples by {MIN_INPUT_SIDE})"
+            )
         return {"height": int(size["height"]), "width": int(size["width"])}
 
     def resized_size(

@@ -258,7 +258,7 @@ def test_the_command_line_pastes_small_cars_and_refuses_bad_width_ranges(tmp_pat
         ("0.2,1.5", "0 < low <= high <= 1"),
         ("nan,0.5", "0 < low <= high <= 1"),
         ("0.3", "expected LOW,HIGH such as 0.12,0.95"),
-        ("a,b", "could not convert"),
+        ("a,b", "expected two numbers LOW,HIGH such as 0.12,0.95"),
     ):
         with pytest.raises(SystemExit) as exit_info:
             main([*args, "--out", str(tmp_path / "bad"), "--car-width", bad])

@@ -216,7 +216,7 @@ def test_the_backends_share_one_kwargs_spec_and_post_processing():
 
 @pytest.mark.parametrize(
     ("image_size", "target"),
-    [((40, 60), (64, 96)), ((300, 200), (96, 64)), ((123, 457), (64, 64)), ((64, 96), (64, 96)), ((37, 53), (20, 31))],
+    [((40, 60), (64, 96)), ((300, 200), (96, 64)), ((123, 457), (64, 64)), ((64, 96), (64, 96)), ((37, 53), (33, 47))],
 )
 def test_the_backends_agree_within_one_grey_level(image_size, target):
     images = [_rgb(*image_size, seed=seed) for seed in range(2)]
@@ -320,5 +320,26 @@ def test_masks_one_per_image_and_segmentation_maps_alias(tiny_processor):
     assert torch.equal(
         by_alias["labels"], tiny_processor([_rgb(), _rgb(seed=1)], masks=masks, do_resize=False)["labels"]
     )
-    with pytest.raises(ValueError, match="size must be positive"):  # arguments are checked before the inputs
+    with pytest.raises(ValueError, match="too small"):  # arguments are checked before the inputs
         tiny_processor([_rgb()], masks=masks, size={"height": 0, "width": 8})
+
+
+@pytest.mark.parametrize("cls", [CarSegImageProcessor, CarSegImageProcessorPil])
+def test_size_must_be_whole_pixels_large_enough_for_the_network(cls, tmp_path):
+    assert cls(size=64).size == {"height": 64, "width": 64}
+    assert cls(size=(np.int64(32), 48)).size == {"height": 32, "width": 48}
+    for bad, reason in (
+        ({"height": 16, "width": 64}, "at least 32 pixels"),
+        (8, "at least 32 pixels"),
+        ({"height": 640.5, "width": 960}, "whole numbers of pixels"),
+        ((True, 64), "whole numbers of pixels"),
+        ({"height": "640", "width": 960}, "whole numbers of pixels"),
+        ({"height": 640}, "size must be"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            cls(size=bad)
+    cls(size={"height": 64, "width": 96}).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="at least 32 pixels"):  # a saved config is checked too
+        cls.from_pretrained(tmp_path, size={"height": 31, "width": 96})
+    with pytest.raises(ValueError, match="at least 32 pixels"):  # and a per-call override
+        cls(size=64)([_rgb()], size={"height": 64, "width": 20})

@@ -283,6 +283,8 @@ def test_two_processes_give_the_same_validation_dice(data_dir, tmp_path):
         (["--output_dir", "o", "--data_dir", "{data}", "--dataset_name", "x/y"], "exactly one of --data-dir"),
         (["--output_dir", "o", "--data_dir", "/no/such/folder"], "is not a folder"),
         (["--output_dir", "o", "--data_dir", "{data}", "--resolution", "1024x"], "HEIGHTxWIDTH"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--resolution", "16x64"], "at least 32"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--random_crop", "24"], "at least 32"),
         (["--output_dir", "o", "--data_dir", "{data}", "--push_to_hub"], "--hub-model-id ORG/NAME"),
         (["--output_dir", "o", "--data_dir", "{data}", "--aug_hflip", "2"], "--aug-hflip must lie in"),
         (["--output_dir", "o", "--data_dir", "{data}", "--checkpointing_steps", "0"], "'epoch' or a positive"),

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carseg_hf.sizes import height_width_type
+from carseg_hf.number_ranges import number_range_type
+from carseg_hf.sizes import MIN_INPUT_SIDE, height_width_type
 
 from .augmentation_config import AugmentationConfig
 
@@ -60,15 +61,19 @@ def is_scale_range(low: float, high: float) -> bool:
     return 0.0 < low <= high and math.isfinite(high)
 
 
-def parse_scale_range(value: str) -> tuple[float, float]:
-    """Parse `--resolution-scale-range`: two positive numbers `LOW,HIGH` with LOW <= HIGH, such as `1.0,1.5`."""
-    try:
-        low, high = (float(part) for part in value.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two numbers LOW,HIGH such as 1.0,1.5, got {value!r}") from None
-    if not is_scale_range(low, high):
-        raise argparse.ArgumentTypeError(f"expected 0 < LOW <= HIGH (finite), got {value!r}")
-    return low, high
+def check_scale_range(scale_range: tuple[float, float]) -> tuple[float, float]:
+    """Return `scale_range` if `is_scale_range`.
+
+    Raises:
+        ValueError: Otherwise, quoting the range.
+    """
+    if not is_scale_range(*scale_range):
+        raise ValueError(f"expected 0 < LOW <= HIGH (finite), got {scale_range}")
+    return scale_range
+
+
+#: Parse `--resolution-scale-range`: two positive numbers `LOW,HIGH` with LOW <= HIGH, such as `1.0,1.5`.
+parse_scale_range = number_range_type(check_scale_range, example="1.0,1.5")
 
 
 def parse_checkpointing_steps(value: str) -> str | int:
@@ -150,13 +155,16 @@ class TrainingArguments:
     dataset_name: str | None = option("A Hub dataset with `image` and `mask` columns.", DATA)
     validation_fraction: float = option("Share of cars held out (by car id).", DATA, 0.2)
     resolution: tuple[int, int] = option(
-        "Training size HxW (default 1024x1024).", DATA, (1024, 1024), type=height_width_type(allow_square=True)
+        "Training size HxW (default 1024x1024).",
+        DATA,
+        (1024, 1024),
+        type=height_width_type(MIN_INPUT_SIDE, allow_square=True),
     )
     random_crop: tuple[int, int] | None = option(
         "Train on random HxW crops of each --resolution frame (faster steps at full detail); "
         "validation always sees whole frames.",
         DATA,
-        type=height_width_type(allow_square=True),
+        type=height_width_type(MIN_INPUT_SIDE, allow_square=True),
     )
     resolution_scale_range: tuple[float, float] | None = option(
         "LOW,HIGH: resize each training frame to --resolution times a factor drawn uniformly from [LOW, HIGH] "

@@ -31,12 +31,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from carseg_hf.number_ranges import number_range_type
 from carseg_hf.sizes import height_width_type
 
 from .background_blur import BackgroundBlur, blur_background, sample_background_blur
 from .background_sources import KINDS, SOURCE_SPLITS
 from .backgrounds import package_list, random_background
 from .distractors import load_stamps, paste_distractors
+from .ground_shadows import cast_shadow, contact_shadow, darken
 
 #: Per split: the car-id tag of its composites (distinct, so all can share one folder) and its `splits.json` mark.
 SPLITS = {"train": ("c", "train"), "validation": ("v", "val"), "held_out": ("h", "test")}
@@ -59,15 +61,8 @@ def check_car_width_range(car_width: tuple[float, float]) -> tuple[float, float]
     return float(low), float(high)
 
 
-def car_width_range(text: str) -> tuple[float, float]:
-    """An argparse `type=` for `--car-width LOW,HIGH`, e.g. `"0.12,0.95"`."""
-    parts = text.split(",")
-    try:
-        if len(parts) != 2:
-            raise ValueError(f"expected LOW,HIGH such as 0.12,0.95, got {text!r}")
-        return check_car_width_range((float(parts[0]), float(parts[1])))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+#: An argparse `type=` for `--car-width LOW,HIGH`, e.g. `"0.12,0.95"`.
+car_width_range = number_range_type(check_car_width_range, example="0.12,0.95")
 
 
 @dataclass(frozen=True)
@@ -138,36 +133,6 @@ def _car_cutout(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nda
     return image[top:bottom, left:right], mask[top:bottom, left:right]
 
 
-def _darken(ground: np.ndarray, shadow: np.ndarray, strength: float) -> np.ndarray:
-    """Multiply the frame by `1 - strength * shadow`, with `shadow` in [0, 1] of shape `(height, width)`."""
-    return ground * (1.0 - strength * shadow[..., None])
-
-
-def _contact_shadow(height: int, width: int, box: tuple[int, int, int, int]) -> np.ndarray:
-    """A soft dark ellipse under the car's tyres; `box` is the pasted car's (left, top, right, bottom)."""
-    left, top, right, bottom = box
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    cx, cy = (left + right) / 2.0, bottom - 0.02 * (bottom - top)
-    rx, ry = 0.55 * (right - left), max(0.07 * (bottom - top), 2.0)
-    distance = ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2
-    return np.clip(1.0 - distance, 0.0, 1.0) ** 0.7
-
-
-def _cast_shadow(
-    car_mask: np.ndarray, frame_shape: tuple[int, int], box: tuple[int, int, int, int], params
-) -> np.ndarray:
-    """The car's silhouette flattened onto the ground, shifted sideways and blurred; values in [0, 1]."""
-    left, top, right, bottom = box
-    car_height = bottom - top
-    flat_height = max(int(car_height * 0.35), 1)
-    silhouette = Image.fromarray(car_mask * 255).resize((right - left, flat_height), Image.BILINEAR)
-    shadow = Image.new("L", (frame_shape[1], frame_shape[0]), 0)
-    shift = int(params.cast_offset * (right - left))
-    shadow.paste(silhouette, (left + shift, bottom - int(flat_height * 0.8)))
-    shadow = shadow.filter(ImageFilter.GaussianBlur(params.cast_blur))
-    return np.asarray(shadow, dtype=np.float32) / 255.0
-
-
 def compose(
     image: np.ndarray,
     mask: np.ndarray,
@@ -207,9 +172,10 @@ def compose(
     if distractors:
         frame = paste_distractors(frame, list(distractors), rng)
     frame = blur_background(frame, background_blur)  # (frame_height, frame_width, 3) float32
-    frame = _darken(frame, _contact_shadow(frame_height, frame_width, box), params.contact_strength)
+    frame = darken(frame, contact_shadow(frame_height, frame_width, box), params.contact_strength)
     if params.cast_strength > 0:
-        frame = _darken(frame, _cast_shadow(car_mask, (frame_height, frame_width), box, params), params.cast_strength)
+        cast = cast_shadow(car_mask, (frame_height, frame_width), box, params.cast_offset, params.cast_blur)
+        frame = darken(frame, cast, params.cast_strength)
     car_layer = np.asarray(car_image, dtype=np.float32) * np.asarray(params.car_gain, dtype=np.float32)
     canvas = Image.fromarray(np.clip(frame, 0, 255).astype(np.uint8))
     canvas.paste(Image.fromarray(np.clip(car_layer, 0, 255).astype(np.uint8)), (left, top), alpha)

@@ -1,0 +1,57 @@
+"""`LOW,HIGH` number ranges on the command line: one parser for every option that takes one.
+
+`--resolution-scale-range` (training) and `--car-width` (the composite generator) both take two numbers separated
+by a comma; only their bounds differ. Each option passes its own check to `number_range_type`, which splits and
+converts the text the same way for all of them and turns any `ValueError` into an argparse usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def parse_number_range(text: str, example: str) -> tuple[float, float]:
+    """Split `"LOW,HIGH"` into two floats, without checking their bounds.
+
+    Args:
+        text: The option's value, e.g. `"0.12,0.95"`.
+        example: A valid value to quote in the error message.
+
+    Returns:
+        `(low, high)` as floats (possibly NaN or infinite: the caller's check decides).
+
+    Raises:
+        ValueError: If `text` is not two comma-separated numbers, quoting `text` and `example`.
+    """
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise ValueError(f"expected LOW,HIGH such as {example}, got {text!r}")
+    try:
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(f"expected two numbers LOW,HIGH such as {example}, got {text!r}") from None
+
+
+def number_range_type(
+    check: Callable[[tuple[float, float]], tuple[float, float]], example: str
+) -> Callable[[str], tuple[float, float]]:
+    """An argparse `type=` for a `LOW,HIGH` option whose bounds `check` enforces.
+
+    Args:
+        check: Takes `(low, high)` and returns it (or a normalised copy), raising `ValueError` when out of bounds.
+        example: A valid value to quote when the text is not two numbers.
+
+    Returns:
+        A function from the option's text to `(low, high)` that raises `argparse.ArgumentTypeError`, so argparse
+        reports a usage error naming the option.
+    """
+
+    def parse(text: str) -> tuple[float, float]:
+        try:
+            return check(parse_number_range(text, example))
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = "LOW,HIGH"  # argparse names the type in "invalid LOW,HIGH value" messages
+    return parse
