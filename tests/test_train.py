@@ -571,6 +571,10 @@ def test_training_arguments_check_their_values_when_built(data_dir, tmp_path):
         TrainingArguments(data_dir=str(data_dir), output_dir=str(tmp_path / "o"), train_batch_size=0)
     with pytest.raises(ValueError, match=r"--aug-hue must lie in \[0.0, 0.5\], got 0.7"):
         TrainingArguments(data_dir=str(data_dir), output_dir=str(tmp_path / "o"), aug_hue=0.7)
+    with pytest.raises(ValueError, match=r"--resolution \(16, 64\) is too small: .* at least 32"):
+        TrainingArguments(data_dir=str(data_dir), output_dir=str(tmp_path / "o"), resolution=(16, 64))
+    with pytest.raises(ValueError, match=r"--random-crop \(32, 8\) is too small"):
+        TrainingArguments(data_dir=str(data_dir), output_dir=str(tmp_path / "o"), random_crop=(32, 8))
     with pytest.raises(TypeError):  # keyword-only: no positional mix-ups between the ~60 fields
         TrainingArguments(str(data_dir), str(tmp_path / "o"))
 

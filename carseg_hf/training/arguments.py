@@ -365,6 +365,13 @@ class TrainingArguments:
             )
         if self.encoder is not None and (self.center_channels is not None or self.decoder_convs is not None):
             raise ValueError("--center-channels and --decoder-convs apply to the reference U-Net, not to --encoder")
+        for name in ("resolution", "random_crop"):
+            sides = getattr(self, name)
+            if sides is not None and min(sides) < MIN_INPUT_SIDE:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} {sides} is too small: height and width must each be at least "
+                    f"{MIN_INPUT_SIDE} (the network downsamples by {MIN_INPUT_SIDE})"
+                )
         if self.random_crop is not None and (
             self.random_crop[0] > self.resolution[0] or self.random_crop[1] > self.resolution[1]
         ):
