@@ -56,18 +56,14 @@ def scaled_resolution(resolution: tuple[int, int], factor: float) -> tuple[int, 
     return max(1, round(resolution[0] * factor)), max(1, round(resolution[1] * factor))
 
 
-def is_scale_range(low: float, high: float) -> bool:
-    """Whether `(low, high)` is a usable `--resolution-scale-range`: 0 < LOW <= HIGH, both finite."""
-    return 0.0 < low <= high and math.isfinite(high)
-
-
 def check_scale_range(scale_range: tuple[float, float]) -> tuple[float, float]:
-    """Return `scale_range` if `is_scale_range`.
+    """Return `scale_range` if it is a usable `--resolution-scale-range`: 0 < LOW <= HIGH, both finite.
 
     Raises:
         ValueError: Otherwise, quoting the range.
     """
-    if not is_scale_range(*scale_range):
+    low, high = scale_range
+    if not (0.0 < low <= high and math.isfinite(high)):
         raise ValueError(f"expected 0 < LOW <= HIGH (finite), got {scale_range}")
     return scale_range
 
@@ -158,13 +154,13 @@ class TrainingArguments:
         "Training size HxW (default 1024x1024).",
         DATA,
         (1024, 1024),
-        type=height_width_type(MIN_INPUT_SIDE, allow_square=True),
+        type=height_width_type(allow_square=True),
     )
     random_crop: tuple[int, int] | None = option(
         "Train on random HxW crops of each --resolution frame (faster steps at full detail); "
         "validation always sees whole frames.",
         DATA,
-        type=height_width_type(MIN_INPUT_SIDE, allow_square=True),
+        type=height_width_type(allow_square=True),
     )
     resolution_scale_range: tuple[float, float] | None = option(
         "LOW,HIGH: resize each training frame to --resolution times a factor drawn uniformly from [LOW, HIGH] "
@@ -388,9 +384,10 @@ class TrainingArguments:
     def _check_scale_range(self) -> None:
         if self.resolution_scale_range is None:
             return
-        low, high = self.resolution_scale_range
-        if not is_scale_range(low, high):
-            raise ValueError(f"--resolution-scale-range must be 0 < LOW <= HIGH, got {self.resolution_scale_range}")
+        try:
+            low, _ = check_scale_range(self.resolution_scale_range)
+        except ValueError as error:
+            raise ValueError(f"--resolution-scale-range: {error}") from None
         if self.random_crop is None:
             raise ValueError(
                 "--resolution-scale-range needs --random-crop: frames resized by different factors cannot share "
