@@ -36,6 +36,7 @@ from .metrics import confusion_counts, scores_from_counts
 from .modeling_carseg import CarSegForSemanticSegmentation
 from .overlay import error_overlay
 from .rle import rle_decode, rle_encode
+from .zoom import zoom_box
 
 CSV_COLUMNS = ("image", "car_id", "angle", "dice", "iou", "precision", "recall", "fp", "fn")
 RESOLUTIONS = ("processor", "native")
@@ -48,26 +49,43 @@ def _predict_batch(
     resolution: str,
     threshold: float | None,
     tta: bool,
+    zoom: bool = False,
 ) -> list[np.ndarray]:
-    """Predict 0/1 masks at each image's own size for a list of RGB uint8 arrays."""
-    device = next(model.parameters()).device
+    """Predict 0/1 masks at each image's own size for a list of RGB uint8 arrays (and zoom, see `carseg_hf.zoom`)."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for index, image in enumerate(images):
         height, width = image.shape[:2]
         key = (height, width) if resolution == "native" else tuple(processor.resized_size(height, width).values())
         groups.setdefault(key, []).append(index)  # only images of one input size share a forward pass
     masks: list[np.ndarray | None] = [None] * len(images)
-    for indices in groups.values():
-        group = [images[i] for i in indices]
-        pixel_values = processor(group, do_resize=resolution == "processor")["pixel_values"]  # (batch, 3, h, w)
-        with torch.inference_mode():
-            logits = predict_logits(model, pixel_values.to(device), tta=tta)  # (batch, 1, h, w)
-            predicted = processor.post_process_semantic_segmentation(
-                logits, target_sizes=[image.shape[:2] for image in group], threshold=threshold
-            )  # list of (height, width) int64
+    for input_size, indices in groups.items():
+        predicted = _predict_masks(model, processor, [images[i] for i in indices], resolution, threshold, tta)
         for i, mask in zip(indices, predicted):
-            masks[i] = mask.to(torch.uint8).cpu().numpy()
+            box = zoom_box(mask, input_size) if zoom else None
+            if box is not None:
+                crop = np.ascontiguousarray(images[i][box.slices])  # (crop_height, crop_width, 3)
+                mask[box.slices] = _predict_masks(model, processor, [crop], resolution, threshold, tta)[0]
+            masks[i] = mask
     return masks
+
+
+def _predict_masks(
+    model: CarSegForSemanticSegmentation,
+    processor: CarSegImageProcessor,
+    images: list[np.ndarray],
+    resolution: str,
+    threshold: float | None,
+    tta: bool,
+) -> list[np.ndarray]:
+    """One forward pass over images of one input size: `(height, width)` uint8 0/1 masks at their own sizes."""
+    device = next(model.parameters()).device
+    pixel_values = processor(images, do_resize=resolution == "processor")["pixel_values"]  # (batch, 3, h, w)
+    with torch.inference_mode():
+        logits = predict_logits(model, pixel_values.to(device), tta=tta)  # (batch, 1, h, w)
+        predicted = processor.post_process_semantic_segmentation(
+            logits, target_sizes=[image.shape[:2] for image in images], threshold=threshold
+        )  # list of (height, width) int64
+    return [mask.to(torch.uint8).cpu().numpy() for mask in predicted]
 
 
 def _thumbnail(overlay: np.ndarray, max_side: int) -> Image.Image:
@@ -253,7 +271,7 @@ def _score_dataset(
         dataset: The data set, with undecoded `image` and `mask` columns.
         scoring: Collects the rows, skipped images and worst predictions.
         batch_size: Images per forward pass.
-        predict_options: `resolution`, `threshold` and `tta` of `_predict_batch`.
+        predict_options: `resolution`, `threshold`, `tta` and `zoom` of `_predict_batch`.
         progress: Show a tqdm progress bar.
 
     Raises:
@@ -285,7 +303,7 @@ def _write_outputs(
     Args:
         dataset: The undecoded data set (the worst images are decoded again for their full-size overlays).
         scoring: The scored rows, skipped images and worst predictions.
-        run: What the summary says about the run: model, data, split, resolution, threshold, tta and device.
+        run: What the summary says about the run: model, data, split, resolution, threshold, tta, zoom and device.
         seconds: How long scoring took.
     """
     out, rows = scoring.out, scoring.rows
@@ -314,6 +332,7 @@ def evaluate_model(
     resolution: str = "processor",
     worst: int = 8,
     tta: bool = False,
+    zoom: bool = False,
     progress: bool = True,
     model_name: str | None = None,
     data_name: str | None = None,
@@ -339,6 +358,7 @@ def evaluate_model(
         resolution: `"processor"` or `"native"`.
         worst: Number of full-size overlays of the worst images.
         tta: Horizontal-flip test-time augmentation.
+        zoom: Segment cars that fill little of the frame once more, from a crop around them (`carseg_hf.zoom`).
         progress: Show a tqdm progress bar.
         model_name: How to name the model in the summary.
         data_name: How to name the data in the summary.
@@ -357,9 +377,9 @@ def evaluate_model(
     dataset = dataset.cast_column("image", datasets.Image(decode=False)).cast_column(
         "mask", datasets.Image(decode=False)
     )
-    options = {"resolution": resolution, "threshold": threshold, "tta": tta}
+    options = {"resolution": resolution, "threshold": threshold, "tta": tta, "zoom": zoom}
     seconds = _score_dataset(model, processor, dataset, scoring, batch_size, options, progress)
     run = {"model": model_name, "data": data_name, "split": split, "resolution": resolution}
-    run.update(threshold=processor.threshold if threshold is None else threshold, tta=tta)
+    run.update(threshold=processor.threshold if threshold is None else threshold, tta=tta, zoom=zoom)
     run["device"] = str(next(model.parameters()).device)
     return _write_outputs(dataset, scoring, run, seconds)

@@ -15,6 +15,7 @@ from .batchnorm_folding import fold_batchnorm as fold_batchnorm_copy
 from .image_processing_base_carseg import CarSegImageProcessorBase
 from .loading import load_model, resolve_device
 from .modeling_carseg import CarSegForSemanticSegmentation
+from .zoom import CropBox, zoom_box
 
 
 @dataclass
@@ -26,7 +27,8 @@ class SegmentationResult:
         probabilities: `(height, width)` float32 car probabilities at the original image size.
         seconds: Wall time of preprocessing, the forward pass(es) and post-processing.
         device: The device the model ran on, e.g. `"cpu"` or `"cuda:0"`.
-        input_size: `(height, width)` fed to the network.
+        input_size: `(height, width)` fed to the network (in the first pass, with zoom).
+        zoom_box: The crop segmented again by the zoomed second pass (`carseg_hf.zoom`), or None when none ran.
     """
 
     mask: np.ndarray
@@ -34,6 +36,7 @@ class SegmentationResult:
     seconds: float
     device: str
     input_size: tuple[int, int]
+    zoom_box: CropBox | None = None
 
 
 def predict_logits(
@@ -108,6 +111,7 @@ class Segmenter:
         threshold: float | None = None,
         tta: bool = False,
         native_size: bool = False,
+        zoom: bool = False,
     ) -> SegmentationResult:
         """Segment one image.
 
@@ -116,6 +120,8 @@ class Segmenter:
             threshold: Probability threshold; defaults to the processor's.
             tta: Horizontal-flip test-time augmentation.
             native_size: Feed the image at its own resolution instead of the processor's size.
+            zoom: Segment a car that fills little of the frame once more, from a crop around it
+                (`carseg_hf.zoom`); no second pass runs when the car fills most of the frame.
 
         Returns:
             The mask and probabilities at the original image size.
@@ -125,6 +131,23 @@ class Segmenter:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
         array = self.processor.load_image(image)  # (height, width, 3) uint8
+        probabilities, input_size = self._probabilities(array, tta, native_size)  # (height, width)
+        box = zoom_box(probabilities > threshold, input_size) if zoom else None
+        if box is not None:
+            crop = np.ascontiguousarray(array[box.slices])  # (crop_height, crop_width, 3)
+            probabilities[box.slices] = self._probabilities(crop, tta, native_size)[0]
+        mask = (probabilities > threshold).astype(np.uint8)
+        return SegmentationResult(
+            mask=mask,
+            probabilities=probabilities,
+            seconds=time.perf_counter() - start,
+            device=self.device_name,
+            input_size=input_size,
+            zoom_box=box,
+        )
+
+    def _probabilities(self, array: np.ndarray, tta: bool, native_size: bool) -> tuple[np.ndarray, tuple[int, int]]:
+        """One forward pass: `(height, width)` float32 car probabilities of an RGB array, and the input size used."""
         height, width = array.shape[:2]
         inputs = self.processor(array, do_resize=not native_size, device=self.device)  # resized on the device
         pixel_values = inputs["pixel_values"]  # (1, 3, h, w) on self.device
@@ -134,11 +157,4 @@ class Segmenter:
             logits = predict_logits(self._runner, pixel_values, tta=tta)  # (1, 1, h, w)
             logits = self.processor.resize_logits(logits, (height, width))  # (1, 1, height, width)
             probabilities = torch.sigmoid(logits[0, 0]).cpu().numpy()  # (height, width)
-        mask = (probabilities > threshold).astype(np.uint8)
-        return SegmentationResult(
-            mask=mask,
-            probabilities=probabilities.astype(np.float32),
-            seconds=time.perf_counter() - start,
-            device=self.device_name,
-            input_size=tuple(pixel_values.shape[-2:]),
-        )
+        return probabilities.astype(np.float32), tuple(pixel_values.shape[-2:])

@@ -27,6 +27,7 @@ from carseg_hf.inference import SegmentationResult, Segmenter
 from carseg_hf.metrics import dice_score, iou_score
 from carseg_hf.overlay import FN_COLOR, FP_COLOR, TP_COLOR
 from carseg_hf.rle import rle_decode
+from carseg_hf.zoom import CropBox
 
 
 def _blend(value: int, color: tuple[int, int, int], alpha: float) -> np.ndarray:
@@ -294,6 +295,10 @@ def test_timing_text():
     )
     text = helpers.timing_text(result, tta=True, threshold=0.5)
     assert "12 ms" in text and "`cpu`" in text and "image 60×40" in text and "96×64" in text and "TTA on" in text
+    assert "zoom off" in text
+    assert "no second pass" in helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
+    result.zoom_box = CropBox(top=2, bottom=34, left=5, right=53)
+    assert "zoom: 48×32 crop segmented again" in helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
 
 
 # --- the helper modules and the page's layout ------------------------------------------------------------------
@@ -367,7 +372,9 @@ def test_layout_builders_group_the_components_in_the_handler_order():
             outputs = output_column()
         wire_events(inputs, outputs, lambda *args: None, lambda path: None)
     assert inputs.examples is None and inputs.threshold.value == 0.4
-    assert [type(c) for c in inputs.segment_inputs()] == [gr.File, gr.File, gr.Slider, gr.Checkbox, gr.Radio]
+    kinds = [gr.File, gr.File, gr.Slider, gr.Checkbox, gr.Radio, gr.Checkbox]
+    assert [type(c) for c in inputs.segment_inputs()] == kinds
+    assert inputs.segment_inputs()[5] is inputs.zoom and inputs.zoom.value is True  # zoom is on by default
     assert inputs.segment_inputs()[0] is inputs.image_file and inputs.segment_inputs()[1] is inputs.mask_file
     assert ("processor 96×64", "processor") in inputs.resolution.choices
     with gr.Blocks():

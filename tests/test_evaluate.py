@@ -170,6 +170,9 @@ def test_the_default_split_says_what_it_leaves_out(model_dir, tmp_path, capsys):
     assert "scoring the validation split only: 1 of the 4 images" in out and "--split all" in out
     assert main([*argv, "--no-progress", "--device", "cpu", "--split", "all"]) == 0
     assert "split only" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "e" / "summary.json").read_text())["zoom"] is False
+    assert main([*argv, "--no-progress", "--device", "cpu", "--split", "all", "--zoom"]) == 0
+    assert json.loads((tmp_path / "e" / "summary.json").read_text())["zoom"] is True
 
 
 def test_summary_fields_worst_order_and_repeated_names(carvana, model_dir, tmp_path):
@@ -191,6 +194,7 @@ def test_summary_fields_worst_order_and_repeated_names(carvana, model_dir, tmp_p
         "resolution",
         "threshold",
         "tta",
+        "zoom",
         "device",
         "seconds",
         "images_per_second",

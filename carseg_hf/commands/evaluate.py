@@ -48,6 +48,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     parser.add_argument("--tta", choices=("none", "hflip"), default="none", help="test-time augmentation")
+    parser.add_argument(
+        "--zoom",
+        action="store_true",
+        help="segment a car that fills little of the frame once more, from a crop around it (see docs/evaluate.md)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -92,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         worst=args.worst,
         tta=args.tta == "hflip",
+        zoom=args.zoom,
         progress=not args.no_progress,
         model_name=resolve_model_path(args.model),
         data_name=args.data,

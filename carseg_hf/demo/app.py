@@ -148,6 +148,7 @@ def page_outputs(
     tta: bool,
     threshold: float,
     scratch_dir: str | os.PathLike,
+    zoom: bool = False,
 ) -> tuple[Any, ...]:
     """Write one request's files into a fresh folder of `scratch_dir` and return the six outputs of the page.
 
@@ -162,7 +163,7 @@ def page_outputs(
         (write_preview(before, folder, "photo"), write_preview(after, folder, "prediction")),
         str(write_mask_png(result.mask, folder, display_name(image_path))),
         rle_string(result.mask),
-        timing_text(result, tta, threshold),
+        timing_text(result, tta, threshold, zoom),
         metrics_rows(result.mask, target) if target is not None else [],
         write_preview(errors, folder, "errors") if errors is not None else None,
     )
@@ -183,11 +184,16 @@ def make_segment_fn(
         max_native_pixels: Largest image run through the network at native size.
 
     Returns:
-        `segment(image_path, mask_path, threshold, tta, resolution)` returning the six outputs of the page.
+        `segment(image_path, mask_path, threshold, tta, resolution, zoom)` returning the six outputs of the page.
     """
 
     def segment(
-        image_path: str | None, mask_path: str | None, threshold: float, tta: bool, resolution: str
+        image_path: str | None,
+        mask_path: str | None,
+        threshold: float,
+        tta: bool,
+        resolution: str,
+        zoom: bool = True,
     ) -> tuple[Any, ...]:
         """Segment the car in a photo and, given its ground-truth mask, score the prediction.
 
@@ -197,6 +203,7 @@ def make_segment_fn(
             threshold: Probability threshold in (0, 1).
             tta: Average with the horizontally flipped prediction.
             resolution: "processor" (the model's input size) or "native" (the photo's own size).
+            zoom: Segment a car that fills little of the frame once more, from a crop around it.
 
         Returns:
             (before/after pair, mask PNG path, Kaggle RLE, timing and device text, metrics rows, error map).
@@ -205,7 +212,7 @@ def make_segment_fn(
             image, target, threshold, native = read_request(
                 image_path, mask_path, threshold, resolution, max_pixels, max_native_pixels
             )
-            result = segmenter.segment(image, threshold=threshold, tta=bool(tta), native_size=native)
+            result = segmenter.segment(image, threshold=threshold, tta=bool(tta), native_size=native, zoom=bool(zoom))
         except (DemoInputError, ImageDecodeError) as error:
             raise gr.Error(str(error), print_exception=False) from error
         except torch.OutOfMemoryError as error:
@@ -214,7 +221,7 @@ def make_segment_fn(
             raise gr.Error(
                 "Out of memory for this image; choose the processor resolution or a smaller image."
             ) from error
-        return page_outputs(image, target, result, image_path, bool(tta), threshold, scratch_dir)
+        return page_outputs(image, target, result, image_path, bool(tta), threshold, scratch_dir, bool(zoom))
 
     return segment
 

@@ -28,6 +28,7 @@ from .outputs import (
     rle_string,
     slider_pair,
     timing_text,
+    zoom_text,
 )
 from .scratch_files import (
     EMPTY_LEFTOVER_AGE_S,
@@ -80,6 +81,7 @@ __all__ = [
     "rle_string",
     "slider_pair",
     "timing_text",
+    "zoom_text",
     "write_mask_png",
     "write_preview",
 ]

@@ -25,12 +25,13 @@ class InputComponents:
     threshold: gr.Slider
     tta: gr.Checkbox
     resolution: gr.Radio
+    zoom: gr.Checkbox
     run_button: gr.Button
     examples: gr.Examples | None
 
     def segment_inputs(self) -> list[Any]:
         """The inputs of `segment`, in the order of its arguments."""
-        return [self.image_file, self.mask_file, self.threshold, self.tta, self.resolution]
+        return [self.image_file, self.mask_file, self.threshold, self.tta, self.resolution, self.zoom]
 
 
 @dataclass
@@ -55,8 +56,8 @@ def processor_choice_label(size: dict[str, int], keep_aspect_ratio: bool) -> str
     return f"{label}, aspect kept" if keep_aspect_ratio else label
 
 
-def settings_row(size: dict[str, int], keep_aspect_ratio: bool = False) -> tuple[gr.Checkbox, gr.Radio]:
-    """The TTA checkbox and the input-resolution radio, side by side.
+def settings_row(size: dict[str, int], keep_aspect_ratio: bool = False) -> tuple[gr.Checkbox, gr.Radio, gr.Checkbox]:
+    """The TTA and zoom checkboxes and the input-resolution radio, side by side.
 
     Args:
         size: The processor's height and width.
@@ -64,6 +65,7 @@ def settings_row(size: dict[str, int], keep_aspect_ratio: bool = False) -> tuple
     """
     with gr.Row():
         tta = gr.Checkbox(label="hflip TTA", value=False, min_width=90, scale=1)
+        zoom = gr.Checkbox(label="zoom on small cars", value=True, min_width=90, scale=1)
         resolution = gr.Radio(
             [(processor_choice_label(size, keep_aspect_ratio), "processor"), ("native", "native")],
             value="processor",
@@ -71,7 +73,7 @@ def settings_row(size: dict[str, int], keep_aspect_ratio: bool = False) -> tuple
             min_width=200,
             scale=3,
         )
-    return tta, resolution
+    return tta, resolution, zoom
 
 
 def input_column(
@@ -94,7 +96,7 @@ def input_column(
         )
         mask_file = gr.File(label="Ground-truth mask (optional; GIF/PNG, 0/1, 0/255 or palette)", height=130)
         threshold_slider = gr.Slider(0.01, 0.99, value=threshold, step=0.01, label="Threshold")
-        tta, resolution = settings_row(size, keep_aspect_ratio)
+        tta, resolution, zoom = settings_row(size, keep_aspect_ratio)
         run_button = gr.Button("Segment", variant="primary")
         example_list = (
             gr.Examples(
@@ -105,7 +107,9 @@ def input_column(
             if examples
             else None
         )
-    return InputComponents(image_file, photo, mask_file, threshold_slider, tta, resolution, run_button, example_list)
+    return InputComponents(
+        image_file, photo, mask_file, threshold_slider, tta, resolution, zoom, run_button, example_list
+    )
 
 
 def output_column() -> OutputComponents:

@@ -110,13 +110,14 @@ def rle_string(mask: np.ndarray) -> str:
     return rle_encode(mask)
 
 
-def timing_text(result: SegmentationResult, tta: bool, threshold: float) -> str:
+def timing_text(result: SegmentationResult, tta: bool, threshold: float, zoom: bool = False) -> str:
     """One line with the inference time, the device and the settings used.
 
     Args:
         result: What `Segmenter.segment` returned.
         tta: Whether hflip TTA was on.
         threshold: The probability threshold used.
+        zoom: Whether the zoomed second pass was asked for (`result.zoom_box` says whether it ran).
 
     Returns:
         Markdown text.
@@ -125,6 +126,16 @@ def timing_text(result: SegmentationResult, tta: bool, threshold: float) -> str:
     net_height, net_width = result.input_size
     return (
         f"**{result.seconds * 1000:.0f} ms** on `{result.device}` · image {width}×{height} · "
-        f"network input {net_width}×{net_height} · hflip TTA {'on' if tta else 'off'} · threshold {threshold:.2f} · "
-        f"car {100.0 * float(result.mask.mean()):.1f}% of pixels"
+        f"network input {net_width}×{net_height} · hflip TTA {'on' if tta else 'off'} · {zoom_text(result, zoom)} · "
+        f"threshold {threshold:.2f} · car {100.0 * float(result.mask.mean()):.1f}% of pixels"
     )
+
+
+def zoom_text(result: SegmentationResult, zoom: bool) -> str:
+    """What the zoomed second pass did, e.g. `zoom: 980×653 crop segmented again`."""
+    if not zoom:
+        return "zoom off"
+    if result.zoom_box is None:
+        return "zoom: no second pass (the car fills most of the frame, or the photo is small)"
+    crop_height, crop_width = result.zoom_box.size
+    return f"zoom: {crop_width}×{crop_height} crop segmented again"

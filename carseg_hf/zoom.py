@@ -1,0 +1,101 @@
+"""The zoomed second pass: segment a car that fills little of the frame once more, from a crop around it.
+
+The network sees a photo at its processor's size (640x960 for the bundled model), so in a 1918x1280 photo a car a
+fifth of the frame wide is about 190 input pixels across, and its outline is drawn from half the photo's detail.
+With zoom on, the first pass's mask picks the car (its largest connected region), and a crop around that region,
+with the photo's aspect ratio, is segmented again at up to the photo's own resolution. Inside the crop the second
+pass's result replaces the first; outside it the first pass stands.
+
+The crop is never smaller than the network's input, so the second pass never sees the photo enlarged (enlarged
+crops look like nothing the network was trained on, and it fails on them). When the crop would span
+`ZOOM_SKIP_FRACTION` or more of the frame's height or width, there is little to gain and no second pass runs: so
+Carvana-style photos, where the car fills the frame, and photos no larger than the network's input, cost nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+#: Margin of the crop around the car's box, as a fraction of the box's longer side.
+ZOOM_MARGIN = 0.15
+#: No second pass when the crop would span this fraction of the frame's height or width, or more.
+ZOOM_SKIP_FRACTION = 0.8
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A crop of an image, in pixels: rows `top:bottom`, columns `left:right`."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """`(rows, columns)` slices that cut the crop out of a `(height, width, ...)` array."""
+        return slice(self.top, self.bottom), slice(self.left, self.right)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """`(height, width)` of the crop."""
+        return self.bottom - self.top, self.right - self.left
+
+
+def largest_region(mask: np.ndarray) -> np.ndarray | None:
+    """The largest 4-connected region of a mask, or None when the mask is empty.
+
+    Args:
+        mask: `(height, width)` bool or 0/1 array.
+
+    Returns:
+        `(height, width)` bool array of the largest region.
+    """
+    labels, count = ndimage.label(mask)  # (height, width) int32, 0 = background
+    if count == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]  # (count,) pixels per region
+    return labels == 1 + int(np.argmax(sizes))
+
+
+def zoom_box(
+    mask: np.ndarray,
+    input_size: tuple[int, int],
+    margin: float = ZOOM_MARGIN,
+    skip_fraction: float = ZOOM_SKIP_FRACTION,
+) -> CropBox | None:
+    """Where to segment again: a crop around the largest region of the first pass's mask, or None for nowhere.
+
+    Args:
+        mask: `(height, width)` first-pass mask at the image's own size.
+        input_size: `(height, width)` of the network input the first pass used; the crop is at least this large.
+        margin: Margin around the region's box, as a fraction of the box's longer side.
+        skip_fraction: Return None when the crop would span this fraction of the image's height or width, or more.
+
+    Returns:
+        The crop, with the image's aspect ratio (up to rounding) and inside the image; None when the mask is empty
+        or the crop would be too large to be worth a second pass.
+    """
+    region = largest_region(mask)
+    if region is None:
+        return None
+    height, width = region.shape
+    rows, columns = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+    pad = margin * max(bottom - top, right - left)
+    crop_height, crop_width = bottom - top + 2 * pad, right - left + 2 * pad
+    if crop_width / crop_height < width / height:  # widen or heighten to the image's aspect ratio
+        crop_width = crop_height * width / height
+    else:
+        crop_height = crop_width * height / width
+    crop_height, crop_width = max(crop_height, input_size[0]), max(crop_width, input_size[1])
+    if crop_height >= skip_fraction * height or crop_width >= skip_fraction * width:
+        return None
+    crop_height, crop_width = round(crop_height), round(crop_width)
+    center_row, center_column = (top + bottom) / 2, (left + right) / 2
+    crop_top = round(min(max(center_row - crop_height / 2, 0), height - crop_height))
+    crop_left = round(min(max(center_column - crop_width / 2, 0), width - crop_width))
+    return CropBox(crop_top, crop_top + crop_height, crop_left, crop_left + crop_width)
