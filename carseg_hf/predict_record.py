@@ -36,6 +36,7 @@ RESULT_SETTINGS = {
     "processor": "the model's image processor settings",
     "threshold": "--threshold",
     "tta": "--tta",
+    "zoom": "--zoom",
     "resolution": "--resolution",
     "format": "the output format",
     "record_version": "the record format of carseg",

@@ -99,6 +99,14 @@ def test_bench_real_names_the_tta_rows(carvana, tiny_models, tmp_path, capsys):
     assert [row[0] for row in rows] == ["first + hflip TTA"]
 
 
+def test_bench_real_adds_a_zoom_row_after_each_model(carvana, tiny_models, tmp_path, capsys):
+    argv = _argv(carvana, tmp_path, "--limit", "1", "--warmup", "0", "--zoom", "--no-u2netp")
+    models = [f"--model=first={tiny_models['first']}", f"--model=second={tiny_models['second']}"]
+    assert bench_real.main([*argv, *models]) == 0
+    _, rows = _table(capsys.readouterr().out)
+    assert [row[0] for row in rows] == ["first", "first + zoom", "second", "second + zoom"]
+
+
 @pytest.mark.parametrize("cached", ["absent", "corrupt"])
 def test_bench_real_skips_u2netp_with_a_reason_offline(carvana, tiny_models, tmp_path, capsys, cached):
     cache = tmp_path / "cache"

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from PIL import Image
 
 from carseg_hf.evaluation import _predict_batch
+from carseg_hf.image_io import load_mask
 from carseg_hf.inference import Segmenter
+from carseg_hf.predict import BatchPredictor, PredictOptions
 from carseg_hf.zoom import ZOOM_MARGIN, CropBox, largest_region, zoom_box
 
 
@@ -98,3 +102,32 @@ def test_evaluation_zoom_matches_a_second_pass_on_the_crop(tiny_model, tiny_proc
     assert np.array_equal(zoomed[box.slices], crop)
     zoomed[box.slices] = first[box.slices]
     assert np.array_equal(zoomed, first)
+
+
+def _predict_file(model, processor, path, out_dir, **options) -> np.ndarray:
+    """`carseg predict`'s batch path on one file; the written PNG mask as 0/1."""
+    options = dict(out_dir=out_dir, progress=False, workers=1, **options)
+    BatchPredictor(model, processor, "cpu", PredictOptions(**options)).run([path])
+    return load_mask(out_dir / f"{path.stem}.png")
+
+
+def test_batch_prediction_zoom_matches_a_second_pass_on_the_crop(tiny_model, tiny_processor, tmp_path):
+    image = _photo(3)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(image).save(photo)
+    threshold = _small_car_threshold(Segmenter(tiny_model, tiny_processor), image)
+    first = _predict_file(tiny_model, tiny_processor, photo, tmp_path / "first", threshold=threshold)
+    zoomed = _predict_file(tiny_model, tiny_processor, photo, tmp_path / "zoomed", threshold=threshold, zoom=True)
+    box = zoom_box(first, (64, 96))
+    assert box is not None
+    crop_file = tmp_path / "crop.png"
+    Image.fromarray(image[box.slices]).save(crop_file)
+    crop = _predict_file(tiny_model, tiny_processor, crop_file, tmp_path / "crop", threshold=threshold)
+    assert np.array_equal(zoomed[box.slices], crop)
+    zoomed[box.slices] = first[box.slices]
+    assert np.array_equal(zoomed, first)
+
+
+def test_batch_prediction_zoom_refuses_processor_decoding():
+    with pytest.raises(ValueError, match="zoom crops the full-size image"):
+        PredictOptions(out_dir="masks", zoom=True, decode="processor").validate()

@@ -84,6 +84,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="test-time augmentation (default: %(default)s)",
     )
     parser.add_argument(
+        "--zoom",
+        action="store_true",
+        help="segment a car that fills little of the frame once more, from a crop around it (slower for such photos)",
+    )
+    parser.add_argument(
         "--threshold", type=float, default=_default("threshold"), help="probability threshold (default: processor's)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -162,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         submission=args.submission,
         batch_size=args.batch_size,
         tta=args.tta == "hflip",
+        zoom=args.zoom,
         threshold=args.threshold,
         resolution=resolution,
         compile=args.compile,

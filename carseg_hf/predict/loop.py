@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -23,8 +22,11 @@ from ..image_processing_carseg import CarSegImageProcessor
 from ..inference import predict_logits
 from ..modeling_carseg import CarSegForSemanticSegmentation
 from ..predict_record import PROCESSOR_SETTINGS, RECORD_VERSION, ModelSource, state_dict_sha256
-from .async_copy import PendingRLE, copy_to_host_async, rle_encode_torch_async
+from ..zoom import zoom_box
+from .async_copy import copy_to_host_async, rle_encode_torch_async
+from .compiling import compile_for_inference
 from .decoding import ImageDecoder
+from .in_flight import BatchInFlight, GroupInFlight, select_masks
 from .inputs import check_name_clashes, expand_inputs, submission_name
 from .items import PipelineItem
 from .options import PredictOptions, PredictSummary
@@ -43,37 +45,6 @@ def _network_input_size(resolution: str | tuple[int, int], processor: CarSegImag
         return None
     height, width = resolution
     return int(height), int(width)
-
-
-@dataclass
-class _GroupInFlight:
-    """Items of one input and original size whose masks are queued on the device (see `BatchPredictor._launch`)."""
-
-    items: list[PipelineItem]
-    row_indices: list[int] = field(default_factory=list)  # items that need a submission row
-    rle: PendingRLE | None = None
-    mask_indices: list[int] = field(default_factory=list)  # items that need a mask file
-    masks: torch.Tensor | None = None  # (len(mask_indices), height, width) bool on the host, pinned on CUDA
-    masks_copied: torch.cuda.Event | None = None
-
-
-@dataclass
-class _BatchInFlight:
-    """A batch handed to the device, waiting for `_finish` and the writer."""
-
-    index: int
-    items: list[PipelineItem]
-    groups: list[_GroupInFlight]
-
-
-def _select(masks: torch.Tensor, indices: list[int]) -> torch.Tensor:
-    """`masks[indices]`, without a copy when every mask is selected.
-
-    Stacking views needs no index tensor on the device, whose host-to-device copy could wait for queued work.
-    """
-    if len(indices) == masks.shape[0]:
-        return masks
-    return torch.stack([masks[index] for index in indices])  # (len(indices), height, width)
 
 
 class BatchPredictor:
@@ -114,26 +85,16 @@ class BatchPredictor:
         self.threshold = float(threshold)
         self.logit_threshold = math.log(threshold / (1.0 - threshold))  # sigmoid(x) > t  <=>  x > logit(t)
         decode = self.options.decode
-        self.tensor_decode = decode == "tensor" or (decode == "auto" and self.device.type == "cuda")
+        # The zoomed second pass crops the full-size image, which only tensor decoding keeps.
+        self.tensor_decode = decode == "tensor" or (
+            decode == "auto" and (self.device.type == "cuda" or self.options.zoom)
+        )
         self.decoder = ImageDecoder(processor, self.device, self.size, self.tensor_decode)
-        self.runner: Callable = self.model if self.options.compile == "none" else self._compiled_model()
+        self.runner: Callable = self.model
+        if self.options.compile != "none":
+            self.runner = compile_for_inference(self.model, self.options.compile, self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-
-    def _compiled_model(self) -> Callable:
-        """The model under `torch.compile` with static shapes, in the run's compile mode."""
-        mode = None if self.options.compile == "default" else self.options.compile
-        if self.device.type != "cpu":
-            return torch.compile(self.model, mode=mode, dynamic=False)
-        # Freezing turns the weights into graph constants, so inductor prepacks them for oneDNN and fuses the ReLUs
-        # into the convolutions. The compiled model is this predictor's private copy; its weights never change after
-        # this point.
-        from torch._inductor import list_mode_options
-
-        compile_options = {"freezing": True}
-        if mode is not None:
-            compile_options.update(list_mode_options(mode))
-        return torch.compile(self.model, options=compile_options, dynamic=False)
 
     def _decode(self, item: PipelineItem) -> tuple[PipelineItem, float]:
         """Decode one image in a worker thread (`ImageDecoder.decode`)."""
@@ -187,7 +148,7 @@ class BatchPredictor:
             logits = predict_logits(self.runner, pixel_values, tta=self.options.tta)  # (batch_size, 1, h, w)
         return logits[:batch]
 
-    def _launch(self, items: list[PipelineItem], summary: PredictSummary) -> list[_GroupInFlight]:
+    def _launch(self, items: list[PipelineItem], summary: PredictSummary) -> list[GroupInFlight]:
         """Queue the masks and RLE of decoded items on the device, grouped by input and original size.
 
         Nothing here waits for a CUDA device unless `profile` is set: the RLE boundaries and the masks to save are
@@ -216,16 +177,18 @@ class BatchPredictor:
                 logits = self.forward(pixel_values)  # (batch, 1, h, w)
                 logits = CarSegImageProcessor.resize_logits(logits, (height, width))  # (batch, 1, height, width)
                 masks = logits[:, 0] > self.logit_threshold  # (batch, height, width) bool
+                if self.options.zoom:
+                    self._zoom(images, masks, shape)
                 self._sync()
                 summary.stage_seconds["model"] += time.perf_counter() - start
                 start = time.perf_counter()
-                in_flight = _GroupInFlight(items=group)
+                in_flight = GroupInFlight(items=group)
                 in_flight.row_indices = [index for index, item in enumerate(group) if item.need_row]
                 if in_flight.row_indices:
-                    in_flight.rle = rle_encode_torch_async(_select(masks, in_flight.row_indices))
+                    in_flight.rle = rle_encode_torch_async(select_masks(masks, in_flight.row_indices))
                 in_flight.mask_indices = [index for index, item in enumerate(group) if item.need_mask]
                 if in_flight.mask_indices:
-                    selected = _select(masks, in_flight.mask_indices)  # (count, height, width) bool
+                    selected = select_masks(masks, in_flight.mask_indices)  # (count, height, width) bool
                     (in_flight.masks,), in_flight.masks_copied = copy_to_host_async(selected)
                 self._sync()
                 summary.stage_seconds["rle"] += time.perf_counter() - start
@@ -234,7 +197,28 @@ class BatchPredictor:
             launched.append(in_flight)
         return launched
 
-    def _finish(self, launched: list[_GroupInFlight], summary: PredictSummary) -> None:
+    def _zoom(self, images: list[torch.Tensor], masks: torch.Tensor, input_size: tuple[int, int]) -> None:
+        """The zoomed second pass (`carseg_hf.zoom`): segment each small car again from a crop, in place in `masks`.
+
+        Args:
+            images: `(3, height, width)` uint8 images on the device, one per mask.
+            masks: `(batch, height, width)` bool first-pass masks on the device; crops are overwritten.
+            input_size: `(height, width)` of the first pass's network input.
+        """
+        for index, image in enumerate(images):
+            box = zoom_box(masks[index].cpu().numpy(), input_size)
+            if box is None:
+                continue
+            rows, columns = box.slices
+            crop_input = self.input_size(box.size) or box.size
+            pixel_values = self.tensor_processor.preprocess_tensors(
+                [image[:, rows, columns]], crop_input
+            )  # (1, 3, h, w)
+            logits = self.forward(pixel_values)  # (1, 1, h, w)
+            logits = CarSegImageProcessor.resize_logits(logits, box.size)  # (1, 1, crop_height, crop_width)
+            masks[index, rows, columns] = logits[0, 0] > self.logit_threshold
+
+    def _finish(self, launched: list[GroupInFlight], summary: PredictSummary) -> None:
         """Wait for the host copies of `_launch`, then give each item its RLE string and/or mask array."""
         start = time.perf_counter()
         for in_flight in launched:
@@ -271,6 +255,7 @@ class BatchPredictor:
             "tta": "hflip" if self.options.tta else "none",
             "resolution": "native" if self.size is None else f"{self.size[0]}x{self.size[1]}",
             "format": output_format,
+            **({"zoom": "on"} if self.options.zoom else {}),  # absent when off, as in records made before --zoom
         }
 
     def run(
@@ -350,11 +335,11 @@ class BatchPredictor:
         device has work while the host waits for and formats batch N. `profile` turns this off, as its
         synchronisation would serialise the two anyway.
         """
-        previous: _BatchInFlight | None = None
+        previous: BatchInFlight | None = None
         for index, futures in enumerate(batches):
             try:
                 batch = self._collect(futures, summary, progress)
-                current = _BatchInFlight(index, batch, self._launch(batch, summary) if batch else [])
+                current = BatchInFlight(index, batch, self._launch(batch, summary) if batch else [])
             except BaseException:
                 # A failure here (out of memory, an interruption) leaves the batch in flight finished: it is
                 # written before the error goes on, so a rerun has one batch fewer to compute.
@@ -375,7 +360,7 @@ class BatchPredictor:
 
     def _hand_off(
         self,
-        done: _BatchInFlight,
+        done: BatchInFlight,
         writer: BatchWriter,
         summary: PredictSummary,
         on_batch: Callable[[int, int], None] | None,

@@ -40,6 +40,8 @@ class PredictOptions:
         submission: Kaggle submission to write (`.csv` or `.csv.gz`), or None.
         batch_size: Images per forward pass.
         tta: Horizontal-flip test-time augmentation.
+        zoom: Segment a car that fills little of the frame once more, from a crop around it (`carseg_hf.zoom`).
+            It needs the full-size image, so it decodes with torchvision (`decode="tensor"`; `"auto"` picks it).
         threshold: Probability threshold; None takes the processor's.
         resolution: The network's input size: `"processor"` (the processor's `size`), `"native"` (each image's own
             size) or `(height, width)`. `carseg predict` parses its `--resolution` text into one of these.
@@ -64,6 +66,7 @@ class PredictOptions:
     submission: str | os.PathLike | None = None
     batch_size: int = 4
     tta: bool = False
+    zoom: bool = False
     threshold: float | None = None
     resolution: str | tuple[int, int] = "processor"
     compile: str = "none"
@@ -110,6 +113,10 @@ class PredictOptions:
             raise ValueError(f"--dtype must be one of {DTYPE_NAMES}, got {self.dtype!r}")
         if self.decode not in DECODE_MODES:
             raise ValueError(f"decode must be 'auto', 'processor' or 'tensor', got {self.decode!r}")
+        if self.zoom and self.decode == "processor":
+            raise ValueError(
+                "zoom crops the full-size image, which processor decoding does not keep: use decode='tensor' or 'auto'"
+            )
         if not _is_resolution(self.resolution):
             raise ValueError(
                 f"--resolution must be 'processor', 'native' or (height, width) with integers of at least "
