@@ -36,7 +36,7 @@ from .metrics import confusion_counts, scores_from_counts
 from .modeling_carseg import CarSegForSemanticSegmentation
 from .overlay import error_overlay
 from .rle import rle_decode, rle_encode
-from .zoom import zoom_box
+from .zoom import crop_pass_is_plausible, zoom_box
 
 CSV_COLUMNS = ("image", "car_id", "angle", "dice", "iou", "precision", "recall", "fp", "fn")
 RESOLUTIONS = ("processor", "native")
@@ -64,7 +64,9 @@ def _predict_batch(
             box = zoom_box(mask, input_size) if zoom else None
             if box is not None:
                 crop = np.ascontiguousarray(images[i][box.slices])  # (crop_height, crop_width, 3)
-                mask[box.slices] = _predict_masks(model, processor, [crop], resolution, threshold, tta)[0]
+                second = _predict_masks(model, processor, [crop], resolution, threshold, tta)[0]
+                if crop_pass_is_plausible(mask[box.slices], second, box, mask.shape):
+                    mask[box.slices] = second
             masks[i] = mask
     return masks
 

@@ -15,7 +15,7 @@ from .batchnorm_folding import fold_batchnorm as fold_batchnorm_copy
 from .image_processing_base_carseg import CarSegImageProcessorBase
 from .loading import load_model, resolve_device
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .zoom import CropBox, zoom_box
+from .zoom import CropBox, crop_pass_is_plausible, zoom_box
 
 
 @dataclass
@@ -28,7 +28,8 @@ class SegmentationResult:
         seconds: Wall time of preprocessing, the forward pass(es) and post-processing.
         device: The device the model ran on, e.g. `"cpu"` or `"cuda:0"`.
         input_size: `(height, width)` fed to the network (in the first pass, with zoom).
-        zoom_box: The crop segmented again by the zoomed second pass (`carseg_hf.zoom`), or None when none ran.
+        zoom_box: The crop whose second pass replaced the first (`carseg_hf.zoom`), or None when the first pass stands
+            (zoom off, no crop worth a second pass, or an implausible second pass).
     """
 
     mask: np.ndarray
@@ -135,7 +136,12 @@ class Segmenter:
         box = zoom_box(probabilities > threshold, input_size) if zoom else None
         if box is not None:
             crop = np.ascontiguousarray(array[box.slices])  # (crop_height, crop_width, 3)
-            probabilities[box.slices] = self._probabilities(crop, tta, native_size)[0]
+            crop_probabilities = self._probabilities(crop, tta, native_size)[0]  # (crop_height, crop_width)
+            first = probabilities[box.slices] > threshold
+            if crop_pass_is_plausible(first, crop_probabilities > threshold, box, array.shape[:2]):
+                probabilities[box.slices] = crop_probabilities
+            else:
+                box = None
         mask = (probabilities > threshold).astype(np.uint8)
         return SegmentationResult(
             mask=mask,

@@ -6,6 +6,10 @@ With zoom on, the first pass's mask picks the car (its largest connected region)
 with the photo's aspect ratio, is segmented again at up to the photo's own resolution. Inside the crop the second
 pass's result replaces the first; outside it the first pass stands.
 
+The crop's pass is kept only if it is plausible (`crop_pass_is_plausible`): the crop has a margin around the region,
+so a car found in it stays off the crop's edges. When the first pass's largest region is a false positive (part of
+a boat, say), the crop's pass may instead label much of the crop car, out to its edges; then the first pass stands.
+
 The crop is never smaller than the network's input, so the second pass never sees the photo enlarged (enlarged
 crops look like nothing the network was trained on, and it fails on them). When the crop would span
 `ZOOM_SKIP_FRACTION` or more of the frame's height or width, there is little to gain and no second pass runs: so
@@ -23,6 +27,8 @@ from scipy import ndimage
 ZOOM_MARGIN = 0.15
 #: No second pass when the crop would span this fraction of the frame's height or width, or more.
 ZOOM_SKIP_FRACTION = 0.8
+#: The crop's pass is dropped when it labels car on more of the crop's edge pixels than the first pass, by this much.
+ZOOM_MAX_EXTRA_EDGE_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -99,3 +105,49 @@ def zoom_box(
     crop_top = round(min(max(center_row - crop_height / 2, 0), height - crop_height))
     crop_left = round(min(max(center_column - crop_width / 2, 0), width - crop_width))
     return CropBox(crop_top, crop_top + crop_height, crop_left, crop_left + crop_width)
+
+
+def edge_share(mask: np.ndarray, box: CropBox, image_size: tuple[int, int]) -> float:
+    """The share of a crop's edge pixels labelled car, over the crop's edges that are not the image's own edges.
+
+    Args:
+        mask: `(crop_height, crop_width)` mask of the crop.
+        box: Where the crop lies in the image.
+        image_size: `(height, width)` of the image.
+
+    Returns:
+        A share in [0, 1]; 0 when every edge of the crop is an edge of the image.
+    """
+    edges = []
+    if box.top > 0:
+        edges.append(mask[0, :])
+    if box.bottom < image_size[0]:
+        edges.append(mask[-1, :])
+    if box.left > 0:
+        edges.append(mask[:, 0])
+    if box.right < image_size[1]:
+        edges.append(mask[:, -1])
+    return float(np.concatenate(edges).astype(bool).mean()) if edges else 0.0
+
+
+def crop_pass_is_plausible(
+    first: np.ndarray,
+    second: np.ndarray,
+    box: CropBox,
+    image_size: tuple[int, int],
+    max_extra_edge_share: float = ZOOM_MAX_EXTRA_EDGE_SHARE,
+) -> bool:
+    """Whether the crop's pass may replace the first pass inside the crop.
+
+    Args:
+        first: `(crop_height, crop_width)` first-pass mask inside the crop.
+        second: `(crop_height, crop_width)` mask of the crop's own pass.
+        box: Where the crop lies in the image.
+        image_size: `(height, width)` of the image.
+        max_extra_edge_share: How much more of the crop's edges the second pass may label car than the first.
+
+    Returns:
+        False when the second pass labels car on more of the crop's edges than the first pass did, by more than
+        `max_extra_edge_share`.
+    """
+    return edge_share(second, box, image_size) <= edge_share(first, box, image_size) + max_extra_edge_share

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -31,3 +33,34 @@ def tiny_model() -> CarSegForSemanticSegmentation:
 @pytest.fixture
 def tiny_processor() -> CarSegImageProcessor:
     return CarSegImageProcessor(size={"height": 64, "width": 96})
+
+
+def fit_tiny_model(dataset: Path, processor: CarSegImageProcessor, steps: int = 60) -> CarSegForSemanticSegmentation:
+    """A tiny model fitted for a few seconds on a Carvana-layout fixture, so that its logits are confident.
+
+    Args:
+        dataset: A `tests.fixture.make_carvana_fixture` folder; every `train/*.jpg` with its GIF mask is used.
+        processor: The processor that prepares the batch (its size is the training size).
+        steps: Adam steps at lr 1e-2 on the whole batch.
+
+    Returns:
+        The model, in eval mode.
+    """
+    torch.manual_seed(0)
+    model = CarSegForSemanticSegmentation(tiny_config())
+    images = sorted((dataset / "train").glob("*.jpg"))
+    masks = [dataset / "train_masks" / f"{path.stem}_mask.gif" for path in images]
+    batch = processor(images=[str(p) for p in images], masks=[str(p) for p in masks])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many tiny kernels: extra threads only contend on the shared cores
+    try:
+        model.train()
+        for _ in range(steps):
+            loss = model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
+    return model.eval()

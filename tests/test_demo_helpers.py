@@ -296,7 +296,7 @@ def test_timing_text():
     text = helpers.timing_text(result, tta=True, threshold=0.5)
     assert "12 ms" in text and "`cpu`" in text and "image 60×40" in text and "96×64" in text and "TTA on" in text
     assert "zoom off" in text
-    assert "no second pass" in helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
+    assert "zoom: one pass" in helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
     result.zoom_box = CropBox(top=2, bottom=34, left=5, right=53)
     assert "zoom: 48×32 crop segmented again" in helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
 

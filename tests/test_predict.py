@@ -31,7 +31,7 @@ from carseg_hf.predict.async_copy import rle_encode_torch_async
 from carseg_hf.predict.items import PipelineItem as _Item
 from carseg_hf.rle import rle_decode, rle_encode, rle_encode_torch
 from carseg_hf.submission import read_rle_csv
-from tests.conftest import DEVICES, tiny_config
+from tests.conftest import DEVICES, fit_tiny_model, tiny_config
 from tests.fixture import make_carvana_fixture
 
 
@@ -46,25 +46,8 @@ def dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(dataset, tmp_path_factory) -> tuple[CarSegForSemanticSegmentation, CarSegImageProcessor, Path]:
     """A tiny model fitted for a few seconds on the fixture, so that its logits are confident like a real one's."""
-    torch.manual_seed(0)
-    model = CarSegForSemanticSegmentation(tiny_config())
     processor = CarSegImageProcessor(size={"height": 64, "width": 96})
-    images = sorted((dataset / "train").glob("*.jpg"))
-    masks = [dataset / "train_masks" / f"{path.stem}_mask.gif" for path in images]
-    batch = processor(images=[str(p) for p in images], masks=[str(p) for p in masks])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # many tiny kernels: extra threads only contend on the shared cores
-    try:
-        model.train()
-        for _ in range(60):
-            loss = model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(threads)
-    model.eval()
+    model = fit_tiny_model(dataset, processor)
     folder = tmp_path_factory.mktemp("model")
     model.save_pretrained(folder)
     processor.save_pretrained(folder)

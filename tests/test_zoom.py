@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from carseg_hf import CarSegImageProcessor
 from carseg_hf.evaluation import _predict_batch
-from carseg_hf.image_io import load_mask
+from carseg_hf.image_io import load_mask, load_rgb
 from carseg_hf.inference import Segmenter
 from carseg_hf.predict import BatchPredictor, PredictOptions
-from carseg_hf.zoom import ZOOM_MARGIN, CropBox, largest_region, zoom_box
+from carseg_hf.zoom import ZOOM_MARGIN, CropBox, crop_pass_is_plausible, edge_share, largest_region, zoom_box
+from tests.conftest import fit_tiny_model
+from tests.fixture import make_carvana_fixture
 
 
 def _mask_with_box(height: int, width: int, top: int, bottom: int, left: int, right: int) -> np.ndarray:
@@ -55,31 +58,80 @@ def test_zoom_box_skips_big_cars_small_photos_and_empty_masks():
     assert zoom_box(_mask_with_box(1280, 1918, 500, 700, 800, 1100), (640, 960), skip_fraction=0.4) is None
 
 
+def test_edge_share_counts_only_edges_inside_the_image():
+    mask = np.zeros((10, 20), np.uint8)
+    mask[0, 1:-1] = 1  # the top row, without its corners
+    inside = CropBox(5, 15, 5, 25)
+    assert edge_share(mask, inside, (100, 100)) == pytest.approx(18 / 60)  # 2 rows of 20 and 2 columns of 10
+    at_top = CropBox(0, 10, 5, 25)  # its top edge is the image's: not counted
+    assert edge_share(mask, at_top, (100, 100)) == 0.0
+    assert edge_share(mask, CropBox(0, 10, 0, 20), (10, 20)) == 0.0  # the whole image
+
+
+def test_a_second_pass_that_spreads_to_the_crop_edges_is_implausible():
+    box = CropBox(100, 300, 100, 400)
+    first = np.zeros((200, 300), np.uint8)
+    first[80:120, 120:180] = 1  # a region well inside the crop
+    inside = np.zeros_like(first)
+    inside[70:130, 100:200] = 1  # the crop's pass finds a bigger car, still off the edges
+    spread = np.zeros_like(first)
+    spread[20:, :] = 1  # the crop's pass labels most of the crop car, out to three edges
+    assert crop_pass_is_plausible(first, inside, box, (1000, 1000))
+    assert not crop_pass_is_plausible(first, spread, box, (1000, 1000))
+    assert crop_pass_is_plausible(first, spread, CropBox(800, 1000, 0, 300), (1000, 300))  # on the image edges
+
+
 def _photo(seed: int = 0, height: int = 480, width: int = 720) -> np.ndarray:
     return (np.random.default_rng(seed).random((height, width, 3)) * 255).astype(np.uint8)
 
 
-def _small_car_threshold(segmenter: Segmenter, image: np.ndarray) -> float:
-    """A threshold at which the tiny random model's mask is a few scattered pixels, so that zoom has a small box."""
-    probabilities = segmenter.segment(image).probabilities
-    return float(np.quantile(probabilities, 0.999))
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> tuple:
+    """A tiny model fitted on fixture cars that fill their 192x128 frames, and its 64x96 processor."""
+    dataset = make_carvana_fixture(
+        tmp_path_factory.mktemp("fixture"), num_cars=1, angles=8, size=(192, 128), num_test=1, write_csv=False
+    )
+    processor = CarSegImageProcessor(size={"height": 64, "width": 96})
+    return fit_tiny_model(dataset, processor), processor, dataset
 
 
-def test_segmenter_zoom_replaces_the_crop_with_its_own_pass(tiny_model, tiny_processor):
-    segmenter = Segmenter(tiny_model, tiny_processor)
-    image = _photo()
-    threshold = _small_car_threshold(segmenter, image)
-    first = segmenter.segment(image, threshold=threshold)
-    zoomed = segmenter.segment(image, threshold=threshold, zoom=True)
-    assert first.zoom_box is None
-    assert zoomed.zoom_box == zoom_box(first.mask, first.input_size) and zoomed.zoom_box is not None
-    rows, columns = zoomed.zoom_box.slices
-    crop = segmenter.segment(np.ascontiguousarray(image[rows, columns]), threshold=threshold)
+@pytest.fixture(scope="module")
+def small_car(fitted) -> np.ndarray:
+    """A 320x480 photo with one of the fixture's 192x128 test cars pasted into it, small in the frame."""
+    car = load_rgb(next((fitted[2] / "test").glob("*.jpg")))  # (128, 192, 3)
+    photo = np.empty((320, 480, 3), np.uint8)
+    photo[:] = car[:8].reshape(-1, 3).mean(axis=0).astype(np.uint8)  # the backdrop's colour
+    photo[160:288, 230:422] = car
+    return photo
+
+
+def test_segmenter_zoom_segments_a_small_car_again_from_a_crop(fitted, small_car):
+    model, processor, _ = fitted
+    segmenter = Segmenter(model, processor)
+    photo = small_car
+    first = segmenter.segment(photo)
+    zoomed = segmenter.segment(photo, zoom=True)
+    box = zoom_box(first.mask, first.input_size)
+    assert box is not None and zoomed.zoom_box == box  # the crop's pass was plausible and kept
+    rows, columns = box.slices
+    crop = segmenter.segment(np.ascontiguousarray(photo[rows, columns]))
     assert np.allclose(zoomed.probabilities[rows, columns], crop.probabilities)
     outside = np.ones(first.mask.shape, bool)
     outside[rows, columns] = False
     assert np.array_equal(zoomed.mask[outside], first.mask[outside])
-    assert not np.array_equal(zoomed.mask, first.mask)  # the second pass changed something
+
+
+def test_segmenter_drops_an_implausible_second_pass(tiny_model, tiny_processor):
+    segmenter = Segmenter(tiny_model, tiny_processor)  # random weights: the crop's pass is noise out to its edges
+    image = _photo()
+    threshold = float(np.quantile(segmenter.segment(image).probabilities, 0.999))  # a few scattered pixels
+    first = segmenter.segment(image, threshold=threshold)
+    box = zoom_box(first.mask, first.input_size)
+    assert box is not None
+    crop = segmenter.segment(np.ascontiguousarray(image[box.slices]), threshold=threshold)
+    assert not crop_pass_is_plausible(first.mask[box.slices], crop.mask, box, image.shape[:2])
+    zoomed = segmenter.segment(image, threshold=threshold, zoom=True)
+    assert zoomed.zoom_box is None and np.array_equal(zoomed.probabilities, first.probabilities)
 
 
 def test_segmenter_zoom_does_nothing_at_native_size(tiny_model, tiny_processor):
@@ -90,16 +142,17 @@ def test_segmenter_zoom_does_nothing_at_native_size(tiny_model, tiny_processor):
     assert np.array_equal(result.mask, segmenter.segment(image, native_size=True, threshold=0.5).mask)
 
 
-def test_evaluation_zoom_matches_a_second_pass_on_the_crop(tiny_model, tiny_processor):
-    image = _photo(2)
-    threshold = _small_car_threshold(Segmenter(tiny_model, tiny_processor), image)
-    args = dict(resolution="processor", threshold=threshold, tta=False)
-    [first] = _predict_batch(tiny_model, tiny_processor, [image], **args)
-    [zoomed] = _predict_batch(tiny_model, tiny_processor, [image], zoom=True, **args)
+def test_evaluation_zoom_matches_a_second_pass_on_the_crop(fitted, small_car):
+    model, processor, _ = fitted
+    photo = small_car
+    args = dict(resolution="processor", threshold=None, tta=False)
+    [first] = _predict_batch(model, processor, [photo], **args)
+    [zoomed] = _predict_batch(model, processor, [photo], zoom=True, **args)
     box = zoom_box(first, (64, 96))
     assert box is not None
-    [crop] = _predict_batch(tiny_model, tiny_processor, [np.ascontiguousarray(image[box.slices])], **args)
-    assert np.array_equal(zoomed[box.slices], crop)
+    [crop] = _predict_batch(model, processor, [np.ascontiguousarray(photo[box.slices])], **args)
+    assert crop_pass_is_plausible(first[box.slices], crop, box, first.shape)
+    assert np.array_equal(zoomed[box.slices], crop) and not np.array_equal(zoomed, first)
     zoomed[box.slices] = first[box.slices]
     assert np.array_equal(zoomed, first)
 
@@ -111,19 +164,20 @@ def _predict_file(model, processor, path, out_dir, **options) -> np.ndarray:
     return load_mask(out_dir / f"{path.stem}.png")
 
 
-def test_batch_prediction_zoom_matches_a_second_pass_on_the_crop(tiny_model, tiny_processor, tmp_path):
-    image = _photo(3)
-    photo = tmp_path / "photo.png"
-    Image.fromarray(image).save(photo)
-    threshold = _small_car_threshold(Segmenter(tiny_model, tiny_processor), image)
-    first = _predict_file(tiny_model, tiny_processor, photo, tmp_path / "first", threshold=threshold)
-    zoomed = _predict_file(tiny_model, tiny_processor, photo, tmp_path / "zoomed", threshold=threshold, zoom=True)
+def test_batch_prediction_zoom_matches_a_second_pass_on_the_crop(fitted, small_car, tmp_path):
+    model, processor, _ = fitted
+    photo = small_car
+    photo_file = tmp_path / "photo.png"
+    Image.fromarray(photo).save(photo_file)
+    first = _predict_file(model, processor, photo_file, tmp_path / "first")
+    zoomed = _predict_file(model, processor, photo_file, tmp_path / "zoomed", zoom=True)
     box = zoom_box(first, (64, 96))
     assert box is not None
     crop_file = tmp_path / "crop.png"
-    Image.fromarray(image[box.slices]).save(crop_file)
-    crop = _predict_file(tiny_model, tiny_processor, crop_file, tmp_path / "crop", threshold=threshold)
-    assert np.array_equal(zoomed[box.slices], crop)
+    Image.fromarray(photo[box.slices]).save(crop_file)
+    crop = _predict_file(model, processor, crop_file, tmp_path / "crop")
+    assert crop_pass_is_plausible(first[box.slices], crop, box, first.shape)
+    assert np.array_equal(zoomed[box.slices], crop) and not np.array_equal(zoomed, first)
     zoomed[box.slices] = first[box.slices]
     assert np.array_equal(zoomed, first)
 

@@ -136,6 +136,6 @@ def zoom_text(result: SegmentationResult, zoom: bool) -> str:
     if not zoom:
         return "zoom off"
     if result.zoom_box is None:
-        return "zoom: no second pass (the car fills most of the frame, or the photo is small)"
+        return "zoom: one pass (the car fills most of the frame, the photo is small or the 2nd pass was implausible)"
     crop_height, crop_width = result.zoom_box.size
     return f"zoom: {crop_width}×{crop_height} crop segmented again"

@@ -22,7 +22,7 @@ from ..image_processing_carseg import CarSegImageProcessor
 from ..inference import predict_logits
 from ..modeling_carseg import CarSegForSemanticSegmentation
 from ..predict_record import PROCESSOR_SETTINGS, RECORD_VERSION, ModelSource, state_dict_sha256
-from ..zoom import zoom_box
+from ..zoom import crop_pass_is_plausible, zoom_box
 from .async_copy import copy_to_host_async, rle_encode_torch_async
 from .compiling import compile_for_inference
 from .decoding import ImageDecoder
@@ -206,7 +206,8 @@ class BatchPredictor:
             input_size: `(height, width)` of the first pass's network input.
         """
         for index, image in enumerate(images):
-            box = zoom_box(masks[index].cpu().numpy(), input_size)
+            first = masks[index].cpu().numpy()  # (height, width) bool
+            box = zoom_box(first, input_size)
             if box is None:
                 continue
             rows, columns = box.slices
@@ -216,7 +217,9 @@ class BatchPredictor:
             )  # (1, 3, h, w)
             logits = self.forward(pixel_values)  # (1, 1, h, w)
             logits = CarSegImageProcessor.resize_logits(logits, box.size)  # (1, 1, crop_height, crop_width)
-            masks[index, rows, columns] = logits[0, 0] > self.logit_threshold
+            second = logits[0, 0] > self.logit_threshold  # (crop_height, crop_width) bool
+            if crop_pass_is_plausible(first[rows, columns], second.cpu().numpy(), box, first.shape):
+                masks[index, rows, columns] = second
 
     def _finish(self, launched: list[GroupInFlight], summary: PredictSummary) -> None:
         """Wait for the host copies of `_launch`, then give each item its RLE string and/or mask array."""
