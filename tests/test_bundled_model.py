@@ -130,6 +130,23 @@ def test_bundled_model_finds_a_car_that_is_small_in_the_frame(segmenter, tmp_pat
     assert min(scores) >= MIN_SMALL_CAR_DICE, scores
 
 
+def test_zoom_sharpens_a_bundled_example_that_is_small_in_a_large_photo(segmenter):
+    without, with_zoom = [], []
+    for image_path, mask_path in find_examples(EXAMPLES_DIR):
+        image = Image.open(image_path).convert("RGB")
+        width, height = image.size
+        wall = tuple(int(v) for v in np.median(np.asarray(image)[:5].reshape(-1, 3), axis=0))
+        frame = Image.new("RGB", (4 * width, 4 * height), wall)  # the car a quarter of the frame wide
+        frame.paste(image, (int(width * 2.2), int(height * 2.4)))
+        truth = np.zeros((4 * height, 4 * width), bool)
+        truth[int(height * 2.4) :, int(width * 2.2) :][:height, :width] = load_mask(mask_path) > 0
+        plain, zoomed = segmenter.segment(frame), segmenter.segment(frame, zoom=True)
+        assert zoomed.zoom_box is not None, image_path
+        without.append(dice_score(plain.mask, truth))
+        with_zoom.append(dice_score(zoomed.mask, truth))
+    assert np.mean(with_zoom) > np.mean(without) + 0.01 and min(with_zoom) >= 0.97, (without, with_zoom)
+
+
 def test_cli_predict_uses_the_bundled_model_by_default(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("CARSEG_MODEL", raising=False)
