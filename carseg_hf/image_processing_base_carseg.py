@@ -21,15 +21,10 @@ from transformers.processing_utils import ImagesKwargs
 
 from .image_io import DEFAULT_MAX_PIXELS, check_mask_size, describe, load_mask, load_rgb
 from .pixel_normalization import rescale_and_normalize
-from .sizes import MIN_INPUT_SIDE, aspect_preserving_size
+from .sizes import MIN_INPUT_SIDE, aspect_preserving_size, is_whole_number
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _is_whole_number(value: Any) -> bool:
-    """Whether `value` is an integer (Python or NumPy), and not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 class CarSegImageProcessorKwargs(ImagesKwargs, total=False):
@@ -184,13 +179,13 @@ class CarSegImageProcessorBase(BaseImageProcessor):
             ValueError: For another form, a side that is not a whole number (a float, a bool, a string), or a side
                 below `MIN_INPUT_SIDE`, which the network would reduce to nothing at its bottleneck.
         """
-        if _is_whole_number(size):
+        if is_whole_number(size):
             size = {"height": size, "width": size}
         elif isinstance(size, (list, tuple)) and len(size) == 2:
             size = {"height": size[0], "width": size[1]}
         if not isinstance(size, dict) or set(size) != {"height", "width"}:
             raise ValueError(f"size must be {{'height': H, 'width': W}}, an int, or (H, W); got {size!r}")
-        if not all(_is_whole_number(side) for side in size.values()):
+        if not all(is_whole_number(side) for side in size.values()):
             raise ValueError(f"size must give whole numbers of pixels for height and width, got {size!r}")
         if min(size.values()) < MIN_INPUT_SIDE:
             raise ValueError(

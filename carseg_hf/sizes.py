@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 
 #: The smallest side of a network input: processors round sides to multiples of 32 and every carseg U-Net
 #: downsamples by at least 32, so a thinner input has no pixels left at the bottleneck.
 MIN_INPUT_SIDE = 32
+
+
+def is_whole_number(value: object) -> bool:
+    """Whether `value` is an integer (Python or NumPy), and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_input_side(value: object) -> bool:
+    """Whether `value` can be a side of the network's input: a whole number of at least `MIN_INPUT_SIDE` pixels."""
+    return is_whole_number(value) and value >= MIN_INPUT_SIDE
 
 
 def parse_height_width(text: str, minimum: int = 1, allow_square: bool = False) -> tuple[int, int]:

@@ -39,3 +39,17 @@ def test_argparse_type_reports_a_usage_error(capsys):
         parser.parse_args(["--size", "8x8"])
     assert exit_info.value.code == 2
     assert "at least 16" in capsys.readouterr().err
+
+
+def test_an_input_side_is_a_whole_number_of_at_least_32_pixels():
+    import numpy as np
+
+    from carseg_hf.predict import PredictOptions
+    from carseg_hf.sizes import is_input_side
+
+    assert is_input_side(32) and is_input_side(np.int64(640)) and is_input_side(np.uint16(960))
+    assert not any(is_input_side(value) for value in (31, 0, -64, 640.0, "640", True, None))
+    PredictOptions(resolution=(np.int64(640), 960)).validate()  # the same rule as the image processors'
+    for resolution in [(31, 960), (640.0, 960), (640,), "640x960"]:
+        with pytest.raises(ValueError, match="--resolution must be"):
+            PredictOptions(resolution=resolution).validate()

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sizes import MIN_INPUT_SIDE
+from ..sizes import MIN_INPUT_SIDE, is_input_side
 
 #: Mask file formats: 0/255 greyscale PNG, or 0/1 palette GIF like Carvana's `train_masks`.
 MASK_FORMATS = ("png", "gif")
@@ -137,11 +137,7 @@ def _is_resolution(value: object) -> bool:
     """Whether `value` is `"processor"`, `"native"` or a `(height, width)` pair of integers >= `MIN_INPUT_SIDE`."""
     if isinstance(value, str):
         return value in RESOLUTION_NAMES
-    return (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(side, int) and not isinstance(side, bool) and side >= MIN_INPUT_SIDE for side in value)
-    )
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(is_input_side(side) for side in value)
 
 
 @dataclass
