@@ -9,6 +9,9 @@ image processor is a carseg one (`CarSegImageProcessor`, torch, or `CarSegImageP
 carseg, and passes `threshold=` to post-processing after the processor has checked it. For every other model it is
 the stock pipeline, unchanged.
 
+For a carseg model, `zoom=True` adds the zoomed second pass of `carseg_hf.zoom` (a car that fills little of the frame
+is segmented once more from a crop around it), as `Segmenter.segment(..., zoom=True)` does.
+
 The stock pipeline also checks the model's class name against transformers' built-in segmentation mappings only
 (`Pipeline.check_model_type` gets plain dictionaries of names, blind to `AutoModelForSemanticSegmentation.register`)
 and would log a false "not supported" error for a carseg model; `check_model_type` here accepts registered classes.
@@ -19,11 +22,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
+from transformers.image_utils import load_image
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING
 from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
 
 from .image_processing_base_carseg import CarSegImageProcessorBase
+from .zoom import crop_pass_is_plausible, zoom_box
 
 #: Inputs that the stock pipeline fetches itself (it downloads URLs and decodes base64 strings).
 _FETCHED_PREFIXES = ("http://", "https://", "data:image/")
@@ -50,10 +56,15 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
 
     def _sanitize_parameters(self, **kwargs: Any) -> tuple[dict, dict, dict]:
         preprocess, forward, postprocess = super()._sanitize_parameters(**kwargs)
-        if "threshold" in kwargs and self._is_carseg():
-            postprocess["threshold"] = CarSegImageProcessorBase.check_threshold(
-                kwargs["threshold"]
-            )  # fails at the call
+        if not self._is_carseg():
+            if kwargs.get("zoom"):
+                raise ValueError(f"zoom=True needs a carseg model; this pipeline runs {type(self.model).__name__}")
+            return preprocess, forward, postprocess
+        if "threshold" in kwargs:  # checked here, so that a bad threshold fails at the call
+            postprocess["threshold"] = CarSegImageProcessorBase.check_threshold(kwargs["threshold"])
+        if kwargs.get("zoom"):
+            preprocess["zoom"] = True
+            forward["zoom_threshold"] = postprocess.get("threshold", self.image_processor.threshold)
         return preprocess, forward, postprocess
 
     def get_iterator(
@@ -70,20 +81,64 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
         Images of different aspect ratios then have different input sizes, which the stock collate function cannot
         stack; one at a time, every mask is the same whatever `batch_size` is.
         """
-        if self._is_carseg() and self.image_processor.do_resize and self.image_processor.keep_aspect_ratio:
+        keeps_aspect = self._is_carseg() and self.image_processor.do_resize and self.image_processor.keep_aspect_ratio
+        if keeps_aspect or preprocess_params.get("zoom"):
             batch_size = 1
         return super().get_iterator(
             inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params
         )
 
-    def preprocess(self, image: Any, subtask: str | None = None, timeout: float | None = None) -> Any:
+    def preprocess(
+        self, image: Any, subtask: str | None = None, timeout: float | None = None, zoom: bool = False
+    ) -> Any:
         """Let the carseg processor decode the input as given (paths, PIL images, arrays); others as the stock one."""
-        if not self._is_carseg() or (isinstance(image, str) and image.startswith(_FETCHED_PREFIXES)):
+        fetched = isinstance(image, str) and image.startswith(_FETCHED_PREFIXES)
+        if not self._is_carseg() or (fetched and not zoom):
             return super().preprocess(image, subtask=subtask, timeout=timeout)
+        if fetched:  # a URL or base64 image: transformers fetches and decodes it, zoom needs it as an array
+            image = load_image(image, timeout=timeout)
         array = self.image_processor.load_image(image)  # (height, width, 3) uint8; names the file on errors
         inputs = self.image_processor(images=[array], return_tensors="pt").to(self.dtype)
         inputs["target_size"] = [array.shape[:2]]
+        if zoom:
+            inputs["zoom_image"] = array
         return inputs
+
+    def _forward(self, model_inputs: dict, zoom_threshold: float | None = None) -> Any:
+        """The stock forward pass, then for `zoom=True` the zoomed second pass (`carseg_hf.zoom`)."""
+        image = model_inputs.pop("zoom_image", None)
+        input_size = tuple(model_inputs["pixel_values"].shape[-2:])
+        outputs = super()._forward(model_inputs)
+        if image is not None:
+            outputs["logits"] = self._zoomed_logits(image, outputs["logits"], input_size, zoom_threshold)
+        return outputs
+
+    def _zoomed_logits(
+        self, image: np.ndarray, logits: torch.Tensor, input_size: tuple[int, int], threshold: float
+    ) -> torch.Tensor:
+        """`(1, 1, height, width)` logits at the image's size, the crop's pass pasted in where zoom keeps it.
+
+        Args:
+            image: `(height, width, 3)` uint8, the decoded input.
+            logits: `(1, 1, h, w)` logits of the first pass.
+            input_size: `(h, w)` of the first pass's network input.
+            threshold: The car probability threshold of the masks that zoom compares.
+        """
+        height, width = image.shape[:2]
+        full = self.image_processor.resize_logits(logits.float(), (height, width))  # (1, 1, height, width)
+        first = (torch.sigmoid(full[0, 0]) > threshold).cpu().numpy()  # (height, width) bool
+        box = zoom_box(first, input_size)
+        if box is None:
+            return full
+        rows, columns = box.slices
+        crop = np.ascontiguousarray(image[rows, columns])  # (crop_height, crop_width, 3)
+        pixel_values = self.image_processor(images=[crop], return_tensors="pt")["pixel_values"]  # (1, 3, h, w)
+        crop_logits = self.model(pixel_values=pixel_values.to(device=self.device, dtype=self.dtype)).logits
+        crop_logits = self.image_processor.resize_logits(crop_logits.float(), box.size)  # (1, 1, crop_h, crop_w)
+        second = (torch.sigmoid(crop_logits[0, 0]) > threshold).cpu().numpy()  # (crop_height, crop_width) bool
+        if crop_pass_is_plausible(first[rows, columns], second, box, (height, width)):
+            full[..., rows, columns] = crop_logits
+        return full
 
     def postprocess(
         self,

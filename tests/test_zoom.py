@@ -185,3 +185,42 @@ def test_batch_prediction_zoom_matches_a_second_pass_on_the_crop(fitted, small_c
 def test_batch_prediction_zoom_refuses_processor_decoding():
     with pytest.raises(ValueError, match="zoom crops the full-size image"):
         PredictOptions(out_dir="masks", zoom=True, decode="processor").validate()
+
+
+def test_pipeline_zoom_matches_a_second_pass_on_the_crop(fitted, small_car, tmp_path):
+    from transformers import pipeline
+
+    model, processor, _ = fitted
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    segmenter = pipeline("image-segmentation", model=str(tmp_path / "model"))
+
+    def car(image, **kwargs) -> np.ndarray:
+        results = segmenter(Image.fromarray(image), **kwargs)
+        return next(np.asarray(r["mask"]) > 0 for r in results if r["label"] == "car")
+
+    first, zoomed = car(small_car), car(small_car, zoom=True)
+    box = zoom_box(first, (64, 96))
+    assert box is not None
+    crop = car(np.ascontiguousarray(small_car[box.slices]))
+    assert crop_pass_is_plausible(first[box.slices], crop, box, first.shape)
+    assert np.array_equal(zoomed[box.slices], crop) and not np.array_equal(zoomed, first)
+    zoomed[box.slices] = first[box.slices]
+    assert np.array_equal(zoomed, first)
+    assert np.array_equal(car(small_car, zoom=True, threshold=0.5), car(small_car, zoom=True))
+
+
+def test_pipeline_zoom_is_refused_for_a_model_that_is_not_carseg():
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor, pipeline
+
+    config = SegformerConfig(
+        num_encoder_blocks=1, depths=[1], sr_ratios=[1], hidden_sizes=[8], patch_sizes=[7], strides=[4],
+        num_attention_heads=[1], mlp_ratios=[1], decoder_hidden_size=8, num_labels=2,
+    )  # fmt: skip
+    processor = SegformerImageProcessor(size={"height": 32, "width": 32})
+    model = SegformerForSemanticSegmentation(config)
+    segmenter = pipeline("image-segmentation", model=model, image_processor=processor)
+    image = Image.fromarray(_photo(5, 40, 60))
+    assert segmenter(image)  # the stock pipeline runs as before
+    with pytest.raises(ValueError, match="zoom=True needs a carseg model"):
+        segmenter(image, zoom=True)
