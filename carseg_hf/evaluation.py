@@ -42,29 +42,43 @@ CSV_COLUMNS = ("image", "car_id", "angle", "dice", "iou", "precision", "recall",
 RESOLUTIONS = ("processor", "native")
 
 
+class PredictionSettings(NamedTuple):
+    """How `evaluate_model` predicts each mask.
+
+    Attributes:
+        resolution: `"processor"` (the processor's size) or `"native"` (each image's own size).
+        threshold: Probability threshold; None takes the processor's.
+        tta: Horizontal-flip test-time augmentation.
+        zoom: Segment a car that fills little of the frame once more, from a crop around it (`carseg_hf.zoom`).
+    """
+
+    resolution: str = "processor"
+    threshold: float | None = None
+    tta: bool = False
+    zoom: bool = False
+
+
 def _predict_batch(
     model: CarSegForSemanticSegmentation,
     processor: CarSegImageProcessor,
     images: list[np.ndarray],
-    resolution: str,
-    threshold: float | None,
-    tta: bool,
-    zoom: bool = False,
+    settings: PredictionSettings,
 ) -> list[np.ndarray]:
-    """Predict 0/1 masks at each image's own size for a list of RGB uint8 arrays (and zoom, see `carseg_hf.zoom`)."""
+    """Predict 0/1 masks at each image's own size for a list of RGB uint8 arrays."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for index, image in enumerate(images):
         height, width = image.shape[:2]
-        key = (height, width) if resolution == "native" else tuple(processor.resized_size(height, width).values())
+        native = settings.resolution == "native"
+        key = (height, width) if native else tuple(processor.resized_size(height, width).values())
         groups.setdefault(key, []).append(index)  # only images of one input size share a forward pass
     masks: list[np.ndarray | None] = [None] * len(images)
     for input_size, indices in groups.items():
-        predicted = _predict_masks(model, processor, [images[i] for i in indices], resolution, threshold, tta)
+        predicted = _predict_masks(model, processor, [images[i] for i in indices], settings)
         for i, mask in zip(indices, predicted):
-            box = zoom_box(mask, input_size) if zoom else None
+            box = zoom_box(mask, input_size) if settings.zoom else None
             if box is not None:
                 crop = np.ascontiguousarray(images[i][box.slices])  # (crop_height, crop_width, 3)
-                second = _predict_masks(model, processor, [crop], resolution, threshold, tta)[0]
+                second = _predict_masks(model, processor, [crop], settings)[0]
                 if crop_pass_is_plausible(mask[box.slices], second, box, mask.shape):
                     mask[box.slices] = second
             masks[i] = mask
@@ -75,17 +89,15 @@ def _predict_masks(
     model: CarSegForSemanticSegmentation,
     processor: CarSegImageProcessor,
     images: list[np.ndarray],
-    resolution: str,
-    threshold: float | None,
-    tta: bool,
+    settings: PredictionSettings,
 ) -> list[np.ndarray]:
     """One forward pass over images of one input size: `(height, width)` uint8 0/1 masks at their own sizes."""
     device = next(model.parameters()).device
-    pixel_values = processor(images, do_resize=resolution == "processor")["pixel_values"]  # (batch, 3, h, w)
+    pixel_values = processor(images, do_resize=settings.resolution == "processor")["pixel_values"]  # (b, 3, h, w)
     with torch.inference_mode():
-        logits = predict_logits(model, pixel_values.to(device), tta=tta)  # (batch, 1, h, w)
+        logits = predict_logits(model, pixel_values.to(device), tta=settings.tta)  # (batch, 1, h, w)
         predicted = processor.post_process_semantic_segmentation(
-            logits, target_sizes=[image.shape[:2] for image in images], threshold=threshold
+            logits, target_sizes=[image.shape[:2] for image in images], threshold=settings.threshold
         )  # list of (height, width) int64
     return [mask.to(torch.uint8).cpu().numpy() for mask in predicted]
 
@@ -262,7 +274,7 @@ def _score_dataset(
     dataset: datasets.Dataset,
     scoring: _Scoring,
     batch_size: int,
-    predict_options: dict[str, Any],
+    settings: PredictionSettings,
     progress: bool,
 ) -> float:
     """Decode, predict and score an undecoded data set batch by batch into `scoring`; return the seconds it took.
@@ -273,7 +285,7 @@ def _score_dataset(
         dataset: The data set, with undecoded `image` and `mask` columns.
         scoring: Collects the rows, skipped images and worst predictions.
         batch_size: Images per forward pass.
-        predict_options: `resolution`, `threshold`, `tta` and `zoom` of `_predict_batch`.
+        settings: How each mask is predicted.
         progress: Show a tqdm progress bar.
 
     Raises:
@@ -286,7 +298,7 @@ def _score_dataset(
         examples, failed = _decode_batch(dataset[begin : begin + batch_size], begin)
         scoring.skipped += failed
         images = [example.image for example in examples]
-        predictions = _predict_batch(model, processor, images, **predict_options) if examples else []
+        predictions = _predict_batch(model, processor, images, settings) if examples else []
         for example, pred in zip(examples, predictions):
             scoring.add(example, pred)
         bar.update(len(examples) + len(failed))
@@ -379,8 +391,8 @@ def evaluate_model(
     dataset = dataset.cast_column("image", datasets.Image(decode=False)).cast_column(
         "mask", datasets.Image(decode=False)
     )
-    options = {"resolution": resolution, "threshold": threshold, "tta": tta, "zoom": zoom}
-    seconds = _score_dataset(model, processor, dataset, scoring, batch_size, options, progress)
+    settings = PredictionSettings(resolution, threshold, tta, zoom)
+    seconds = _score_dataset(model, processor, dataset, scoring, batch_size, settings, progress)
     run = {"model": model_name, "data": data_name, "split": split, "resolution": resolution}
     run.update(threshold=processor.threshold if threshold is None else threshold, tta=tta, zoom=zoom)
     run["device"] = str(next(model.parameters()).device)
