@@ -51,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--zoom",
         action="store_true",
-        help="segment a car that fills little of the frame once more, from a crop around it (see docs/evaluate.md)",
+        help="segment a car that fills little of the frame once more, from a crop around it (see docs/zoom.md)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)

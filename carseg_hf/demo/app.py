@@ -31,7 +31,7 @@ from ..image_io import ImageDecodeError
 from ..inference import SegmentationResult, Segmenter
 from .examples import find_examples
 from .layout import input_column, output_column, wire_events
-from .outputs import error_map, metrics_rows, rle_string, slider_pair, timing_text
+from .outputs import DEMO_ZOOM_DEFAULT, error_map, metrics_rows, rle_string, slider_pair, timing_text
 from .scratch_files import TempCleaner, request_dir, write_mask_png, write_preview
 from .uploads import (
     DEMO_MAX_NATIVE_PIXELS,
@@ -193,7 +193,7 @@ def make_segment_fn(
         threshold: float,
         tta: bool,
         resolution: str,
-        zoom: bool = True,
+        zoom: bool = DEMO_ZOOM_DEFAULT,
     ) -> tuple[Any, ...]:
         """Segment the car in a photo and, given its ground-truth mask, score the prediction.
 

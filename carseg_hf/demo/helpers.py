@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .examples import find_examples
 from .outputs import (
+    DEMO_ZOOM_DEFAULT,
     ERROR_ALPHA,
     LEGEND_BOX_STYLE,
     LEGEND_ENTRY_STYLE,
@@ -54,6 +55,7 @@ from .uploads import (
 __all__ = [
     "DEMO_MAX_NATIVE_PIXELS",
     "DEMO_MAX_PIXELS",
+    "DEMO_ZOOM_DEFAULT",
     "EMPTY_LEFTOVER_AGE_S",
     "ERROR_ALPHA",
     "LEGEND_BOX_STYLE",

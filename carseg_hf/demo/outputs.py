@@ -110,6 +110,10 @@ def rle_string(mask: np.ndarray) -> str:
     return rle_encode(mask)
 
 
+#: Whether the page starts with "zoom on small cars" ticked, and what an API call that leaves zoom out gets.
+DEMO_ZOOM_DEFAULT = True
+
+
 def timing_text(result: SegmentationResult, tta: bool, threshold: float, zoom: bool = False) -> str:
     """One line with the inference time, the device and the settings used.
 
