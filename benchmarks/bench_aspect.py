@@ -14,7 +14,10 @@ per aspect ratio, the mean dice and 5th percentile of each mode, their differenc
 the full-size mask, with `--threads` threads). A 3:2 landscape crop is the processor's own shape: both modes give
 the same input there, which checks the comparison itself.
 
-    python benchmarks/bench_aspect.py --data path/to/carvana --cars 0495dcf27283,0795e132d090 --threads 2
+`--zoom` adds a third mode, `kept + zoom`: kept, with zoom's second pass (`carseg_hf.zoom`, the demo's default),
+with its difference to `kept`, the number of crops segmented a second time, and its seconds per image.
+
+    python benchmarks/bench_aspect.py --data path/to/carvana --cars 0495dcf27283,0795e132d090 --threads 2 [--zoom]
 """
 
 from __future__ import annotations
@@ -41,15 +44,18 @@ from carseg_hf.metrics import dice_score  # noqa: E402
 from training.synthetic.reframe import ASPECTS, crop_to_aspect  # noqa: E402
 
 MODES = ("fixed", "kept")
+#: With --zoom: kept, plus zoom's second pass (`carseg_hf.zoom`), as the demo runs it.
+ZOOM_MODE = "kept + zoom"
 
 
 @dataclass
 class AspectScores:
     """Dice, seconds and input sizes of one aspect ratio, per mode."""
 
-    dice: dict[str, list[float]] = field(default_factory=lambda: {mode: [] for mode in MODES})
-    seconds: dict[str, list[float]] = field(default_factory=lambda: {mode: [] for mode in MODES})
+    dice: dict[str, list[float]] = field(default_factory=lambda: {mode: [] for mode in (*MODES, ZOOM_MODE)})
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {mode: [] for mode in (*MODES, ZOOM_MODE)})
     input_sizes: set[tuple[int, int]] = field(default_factory=set)
+    second_passes: int = 0  # crops where zoom segmented again (a crop around the car, or the whole at a smaller input)
 
 
 def photo_parser(description: str) -> argparse.ArgumentParser:
@@ -76,6 +82,7 @@ def check_photo_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse and validate the command line."""
     parser = photo_parser(__doc__)
+    parser.add_argument("--zoom", action="store_true", help=f"also score '{ZOOM_MODE}' (the demo's default)")
     return check_photo_args(parser, parser.parse_args(argv))
 
 
@@ -92,8 +99,9 @@ def list_photos(data: Path, cars: Sequence[str], every: int) -> list[Sample]:
     return list_samples(data, cars)[::every]
 
 
-def score(segmenter: Segmenter, samples: Sequence[Sample]) -> dict[str, AspectScores]:
-    """Segment every crop in both modes (one untimed warm-up first) and collect the scores per aspect ratio."""
+def score(segmenter: Segmenter, samples: Sequence[Sample], zoom: bool = False) -> dict[str, AspectScores]:
+    """Segment every crop in each mode (one untimed warm-up first) and collect the scores per aspect ratio."""
+    modes = (*MODES, ZOOM_MODE) if zoom else MODES
     segmenter.segment(load_rgb(samples[0].image))  # warm-up: allocator and kernels
     results = {name: AspectScores() for name, _ in ASPECTS}
     for sample in samples:
@@ -103,32 +111,42 @@ def score(segmenter: Segmenter, samples: Sequence[Sample]) -> dict[str, AspectSc
                 crop, truth = crop_to_aspect(image, mask, ratio)
             except ValueError as error:  # a mask without car pixels
                 raise ValueError(f"{sample.mask}: {error}") from None
-            for mode in MODES:
-                segmenter.processor.keep_aspect_ratio = mode == "kept"
+            for mode in modes:
+                segmenter.processor.keep_aspect_ratio = mode != "fixed"
                 start = time.perf_counter()
-                result = segmenter.segment(crop)
+                result = segmenter.segment(crop, zoom=mode == ZOOM_MODE)
                 results[name].seconds[mode].append(time.perf_counter() - start)
                 results[name].dice[mode].append(dice_score(result.mask, truth))
                 if mode == "kept":
                     results[name].input_sizes.add(result.input_size)
+                if result.zoom_box is not None or result.zoom_out_size is not None:
+                    results[name].second_passes += 1
     return results
 
 
 def format_table(results: dict[str, AspectScores]) -> str:
-    """The Markdown table: one row per aspect ratio."""
+    """The Markdown table: one row per aspect ratio, with the `kept + zoom` columns when that mode was scored."""
+    zoom = any(scores.dice[ZOOM_MODE] for scores in results.values())
     lines = [
-        "| frame | images | fixed dice (p5) | kept dice (p5) | kept - fixed | kept input | s/image fixed | kept |",
-        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+        "| frame | images | fixed dice (p5) | kept dice (p5) | kept - fixed | kept input | s/image fixed | kept |"
+        + (" kept + zoom dice (p5) | zoom - kept | 2nd passes | s/image kept + zoom |" if zoom else ""),
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |" + (" ---: | ---: | ---: | ---: |" if zoom else ""),
     ]
     for name, scores in results.items():
-        fixed, kept = (np.array(scores.dice[mode]) for mode in MODES)
+        fixed, kept, zoomed = (np.array(scores.dice[mode]) for mode in (*MODES, ZOOM_MODE))
         sizes = ", ".join(f"{h}x{w}" for h, w in sorted(scores.input_sizes))
-        seconds = [float(np.mean(scores.seconds[mode])) for mode in MODES]
-        lines.append(
+        seconds = {mode: float(np.mean(times)) for mode, times in scores.seconds.items() if times}
+        line = (
             f"| {name} | {len(fixed)} | {fixed.mean():.4f} ({np.percentile(fixed, 5):.4f}) | "
             f"{kept.mean():.4f} ({np.percentile(kept, 5):.4f}) | {kept.mean() - fixed.mean():+.4f} | {sizes} | "
-            f"{seconds[0]:.3f} | {seconds[1]:.3f} ({seconds[1] / seconds[0]:.2f}x) |"
+            f"{seconds['fixed']:.3f} | {seconds['kept']:.3f} ({seconds['kept'] / seconds['fixed']:.2f}x) |"
         )
+        if zoom:
+            line += (
+                f" {zoomed.mean():.4f} ({np.percentile(zoomed, 5):.4f}) | {zoomed.mean() - kept.mean():+.4f} | "
+                f"{scores.second_passes} | {seconds[ZOOM_MODE]:.3f} ({seconds[ZOOM_MODE] / seconds['fixed']:.2f}x) |"
+            )
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -146,8 +164,9 @@ def start_photo_run(args: argparse.Namespace) -> tuple[Segmenter, list[Sample]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its table."""
-    segmenter, samples = start_photo_run(parse_args(argv))
-    print(format_table(score(segmenter, samples)))
+    args = parse_args(argv)
+    segmenter, samples = start_photo_run(args)
+    print(format_table(score(segmenter, samples, args.zoom)))
     return 0
 
 

@@ -36,7 +36,7 @@ from .metrics import confusion_counts, scores_from_counts
 from .modeling_carseg import CarSegForSemanticSegmentation
 from .overlay import error_overlay
 from .rle import rle_decode, rle_encode
-from .zoom import crop_pass_is_plausible, zoom_box
+from .zoom import crop_pass_is_plausible, zoom_box, zoom_out_size
 
 CSV_COLUMNS = ("image", "car_id", "angle", "dice", "iou", "precision", "recall", "fp", "fn")
 RESOLUTIONS = ("processor", "native")
@@ -49,7 +49,8 @@ class PredictionSettings(NamedTuple):
         resolution: `"processor"` (the processor's size) or `"native"` (each image's own size).
         threshold: Probability threshold; None takes the processor's.
         tta: Horizontal-flip test-time augmentation.
-        zoom: Segment a car that fills little of the frame once more, from a crop around it (`carseg_hf.zoom`).
+        zoom: Segment a car that fills little of the frame once more, from a crop around it, and a car that runs off
+            both sides of a tall frame once more at a smaller input (`carseg_hf.zoom`).
     """
 
     resolution: str = "processor"
@@ -75,14 +76,30 @@ def _predict_batch(
     for input_size, indices in groups.items():
         predicted = _predict_masks(model, processor, [images[i] for i in indices], settings)
         for i, mask in zip(indices, predicted):
-            box = zoom_box(mask, input_size) if settings.zoom else None
-            if box is not None:
-                crop = np.ascontiguousarray(images[i][box.slices])  # (crop_height, crop_width, 3)
-                second = _predict_masks(model, processor, [crop], settings)[0]
-                if crop_pass_is_plausible(mask[box.slices], second, box, mask.shape):
-                    mask[box.slices] = second
-            masks[i] = mask
+            zoomed = settings.zoom and settings.resolution != "native"
+            masks[i] = _zoom_pass(model, processor, images[i], mask, input_size, settings) if zoomed else mask
     return masks
+
+
+def _zoom_pass(
+    model: CarSegForSemanticSegmentation,
+    processor: CarSegImageProcessor,
+    image: np.ndarray,
+    mask: np.ndarray,
+    input_size: tuple[int, int],
+    settings: PredictionSettings,
+) -> np.ndarray:
+    """Zoom's second pass (`carseg_hf.zoom`), if any: the whole image at a smaller input, or a crop into `mask`."""
+    out_size = zoom_out_size(mask, input_size, processor.size["height"])
+    if out_size is not None:
+        return _predict_masks(model, processor, [image], settings, size=out_size)[0]
+    box = zoom_box(mask, input_size)
+    if box is not None:
+        crop = np.ascontiguousarray(image[box.slices])  # (crop_height, crop_width, 3)
+        second = _predict_masks(model, processor, [crop], settings)[0]
+        if crop_pass_is_plausible(mask[box.slices], second, box, mask.shape):
+            mask[box.slices] = second
+    return mask
 
 
 def _predict_masks(
@@ -90,10 +107,15 @@ def _predict_masks(
     processor: CarSegImageProcessor,
     images: list[np.ndarray],
     settings: PredictionSettings,
+    size: tuple[int, int] | None = None,
 ) -> list[np.ndarray]:
-    """One forward pass over images of one input size: `(height, width)` uint8 0/1 masks at their own sizes."""
+    """One forward pass over images of one input size: `(height, width)` uint8 0/1 masks at their own sizes.
+
+    `size` = `(height, width)` overrides the processor's input size (exactly, whatever the aspect ratio).
+    """
     device = next(model.parameters()).device
-    pixel_values = processor(images, do_resize=settings.resolution == "processor")["pixel_values"]  # (b, 3, h, w)
+    resize = {} if size is None else {"size": {"height": size[0], "width": size[1]}, "keep_aspect_ratio": False}
+    pixel_values = processor(images, do_resize=settings.resolution == "processor", **resize)["pixel_values"]
     with torch.inference_mode():
         logits = predict_logits(model, pixel_values.to(device), tta=settings.tta)  # (batch, 1, h, w)
         predicted = processor.post_process_semantic_segmentation(

@@ -15,7 +15,7 @@ from .batchnorm_folding import fold_batchnorm as fold_batchnorm_copy
 from .image_processing_base_carseg import CarSegImageProcessorBase
 from .loading import load_model, resolve_device
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .zoom import CropBox, crop_pass_is_plausible, zoom_box
+from .zoom import CropBox, crop_pass_is_plausible, zoom_box, zoom_out_size
 
 
 @dataclass
@@ -30,6 +30,8 @@ class SegmentationResult:
         input_size: `(height, width)` fed to the network (in the first pass, with zoom).
         zoom_box: The crop whose second pass replaced the first (`carseg_hf.zoom`), or None when the first pass stands
             (zoom off, no crop worth a second pass, or an implausible second pass).
+        zoom_out_size: `(height, width)` of the smaller input whose pass of the whole image replaced the first, for a
+            car that runs off both sides of a tall frame (`carseg_hf.zoom.zoom_out_size`), or None.
     """
 
     mask: np.ndarray
@@ -38,6 +40,7 @@ class SegmentationResult:
     device: str
     input_size: tuple[int, int]
     zoom_box: CropBox | None = None
+    zoom_out_size: tuple[int, int] | None = None
 
 
 def predict_logits(
@@ -121,8 +124,9 @@ class Segmenter:
             threshold: Probability threshold; defaults to the processor's.
             tta: Horizontal-flip test-time augmentation.
             native_size: Feed the image at its own resolution instead of the processor's size.
-            zoom: Segment a car that fills little of the frame once more, from a crop around it
-                (`carseg_hf.zoom`); no second pass runs when the car fills most of the frame.
+            zoom: Segment a car that fills little of the frame once more, from a crop around it, and a car that runs
+                off both sides of a tall frame once more at a smaller input (`carseg_hf.zoom`); otherwise, and with
+                `native_size`, no second pass runs.
 
         Returns:
             The mask and probabilities at the original image size.
@@ -133,15 +137,9 @@ class Segmenter:
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
         array = self.processor.load_image(image)  # (height, width, 3) uint8
         probabilities, input_size = self._probabilities(array, tta, native_size)  # (height, width)
-        box = zoom_box(probabilities > threshold, input_size) if zoom else None
-        if box is not None:
-            crop = np.ascontiguousarray(array[box.slices])  # (crop_height, crop_width, 3)
-            crop_probabilities = self._probabilities(crop, tta, native_size)[0]  # (crop_height, crop_width)
-            first = probabilities[box.slices] > threshold
-            if crop_pass_is_plausible(first, crop_probabilities > threshold, box, array.shape[:2]):
-                probabilities[box.slices] = crop_probabilities
-            else:
-                box = None
+        box = out_size = None
+        if zoom and not native_size:
+            probabilities, box, out_size = self._zoom(array, probabilities, input_size, threshold, tta)
         mask = (probabilities > threshold).astype(np.uint8)
         return SegmentationResult(
             mask=mask,
@@ -150,12 +148,37 @@ class Segmenter:
             device=self.device_name,
             input_size=input_size,
             zoom_box=box,
+            zoom_out_size=out_size,
         )
 
-    def _probabilities(self, array: np.ndarray, tta: bool, native_size: bool) -> tuple[np.ndarray, tuple[int, int]]:
-        """One forward pass: `(height, width)` float32 car probabilities of an RGB array, and the input size used."""
+    def _zoom(
+        self, array: np.ndarray, probabilities: np.ndarray, input_size: tuple[int, int], threshold: float, tta: bool
+    ) -> tuple[np.ndarray, CropBox | None, tuple[int, int] | None]:
+        """Zoom's second pass (`carseg_hf.zoom`), if any: the probabilities, the crop kept, the smaller input."""
+        first = probabilities > threshold  # (height, width) bool
+        out_size = zoom_out_size(first, input_size, self.processor.size["height"])
+        if out_size is not None:
+            return self._probabilities(array, tta, native_size=False, size=out_size)[0], None, out_size
+        box = zoom_box(first, input_size)
+        if box is None:
+            return probabilities, None, None
+        crop = np.ascontiguousarray(array[box.slices])  # (crop_height, crop_width, 3)
+        crop_probabilities = self._probabilities(crop, tta, native_size=False)[0]  # (crop_height, crop_width)
+        if not crop_pass_is_plausible(first[box.slices], crop_probabilities > threshold, box, array.shape[:2]):
+            return probabilities, None, None
+        probabilities[box.slices] = crop_probabilities
+        return probabilities, box, None
+
+    def _probabilities(
+        self, array: np.ndarray, tta: bool, native_size: bool, size: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, tuple[int, int]]:
+        """One forward pass: `(height, width)` float32 car probabilities of an RGB array, and the input size used.
+
+        `size` = `(height, width)` overrides the processor's input size (exactly, whatever the aspect ratio).
+        """
         height, width = array.shape[:2]
-        inputs = self.processor(array, do_resize=not native_size, device=self.device)  # resized on the device
+        resize = {} if size is None else {"size": {"height": size[0], "width": size[1]}, "keep_aspect_ratio": False}
+        inputs = self.processor(array, do_resize=not native_size, device=self.device, **resize)  # on the device
         pixel_values = inputs["pixel_values"]  # (1, 3, h, w) on self.device
         if self.channels_last:
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)

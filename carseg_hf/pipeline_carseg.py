@@ -9,8 +9,9 @@ image processor is a carseg one (`CarSegImageProcessor`, torch, or `CarSegImageP
 carseg, and passes `threshold=` to post-processing after the processor has checked it. For every other model it is
 the stock pipeline, unchanged.
 
-For a carseg model, `zoom=True` adds the zoomed second pass of `carseg_hf.zoom` (a car that fills little of the frame
-is segmented once more from a crop around it), as `Segmenter.segment(..., zoom=True)` does.
+For a carseg model, `zoom=True` adds the second pass of `carseg_hf.zoom` (a car that fills little of the frame is
+segmented once more from a crop around it; a car that runs off both sides of a tall frame, once more at a smaller
+input), as `Segmenter.segment(..., zoom=True)` does.
 
 The stock pipeline also checks the model's class name against transformers' built-in segmentation mappings only
 (`Pipeline.check_model_type` gets plain dictionaries of names, blind to `AutoModelForSemanticSegmentation.register`)
@@ -29,7 +30,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATI
 from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
 
 from .image_processing_base_carseg import CarSegImageProcessorBase
-from .zoom import crop_pass_is_plausible, zoom_box
+from .zoom import crop_pass_is_plausible, zoom_box, zoom_out_size
 
 #: Inputs that the stock pipeline fetches itself (it downloads URLs and decodes base64 strings).
 _FETCHED_PREFIXES = ("http://", "https://", "data:image/")
@@ -105,7 +106,7 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
         return inputs
 
     def _forward(self, model_inputs: dict, zoom_threshold: float | None = None) -> Any:
-        """The stock forward pass, then for `zoom=True` the zoomed second pass (`carseg_hf.zoom`)."""
+        """The stock forward pass, then for `zoom=True` zoom's second pass (`carseg_hf.zoom`)."""
         image = model_inputs.pop("zoom_image", None)
         input_size = tuple(model_inputs["pixel_values"].shape[-2:])
         outputs = super()._forward(model_inputs)
@@ -116,7 +117,9 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
     def _zoomed_logits(
         self, image: np.ndarray, logits: torch.Tensor, input_size: tuple[int, int], threshold: float
     ) -> torch.Tensor:
-        """`(1, 1, height, width)` logits at the image's size, the crop's pass pasted in where zoom keeps it.
+        """`(1, 1, height, width)` logits at the image's size after zoom's second pass (`carseg_hf.zoom`), if any.
+
+        A crop's pass is pasted in where it is kept; a pass of the whole image at a smaller input replaces the first.
 
         Args:
             image: `(height, width, 3)` uint8, the decoded input.
@@ -127,18 +130,25 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
         height, width = image.shape[:2]
         full = self.image_processor.resize_logits(logits.float(), (height, width))  # (1, 1, height, width)
         first = (torch.sigmoid(full[0, 0]) > threshold).cpu().numpy()  # (height, width) bool
+        out_size = zoom_out_size(first, input_size, self.image_processor.size["height"])
+        if out_size is not None:
+            return self.image_processor.resize_logits(self._second_pass(image, out_size), (height, width))
         box = zoom_box(first, input_size)
         if box is None:
             return full
         rows, columns = box.slices
-        crop = np.ascontiguousarray(image[rows, columns])  # (crop_height, crop_width, 3)
-        pixel_values = self.image_processor(images=[crop], return_tensors="pt")["pixel_values"]  # (1, 3, h, w)
-        crop_logits = self.model(pixel_values=pixel_values.to(device=self.device, dtype=self.dtype)).logits
-        crop_logits = self.image_processor.resize_logits(crop_logits.float(), box.size)  # (1, 1, crop_h, crop_w)
+        crop_logits = self._second_pass(np.ascontiguousarray(image[rows, columns]))  # (1, 1, h, w)
+        crop_logits = self.image_processor.resize_logits(crop_logits, box.size)  # (1, 1, crop_h, crop_w)
         second = (torch.sigmoid(crop_logits[0, 0]) > threshold).cpu().numpy()  # (crop_height, crop_width) bool
         if crop_pass_is_plausible(first[rows, columns], second, box, (height, width)):
             full[..., rows, columns] = crop_logits
         return full
+
+    def _second_pass(self, image: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """`(1, 1, h, w)` float32 logits of one `(height, width, 3)` uint8 image, at `size` = `(h, w)` if given."""
+        resize = {} if size is None else {"size": {"height": size[0], "width": size[1]}, "keep_aspect_ratio": False}
+        pixel_values = self.image_processor(images=[image], return_tensors="pt", **resize)["pixel_values"]
+        return self.model(pixel_values=pixel_values.to(device=self.device, dtype=self.dtype)).logits.float()
 
     def postprocess(
         self,

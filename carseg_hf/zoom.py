@@ -1,4 +1,4 @@
-"""The zoomed second pass: segment a car that fills little of the frame once more, from a crop around it.
+"""Zoom's second pass: segment a car that fills little of the frame once more, from a crop around it.
 
 The network sees a photo at its processor's size (640x960 for the bundled model), so in a 1918x1280 photo a car a
 fifth of the frame wide is about 190 input pixels across, and its outline is drawn from half the photo's detail.
@@ -14,6 +14,14 @@ The crop is never smaller than the network's input, so the second pass never see
 crops look like nothing the network was trained on, and it fails on them). When the crop would span
 `ZOOM_SKIP_FRACTION` or more of the frame's height or width, there is little to gain and no second pass runs: so
 Carvana-style photos, where the car fills the frame, and photos no larger than the network's input, cost nothing.
+
+Zoom also works the other way (`zoom_out_size`). A portrait frame keeps its aspect ratio and about as many input
+pixels as the landscape input, so its input is taller (1056x576 for a 9:16 photo and a 640x960 processor). A car
+that runs off both side edges of such a frame then appears up to 1.6 times larger than the network learnt cars, and
+its outline suffers. When the first pass's largest region touches the left and the right edge of a frame whose
+input is taller than `ZOOM_OUT_HEIGHT_RATIO` times the processor's height, the whole image is segmented again at
+that height, with its aspect ratio, and that pass replaces the first. A whole car inside a portrait frame (a street
+photo) never touches both sides, so it keeps the larger input, which it needs.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ ZOOM_MARGIN = 0.15
 ZOOM_SKIP_FRACTION = 0.8
 #: The crop's pass is dropped when it labels car on more of the crop's edge pixels than the first pass, by this much.
 ZOOM_MAX_EXTRA_EDGE_SHARE = 0.05
+#: Zoom out: the most input rows, as a multiple of the processor's height, for a frame whose car runs off both sides.
+ZOOM_OUT_HEIGHT_RATIO = 1.2
 
 
 @dataclass(frozen=True)
@@ -151,3 +161,33 @@ def crop_pass_is_plausible(
         `max_extra_edge_share`.
     """
     return edge_share(second, box, image_size) <= edge_share(first, box, image_size) + max_extra_edge_share
+
+
+def zoom_out_size(
+    mask: np.ndarray,
+    input_size: tuple[int, int],
+    processor_height: int,
+    height_ratio: float = ZOOM_OUT_HEIGHT_RATIO,
+    multiple: int = 32,
+) -> tuple[int, int] | None:
+    """The smaller input for a second pass of the whole image, or None when the first pass stands.
+
+    Args:
+        mask: `(height, width)` first-pass mask at the image's own size.
+        input_size: `(height, width)` of the network input the first pass used.
+        processor_height: The height of the processor's `size` (640 for the bundled model).
+        height_ratio: The second pass's input height is this times `processor_height`, rounded to `multiple`.
+        multiple: Each side of the result is a multiple of this (the network's stride).
+
+    Returns:
+        `(height, width)` with about the first input's aspect ratio, when the first input is taller than that height
+        and the largest region of `mask` touches both the left and the right edge of the image; else None.
+    """
+    max_height = max(multiple, round(height_ratio * processor_height / multiple) * multiple)
+    height, width = input_size
+    if height <= max_height:
+        return None
+    region = largest_region(mask)
+    if region is None or not (region[:, 0].any() and region[:, -1].any()):
+        return None
+    return max_height, max(multiple, round(width * max_height / height / multiple) * multiple)

@@ -78,6 +78,29 @@ def test_bench_aspect_scores_both_resizes_on_every_frame(tmp_path, capsys):
     assert rows["3:2 landscape"][2] == rows["3:2 landscape"][3] and rows["3:2 landscape"][5] == "64x96"
     assert rows["3:4 portrait"][5] == "96x64" and rows["1:1 square"][5] == "64x64"  # 128x96 crops, 128x128 ones
     assert all(row[1] == "2" and float(row[6]) > 0 for row in rows.values())
+    assert len(rows["3:4 portrait"]) == 8  # no zoom columns without --zoom
+
+
+def test_bench_aspect_zoom_mode_zooms_out_of_tall_frames(tmp_path, capsys):
+    import torch
+
+    from benchmarks import bench_aspect
+    from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
+    from tests.conftest import tiny_config
+    from tests.fixture import make_carvana_fixture
+
+    data = make_carvana_fixture(tmp_path / "data", num_cars=1, angles=2, size=(192, 128), write_csv=False)
+    torch.manual_seed(0)
+    CarSegForSemanticSegmentation(tiny_config()).save_pretrained(tmp_path / "model")
+    CarSegImageProcessor(size={"height": 64, "width": 96}, keep_aspect_ratio=True).save_pretrained(tmp_path / "model")
+    assert bench_aspect.main(["--data", str(data), "--model", str(tmp_path / "model"), "--zoom"]) == 0
+    rows = {row[0]: row for row in _table_rows(capsys.readouterr().out)}
+    assert all(len(row) == 12 and float(row[11].split()[0]) > 0 for row in rows.values())
+    # a random network labels most of a frame car, so a 9:16 crop (input 96x64, taller than 64) is zoomed out
+    assert rows["9:16 portrait"][10] == "2" and rows["3:2 landscape"][10] == "0"
+    assert float(rows["9:16 portrait"][9]) == pytest.approx(
+        float(rows["9:16 portrait"][8].split()[0]) - float(rows["9:16 portrait"][3].split()[0]), abs=2e-4
+    )
 
 
 def test_bench_small_photos_scores_each_width_in_both_modes(tmp_path, capsys):

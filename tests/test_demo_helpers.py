@@ -299,6 +299,9 @@ def test_timing_text():
     assert "zoom: one pass" in helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
     result.zoom_box = CropBox(top=2, bottom=34, left=5, right=53)
     assert "zoom: 48×32 crop segmented again" in helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
+    result.zoom_box, result.zoom_out_size = None, (64, 32)
+    text = helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
+    assert "zoom: segmented again at 32×64 (the car runs off both sides of a tall frame)" in text
 
 
 # --- the helper modules and the page's layout ------------------------------------------------------------------

@@ -51,7 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--zoom",
         action="store_true",
-        help="segment a car that fills little of the frame once more, from a crop around it (see docs/zoom.md)",
+        help="segment a car that fills little of the frame once more, from a crop around it, and a car that runs off "
+        "both sides of a portrait frame once more at a smaller input (see docs/zoom.md)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)

@@ -203,7 +203,8 @@ def make_segment_fn(
             threshold: Probability threshold in (0, 1).
             tta: Average with the horizontally flipped prediction.
             resolution: "processor" (the model's input size) or "native" (the photo's own size).
-            zoom: Segment a car that fills little of the frame once more, from a crop around it.
+            zoom: Zoom's second pass (`carseg_hf.zoom`): a small car again from a crop around it, a car that runs
+                off both sides of a tall frame again at a smaller input.
 
         Returns:
             (before/after pair, mask PNG path, Kaggle RLE, timing and device text, metrics rows, error map).

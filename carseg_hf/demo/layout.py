@@ -65,7 +65,7 @@ def settings_row(size: dict[str, int], keep_aspect_ratio: bool = False) -> tuple
     """
     with gr.Row():
         tta = gr.Checkbox(label="hflip TTA", value=False, min_width=90, scale=1)
-        zoom = gr.Checkbox(label="zoom on small cars", value=DEMO_ZOOM_DEFAULT, min_width=90, scale=1)
+        zoom = gr.Checkbox(label="zoom", value=DEMO_ZOOM_DEFAULT, min_width=90, scale=1)
         resolution = gr.Radio(
             [(processor_choice_label(size, keep_aspect_ratio), "processor"), ("native", "native")],
             value="processor",

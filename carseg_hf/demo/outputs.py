@@ -110,7 +110,7 @@ def rle_string(mask: np.ndarray) -> str:
     return rle_encode(mask)
 
 
-#: Whether the page starts with "zoom on small cars" ticked, and what an API call that leaves zoom out gets.
+#: Whether the page starts with "zoom" ticked, and what an API call that leaves zoom out gets.
 DEMO_ZOOM_DEFAULT = True
 
 
@@ -121,7 +121,8 @@ def timing_text(result: SegmentationResult, tta: bool, threshold: float, zoom: b
         result: What `Segmenter.segment` returned.
         tta: Whether hflip TTA was on.
         threshold: The probability threshold used.
-        zoom: Whether the zoomed second pass was asked for (`result.zoom_box` says whether it ran).
+        zoom: Whether zoom's second pass was asked for (`result.zoom_box` and `result.zoom_out_size` say whether it
+            ran).
 
     Returns:
         Markdown text.
@@ -136,9 +137,12 @@ def timing_text(result: SegmentationResult, tta: bool, threshold: float, zoom: b
 
 
 def zoom_text(result: SegmentationResult, zoom: bool) -> str:
-    """What the zoomed second pass did, e.g. `zoom: 980×653 crop segmented again`."""
+    """What zoom's second pass did, e.g. `zoom: 980×653 crop segmented again`."""
     if not zoom:
         return "zoom off"
+    if result.zoom_out_size is not None:
+        net_height, net_width = result.zoom_out_size
+        return f"zoom: segmented again at {net_width}×{net_height} (the car runs off both sides of a tall frame)"
     if result.zoom_box is None:
         return "zoom: one pass (the car fills most of the frame, the photo is small or the 2nd pass was implausible)"
     crop_height, crop_width = result.zoom_box.size

@@ -14,8 +14,8 @@ Modules, one stage or concern each:
 - `options`: `PredictOptions` (a run's settings) and `PredictSummary` (what it did); imports no heavy library.
 - `inputs`: `expand_inputs` (files, folders, globs) and the names of the output files.
 - `decoding`: reading and decoding the images (`ImageDecoder`).
-- `loop`: `BatchPredictor`, the model's stage (with the zoomed second pass, `carseg_hf.zoom`) and the run that ties
-  the stages together.
+- `loop`: `BatchPredictor`, the model's stage and the run that ties the stages together.
+- `zooming`: zoom's second pass on the device (`--zoom`, `carseg_hf.zoom`).
 - `in_flight`: the groups and batches queued on the device while the next batch is prepared.
 - `compiling`: `torch.compile` of the run's model (`--compile`).
 - `async_copy`: device-to-host copies that do not wait for the device, and `rle_encode_torch_async`.

@@ -22,7 +22,6 @@ from ..image_processing_carseg import CarSegImageProcessor
 from ..inference import predict_logits
 from ..modeling_carseg import CarSegForSemanticSegmentation
 from ..predict_record import PROCESSOR_SETTINGS, RECORD_VERSION, ModelSource, state_dict_sha256
-from ..zoom import crop_pass_is_plausible, zoom_box
 from .async_copy import copy_to_host_async, rle_encode_torch_async
 from .compiling import compile_for_inference
 from .decoding import ImageDecoder
@@ -32,6 +31,7 @@ from .items import PipelineItem
 from .options import PredictOptions, PredictSummary
 from .outputs import RunOutputs, open_outputs, pending_items, write_batch
 from .stream import BatchReader, BatchWriter
+from .zooming import zoom_in_place
 
 #: The autocast dtypes of `PredictOptions.dtype`.
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -85,7 +85,7 @@ class BatchPredictor:
         self.threshold = float(threshold)
         self.logit_threshold = math.log(threshold / (1.0 - threshold))  # sigmoid(x) > t  <=>  x > logit(t)
         decode = self.options.decode
-        # The zoomed second pass crops the full-size image, which only tensor decoding keeps.
+        # Zoom's second pass crops or resizes the full-size image, which only tensor decoding keeps.
         self.tensor_decode = decode == "tensor" or (
             decode == "auto" and (self.device.type == "cuda" or self.options.zoom)
         )
@@ -178,7 +178,7 @@ class BatchPredictor:
                 logits = CarSegImageProcessor.resize_logits(logits, (height, width))  # (batch, 1, height, width)
                 masks = logits[:, 0] > self.logit_threshold  # (batch, height, width) bool
                 if self.options.zoom:
-                    self._zoom(images, masks, shape)
+                    zoom_in_place(self, images, masks, shape)
                 self._sync()
                 summary.stage_seconds["model"] += time.perf_counter() - start
                 start = time.perf_counter()
@@ -196,30 +196,6 @@ class BatchPredictor:
                 item.pixel_values = item.image = None
             launched.append(in_flight)
         return launched
-
-    def _zoom(self, images: list[torch.Tensor], masks: torch.Tensor, input_size: tuple[int, int]) -> None:
-        """The zoomed second pass (`carseg_hf.zoom`): segment each small car again from a crop, in place in `masks`.
-
-        Args:
-            images: `(3, height, width)` uint8 images on the device, one per mask.
-            masks: `(batch, height, width)` bool first-pass masks on the device; crops are overwritten.
-            input_size: `(height, width)` of the first pass's network input.
-        """
-        for index, image in enumerate(images):
-            first = masks[index].cpu().numpy()  # (height, width) bool
-            box = zoom_box(first, input_size)
-            if box is None:
-                continue
-            rows, columns = box.slices
-            crop_input = self.input_size(box.size) or box.size
-            pixel_values = self.tensor_processor.preprocess_tensors(
-                [image[:, rows, columns]], crop_input
-            )  # (1, 3, h, w)
-            logits = self.forward(pixel_values)  # (1, 1, h, w)
-            logits = CarSegImageProcessor.resize_logits(logits, box.size)  # (1, 1, crop_height, crop_width)
-            second = logits[0, 0] > self.logit_threshold  # (crop_height, crop_width) bool
-            if crop_pass_is_plausible(first[rows, columns], second.cpu().numpy(), box, first.shape):
-                masks[index, rows, columns] = second
 
     def _finish(self, launched: list[GroupInFlight], summary: PredictSummary) -> None:
         """Wait for the host copies of `_launch`, then give each item its RLE string and/or mask array."""
@@ -258,7 +234,9 @@ class BatchPredictor:
             "tta": "hflip" if self.options.tta else "none",
             "resolution": "native" if self.size is None else f"{self.size[0]}x{self.size[1]}",
             "format": output_format,
-            **({"zoom": "on"} if self.options.zoom else {}),  # absent when off, as in records made before --zoom
+            # absent when off, as in records made before --zoom; "in+out" since zoom also zooms out of tall frames, so
+            # that outputs of the earlier zoom-in-only "on" are not resumed as if they were the same
+            **({"zoom": "in+out"} if self.options.zoom else {}),
         }
 
     def run(

@@ -1,0 +1,50 @@
+"""Zoom's second pass in a batch prediction run (`carseg_hf.zoom`), on the device, mask by mask."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..image_processing_carseg import CarSegImageProcessor
+from ..zoom import crop_pass_is_plausible, zoom_box, zoom_out_size
+
+if TYPE_CHECKING:
+    from .loop import BatchPredictor
+
+
+def zoom_in_place(
+    predictor: BatchPredictor, images: list[torch.Tensor], masks: torch.Tensor, input_size: tuple[int, int]
+) -> None:
+    """Zoom's second pass (`carseg_hf.zoom`), in place in `masks`.
+
+    Each small car is segmented again from a crop, each car that runs off both sides of a tall frame again at a
+    smaller input.
+
+    Args:
+        predictor: The run's predictor: its network input size, tensor processor, forward pass and threshold.
+        images: `(3, height, width)` uint8 images on the device, one per mask.
+        masks: `(batch, height, width)` bool first-pass masks on the device; crops are overwritten.
+        input_size: `(height, width)` of the first pass's network input.
+    """
+    for index, image in enumerate(images):
+        first = masks[index].cpu().numpy()  # (height, width) bool
+        out_size = None if predictor.size is None else zoom_out_size(first, input_size, predictor.size[0])
+        if out_size is not None:
+            pixel_values = predictor.tensor_processor.preprocess_tensors([image], out_size)  # (1, 3, h, w)
+            logits = CarSegImageProcessor.resize_logits(predictor.forward(pixel_values), first.shape)  # (1, 1, H, W)
+            masks[index] = logits[0, 0] > predictor.logit_threshold
+            continue
+        box = zoom_box(first, input_size)
+        if box is None:
+            continue
+        rows, columns = box.slices
+        crop_input = predictor.input_size(box.size) or box.size
+        pixel_values = predictor.tensor_processor.preprocess_tensors(
+            [image[:, rows, columns]], crop_input
+        )  # (1, 3, h, w)
+        logits = predictor.forward(pixel_values)  # (1, 1, h, w)
+        logits = CarSegImageProcessor.resize_logits(logits, box.size)  # (1, 1, crop_height, crop_width)
+        second = logits[0, 0] > predictor.logit_threshold  # (crop_height, crop_width) bool
+        if crop_pass_is_plausible(first[rows, columns], second.cpu().numpy(), box, first.shape):
+            masks[index, rows, columns] = second
