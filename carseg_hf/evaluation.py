@@ -23,105 +23,21 @@ from typing import Any, NamedTuple
 
 import datasets
 import numpy as np
-import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
 from .data import read_image, read_mask
+from .evaluation_prediction import PredictionSettings, predict_batch
 from .evaluation_report import write_report
 from .image_io import ImageDecodeError
 from .image_processing_carseg import CarSegImageProcessor
-from .inference import predict_logits
 from .metrics import confusion_counts, scores_from_counts
 from .modeling_carseg import CarSegForSemanticSegmentation
 from .overlay import error_overlay
 from .rle import rle_decode, rle_encode
-from .zoom import crop_pass_is_plausible, zoom_box, zoom_out_size
 
 CSV_COLUMNS = ("image", "car_id", "angle", "dice", "iou", "precision", "recall", "fp", "fn")
 RESOLUTIONS = ("processor", "native")
-
-
-class PredictionSettings(NamedTuple):
-    """How `evaluate_model` predicts each mask.
-
-    Attributes:
-        resolution: `"processor"` (the processor's size) or `"native"` (each image's own size).
-        threshold: Probability threshold; None takes the processor's.
-        tta: Horizontal-flip test-time augmentation.
-        zoom: Segment a car that fills little of the frame once more, from a crop around it, and a car that runs off
-            both sides of a tall frame once more at a smaller input (`carseg_hf.zoom`).
-    """
-
-    resolution: str = "processor"
-    threshold: float | None = None
-    tta: bool = False
-    zoom: bool = False
-
-
-def _predict_batch(
-    model: CarSegForSemanticSegmentation,
-    processor: CarSegImageProcessor,
-    images: list[np.ndarray],
-    settings: PredictionSettings,
-) -> list[np.ndarray]:
-    """Predict 0/1 masks at each image's own size for a list of RGB uint8 arrays."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for index, image in enumerate(images):
-        height, width = image.shape[:2]
-        native = settings.resolution == "native"
-        key = (height, width) if native else tuple(processor.resized_size(height, width).values())
-        groups.setdefault(key, []).append(index)  # only images of one input size share a forward pass
-    masks: list[np.ndarray | None] = [None] * len(images)
-    for input_size, indices in groups.items():
-        predicted = _predict_masks(model, processor, [images[i] for i in indices], settings)
-        for i, mask in zip(indices, predicted):
-            zoomed = settings.zoom and settings.resolution != "native"
-            masks[i] = _zoom_pass(model, processor, images[i], mask, input_size, settings) if zoomed else mask
-    return masks
-
-
-def _zoom_pass(
-    model: CarSegForSemanticSegmentation,
-    processor: CarSegImageProcessor,
-    image: np.ndarray,
-    mask: np.ndarray,
-    input_size: tuple[int, int],
-    settings: PredictionSettings,
-) -> np.ndarray:
-    """Zoom's second pass (`carseg_hf.zoom`), if any: the whole image at a smaller input, or a crop into `mask`."""
-    out_size = zoom_out_size(mask, input_size, processor.size["height"])
-    if out_size is not None:
-        return _predict_masks(model, processor, [image], settings, size=out_size)[0]
-    box = zoom_box(mask, input_size)
-    if box is not None:
-        crop = np.ascontiguousarray(image[box.slices])  # (crop_height, crop_width, 3)
-        second = _predict_masks(model, processor, [crop], settings)[0]
-        if crop_pass_is_plausible(mask[box.slices], second, box, mask.shape):
-            mask[box.slices] = second
-    return mask
-
-
-def _predict_masks(
-    model: CarSegForSemanticSegmentation,
-    processor: CarSegImageProcessor,
-    images: list[np.ndarray],
-    settings: PredictionSettings,
-    size: tuple[int, int] | None = None,
-) -> list[np.ndarray]:
-    """One forward pass over images of one input size: `(height, width)` uint8 0/1 masks at their own sizes.
-
-    `size` = `(height, width)` overrides the processor's input size (exactly, whatever the aspect ratio).
-    """
-    device = next(model.parameters()).device
-    resize = {} if size is None else {"size": {"height": size[0], "width": size[1]}, "keep_aspect_ratio": False}
-    pixel_values = processor(images, do_resize=settings.resolution == "processor", **resize)["pixel_values"]
-    with torch.inference_mode():
-        logits = predict_logits(model, pixel_values.to(device), tta=settings.tta)  # (batch, 1, h, w)
-        predicted = processor.post_process_semantic_segmentation(
-            logits, target_sizes=[image.shape[:2] for image in images], threshold=settings.threshold
-        )  # list of (height, width) int64
-    return [mask.to(torch.uint8).cpu().numpy() for mask in predicted]
 
 
 def _thumbnail(overlay: np.ndarray, max_side: int) -> Image.Image:
@@ -320,7 +236,7 @@ def _score_dataset(
         examples, failed = _decode_batch(dataset[begin : begin + batch_size], begin)
         scoring.skipped += failed
         images = [example.image for example in examples]
-        predictions = _predict_batch(model, processor, images, settings) if examples else []
+        predictions = predict_batch(model, processor, images, settings) if examples else []
         for example, pred in zip(examples, predictions):
             scoring.add(example, pred)
         bar.update(len(examples) + len(failed))

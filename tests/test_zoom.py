@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from carseg_hf import CarSegImageProcessor
-from carseg_hf.evaluation import PredictionSettings, _predict_batch
+from carseg_hf.evaluation_prediction import PredictionSettings, predict_batch
 from carseg_hf.image_io import load_mask, load_rgb
 from carseg_hf.inference import Segmenter
 from carseg_hf.predict import BatchPredictor, PredictOptions
@@ -145,11 +145,11 @@ def test_segmenter_zoom_does_nothing_at_native_size(tiny_model, tiny_processor):
 def test_evaluation_zoom_matches_a_second_pass_on_the_crop(fitted, small_car):
     model, processor, _ = fitted
     photo = small_car
-    [first] = _predict_batch(model, processor, [photo], PredictionSettings())
-    [zoomed] = _predict_batch(model, processor, [photo], PredictionSettings(zoom=True))
+    [first] = predict_batch(model, processor, [photo], PredictionSettings())
+    [zoomed] = predict_batch(model, processor, [photo], PredictionSettings(zoom=True))
     box = zoom_box(first, (64, 96))
     assert box is not None
-    [crop] = _predict_batch(model, processor, [np.ascontiguousarray(photo[box.slices])], PredictionSettings())
+    [crop] = predict_batch(model, processor, [np.ascontiguousarray(photo[box.slices])], PredictionSettings())
     assert crop_pass_is_plausible(first[box.slices], crop, box, first.shape)
     assert np.array_equal(zoomed[box.slices], crop) and not np.array_equal(zoomed, first)
     zoomed[box.slices] = first[box.slices]

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from carseg_hf import CarSegImageProcessor
-from carseg_hf.evaluation import PredictionSettings, _predict_batch
+from carseg_hf.evaluation_prediction import PredictionSettings, predict_batch
 from carseg_hf.image_io import load_mask
 from carseg_hf.inference import Segmenter
 from carseg_hf.predict import BatchPredictor, PredictOptions
@@ -83,9 +83,9 @@ def test_segmenter_zooms_out_to_one_pass_of_the_whole_image(kept):
 def test_evaluation_zooms_out_like_one_pass_at_the_smaller_size(kept):
     model, processor, fixed, threshold = kept
     photo = _tall_photo()
-    [zoomed] = _predict_batch(model, processor, [photo], PredictionSettings(threshold=threshold, zoom=True))
-    [direct] = _predict_batch(model, fixed, [photo], PredictionSettings(threshold=threshold))
-    [first] = _predict_batch(model, processor, [photo], PredictionSettings(threshold=threshold))
+    [zoomed] = predict_batch(model, processor, [photo], PredictionSettings(threshold=threshold, zoom=True))
+    [direct] = predict_batch(model, fixed, [photo], PredictionSettings(threshold=threshold))
+    [first] = predict_batch(model, processor, [photo], PredictionSettings(threshold=threshold))
     assert np.array_equal(zoomed, direct) and not np.array_equal(zoomed, first)
 
 

@@ -1,0 +1,105 @@
+"""How `carseg evaluate` predicts masks: batches grouped by input size, hflip TTA, and zoom's second pass."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .image_processing_carseg import CarSegImageProcessor
+from .inference import predict_logits
+from .modeling_carseg import CarSegForSemanticSegmentation
+from .zoom import crop_pass_is_plausible, zoom_box, zoom_out_size
+
+
+class PredictionSettings(NamedTuple):
+    """How `evaluate_model` predicts each mask.
+
+    Attributes:
+        resolution: `"processor"` (the processor's size) or `"native"` (each image's own size).
+        threshold: Probability threshold; None takes the processor's.
+        tta: Horizontal-flip test-time augmentation.
+        zoom: Segment a car that fills little of the frame once more, from a crop around it, and a car that runs off
+            both sides of a tall frame once more at a smaller input (`carseg_hf.zoom`).
+    """
+
+    resolution: str = "processor"
+    threshold: float | None = None
+    tta: bool = False
+    zoom: bool = False
+
+
+def predict_batch(
+    model: CarSegForSemanticSegmentation,
+    processor: CarSegImageProcessor,
+    images: list[np.ndarray],
+    settings: PredictionSettings,
+) -> list[np.ndarray]:
+    """Predict 0/1 masks at each image's own size for a list of RGB uint8 arrays.
+
+    Args:
+        model: The network, in eval mode.
+        processor: Its image processor.
+        images: `(height, width, 3)` uint8 arrays; those of one input size share a forward pass.
+        settings: Resolution, threshold, TTA and zoom.
+
+    Returns:
+        `(height, width)` uint8 0/1 masks, one per image, in order.
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        height, width = image.shape[:2]
+        native = settings.resolution == "native"
+        key = (height, width) if native else tuple(processor.resized_size(height, width).values())
+        groups.setdefault(key, []).append(index)  # only images of one input size share a forward pass
+    masks: list[np.ndarray | None] = [None] * len(images)
+    for input_size, indices in groups.items():
+        predicted = _predict_masks(model, processor, [images[i] for i in indices], settings)
+        for i, mask in zip(indices, predicted):
+            zoomed = settings.zoom and settings.resolution != "native"
+            masks[i] = _zoom_pass(model, processor, images[i], mask, input_size, settings) if zoomed else mask
+    return masks
+
+
+def _zoom_pass(
+    model: CarSegForSemanticSegmentation,
+    processor: CarSegImageProcessor,
+    image: np.ndarray,
+    mask: np.ndarray,
+    input_size: tuple[int, int],
+    settings: PredictionSettings,
+) -> np.ndarray:
+    """Zoom's second pass (`carseg_hf.zoom`), if any: the whole image at a smaller input, or a crop into `mask`."""
+    out_size = zoom_out_size(mask, input_size, processor.size["height"])
+    if out_size is not None:
+        return _predict_masks(model, processor, [image], settings, size=out_size)[0]
+    box = zoom_box(mask, input_size)
+    if box is not None:
+        crop = np.ascontiguousarray(image[box.slices])  # (crop_height, crop_width, 3)
+        second = _predict_masks(model, processor, [crop], settings)[0]
+        if crop_pass_is_plausible(mask[box.slices], second, box, mask.shape):
+            mask[box.slices] = second
+    return mask
+
+
+def _predict_masks(
+    model: CarSegForSemanticSegmentation,
+    processor: CarSegImageProcessor,
+    images: list[np.ndarray],
+    settings: PredictionSettings,
+    size: tuple[int, int] | None = None,
+) -> list[np.ndarray]:
+    """One forward pass over images of one input size: `(height, width)` uint8 0/1 masks at their own sizes.
+
+    `size` = `(height, width)` overrides the processor's input size (exactly, whatever the aspect ratio).
+    """
+    device = next(model.parameters()).device
+    resize = {} if size is None else {"size": {"height": size[0], "width": size[1]}, "keep_aspect_ratio": False}
+    pixel_values = processor(images, do_resize=settings.resolution == "processor", **resize)["pixel_values"]
+    with torch.inference_mode():
+        logits = predict_logits(model, pixel_values.to(device), tta=settings.tta)  # (batch, 1, h, w)
+        predicted = processor.post_process_semantic_segmentation(
+            logits, target_sizes=[image.shape[:2] for image in images], threshold=settings.threshold
+        )  # list of (height, width) int64
+    return [mask.to(torch.uint8).cpu().numpy() for mask in predicted]
