@@ -310,7 +310,8 @@ def evaluate_model(
         resolution: `"processor"` or `"native"`.
         worst: Number of full-size overlays of the worst images.
         tta: Horizontal-flip test-time augmentation.
-        zoom: Segment cars that fill little of the frame once more, from a crop around them (`carseg_hf.zoom`).
+        zoom: Segment a car that fills little of the frame once more, from a crop around it, and a car that runs off
+            both sides of a tall frame once more at a smaller input (`carseg_hf.zoom`); not at native resolution.
         progress: Show a tqdm progress bar.
         model_name: How to name the model in the summary.
         data_name: How to name the data in the summary.

@@ -47,17 +47,17 @@ def predict_batch(
     Returns:
         `(height, width)` uint8 0/1 masks, one per image, in order.
     """
+    native = settings.resolution == "native"
+    zoomed = settings.zoom and not native  # at native size the input is the image itself: nothing to zoom to
     groups: dict[tuple[int, ...], list[int]] = {}
     for index, image in enumerate(images):
         height, width = image.shape[:2]
-        native = settings.resolution == "native"
         key = (height, width) if native else tuple(processor.resized_size(height, width).values())
         groups.setdefault(key, []).append(index)  # only images of one input size share a forward pass
     masks: list[np.ndarray | None] = [None] * len(images)
     for input_size, indices in groups.items():
         predicted = _predict_masks(model, processor, [images[i] for i in indices], settings)
         for i, mask in zip(indices, predicted):
-            zoomed = settings.zoom and settings.resolution != "native"
             masks[i] = _zoom_pass(model, processor, images[i], mask, input_size, settings) if zoomed else mask
     return masks
 
@@ -95,7 +95,7 @@ def _predict_masks(
     `size` = `(height, width)` overrides the processor's input size (exactly, whatever the aspect ratio).
     """
     device = next(model.parameters()).device
-    resize = {} if size is None else {"size": {"height": size[0], "width": size[1]}, "keep_aspect_ratio": False}
+    resize = processor.exact_size_kwargs(size)
     pixel_values = processor(images, do_resize=settings.resolution == "processor", **resize)["pixel_values"]
     with torch.inference_mode():
         logits = predict_logits(model, pixel_values.to(device), tta=settings.tta)  # (batch, 1, h, w)

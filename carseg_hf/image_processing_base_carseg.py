@@ -353,6 +353,17 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         return batch if memory_format is None else batch.contiguous(memory_format=memory_format)
 
     @staticmethod
+    def exact_size_kwargs(size: tuple[int, int] | None) -> dict[str, Any]:
+        """Keyword arguments of `preprocess` that resize to exactly `size` = `(height, width)`, or none for None.
+
+        The aspect rule is switched off, so the input is `size` whatever the image's aspect ratio (zoom's second pass
+        of a whole image at a smaller input, `carseg_hf.zoom.zoom_out_size`).
+        """
+        if size is None:
+            return {}
+        return {"size": {"height": size[0], "width": size[1]}, "keep_aspect_ratio": False}
+
+    @staticmethod
     def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Resize `(batch, 1, h, w)` logits bilinearly to `size` = (height, width); a no-op when already there.
 

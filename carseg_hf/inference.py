@@ -177,7 +177,7 @@ class Segmenter:
         `size` = `(height, width)` overrides the processor's input size (exactly, whatever the aspect ratio).
         """
         height, width = array.shape[:2]
-        resize = {} if size is None else {"size": {"height": size[0], "width": size[1]}, "keep_aspect_ratio": False}
+        resize = self.processor.exact_size_kwargs(size)
         inputs = self.processor(array, do_resize=not native_size, device=self.device, **resize)  # on the device
         pixel_values = inputs["pixel_values"]  # (1, 3, h, w) on self.device
         if self.channels_last:

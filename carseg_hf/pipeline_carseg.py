@@ -146,7 +146,7 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
 
     def _second_pass(self, image: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
         """`(1, 1, h, w)` float32 logits of one `(height, width, 3)` uint8 image, at `size` = `(h, w)` if given."""
-        resize = {} if size is None else {"size": {"height": size[0], "width": size[1]}, "keep_aspect_ratio": False}
+        resize = self.image_processor.exact_size_kwargs(size)
         pixel_values = self.image_processor(images=[image], return_tensors="pt", **resize)["pixel_values"]
         return self.model(pixel_values=pixel_values.to(device=self.device, dtype=self.dtype)).logits.float()
 
