@@ -15,7 +15,8 @@ the full-size mask, with `--threads` threads). A 3:2 landscape crop is the proce
 the same input there, which checks the comparison itself.
 
 `--zoom` adds a third mode, `kept + zoom`: kept, with zoom's second pass (`carseg_hf.zoom`, the demo's default),
-with its difference to `kept`, the number of crops segmented a second time, and its seconds per image.
+with its difference to `kept`, the number of crops where a second pass was kept (every crop also gets the close-up
+check's small pass), and its seconds per image.
 
     python benchmarks/bench_aspect.py --data path/to/carvana --cars 0495dcf27283,0795e132d090 --threads 2 [--zoom]
 """
@@ -55,7 +56,7 @@ class AspectScores:
     dice: dict[str, list[float]] = field(default_factory=lambda: {mode: [] for mode in (*MODES, ZOOM_MODE)})
     seconds: dict[str, list[float]] = field(default_factory=lambda: {mode: [] for mode in (*MODES, ZOOM_MODE)})
     input_sizes: set[tuple[int, int]] = field(default_factory=set)
-    second_passes: int = 0  # crops where zoom segmented again (a crop around the car, or the whole at a smaller input)
+    second_passes: int = 0  # crops where a 2nd pass of zoom was kept (a crop, the whole at a smaller size, a close-up)
 
 
 def photo_parser(description: str) -> argparse.ArgumentParser:
@@ -119,7 +120,7 @@ def score(segmenter: Segmenter, samples: Sequence[Sample], zoom: bool = False) -
                 results[name].dice[mode].append(dice_score(result.mask, truth))
                 if mode == "kept":
                     results[name].input_sizes.add(result.input_size)
-                if result.zoom_box is not None or result.zoom_out_size is not None:
+                if any(kept is not None for kept in (result.zoom_box, result.zoom_out_size, result.close_up_size)):
                     results[name].second_passes += 1
     return results
 
@@ -129,7 +130,7 @@ def format_table(results: dict[str, AspectScores]) -> str:
     zoom = any(scores.dice[ZOOM_MODE] for scores in results.values())
     lines = [
         "| frame | images | fixed dice (p5) | kept dice (p5) | kept - fixed | kept input | s/image fixed | kept |"
-        + (" kept + zoom dice (p5) | zoom - kept | 2nd passes | s/image kept + zoom |" if zoom else ""),
+        + (" kept + zoom dice (p5) | zoom - kept | 2nd passes kept | s/image kept + zoom |" if zoom else ""),
         "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |" + (" ---: | ---: | ---: | ---: |" if zoom else ""),
     ]
     for name, scores in results.items():

@@ -10,7 +10,7 @@ import torch
 from .image_processing_carseg import CarSegImageProcessor
 from .inference import predict_logits
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .zoom import crop_pass_is_plausible, zoom_box, zoom_out_size
+from .zoom import close_up_pass_is_kept, close_up_size, crop_pass_is_plausible, zoom_box, zoom_out_size
 
 
 class PredictionSettings(NamedTuple):
@@ -20,8 +20,9 @@ class PredictionSettings(NamedTuple):
         resolution: `"processor"` (the processor's size) or `"native"` (each image's own size).
         threshold: Probability threshold; None takes the processor's.
         tta: Horizontal-flip test-time augmentation.
-        zoom: Segment a car that fills little of the frame once more, from a crop around it, and a car that runs off
-            both sides of a tall frame once more at a smaller input (`carseg_hf.zoom`).
+        zoom: Segment a car that fills little of the frame once more, from a crop around it, a car that runs off both
+            sides of a tall frame once more at a smaller input, and a close-up's car at a small input
+            (`carseg_hf.zoom`).
     """
 
     resolution: str = "processor"
@@ -71,7 +72,12 @@ def _zoom_pass(
     settings: PredictionSettings,
 ) -> np.ndarray:
     """Zoom's second pass (`carseg_hf.zoom`), if any: the whole image at a smaller input, or a crop into `mask`."""
-    out_size = zoom_out_size(mask, input_size, processor.size["height"])
+    processor_size = (processor.size["height"], processor.size["width"])
+    check_size = close_up_size(mask.shape, processor_size, processor.keep_aspect_ratio)
+    close_up = _predict_masks(model, processor, [image], settings, size=check_size)[0]
+    if close_up_pass_is_kept(mask, close_up):
+        return close_up
+    out_size = zoom_out_size(mask, input_size, processor_size[0])
     if out_size is not None:
         return _predict_masks(model, processor, [image], settings, size=out_size)[0]
     box = zoom_box(mask, input_size)

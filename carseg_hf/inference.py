@@ -15,7 +15,14 @@ from .batchnorm_folding import fold_batchnorm as fold_batchnorm_copy
 from .image_processing_base_carseg import CarSegImageProcessorBase
 from .loading import load_model, resolve_device
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .zoom import CropBox, crop_pass_is_plausible, zoom_box, zoom_out_size
+from .zoom import (
+    CropBox,
+    close_up_pass_is_kept,
+    close_up_size,
+    crop_pass_is_plausible,
+    zoom_box,
+    zoom_out_size,
+)
 
 
 @dataclass
@@ -32,6 +39,8 @@ class SegmentationResult:
             (zoom off, no crop worth a second pass, or an implausible second pass).
         zoom_out_size: `(height, width)` of the smaller input whose pass of the whole image replaced the first, for a
             car that runs off both sides of a tall frame (`carseg_hf.zoom.zoom_out_size`), or None.
+        close_up_size: `(height, width)` of the small input whose pass of the whole image replaced the first, for a
+            car much larger than the frame (`carseg_hf.zoom.close_up_size`), or None.
     """
 
     mask: np.ndarray
@@ -41,6 +50,7 @@ class SegmentationResult:
     input_size: tuple[int, int]
     zoom_box: CropBox | None = None
     zoom_out_size: tuple[int, int] | None = None
+    close_up_size: tuple[int, int] | None = None
 
 
 def predict_logits(
@@ -124,9 +134,9 @@ class Segmenter:
             threshold: Probability threshold; defaults to the processor's.
             tta: Horizontal-flip test-time augmentation.
             native_size: Feed the image at its own resolution instead of the processor's size.
-            zoom: Segment a car that fills little of the frame once more, from a crop around it, and a car that runs
-                off both sides of a tall frame once more at a smaller input (`carseg_hf.zoom`); otherwise, and with
-                `native_size`, no second pass runs.
+            zoom: Segment a car that fills little of the frame once more, from a crop around it, a car that runs off
+                both sides of a tall frame once more at a smaller input, and a close-up's car at a small input
+                (`carseg_hf.zoom`); otherwise, and with `native_size`, no second pass runs.
 
         Returns:
             The mask and probabilities at the original image size.
@@ -137,9 +147,9 @@ class Segmenter:
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
         array = self.processor.load_image(image)  # (height, width, 3) uint8
         probabilities, input_size = self._probabilities(array, tta, native_size)  # (height, width)
-        box = out_size = None
+        passes: dict[str, Any] = {}
         if zoom and not native_size:
-            probabilities, box, out_size = self._zoom(array, probabilities, input_size, threshold, tta)
+            probabilities, passes = self._zoom(array, probabilities, input_size, threshold, tta)
         mask = (probabilities > threshold).astype(np.uint8)
         return SegmentationResult(
             mask=mask,
@@ -147,27 +157,31 @@ class Segmenter:
             seconds=time.perf_counter() - start,
             device=self.device_name,
             input_size=input_size,
-            zoom_box=box,
-            zoom_out_size=out_size,
+            **passes,
         )
 
     def _zoom(
         self, array: np.ndarray, probabilities: np.ndarray, input_size: tuple[int, int], threshold: float, tta: bool
-    ) -> tuple[np.ndarray, CropBox | None, tuple[int, int] | None]:
-        """Zoom's second pass (`carseg_hf.zoom`), if any: the probabilities, the crop kept, the smaller input."""
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Zoom's second pass (`carseg_hf.zoom`), if any: the probabilities, and the result field naming the pass."""
         first = probabilities > threshold  # (height, width) bool
-        out_size = zoom_out_size(first, input_size, self.processor.size["height"])
+        processor_size = (self.processor.size["height"], self.processor.size["width"])
+        check_size = close_up_size(first.shape, processor_size, self.processor.keep_aspect_ratio)
+        close_up = self._probabilities(array, tta, native_size=False, size=check_size)[0]  # (height, width)
+        if close_up_pass_is_kept(first, close_up > threshold):
+            return close_up, {"close_up_size": check_size}
+        out_size = zoom_out_size(first, input_size, processor_size[0])
         if out_size is not None:
-            return self._probabilities(array, tta, native_size=False, size=out_size)[0], None, out_size
+            return self._probabilities(array, tta, native_size=False, size=out_size)[0], {"zoom_out_size": out_size}
         box = zoom_box(first, input_size)
         if box is None:
-            return probabilities, None, None
+            return probabilities, {}
         crop = np.ascontiguousarray(array[box.slices])  # (crop_height, crop_width, 3)
         crop_probabilities = self._probabilities(crop, tta, native_size=False)[0]  # (crop_height, crop_width)
         if not crop_pass_is_plausible(first[box.slices], crop_probabilities > threshold, box, array.shape[:2]):
-            return probabilities, None, None
+            return probabilities, {}
         probabilities[box.slices] = crop_probabilities
-        return probabilities, box, None
+        return probabilities, {"zoom_box": box}
 
     def _probabilities(
         self, array: np.ndarray, tta: bool, native_size: bool, size: tuple[int, int] | None = None

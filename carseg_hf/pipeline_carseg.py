@@ -9,9 +9,9 @@ image processor is a carseg one (`CarSegImageProcessor`, torch, or `CarSegImageP
 carseg, and passes `threshold=` to post-processing after the processor has checked it. For every other model it is
 the stock pipeline, unchanged.
 
-For a carseg model, `zoom=True` adds the second pass of `carseg_hf.zoom` (a car that fills little of the frame is
-segmented once more from a crop around it; a car that runs off both sides of a tall frame, once more at a smaller
-input), as `Segmenter.segment(..., zoom=True)` does.
+For a carseg model, `zoom=True` adds the second pass of `carseg_hf.zoom` (a close-up's car is segmented once more
+at a small input; a car that runs off both sides of a tall frame, once more at a smaller input; a car that fills
+little of the frame, once more from a crop around it), as `Segmenter.segment(..., zoom=True)` does.
 
 The stock pipeline also checks the model's class name against transformers' built-in segmentation mappings only
 (`Pipeline.check_model_type` gets plain dictionaries of names, blind to `AutoModelForSemanticSegmentation.register`)
@@ -30,7 +30,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATI
 from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
 
 from .image_processing_base_carseg import CarSegImageProcessorBase
-from .zoom import crop_pass_is_plausible, zoom_box, zoom_out_size
+from .zoom import close_up_pass_is_kept, close_up_size, crop_pass_is_plausible, zoom_box, zoom_out_size
 
 #: Inputs that the stock pipeline fetches itself (it downloads URLs and decodes base64 strings).
 _FETCHED_PREFIXES = ("http://", "https://", "data:image/")
@@ -119,7 +119,8 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
     ) -> torch.Tensor:
         """`(1, 1, height, width)` logits at the image's size after zoom's second pass (`carseg_hf.zoom`), if any.
 
-        A crop's pass is pasted in where it is kept; a pass of the whole image at a smaller input replaces the first.
+        A crop's pass is pasted in where it is kept; a pass of the whole image at a smaller input (a close-up's, or a
+        tall frame's) replaces the first.
 
         Args:
             image: `(height, width, 3)` uint8, the decoded input.
@@ -130,7 +131,12 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
         height, width = image.shape[:2]
         full = self.image_processor.resize_logits(logits.float(), (height, width))  # (1, 1, height, width)
         first = (torch.sigmoid(full[0, 0]) > threshold).cpu().numpy()  # (height, width) bool
-        out_size = zoom_out_size(first, input_size, self.image_processor.size["height"])
+        processor_size = (self.image_processor.size["height"], self.image_processor.size["width"])
+        check_size = close_up_size((height, width), processor_size, self.image_processor.keep_aspect_ratio)
+        close_up = self.image_processor.resize_logits(self._second_pass(image, check_size), (height, width))
+        if close_up_pass_is_kept(first, (torch.sigmoid(close_up[0, 0]) > threshold).cpu().numpy()):
+            return close_up
+        out_size = zoom_out_size(first, input_size, processor_size[0])
         if out_size is not None:
             return self.image_processor.resize_logits(self._second_pass(image, out_size), (height, width))
         box = zoom_box(first, input_size)

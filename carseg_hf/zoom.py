@@ -22,6 +22,15 @@ its outline suffers. When the first pass's largest region touches the left and t
 input is taller than `ZOOM_OUT_HEIGHT_RATIO` times the processor's height, the whole image is segmented again at
 that height, with its aspect ratio, and that pass replaces the first. A whole car inside a portrait frame (a street
 photo) never touches both sides, so it keeps the larger input, which it needs.
+
+Close-ups come first (`close_up_size`, `close_up_pass_is_kept`). When the car is much larger than the frame (the
+front of a car, a door, a bonnet), the network at its usual input sees large smooth panels at a scale it never
+learnt, and it can miss most of the car, or find a blob of it inside the frame. So after every first pass the whole
+image is checked again at a small input, `CLOSE_UP_SCALE` of the processor's height and width (256x384 for a
+640x960 processor, with the image's aspect ratio: a sixth of the pixels), where such a car looks like the cars the
+network learnt. That pass replaces the first when it labels at least `CLOSE_UP_MIN_GAIN` more of the image car and
+its largest region touches at least `CLOSE_UP_MIN_EDGES` edges, as a close-up's car does; then no other second pass
+runs. Otherwise the first pass stands and zoom goes on as above.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .sizes import aspect_preserving_size
+
 #: Margin of the crop around the car's box, as a fraction of the box's longer side.
 ZOOM_MARGIN = 0.15
 #: No second pass when the crop would span this fraction of the frame's height or width, or more.
@@ -39,6 +50,12 @@ ZOOM_SKIP_FRACTION = 0.8
 ZOOM_MAX_EXTRA_EDGE_SHARE = 0.05
 #: Zoom out: the most input rows, as a multiple of the processor's height, for a frame whose car runs off both sides.
 ZOOM_OUT_HEIGHT_RATIO = 1.2
+#: Close-ups: the check's input is this fraction of the processor's height and width (its pixel count, kept aspect).
+CLOSE_UP_SCALE = 0.4
+#: Close-ups: the check's pass replaces the first when it labels at least this much more of the image car ...
+CLOSE_UP_MIN_GAIN = 0.1
+#: ... and its largest region touches at least this many of the image's four edges.
+CLOSE_UP_MIN_EDGES = 2
 
 
 @dataclass(frozen=True)
@@ -191,3 +208,58 @@ def zoom_out_size(
     if region is None or not (region[:, 0].any() and region[:, -1].any()):
         return None
     return max_height, max(multiple, round(width * max_height / height / multiple) * multiple)
+
+
+def edges_touched(region: np.ndarray) -> int:
+    """How many of an image's four edges a `(height, width)` bool region touches."""
+    return sum(bool(edge.any()) for edge in (region[0], region[-1], region[:, 0], region[:, -1]))
+
+
+def close_up_size(
+    image_size: tuple[int, int],
+    processor_size: tuple[int, int],
+    keep_aspect_ratio: bool = True,
+    scale: float = CLOSE_UP_SCALE,
+    multiple: int = 32,
+) -> tuple[int, int]:
+    """The small input of the close-up check's pass of the whole image.
+
+    Args:
+        image_size: `(height, width)` of the image.
+        processor_size: `(height, width)` of the processor's `size` (or the input size a run overrides it with).
+        keep_aspect_ratio: Whether the processor keeps each image's aspect ratio (then so does the check's input).
+        scale: The check's input is this fraction of `processor_size`'s height and width.
+        multiple: Each side of the result is a multiple of this (the network's stride).
+
+    Returns:
+        `(height, width)`, e.g. `(256, 384)` for a 3:2 photo and a 640x960 processor, `(416, 224)` for 9:16.
+    """
+    target = tuple(max(multiple, round(scale * side / multiple) * multiple) for side in processor_size)
+    if not keep_aspect_ratio:
+        return target
+    return aspect_preserving_size(*image_size, target, multiple)
+
+
+def close_up_pass_is_kept(
+    first: np.ndarray,
+    second: np.ndarray,
+    min_gain: float = CLOSE_UP_MIN_GAIN,
+    min_edges: int = CLOSE_UP_MIN_EDGES,
+) -> bool:
+    """Whether the close-up check's pass replaces the first pass.
+
+    Args:
+        first: `(height, width)` first-pass mask.
+        second: `(height, width)` mask of the check's pass at the small input, at the image's own size.
+        min_gain: The share of the image that the second pass must label car beyond the first's.
+        min_edges: How many image edges the second pass's largest region must touch.
+
+    Returns:
+        True when the second pass finds a car larger than the first pass's by `min_gain` of the image, running out
+        of the frame on `min_edges` sides or more.
+    """
+    region = largest_region(second)
+    if region is None:
+        return False
+    gain = float(second.astype(bool).mean()) - float(first.astype(bool).mean())
+    return gain >= min_gain and edges_touched(region) >= min_edges

@@ -296,12 +296,15 @@ def test_timing_text():
     text = helpers.timing_text(result, tta=True, threshold=0.5)
     assert "12 ms" in text and "`cpu`" in text and "image 60×40" in text and "96×64" in text and "TTA on" in text
     assert "zoom off" in text
-    assert "zoom: one pass" in helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
+    assert "zoom: first pass kept" in helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
     result.zoom_box = CropBox(top=2, bottom=34, left=5, right=53)
     assert "zoom: 48×32 crop segmented again" in helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
     result.zoom_box, result.zoom_out_size = None, (64, 32)
     text = helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
     assert "zoom: segmented again at 32×64 (the car runs off both sides of a tall frame)" in text
+    result.close_up_size = (32, 64)
+    text = helpers.timing_text(result, tta=False, threshold=0.5, zoom=True)
+    assert "zoom: segmented again at 64×32 (a close-up: the car is larger than the frame)" in text
 
 
 # --- the helper modules and the page's layout ------------------------------------------------------------------

@@ -203,8 +203,8 @@ def make_segment_fn(
             threshold: Probability threshold in (0, 1).
             tta: Average with the horizontally flipped prediction.
             resolution: "processor" (the model's input size) or "native" (the photo's own size).
-            zoom: Zoom's second pass (`carseg_hf.zoom`): a small car again from a crop around it, a car that runs
-                off both sides of a tall frame again at a smaller input.
+            zoom: Zoom's second pass (`carseg_hf.zoom`): a close-up's car again at a small input, a car that runs
+                off both sides of a tall frame again at a smaller input, a small car again from a crop around it.
 
         Returns:
             (before/after pair, mask PNG path, Kaggle RLE, timing and device text, metrics rows, error map).

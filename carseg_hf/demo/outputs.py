@@ -121,8 +121,8 @@ def timing_text(result: SegmentationResult, tta: bool, threshold: float, zoom: b
         result: What `Segmenter.segment` returned.
         tta: Whether hflip TTA was on.
         threshold: The probability threshold used.
-        zoom: Whether zoom's second pass was asked for (`result.zoom_box` and `result.zoom_out_size` say whether it
-            ran).
+        zoom: Whether zoom's second pass was asked for (`result.zoom_box`, `result.zoom_out_size` and
+            `result.close_up_size` say which pass was kept).
 
     Returns:
         Markdown text.
@@ -140,10 +140,13 @@ def zoom_text(result: SegmentationResult, zoom: bool) -> str:
     """What zoom's second pass did, e.g. `zoom: 980×653 crop segmented again`."""
     if not zoom:
         return "zoom off"
+    if result.close_up_size is not None:
+        net_height, net_width = result.close_up_size
+        return f"zoom: segmented again at {net_width}×{net_height} (a close-up: the car is larger than the frame)"
     if result.zoom_out_size is not None:
         net_height, net_width = result.zoom_out_size
         return f"zoom: segmented again at {net_width}×{net_height} (the car runs off both sides of a tall frame)"
     if result.zoom_box is None:
-        return "zoom: one pass (the car fills most of the frame, the photo is small or the 2nd pass was implausible)"
+        return "zoom: first pass kept (no close-up, no small car to crop, or an implausible crop pass)"
     crop_height, crop_width = result.zoom_box.size
     return f"zoom: {crop_width}×{crop_height} crop segmented again"

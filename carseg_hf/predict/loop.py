@@ -234,9 +234,9 @@ class BatchPredictor:
             "tta": "hflip" if self.options.tta else "none",
             "resolution": "native" if self.size is None else f"{self.size[0]}x{self.size[1]}",
             "format": output_format,
-            # absent when off, as in records made before --zoom; "in+out" since zoom also zooms out of tall frames, so
-            # that outputs of the earlier zoom-in-only "on" are not resumed as if they were the same
-            **({"zoom": "in+out"} if self.options.zoom else {}),
+            # absent when off, as in records made before --zoom; named after the passes zoom may run, so that outputs
+            # of an earlier zoom ("on": in only; "in+out") are not resumed as if they were the same
+            **({"zoom": "in+out+close-up"} if self.options.zoom else {}),
         }
 
     def run(

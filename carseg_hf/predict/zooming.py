@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..image_processing_carseg import CarSegImageProcessor
-from ..zoom import crop_pass_is_plausible, zoom_box, zoom_out_size
+from ..zoom import close_up_pass_is_kept, close_up_size, crop_pass_is_plausible, zoom_box, zoom_out_size
 
 if TYPE_CHECKING:
     from .loop import BatchPredictor
@@ -18,8 +18,8 @@ def zoom_in_place(
 ) -> None:
     """Zoom's second pass (`carseg_hf.zoom`), in place in `masks`.
 
-    Each small car is segmented again from a crop, each car that runs off both sides of a tall frame again at a
-    smaller input.
+    Each close-up's car is segmented again at a small input, each car that runs off both sides of a tall frame again
+    at a smaller input, and each small car again from a crop.
 
     Args:
         predictor: The run's predictor: its network input size, tensor processor, forward pass and threshold.
@@ -29,12 +29,16 @@ def zoom_in_place(
     """
     for index, image in enumerate(images):
         first = masks[index].cpu().numpy()  # (height, width) bool
-        out_size = None if predictor.size is None else zoom_out_size(first, input_size, predictor.size[0])
-        if out_size is not None:
-            pixel_values = predictor.tensor_processor.preprocess_tensors([image], out_size)  # (1, 3, h, w)
-            logits = CarSegImageProcessor.resize_logits(predictor.forward(pixel_values), first.shape)  # (1, 1, H, W)
-            masks[index] = logits[0, 0] > predictor.logit_threshold
-            continue
+        if predictor.size is not None:  # at native resolution the input is the image itself: nothing to zoom out to
+            check_size = close_up_size(first.shape, predictor.size, predictor.processor.keep_aspect_ratio)
+            close_up = _whole_image_mask(predictor, image, check_size, first.shape)  # (height, width) bool
+            if close_up_pass_is_kept(first, close_up.cpu().numpy()):
+                masks[index] = close_up
+                continue
+            out_size = zoom_out_size(first, input_size, predictor.size[0])
+            if out_size is not None:
+                masks[index] = _whole_image_mask(predictor, image, out_size, first.shape)
+                continue
         box = zoom_box(first, input_size)
         if box is None:
             continue
@@ -48,3 +52,12 @@ def zoom_in_place(
         second = logits[0, 0] > predictor.logit_threshold  # (crop_height, crop_width) bool
         if crop_pass_is_plausible(first[rows, columns], second.cpu().numpy(), box, first.shape):
             masks[index, rows, columns] = second
+
+
+def _whole_image_mask(
+    predictor: BatchPredictor, image: torch.Tensor, size: tuple[int, int], image_size: tuple[int, int]
+) -> torch.Tensor:
+    """`(height, width)` bool mask on the device of one `(3, height, width)` uint8 image segmented at input `size`."""
+    pixel_values = predictor.tensor_processor.preprocess_tensors([image], size)  # (1, 3, h, w)
+    logits = CarSegImageProcessor.resize_logits(predictor.forward(pixel_values), image_size)  # (1, 1, height, width)
+    return logits[0, 0] > predictor.logit_threshold

@@ -62,6 +62,44 @@ def crop_to_aspect(
     return image[window], mask[window]
 
 
+def crop_close_up(
+    image: np.ndarray, mask: np.ndarray, ratio: float, factor: float, anchor: tuple[float, float] = (0.5, 0.5)
+) -> tuple[np.ndarray, np.ndarray]:
+    """A `height / width == ratio` window narrower than the car, as in a close-up that the car runs out of.
+
+    The window is `factor` times narrower than the car's bounding box (shrunk further, keeping its ratio, where it
+    would not fit in the photo). Its centre is the point `anchor` of the car box, and it is kept inside the photo.
+
+    Args:
+        image: `(height, width, 3)` uint8 photo.
+        mask: `(height, width)` 0/1 mask of the car (at least one car pixel).
+        ratio: Height over width of the window.
+        factor: The car box's width over the window's width (above 1 cuts the car at the sides).
+        anchor: `(row, col)` of the window's centre as fractions of the car box's height and width.
+
+    Returns:
+        The cropped image and mask.
+
+    Raises:
+        ValueError: If the mask marks no car pixel or `factor` is not positive.
+    """
+    if not mask.any():
+        raise ValueError("the mask marks no car pixel; cannot centre a frame on the car")
+    if factor <= 0:
+        raise ValueError(f"the close-up factor must be positive, got {factor}")
+    height, width = mask.shape
+    rows, cols = np.nonzero(mask)
+    crop_width = max(1.0, (cols.max() - cols.min() + 1) / factor)
+    crop_width = min(crop_width, width, height / ratio)
+    crop_height, crop_width = max(1, round(crop_width * ratio)), max(1, round(crop_width))
+    centre_row = rows.min() + anchor[0] * (rows.max() - rows.min())
+    centre_col = cols.min() + anchor[1] * (cols.max() - cols.min())
+    top = int(np.clip(round(centre_row - crop_height / 2), 0, height - crop_height))
+    left = int(np.clip(round(centre_col - crop_width / 2), 0, width - crop_width))
+    window = (slice(top, top + crop_height), slice(left, left + crop_width))
+    return image[window], mask[window]
+
+
 def reframe_folder(
     cars_dir: Path,
     car_ids: Sequence[str],

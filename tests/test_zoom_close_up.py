@@ -1,0 +1,127 @@
+"""Close-ups: after the first pass, the whole image is checked again at a small input.
+
+`close_up_size` gives the check's input size, `close_up_pass_is_kept` decides whether the check's pass replaces the
+first; every door (Segmenter, evaluation, `carseg predict`, the pipeline) must then give exactly the mask of one
+pass of the whole image at that size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
+from carseg_hf.evaluation_prediction import PredictionSettings, predict_batch
+from carseg_hf.image_io import load_mask
+from carseg_hf.inference import Segmenter
+from carseg_hf.predict import BatchPredictor, PredictOptions
+from carseg_hf.zoom import close_up_pass_is_kept, close_up_size
+from tests.conftest import tiny_config
+
+#: A 3:2 photo; with a kept-aspect 160x240 processor the close-up check's input is 0.4 of that: 64x96.
+PHOTO = (192, 288)
+CHECK_SIZE = (64, 96)
+
+
+def _box(height: int, width: int, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    mask = np.zeros((height, width), bool)
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+def test_close_up_size_is_a_sixth_of_the_processors_pixels_with_the_images_aspect_ratio():
+    assert close_up_size((1280, 1918), (640, 960)) == (256, 384)
+    assert close_up_size((1920, 1080), (640, 960)) == (416, 224)  # 9:16: aspect kept
+    assert close_up_size((1920, 1080), (640, 960), keep_aspect_ratio=False) == (256, 384)
+    assert close_up_size((1280, 1918), (768, 1152)) == (320, 448)  # a run's larger input
+    assert close_up_size((1280, 1918), (64, 96)) == (32, 32)  # never below the network's stride
+
+
+def test_close_up_pass_is_kept_only_for_a_larger_car_running_out_of_the_frame():
+    first = _box(200, 300, 150, 200, 0, 100)  # a sliver of bumper: 8% of the image
+    close_up = _box(200, 300, 40, 200, 0, 300)  # the car across the frame: 80%, touching 3 edges
+    assert close_up_pass_is_kept(first, close_up)
+    assert not close_up_pass_is_kept(close_up, first)  # the check found less car
+    assert not close_up_pass_is_kept(first, _box(200, 300, 150, 200, 0, 150))  # 4% more: too little gain
+    assert not close_up_pass_is_kept(first, _box(200, 300, 20, 180, 0, 250))  # more car, but only the left edge
+    assert not close_up_pass_is_kept(first, np.zeros((200, 300), bool))
+    assert close_up_pass_is_kept(np.zeros((200, 300), bool), close_up)  # the first pass found nothing
+
+
+@pytest.fixture(scope="module")
+def close_up() -> tuple:
+    """A random tiny model (seed 2) whose first pass at 160x240 labels little car and whose 64x96 pass labels more.
+
+    Returns the model, its kept-aspect 160x240 processor, a processor fixed at the check's size, and a threshold at
+    which the check's pass is kept: a stand-in for a close-up that the first pass misses.
+    """
+    torch.manual_seed(2)
+    model = CarSegForSemanticSegmentation(tiny_config()).eval()
+    processor = CarSegImageProcessor(size={"height": 160, "width": 240}, keep_aspect_ratio=True)
+    fixed = CarSegImageProcessor(size={"height": CHECK_SIZE[0], "width": CHECK_SIZE[1]})
+    threshold = float(np.quantile(Segmenter(model, fixed).segment(_photo()).probabilities, 0.4))
+    return model, processor, fixed, threshold
+
+
+def _photo() -> np.ndarray:
+    return (np.random.default_rng(0).random((*PHOTO, 3)) * 255).astype(np.uint8)
+
+
+def test_the_fixture_is_a_close_up_that_the_first_pass_misses(close_up):
+    model, processor, fixed, threshold = close_up
+    first = Segmenter(model, processor).segment(_photo(), threshold=threshold).mask.astype(bool)
+    check = Segmenter(model, fixed).segment(_photo(), threshold=threshold).mask.astype(bool)
+    assert close_up_size(PHOTO, (160, 240)) == CHECK_SIZE and close_up_pass_is_kept(first, check)
+
+
+def test_segmenter_keeps_the_close_up_pass(close_up):
+    model, processor, fixed, threshold = close_up
+    first = Segmenter(model, processor).segment(_photo(), threshold=threshold)
+    zoomed = Segmenter(model, processor).segment(_photo(), threshold=threshold, zoom=True)
+    direct = Segmenter(model, fixed).segment(_photo(), threshold=threshold)
+    assert zoomed.close_up_size == CHECK_SIZE and zoomed.zoom_out_size is None and zoomed.zoom_box is None
+    assert np.allclose(zoomed.probabilities, direct.probabilities, atol=1e-6)
+    assert not np.array_equal(zoomed.mask, first.mask)
+    native = Segmenter(model, processor).segment(_photo(), threshold=threshold, zoom=True, native_size=True)
+    assert native.close_up_size is None  # the native size is what was asked for
+
+
+def test_evaluation_keeps_the_close_up_pass(close_up):
+    model, processor, fixed, threshold = close_up
+    [zoomed] = predict_batch(model, processor, [_photo()], PredictionSettings(threshold=threshold, zoom=True))
+    [direct] = predict_batch(model, fixed, [_photo()], PredictionSettings(threshold=threshold))
+    [first] = predict_batch(model, processor, [_photo()], PredictionSettings(threshold=threshold))
+    assert np.array_equal(zoomed, direct) and not np.array_equal(zoomed, first)
+
+
+def test_batch_prediction_keeps_the_close_up_pass(close_up, tmp_path):
+    model, processor, fixed, threshold = close_up
+    photo_file = tmp_path / "close.png"
+    Image.fromarray(_photo()).save(photo_file)
+
+    def predict(processor_: CarSegImageProcessor, name: str, **options) -> np.ndarray:
+        options = dict(out_dir=tmp_path / name, progress=False, workers=1, threshold=threshold, **options)
+        BatchPredictor(model, processor_, "cpu", PredictOptions(**options)).run([photo_file])
+        return load_mask(tmp_path / name / "close.png")
+
+    zoomed, direct = predict(processor, "zoomed", zoom=True), predict(fixed, "direct", decode="tensor")
+    assert np.array_equal(zoomed, direct) and not np.array_equal(zoomed, predict(processor, "first"))
+
+
+def test_pipeline_keeps_the_close_up_pass(close_up, tmp_path):
+    from transformers import pipeline
+
+    model, processor, fixed, threshold = close_up
+
+    def car_mask(processor_: CarSegImageProcessor, name: str, **kwargs) -> np.ndarray:
+        model.save_pretrained(tmp_path / name)
+        processor_.save_pretrained(tmp_path / name)
+        results = pipeline("image-segmentation", model=str(tmp_path / name))(
+            Image.fromarray(_photo()), threshold=threshold, **kwargs
+        )
+        return next((np.asarray(r["mask"]) > 0 for r in results if r["label"] == "car"), np.zeros(PHOTO, bool))
+
+    zoomed, direct = car_mask(processor, "kept", zoom=True), car_mask(fixed, "fixed")
+    assert np.array_equal(zoomed, direct) and not np.array_equal(zoomed, car_mask(processor, "kept"))
