@@ -7,7 +7,7 @@ import pytest
 
 from carseg_hf.image_io import load_mask, load_rgb
 from tests.fixture import make_carvana_fixture
-from training.synthetic.reframe import ASPECTS, REFRAME_ASPECTS, crop_to_aspect, main, reframe_folder
+from training.synthetic.reframe import ASPECTS, REFRAME_ASPECTS, crop_close_up, crop_to_aspect, main, reframe_folder
 
 
 def car_photo() -> tuple[np.ndarray, np.ndarray]:
@@ -69,3 +69,42 @@ def test_reframe_names_what_is_wrong(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--cars-dir", str(tmp_path), "--out", str(tmp_path / "out")])
     assert "no train/ folder" in capsys.readouterr().err
+
+
+def test_a_close_up_is_narrower_than_the_car_and_centred_on_the_anchor():
+    image, mask = car_photo()  # car box: rows 20-39, columns 10-39 (30 wide)
+    frame, label = crop_close_up(image, mask, 1.0, factor=2.0)  # a square window half the box's width
+    assert frame.shape[:2] == label.shape == (15, 15)
+    left = int(frame[0, 0, 0])
+    assert left == round(10 + 0.5 * 29 - 7.5) and label.all()  # inside the car box: all car
+    _, high = crop_close_up(image, mask, 1.0, factor=2.0, anchor=(0.0, 0.5))  # centred on the box's top edge
+    assert 0 < high.mean() < 1  # half car, half the background above it
+    frame, _ = crop_close_up(image, mask, 1.0, factor=2.0, anchor=(0.5, 0.0))
+    assert int(frame[0, 0, 0]) == round(10 - 7.5)  # centred on the box's left edge
+    tall, _ = crop_close_up(image, mask, 16 / 9, factor=0.5)  # would be 60x107: shrunk to fit, ratio kept
+    assert tall.shape[:2] == (60, 34)
+    with pytest.raises(ValueError, match="positive"):
+        crop_close_up(image, mask, 1.0, factor=0.0)
+    with pytest.raises(ValueError, match="no car pixel"):
+        crop_close_up(image, np.zeros_like(mask), 1.0, factor=2.0)
+
+
+def test_reframe_folder_writes_close_ups_with_car_and_background(tmp_path):
+    data = make_carvana_fixture(tmp_path / "data", num_cars=2, angles=2, size=(192, 128), write_csv=False)
+    cars = sorted({path.stem.rsplit("_", 1)[0] for path in (data / "train").glob("*.jpg")})
+    assert reframe_folder(data, cars, tmp_path / "out", seed=3, close_up=(1.2, 2.5)) == 4
+    splits = json.loads((tmp_path / "out" / "splits.json").read_text())
+    assert splits == {f"{car}z0": "train" for car in cars}
+    for photo in sorted((tmp_path / "out" / "train").glob("*z0_*.jpg")):
+        label = load_mask(tmp_path / "out" / "train_masks" / f"{photo.stem}_mask.gif")
+        source = load_mask(data / "train_masks" / f"{photo.stem.replace('z0_', '_')}_mask.gif")
+        cols = np.nonzero(source.any(axis=0))[0]
+        assert label.shape[1] < (cols[-1] - cols[0] + 1) / 1.19  # narrower than the car
+        assert label.any() and not label.all()
+
+
+def test_close_up_range_is_checked_on_the_command_line(tmp_path, capsys):
+    data = make_carvana_fixture(tmp_path / "data", num_cars=1, angles=1, size=(96, 64), write_csv=False)
+    with pytest.raises(SystemExit):
+        main(["--cars-dir", str(data), "--out", str(tmp_path / "out"), "--close-up", "2,1"])
+    assert "0 < low <= high" in capsys.readouterr().err

@@ -12,6 +12,13 @@ exact. A processor that keeps the aspect ratio then trains on these frames as it
 
 writes `train/<car_id>r<k>_<NN>.jpg` and `train_masks/<car_id>r<k>_<NN>_mask.gif` (k = 0 .. per-image - 1) and
 marks the new ids `"train"` in `out/splits.json`. `benchmarks/bench_aspect.py` uses the same crop, unshifted.
+
+`--close-up LOW,HIGH` crops close-ups instead: windows of every shape, 3:2 included, that the car's box is LOW to
+HIGH times wider than, centred on a random point of the middle half of the car's box, and holding 30% to 92% car
+where 20 draws allow. They are written as `<car_id>z<k>_<NN>`. The close-up validation sets of `docs/zoom.md` are
+
+    python -m training.synthetic.reframe --cars-dir CARVANA --out valclose --cars ID1,ID2,ID3 --close-up 1.2,2.5 \
+        --seed 31
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from carseg_hf.number_ranges import number_range_type
 
 #: Frame shapes: (name, with width:height as photographers write it; height / width).
 ASPECTS = (("3:2 landscape", 2 / 3), ("4:3 landscape", 3 / 4), ("1:1 square", 1.0), ("3:4 portrait", 4 / 3))
@@ -100,6 +109,53 @@ def crop_close_up(
     return image[window], mask[window]
 
 
+#: Close-ups: the window's centre is drawn in this range of the car box's height and width (as fractions).
+CLOSE_UP_ANCHORS = (0.25, 0.75)
+#: Close-ups: windows are drawn again (up to `CLOSE_UP_DRAWS` times) until they hold this share of car.
+CLOSE_UP_CAR_SHARE = (0.3, 0.92)
+CLOSE_UP_DRAWS = 20
+
+
+def draw_close_up(
+    image: np.ndarray, mask: np.ndarray, ratio: float, factors: tuple[float, float], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A random close-up (`crop_close_up`): the last of up to `CLOSE_UP_DRAWS` windows, the first with enough car.
+
+    Args:
+        image: `(height, width, 3)` uint8 photo.
+        mask: `(height, width)` 0/1 mask of the car.
+        ratio: Height over width of the window.
+        factors: `(low, high)` range of the car box's width over the window's width.
+        rng: The draws' generator.
+
+    Returns:
+        The cropped image and mask.
+    """
+    for _ in range(CLOSE_UP_DRAWS):
+        factor = float(rng.uniform(*factors))
+        anchor = tuple(float(v) for v in rng.uniform(*CLOSE_UP_ANCHORS, size=2))
+        frame, label = crop_close_up(image, mask, ratio, factor, anchor)
+        if CLOSE_UP_CAR_SHARE[0] <= label.mean() <= CLOSE_UP_CAR_SHARE[1]:
+            break
+    return frame, label
+
+
+def check_close_up_range(factors: tuple[float, float]) -> tuple[float, float]:
+    """Return `(low, high)` if `0 < low <= high`.
+
+    Raises:
+        ValueError: Otherwise, quoting the range.
+    """
+    low, high = factors
+    if not 0.0 < low <= high:
+        raise ValueError(f"the close-up range must satisfy 0 < low <= high (car box over window width), got {factors}")
+    return float(low), float(high)
+
+
+#: An argparse `type=` for `--close-up LOW,HIGH`, e.g. `"1.2,2.5"`.
+close_up_range = number_range_type(check_close_up_range, example="1.2,2.5")
+
+
 def reframe_folder(
     cars_dir: Path,
     car_ids: Sequence[str],
@@ -109,6 +165,7 @@ def reframe_folder(
     aspects: Sequence[str] = REFRAME_ASPECTS,
     max_shift: float = 0.15,
     quality: int = 95,
+    close_up: tuple[float, float] | None = None,
 ) -> int:
     """Write `per_image` reframed copies of every photo of `car_ids` in `cars_dir` to `out` (Carvana layout).
 
@@ -121,6 +178,8 @@ def reframe_folder(
         aspects: Names from `ASPECTS` to draw from.
         max_shift: Largest shift of the window's centre, as a fraction of its height and width.
         quality: JPEG quality of the written frames.
+        close_up: `(low, high)`: write close-ups (`draw_close_up`, car box `low` to `high` times wider than the
+            window) named `<car_id>z<k>_<NN>`, of every shape in `ASPECTS` unless `aspects` is given; None reframes.
 
     Returns:
         The number of frames written.
@@ -134,6 +193,8 @@ def reframe_folder(
     from .composite import _merge_splits, _source_stems, _write_pair
 
     ratios = dict(ASPECTS)
+    if close_up is not None and aspects is REFRAME_ASPECTS:
+        aspects = tuple(ratios)
     unknown = sorted(set(aspects) - set(ratios))
     if unknown:
         raise ValueError(f"unknown aspect(s) {unknown}; expected some of {list(ratios)}")
@@ -150,13 +211,16 @@ def reframe_folder(
         car, angle = stem.rsplit("_", 1)
         for k in range(per_image):
             name = aspects[int(rng.integers(len(aspects)))]
-            shift = tuple(float(v) for v in rng.uniform(-max_shift, max_shift, size=2))
-            try:
+            if not mask.any():
+                raise ValueError(f"{mask_path}: the mask marks no car pixel; cannot centre a frame on the car")
+            if close_up is None:
+                shift = tuple(float(v) for v in rng.uniform(-max_shift, max_shift, size=2))
                 frame, label = crop_to_aspect(image, mask, ratios[name], shift)
-            except ValueError as error:
-                raise ValueError(f"{mask_path}: {error}") from None
-            _write_pair(out, f"{car}r{k}_{angle}", frame, label, quality)
-            assignment[f"{car}r{k}"] = "train"
+            else:
+                frame, label = draw_close_up(image, mask, ratios[name], close_up, rng)
+            frame_id = f"{car}{'r' if close_up is None else 'z'}{k}"
+            _write_pair(out, f"{frame_id}_{angle}", frame, label, quality)
+            assignment[frame_id] = "train"
             written += 1
     _merge_splits(out / "splits.json", assignment)
     return written
@@ -172,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cars", help="comma-separated car ids (default: the sample's 9 training cars)")
     parser.add_argument("--per-image", type=int, default=1, help="frames per photo (default 1)")
     parser.add_argument("--max-shift", type=float, default=0.15, help="largest shift off the car's centre (0.15)")
+    parser.add_argument(
+        "--close-up",
+        type=close_up_range,
+        help="LOW,HIGH: crop close-ups instead, the car box LOW to HIGH times wider than the window (e.g. 1.2,2.5)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not (args.cars_dir / "train").is_dir():
@@ -180,10 +249,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--per-image must be >= 1 and --max-shift in [0, 0.5], got {args.per_image}, {args.max_shift}")
     cars = [car.strip() for car in args.cars.split(",") if car.strip()] if args.cars else list(TRAIN_CARS)
     try:
-        count = reframe_folder(args.cars_dir, cars, args.out, args.per_image, args.seed, max_shift=args.max_shift)
+        count = reframe_folder(
+            args.cars_dir, cars, args.out, args.per_image, args.seed, max_shift=args.max_shift, close_up=args.close_up
+        )
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
-    print(f"wrote {count} reframed photos to {args.out}")
+    print(f"wrote {count} {'close-ups' if args.close_up else 'reframed photos'} to {args.out}")
     return 0
 
 
