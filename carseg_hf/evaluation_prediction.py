@@ -73,10 +73,11 @@ def _zoom_pass(
 ) -> np.ndarray:
     """Zoom's second pass (`carseg_hf.zoom`), if any: the whole image at a smaller input, or a crop into `mask`."""
     processor_size = (processor.size["height"], processor.size["width"])
-    check_size = close_up_size(mask.shape, processor_size, processor.keep_aspect_ratio)
-    close_up = _predict_masks(model, processor, [image], settings, size=check_size)[0]
-    if close_up_pass_is_kept(mask, close_up):
-        return close_up
+    check_size = close_up_size(mask, processor_size, processor.keep_aspect_ratio)
+    if check_size is not None:
+        close_up = _predict_masks(model, processor, [image], settings, size=check_size)[0]
+        if close_up_pass_is_kept(mask, close_up):
+            return close_up
     out_size = zoom_out_size(mask, input_size, processor_size[0])
     if out_size is not None:
         return _predict_masks(model, processor, [image], settings, size=out_size)[0]

@@ -166,10 +166,11 @@ class Segmenter:
         """Zoom's second pass (`carseg_hf.zoom`), if any: the probabilities, and the result field naming the pass."""
         first = probabilities > threshold  # (height, width) bool
         processor_size = (self.processor.size["height"], self.processor.size["width"])
-        check_size = close_up_size(first.shape, processor_size, self.processor.keep_aspect_ratio)
-        close_up = self._probabilities(array, tta, native_size=False, size=check_size)[0]  # (height, width)
-        if close_up_pass_is_kept(first, close_up > threshold):
-            return close_up, {"close_up_size": check_size}
+        check_size = close_up_size(first, processor_size, self.processor.keep_aspect_ratio)
+        if check_size is not None:
+            close_up = self._probabilities(array, tta, native_size=False, size=check_size)[0]  # (height, width)
+            if close_up_pass_is_kept(first, close_up > threshold):
+                return close_up, {"close_up_size": check_size}
         out_size = zoom_out_size(first, input_size, processor_size[0])
         if out_size is not None:
             return self._probabilities(array, tta, native_size=False, size=out_size)[0], {"zoom_out_size": out_size}

@@ -132,10 +132,11 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
         full = self.image_processor.resize_logits(logits.float(), (height, width))  # (1, 1, height, width)
         first = (torch.sigmoid(full[0, 0]) > threshold).cpu().numpy()  # (height, width) bool
         processor_size = (self.image_processor.size["height"], self.image_processor.size["width"])
-        check_size = close_up_size((height, width), processor_size, self.image_processor.keep_aspect_ratio)
-        close_up = self.image_processor.resize_logits(self._second_pass(image, check_size), (height, width))
-        if close_up_pass_is_kept(first, (torch.sigmoid(close_up[0, 0]) > threshold).cpu().numpy()):
-            return close_up
+        check_size = close_up_size(first, processor_size, self.image_processor.keep_aspect_ratio)
+        if check_size is not None:
+            close_up = self.image_processor.resize_logits(self._second_pass(image, check_size), (height, width))
+            if close_up_pass_is_kept(first, (torch.sigmoid(close_up[0, 0]) > threshold).cpu().numpy()):
+                return close_up
         out_size = zoom_out_size(first, input_size, processor_size[0])
         if out_size is not None:
             return self.image_processor.resize_logits(self._second_pass(image, out_size), (height, width))

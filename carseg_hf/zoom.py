@@ -25,12 +25,14 @@ photo) never touches both sides, so it keeps the larger input, which it needs.
 
 Close-ups come first (`close_up_size`, `close_up_pass_is_kept`). When the car is much larger than the frame (the
 front of a car, a door, a bonnet), the network at its usual input sees large smooth panels at a scale it never
-learnt, and it can miss most of the car, or find a blob of it inside the frame. So after every first pass the whole
-image is checked again at a small input, `CLOSE_UP_SCALE` of the processor's height and width (256x384 for a
-640x960 processor, with the image's aspect ratio: a sixth of the pixels), where such a car looks like the cars the
-network learnt. That pass replaces the first when it labels at least `CLOSE_UP_MIN_GAIN` more of the image car and
-its largest region touches at least `CLOSE_UP_MIN_EDGES` edges, as a close-up's car does; then no other second pass
-runs. Otherwise the first pass stands and zoom goes on as above.
+learnt, and it can miss most of the car. So when the first pass's largest region touches an edge of the image, or
+the first pass finds no car, the whole image is checked again at a small input, `CLOSE_UP_SCALE` of the processor's
+height and width (256x384 for a 640x960 processor, with the image's aspect ratio: a sixth of the pixels), where such
+a car looks like the cars the network learnt. A car found inside the frame is whole and is never checked: at the
+small input, background next to it (a blurred road, a guard rail) can join it and run to the edges. The check's
+pass replaces the first when it labels at least `CLOSE_UP_MIN_GAIN` more of the image car and its largest region
+touches at least `CLOSE_UP_MIN_EDGES` edges, as a close-up's car does; then no other second pass runs. Otherwise the
+first pass stands and zoom goes on as above.
 """
 
 from __future__ import annotations
@@ -216,28 +218,33 @@ def edges_touched(region: np.ndarray) -> int:
 
 
 def close_up_size(
-    image_size: tuple[int, int],
+    mask: np.ndarray,
     processor_size: tuple[int, int],
     keep_aspect_ratio: bool = True,
     scale: float = CLOSE_UP_SCALE,
     multiple: int = 32,
-) -> tuple[int, int]:
-    """The small input of the close-up check's pass of the whole image.
+) -> tuple[int, int] | None:
+    """The small input of the close-up check's pass of the whole image, or None when the first pass needs no check.
 
     Args:
-        image_size: `(height, width)` of the image.
+        mask: `(height, width)` first-pass mask at the image's own size.
         processor_size: `(height, width)` of the processor's `size` (or the input size a run overrides it with).
         keep_aspect_ratio: Whether the processor keeps each image's aspect ratio (then so does the check's input).
         scale: The check's input is this fraction of `processor_size`'s height and width.
         multiple: Each side of the result is a multiple of this (the network's stride).
 
     Returns:
-        `(height, width)`, e.g. `(256, 384)` for a 3:2 photo and a 640x960 processor, `(416, 224)` for 9:16.
+        `(height, width)`, e.g. `(256, 384)` for a 3:2 photo and a 640x960 processor, `(416, 224)` for 9:16, when the
+        first pass finds no car or its largest region touches an edge of the image; else None (a car found inside the
+        frame is whole: no close-up).
     """
+    region = largest_region(mask)
+    if region is not None and edges_touched(region) == 0:
+        return None
     target = tuple(max(multiple, round(scale * side / multiple) * multiple) for side in processor_size)
     if not keep_aspect_ratio:
         return target
-    return aspect_preserving_size(*image_size, target, multiple)
+    return aspect_preserving_size(*mask.shape, target, multiple)
 
 
 def close_up_pass_is_kept(

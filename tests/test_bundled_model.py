@@ -150,7 +150,7 @@ def test_zoom_sharpens_a_bundled_example_that_is_small_in_a_large_photo(segmente
 def test_zoom_rescues_bundled_examples_cut_by_a_portrait_frame_and_close_ups(segmenter):
     from training.synthetic.reframe import crop_to_aspect
 
-    without, with_zoom, passes = [], [], set()
+    gains, passes = [], set()
     for image_path, mask_path in find_examples(EXAMPLES_DIR):
         image = Image.open(image_path).convert("RGB")
         size = (4 * image.width, 4 * image.height)
@@ -159,11 +159,11 @@ def test_zoom_rescues_bundled_examples_cut_by_a_portrait_frame_and_close_ups(seg
         for ratio in (4 / 3, 16 / 9):  # 3:4 and 9:16 portrait crops: the car runs off both sides, or is a close-up
             crop, crop_truth = crop_to_aspect(large, truth.astype(np.uint8), ratio)
             plain, zoomed = segmenter.segment(crop), segmenter.segment(crop, zoom=True)
-            passes |= {"out"} if zoomed.zoom_out_size else {"close-up"} if zoomed.close_up_size else set()
-            without.append(dice_score(plain.mask, crop_truth))
-            with_zoom.append(dice_score(zoomed.mask, crop_truth))
-    assert passes == {"out", "close-up"}, passes
-    assert min(with_zoom) >= 0.98 and np.mean(with_zoom) > np.mean(without) + 0.2, (without, with_zoom)
+            if zoomed.zoom_out_size is not None or zoomed.close_up_size is not None:
+                passes.add("out" if zoomed.zoom_out_size else "close-up")
+                gains.append((dice_score(plain.mask, crop_truth), dice_score(zoomed.mask, crop_truth)))
+    assert passes == {"out", "close-up"} and len(gains) >= 5, (passes, gains)
+    assert all(after >= max(before + 0.05, 0.98) for before, after in gains), gains
 
 
 def test_cli_predict_uses_the_bundled_model_by_default(tmp_path, monkeypatch):

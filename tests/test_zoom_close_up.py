@@ -1,7 +1,7 @@
-"""Close-ups: after the first pass, the whole image is checked again at a small input.
+"""Close-ups: when the first pass's car touches an edge, the whole image is checked again at a small input.
 
-`close_up_size` gives the check's input size, `close_up_pass_is_kept` decides whether the check's pass replaces the
-first; every door (Segmenter, evaluation, `carseg predict`, the pipeline) must then give exactly the mask of one
+`close_up_size` decides whether to check and at what size, `close_up_pass_is_kept` whether the check's pass replaces
+the first; every door (Segmenter, evaluation, `carseg predict`, the pipeline) must then give exactly the mask of one
 pass of the whole image at that size.
 """
 
@@ -17,7 +17,7 @@ from carseg_hf.evaluation_prediction import PredictionSettings, predict_batch
 from carseg_hf.image_io import load_mask
 from carseg_hf.inference import Segmenter
 from carseg_hf.predict import BatchPredictor, PredictOptions
-from carseg_hf.zoom import close_up_pass_is_kept, close_up_size
+from carseg_hf.zoom import close_up_pass_is_kept, close_up_size, edges_touched, largest_region
 from tests.conftest import tiny_config
 
 #: A 3:2 photo; with a kept-aspect 160x240 processor the close-up check's input is 0.4 of that: 64x96.
@@ -31,12 +31,22 @@ def _box(height: int, width: int, top: int, bottom: int, left: int, right: int) 
     return mask
 
 
-def test_close_up_size_is_a_sixth_of_the_processors_pixels_with_the_images_aspect_ratio():
-    assert close_up_size((1280, 1918), (640, 960)) == (256, 384)
-    assert close_up_size((1920, 1080), (640, 960)) == (416, 224)  # 9:16: aspect kept
-    assert close_up_size((1920, 1080), (640, 960), keep_aspect_ratio=False) == (256, 384)
-    assert close_up_size((1280, 1918), (768, 1152)) == (320, 448)  # a run's larger input
-    assert close_up_size((1280, 1918), (64, 96)) == (32, 32)  # never below the network's stride
+def test_close_up_size_checks_cars_that_touch_an_edge_and_empty_first_passes():
+    assert close_up_size(_box(1280, 1918, 400, 1280, 0, 900), (640, 960)) == (256, 384)  # cut by two edges
+    assert close_up_size(_box(1280, 1918, 400, 1280, 300, 1500), (640, 960)) == (256, 384)  # the bottom edge only
+    assert close_up_size(np.zeros((1280, 1918), bool), (640, 960)) == (256, 384)  # nothing found
+    assert close_up_size(_box(1920, 1080, 0, 1500, 0, 1080), (640, 960)) == (416, 224)  # 9:16: aspect kept
+    assert close_up_size(_box(1920, 1080, 0, 1500, 0, 1080), (640, 960), keep_aspect_ratio=False) == (256, 384)
+    assert close_up_size(_box(1280, 1918, 0, 1280, 0, 1918), (768, 1152)) == (320, 448)  # a run's larger input
+    assert close_up_size(np.zeros((1280, 1918), bool), (64, 96)) == (32, 32)  # never below the network's stride
+
+
+def test_close_up_size_leaves_cars_inside_the_frame_alone():
+    assert close_up_size(_box(1280, 1918, 300, 1100, 200, 1700), (640, 960)) is None  # a Carvana-style photo
+    assert close_up_size(_box(1280, 1918, 600, 800, 800, 1100), (640, 960)) is None  # a small car in a street
+    mask = _box(1280, 1918, 300, 1100, 200, 1700)
+    mask[0:5, 0:40] = True  # a speck in the corner: not the largest region
+    assert close_up_size(mask, (640, 960)) is None
 
 
 def test_close_up_pass_is_kept_only_for_a_larger_car_running_out_of_the_frame():
@@ -73,7 +83,9 @@ def test_the_fixture_is_a_close_up_that_the_first_pass_misses(close_up):
     model, processor, fixed, threshold = close_up
     first = Segmenter(model, processor).segment(_photo(), threshold=threshold).mask.astype(bool)
     check = Segmenter(model, fixed).segment(_photo(), threshold=threshold).mask.astype(bool)
-    assert close_up_size(PHOTO, (160, 240)) == CHECK_SIZE and close_up_pass_is_kept(first, check)
+    region = largest_region(first)
+    assert region is None or edges_touched(region) > 0
+    assert close_up_size(first, (160, 240)) == CHECK_SIZE and close_up_pass_is_kept(first, check)
 
 
 def test_segmenter_keeps_the_close_up_pass(close_up):

@@ -30,9 +30,9 @@ def zoom_in_place(
     for index, image in enumerate(images):
         first = masks[index].cpu().numpy()  # (height, width) bool
         if predictor.size is not None:  # at native resolution the input is the image itself: nothing to zoom out to
-            check_size = close_up_size(first.shape, predictor.size, predictor.processor.keep_aspect_ratio)
-            close_up = _whole_image_mask(predictor, image, check_size, first.shape)  # (height, width) bool
-            if close_up_pass_is_kept(first, close_up.cpu().numpy()):
+            check_size = close_up_size(first, predictor.size, predictor.processor.keep_aspect_ratio)
+            close_up = None if check_size is None else _whole_image_mask(predictor, image, check_size, first.shape)
+            if close_up is not None and close_up_pass_is_kept(first, close_up.cpu().numpy()):
                 masks[index] = close_up
                 continue
             out_size = zoom_out_size(first, input_size, predictor.size[0])
