@@ -75,9 +75,10 @@ def _zoom_pass(
     processor_size = (processor.size["height"], processor.size["width"])
     check_size = close_up_size(mask, processor_size, processor.keep_aspect_ratio)
     if check_size is not None:
-        close_up = _predict_masks(model, processor, [image], settings, size=check_size)[0]
-        if close_up_pass_is_kept(mask, close_up):
-            return close_up
+        threshold = processor.threshold if settings.threshold is None else settings.threshold
+        close_up = _predict_probabilities(model, processor, image, settings, check_size)  # (height, width)
+        if close_up_pass_is_kept(mask, close_up, threshold):
+            return (close_up > threshold).astype(np.uint8)
     out_size = zoom_out_size(mask, input_size, processor_size[0])
     if out_size is not None:
         return _predict_masks(model, processor, [image], settings, size=out_size)[0]
@@ -110,3 +111,19 @@ def _predict_masks(
             logits, target_sizes=[image.shape[:2] for image in images], threshold=settings.threshold
         )  # list of (height, width) int64
     return [mask.to(torch.uint8).cpu().numpy() for mask in predicted]
+
+
+def _predict_probabilities(
+    model: CarSegForSemanticSegmentation,
+    processor: CarSegImageProcessor,
+    image: np.ndarray,
+    settings: PredictionSettings,
+    size: tuple[int, int],
+) -> np.ndarray:
+    """`(height, width)` float32 car probabilities of one image segmented at exactly `size` = `(h, w)`."""
+    device = next(model.parameters()).device
+    pixel_values = processor([image], **processor.exact_size_kwargs(size))["pixel_values"]
+    with torch.inference_mode():
+        logits = predict_logits(model, pixel_values.to(device), tta=settings.tta)  # (1, 1, h, w)
+        logits = processor.resize_logits(logits, image.shape[:2])  # (1, 1, height, width)
+    return torch.sigmoid(logits[0, 0]).cpu().numpy()

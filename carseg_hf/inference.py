@@ -169,7 +169,7 @@ class Segmenter:
         check_size = close_up_size(first, processor_size, self.processor.keep_aspect_ratio)
         if check_size is not None:
             close_up = self._probabilities(array, tta, native_size=False, size=check_size)[0]  # (height, width)
-            if close_up_pass_is_kept(first, close_up > threshold):
+            if close_up_pass_is_kept(first, close_up, threshold):
                 return close_up, {"close_up_size": check_size}
         out_size = zoom_out_size(first, input_size, processor_size[0])
         if out_size is not None:

@@ -135,7 +135,7 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
         check_size = close_up_size(first, processor_size, self.image_processor.keep_aspect_ratio)
         if check_size is not None:
             close_up = self.image_processor.resize_logits(self._second_pass(image, check_size), (height, width))
-            if close_up_pass_is_kept(first, (torch.sigmoid(close_up[0, 0]) > threshold).cpu().numpy()):
+            if close_up_pass_is_kept(first, torch.sigmoid(close_up[0, 0]).cpu().numpy(), threshold):
                 return close_up
         out_size = zoom_out_size(first, input_size, processor_size[0])
         if out_size is not None:

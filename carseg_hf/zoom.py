@@ -30,8 +30,11 @@ the first pass finds no car, the whole image is checked again at a small input, 
 height and width (256x384 for a 640x960 processor, with the image's aspect ratio: a sixth of the pixels), where such
 a car looks like the cars the network learnt. A car found inside the frame is whole and is never checked: at the
 small input, background next to it (a blurred road, a guard rail) can join it and run to the edges. The check's
-pass replaces the first when it labels at least `CLOSE_UP_MIN_GAIN` more of the image car and its largest region
-touches at least `CLOSE_UP_MIN_EDGES` edges, as a close-up's car does; then no other second pass runs. Otherwise the
+pass replaces the first when it labels at least `CLOSE_UP_MIN_GAIN` more of the image car, its largest region
+touches at least `CLOSE_UP_MIN_EDGES` edges, as a close-up's car does, and its mean probability over the pixels it
+labels car is at least `CLOSE_UP_MIN_CONFIDENCE` (a car seen at the scale the network learnt is segmented with
+near certainty; cups, clocks and textures that it half-takes for car at that scale are not); then no other second
+pass runs. Otherwise the
 first pass stands and zoom goes on as above.
 """
 
@@ -56,8 +59,10 @@ ZOOM_OUT_HEIGHT_RATIO = 1.2
 CLOSE_UP_SCALE = 0.4
 #: Close-ups: the check's pass replaces the first when it labels at least this much more of the image car ...
 CLOSE_UP_MIN_GAIN = 0.1
-#: ... and its largest region touches at least this many of the image's four edges.
+#: ... and its largest region touches at least this many of the image's four edges ...
 CLOSE_UP_MIN_EDGES = 2
+#: ... and its mean car probability over the pixels it labels car is at least this.
+CLOSE_UP_MIN_CONFIDENCE = 0.97
 
 
 @dataclass(frozen=True)
@@ -249,24 +254,31 @@ def close_up_size(
 
 def close_up_pass_is_kept(
     first: np.ndarray,
-    second: np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float = 0.5,
     min_gain: float = CLOSE_UP_MIN_GAIN,
     min_edges: int = CLOSE_UP_MIN_EDGES,
+    min_confidence: float = CLOSE_UP_MIN_CONFIDENCE,
 ) -> bool:
     """Whether the close-up check's pass replaces the first pass.
 
     Args:
         first: `(height, width)` first-pass mask.
-        second: `(height, width)` mask of the check's pass at the small input, at the image's own size.
-        min_gain: The share of the image that the second pass must label car beyond the first's.
-        min_edges: How many image edges the second pass's largest region must touch.
+        probabilities: `(height, width)` car probabilities of the check's pass at the small input, at the image's own
+            size.
+        threshold: The probability threshold of the check's mask.
+        min_gain: The share of the image that the check's mask must label car beyond the first's.
+        min_edges: How many image edges the check's largest region must touch.
+        min_confidence: The least mean probability over the check's car pixels.
 
     Returns:
-        True when the second pass finds a car larger than the first pass's by `min_gain` of the image, running out
-        of the frame on `min_edges` sides or more.
+        True when the check finds a car larger than the first pass's by `min_gain` of the image, running out of the
+        frame on `min_edges` sides or more, and is sure of it.
     """
+    second = probabilities > threshold  # (height, width) bool
     region = largest_region(second)
     if region is None:
         return False
-    gain = float(second.astype(bool).mean()) - float(first.astype(bool).mean())
-    return gain >= min_gain and edges_touched(region) >= min_edges
+    gain = float(second.mean()) - float(first.astype(bool).mean())
+    sure = float(probabilities[second].mean()) >= min_confidence
+    return gain >= min_gain and edges_touched(region) >= min_edges and sure

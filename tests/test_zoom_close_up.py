@@ -49,30 +49,44 @@ def test_close_up_size_leaves_cars_inside_the_frame_alone():
     assert close_up_size(mask, (640, 960)) is None
 
 
-def test_close_up_pass_is_kept_only_for_a_larger_car_running_out_of_the_frame():
+def _sure(mask: np.ndarray, car: float = 0.99) -> np.ndarray:
+    """Probabilities of `car` on the mask and 0.01 elsewhere."""
+    return np.where(mask, car, 0.01).astype(np.float32)
+
+
+def test_close_up_pass_is_kept_only_for_a_larger_car_running_out_of_the_frame_found_with_certainty():
     first = _box(200, 300, 150, 200, 0, 100)  # a sliver of bumper: 8% of the image
     close_up = _box(200, 300, 40, 200, 0, 300)  # the car across the frame: 80%, touching 3 edges
-    assert close_up_pass_is_kept(first, close_up)
-    assert not close_up_pass_is_kept(close_up, first)  # the check found less car
-    assert not close_up_pass_is_kept(first, _box(200, 300, 150, 200, 0, 150))  # 4% more: too little gain
-    assert not close_up_pass_is_kept(first, _box(200, 300, 20, 180, 0, 250))  # more car, but only the left edge
-    assert not close_up_pass_is_kept(first, np.zeros((200, 300), bool))
-    assert close_up_pass_is_kept(np.zeros((200, 300), bool), close_up)  # the first pass found nothing
+    assert close_up_pass_is_kept(first, _sure(close_up))
+    assert not close_up_pass_is_kept(close_up, _sure(first))  # the check found less car
+    assert not close_up_pass_is_kept(first, _sure(_box(200, 300, 150, 200, 0, 150)))  # 4% more: too little gain
+    assert not close_up_pass_is_kept(first, _sure(_box(200, 300, 20, 180, 0, 250)))  # more car, one edge only
+    assert not close_up_pass_is_kept(first, _sure(np.zeros((200, 300), bool)))
+    assert close_up_pass_is_kept(np.zeros((200, 300), bool), _sure(close_up))  # the first pass found nothing
+    assert not close_up_pass_is_kept(first, _sure(close_up, car=0.9))  # half-sure: a texture, not a car
+    assert close_up_pass_is_kept(first, _sure(close_up, car=0.9), min_confidence=0.85)
+    assert not close_up_pass_is_kept(first, _sure(close_up, car=0.6), threshold=0.7)  # the threshold is honoured
 
 
 @pytest.fixture(scope="module")
 def close_up() -> tuple:
     """A random tiny model (seed 2) whose first pass at 160x240 labels little car and whose 64x96 pass labels more.
 
-    Returns the model, its kept-aspect 160x240 processor, a processor fixed at the check's size, and a threshold at
-    which the check's pass is kept: a stand-in for a close-up that the first pass misses.
+    Its head is shifted so that the 64x96 pass's 40th percentile logit sits at 0, and sharpened 50 times so that its
+    probabilities are near 0 or 1, as a trained model's are. Returns the model, its kept-aspect 160x240 processor, a
+    processor fixed at the check's size, and the threshold 0.5, at which the check's pass is kept: a stand-in for a
+    close-up that the first pass misses.
     """
     torch.manual_seed(2)
     model = CarSegForSemanticSegmentation(tiny_config()).eval()
     processor = CarSegImageProcessor(size={"height": 160, "width": 240}, keep_aspect_ratio=True)
     fixed = CarSegImageProcessor(size={"height": CHECK_SIZE[0], "width": CHECK_SIZE[1]})
-    threshold = float(np.quantile(Segmenter(model, fixed).segment(_photo()).probabilities, 0.4))
-    return model, processor, fixed, threshold
+    probabilities = Segmenter(model, fixed).segment(_photo()).probabilities.astype(np.float64)
+    pivot = float(np.quantile(np.log(probabilities / (1.0 - probabilities)), 0.4))
+    with torch.no_grad():
+        model.unet.head.weight.mul_(50.0)
+        model.unet.head.bias.sub_(pivot).mul_(50.0)
+    return model, processor, fixed, 0.5
 
 
 def _photo() -> np.ndarray:
@@ -85,7 +99,9 @@ def test_the_fixture_is_a_close_up_that_the_first_pass_misses(close_up):
     check = Segmenter(model, fixed).segment(_photo(), threshold=threshold).mask.astype(bool)
     region = largest_region(first)
     assert region is None or edges_touched(region) > 0
-    assert close_up_size(first, (160, 240)) == CHECK_SIZE and close_up_pass_is_kept(first, check)
+    probabilities = Segmenter(model, fixed).segment(_photo(), threshold=threshold).probabilities
+    assert close_up_size(first, (160, 240)) == CHECK_SIZE and close_up_pass_is_kept(first, probabilities, threshold)
+    assert not np.array_equal(first, check)
 
 
 def test_segmenter_keeps_the_close_up_pass(close_up):

@@ -31,13 +31,14 @@ def zoom_in_place(
         first = masks[index].cpu().numpy()  # (height, width) bool
         if predictor.size is not None:  # at native resolution the input is the image itself: nothing to zoom out to
             check_size = close_up_size(first, predictor.size, predictor.processor.keep_aspect_ratio)
-            close_up = None if check_size is None else _whole_image_mask(predictor, image, check_size, first.shape)
-            if close_up is not None and close_up_pass_is_kept(first, close_up.cpu().numpy()):
-                masks[index] = close_up
-                continue
+            if check_size is not None:
+                close_up = _whole_image_logits(predictor, image, check_size, first.shape)  # (height, width)
+                if close_up_pass_is_kept(first, torch.sigmoid(close_up).cpu().numpy(), predictor.threshold):
+                    masks[index] = close_up > predictor.logit_threshold
+                    continue
             out_size = zoom_out_size(first, input_size, predictor.size[0])
             if out_size is not None:
-                masks[index] = _whole_image_mask(predictor, image, out_size, first.shape)
+                masks[index] = _whole_image_logits(predictor, image, out_size, first.shape) > predictor.logit_threshold
                 continue
         box = zoom_box(first, input_size)
         if box is None:
@@ -54,10 +55,10 @@ def zoom_in_place(
             masks[index, rows, columns] = second
 
 
-def _whole_image_mask(
+def _whole_image_logits(
     predictor: BatchPredictor, image: torch.Tensor, size: tuple[int, int], image_size: tuple[int, int]
 ) -> torch.Tensor:
-    """`(height, width)` bool mask on the device of one `(3, height, width)` uint8 image segmented at input `size`."""
+    """`(height, width)` float logits on the device of one `(3, height, width)` uint8 image segmented at `size`."""
     pixel_values = predictor.tensor_processor.preprocess_tensors([image], size)  # (1, 3, h, w)
     logits = CarSegImageProcessor.resize_logits(predictor.forward(pixel_values), image_size)  # (1, 1, height, width)
-    return logits[0, 0] > predictor.logit_threshold
+    return logits[0, 0].float()
