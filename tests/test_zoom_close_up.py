@@ -10,15 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
 from carseg_hf.evaluation_prediction import PredictionSettings, predict_batch
-from carseg_hf.image_io import load_mask
 from carseg_hf.inference import Segmenter
-from carseg_hf.predict import BatchPredictor, PredictOptions
 from carseg_hf.zoom import close_up_pass_is_kept, close_up_size, edges_touched, largest_region
 from tests.conftest import tiny_config
+from tests.zoom_doors import assert_batch_and_pipeline_zoom_like_one_pass
 
 #: A 3:2 photo; with a kept-aspect 160x240 processor the close-up check's input is 0.4 of that: 64x96.
 PHOTO = (192, 288)
@@ -124,32 +122,6 @@ def test_evaluation_keeps_the_close_up_pass(close_up):
     assert np.array_equal(zoomed, direct) and not np.array_equal(zoomed, first)
 
 
-def test_batch_prediction_keeps_the_close_up_pass(close_up, tmp_path):
+def test_batch_prediction_and_pipeline_keeps_the_close_up_pass(close_up, tmp_path):
     model, processor, fixed, threshold = close_up
-    photo_file = tmp_path / "close.png"
-    Image.fromarray(_photo()).save(photo_file)
-
-    def predict(processor_: CarSegImageProcessor, name: str, **options) -> np.ndarray:
-        options = dict(out_dir=tmp_path / name, progress=False, workers=1, threshold=threshold, **options)
-        BatchPredictor(model, processor_, "cpu", PredictOptions(**options)).run([photo_file])
-        return load_mask(tmp_path / name / "close.png")
-
-    zoomed, direct = predict(processor, "zoomed", zoom=True), predict(fixed, "direct", decode="tensor")
-    assert np.array_equal(zoomed, direct) and not np.array_equal(zoomed, predict(processor, "first"))
-
-
-def test_pipeline_keeps_the_close_up_pass(close_up, tmp_path):
-    from transformers import pipeline
-
-    model, processor, fixed, threshold = close_up
-
-    def car_mask(processor_: CarSegImageProcessor, name: str, **kwargs) -> np.ndarray:
-        model.save_pretrained(tmp_path / name)
-        processor_.save_pretrained(tmp_path / name)
-        results = pipeline("image-segmentation", model=str(tmp_path / name))(
-            Image.fromarray(_photo()), threshold=threshold, **kwargs
-        )
-        return next((np.asarray(r["mask"]) > 0 for r in results if r["label"] == "car"), np.zeros(PHOTO, bool))
-
-    zoomed, direct = car_mask(processor, "kept", zoom=True), car_mask(fixed, "fixed")
-    assert np.array_equal(zoomed, direct) and not np.array_equal(zoomed, car_mask(processor, "kept"))
+    assert_batch_and_pipeline_zoom_like_one_pass(model, processor, fixed, _photo(), tmp_path, threshold)

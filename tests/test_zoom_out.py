@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from carseg_hf import CarSegImageProcessor
 from carseg_hf.evaluation_prediction import PredictionSettings, predict_batch
-from carseg_hf.image_io import load_mask
 from carseg_hf.inference import Segmenter
-from carseg_hf.predict import BatchPredictor, PredictOptions
 from carseg_hf.zoom import zoom_out_size
+from tests.zoom_doors import assert_batch_and_pipeline_zoom_like_one_pass
 
 #: A 9:16 portrait photo; with a kept-aspect 64x96 processor its input is 96x64, taller than 1.2 x 64 rounds to (64).
 TALL = (320, 180)
@@ -89,32 +87,6 @@ def test_evaluation_zooms_out_like_one_pass_at_the_smaller_size(kept):
     assert np.array_equal(zoomed, direct) and not np.array_equal(zoomed, first)
 
 
-def test_batch_prediction_zooms_out_like_one_pass_at_the_smaller_size(kept, tmp_path):
+def test_batch_prediction_and_pipeline_zooms_out_like_one_pass_at_the_smaller_size(kept, tmp_path):
     model, processor, fixed, threshold = kept
-    photo_file = tmp_path / "tall.png"
-    Image.fromarray(_tall_photo()).save(photo_file)
-
-    def predict(processor_: CarSegImageProcessor, name: str, **options) -> np.ndarray:
-        options = dict(out_dir=tmp_path / name, progress=False, workers=1, threshold=threshold, **options)
-        BatchPredictor(model, processor_, "cpu", PredictOptions(**options)).run([photo_file])
-        return load_mask(tmp_path / name / "tall.png")
-
-    zoomed, direct = predict(processor, "zoomed", zoom=True), predict(fixed, "direct", decode="tensor")
-    assert np.array_equal(zoomed, direct) and not np.array_equal(zoomed, predict(processor, "first"))
-
-
-def test_pipeline_zooms_out_like_one_pass_at_the_smaller_size(kept, tmp_path):
-    from transformers import pipeline
-
-    model, processor, fixed, threshold = kept
-
-    def car_mask(processor_: CarSegImageProcessor, name: str, **kwargs) -> np.ndarray:
-        model.save_pretrained(tmp_path / name)
-        processor_.save_pretrained(tmp_path / name)
-        results = pipeline("image-segmentation", model=str(tmp_path / name))(
-            Image.fromarray(_tall_photo()), threshold=threshold, **kwargs
-        )
-        return next(np.asarray(r["mask"]) > 0 for r in results if r["label"] == "car")
-
-    zoomed, direct = car_mask(processor, "kept", zoom=True), car_mask(fixed, "fixed")
-    assert np.array_equal(zoomed, direct) and not np.array_equal(zoomed, car_mask(processor, "kept"))
+    assert_batch_and_pipeline_zoom_like_one_pass(model, processor, fixed, _tall_photo(), tmp_path, threshold)
