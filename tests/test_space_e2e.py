@@ -65,7 +65,7 @@ def test_predict(client, tmp_path):
     assert mask_png.endswith("car_mask.png") and mask.shape == (40, 60)
     assert np.array_equal(rle_decode(rle, (40, 60)), mask)
     assert "network input 96×64" in info and "cpu" in info
-    assert "zoom: one pass" in info  # on by default; a 60×40 photo is smaller than the network's input
+    assert "zoom: first pass kept" in info  # on by default; a 60×40 photo is smaller than the network's input
     assert metrics["data"] == [] and errors is None
     handle = gradio_client.handle_file
     *_, info, _, _ = client.predict(handle(str(image)), None, 0.5, False, "processor", False, api_name="/segment")
