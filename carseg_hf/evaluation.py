@@ -310,8 +310,9 @@ def evaluate_model(
         resolution: `"processor"` or `"native"`.
         worst: Number of full-size overlays of the worst images.
         tta: Horizontal-flip test-time augmentation.
-        zoom: Segment a car that fills little of the frame once more, from a crop around it, and a car that runs off
-            both sides of a tall frame once more at a smaller input (`carseg_hf.zoom`); not at native resolution.
+        zoom: Segment a close-up's car once more at a small input, a car that runs off both sides of a tall frame once
+            more at a smaller input, and a car that fills little of the frame once more from a crop around it
+            (`carseg_hf.zoom`); not at native resolution.
         progress: Show a tqdm progress bar.
         model_name: How to name the model in the summary.
         data_name: How to name the data in the summary.

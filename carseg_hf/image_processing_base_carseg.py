@@ -356,8 +356,8 @@ class CarSegImageProcessorBase(BaseImageProcessor):
     def exact_size_kwargs(size: tuple[int, int] | None) -> dict[str, Any]:
         """Keyword arguments of `preprocess` that resize to exactly `size` = `(height, width)`, or none for None.
 
-        The aspect rule is switched off, so the input is `size` whatever the image's aspect ratio (zoom's second pass
-        of a whole image at a smaller input, `carseg_hf.zoom.zoom_out_size`).
+        The aspect rule is switched off, so the input is `size` whatever the image's aspect ratio (zoom's passes of a
+        whole image at a smaller input, `carseg_hf.zoom.zoom_out_size` and `carseg_hf.zoom.close_up_size`).
         """
         if size is None:
             return {}

@@ -1,4 +1,8 @@
-"""Zoom's second pass: segment a car that fills little of the frame once more, from a crop around it.
+"""Zoom's second pass: segment a car once more where the first pass saw it at a scale the network did not learn.
+
+Three kinds of pass are tried in this order, and the first that applies is the one second pass: a close-up's whole
+image at a small input, a tall frame's whole image at a smaller input, a crop around a small car. The paragraphs
+below describe them in the opposite order.
 
 The network sees a photo at its processor's size (640x960 for the bundled model), so in a 1918x1280 photo a car a
 fifth of the frame wide is about 190 input pixels across, and its outline is drawn from half the photo's detail.
@@ -34,8 +38,7 @@ pass replaces the first when it labels at least `CLOSE_UP_MIN_GAIN` more of the 
 touches at least `CLOSE_UP_MIN_EDGES` edges, as a close-up's car does, and its mean probability over the pixels it
 labels car is at least `CLOSE_UP_MIN_CONFIDENCE` (a car seen at the scale the network learnt is segmented with
 near certainty; cups, clocks and textures that it half-takes for car at that scale are not); then no other second
-pass runs. Otherwise the
-first pass stands and zoom goes on as above.
+pass runs. Otherwise the first pass stands and zoom goes on as above.
 """
 
 from __future__ import annotations

@@ -51,8 +51,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--zoom",
         action="store_true",
-        help="segment a car that fills little of the frame once more, from a crop around it, and a car that runs off "
-        "both sides of a portrait frame once more at a smaller input (see docs/zoom.md)",
+        help="segment a close-up's car (larger than the frame) once more at a small input, a car that runs off both "
+        "sides of a portrait frame once more at a smaller input, and a car that fills little of the frame once more "
+        "from a crop around it (see docs/zoom.md)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)

@@ -86,8 +86,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--zoom",
         action="store_true",
-        help="segment a car that fills little of the frame once more, from a crop around it, and a car that runs off "
-        "both sides of a portrait frame once more at a smaller input (slower for such photos; docs/zoom.md)",
+        help="segment a close-up's car (larger than the frame) once more at a small input, a car that runs off both "
+        "sides of a portrait frame once more at a smaller input, and a car that fills little of the frame once more "
+        "from a crop around it (slower for such photos; docs/zoom.md)",
     )
     parser.add_argument(
         "--threshold", type=float, default=_default("threshold"), help="probability threshold (default: processor's)"

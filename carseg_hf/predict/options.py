@@ -40,8 +40,9 @@ class PredictOptions:
         submission: Kaggle submission to write (`.csv` or `.csv.gz`), or None.
         batch_size: Images per forward pass.
         tta: Horizontal-flip test-time augmentation.
-        zoom: Segment a car that fills little of the frame once more, from a crop around it, and a car that runs off
-            both sides of a tall frame once more at a smaller input (`carseg_hf.zoom`).
+        zoom: Segment a close-up's car once more at a small input, a car that runs off both sides of a tall frame once
+            more at a smaller input, and a car that fills little of the frame once more from a crop around it
+            (`carseg_hf.zoom`).
             It needs the full-size image, so it decodes with torchvision (`decode="tensor"`; `"auto"` picks it).
         threshold: Probability threshold; None takes the processor's.
         resolution: The network's input size: `"processor"` (the processor's `size`), `"native"` (each image's own
