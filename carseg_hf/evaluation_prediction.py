@@ -102,14 +102,10 @@ def _predict_masks(
 
     `size` = `(height, width)` overrides the processor's input size (exactly, whatever the aspect ratio).
     """
-    device = next(model.parameters()).device
-    resize = processor.exact_size_kwargs(size)
-    pixel_values = processor(images, do_resize=settings.resolution == "processor", **resize)["pixel_values"]
-    with torch.inference_mode():
-        logits = predict_logits(model, pixel_values.to(device), tta=settings.tta)  # (batch, 1, h, w)
-        predicted = processor.post_process_semantic_segmentation(
-            logits, target_sizes=[image.shape[:2] for image in images], threshold=settings.threshold
-        )  # list of (height, width) int64
+    logits = _forward(model, processor, images, settings, size)  # (batch, 1, h, w)
+    predicted = processor.post_process_semantic_segmentation(
+        logits, target_sizes=[image.shape[:2] for image in images], threshold=settings.threshold
+    )  # list of (height, width) int64
     return [mask.to(torch.uint8).cpu().numpy() for mask in predicted]
 
 
@@ -121,9 +117,23 @@ def _predict_probabilities(
     size: tuple[int, int],
 ) -> np.ndarray:
     """`(height, width)` float32 car probabilities of one image segmented at exactly `size` = `(h, w)`."""
+    logits = processor.resize_logits(_forward(model, processor, [image], settings, size), image.shape[:2])
+    return torch.sigmoid(logits[0, 0]).cpu().numpy()  # (height, width)
+
+
+def _forward(
+    model: CarSegForSemanticSegmentation,
+    processor: CarSegImageProcessor,
+    images: list[np.ndarray],
+    settings: PredictionSettings,
+    size: tuple[int, int] | None,
+) -> torch.Tensor:
+    """`(batch, 1, h, w)` float32 logits of images of one input size, with the settings' resolution and TTA.
+
+    `size` = `(height, width)` overrides the processor's input size (exactly, whatever the aspect ratio).
+    """
     device = next(model.parameters()).device
-    pixel_values = processor([image], **processor.exact_size_kwargs(size))["pixel_values"]
+    resize = processor.exact_size_kwargs(size)
+    pixel_values = processor(images, do_resize=settings.resolution == "processor", **resize)["pixel_values"]
     with torch.inference_mode():
-        logits = predict_logits(model, pixel_values.to(device), tta=settings.tta)  # (1, 1, h, w)
-        logits = processor.resize_logits(logits, image.shape[:2])  # (1, 1, height, width)
-    return torch.sigmoid(logits[0, 0]).cpu().numpy()
+        return predict_logits(model, pixel_values.to(device), tta=settings.tta)  # (batch, 1, h, w)
