@@ -56,8 +56,7 @@ def crop_to_aspect(
     Raises:
         ValueError: If the mask marks no car pixel.
     """
-    if not mask.any():
-        raise ValueError("the mask marks no car pixel; cannot centre a frame on the car")
+    _check_has_car(mask)
     height, width = mask.shape
     crop_height, crop_width = (
         (height, round(height / ratio)) if height / ratio <= width else (round(width * ratio), width)
@@ -65,10 +64,8 @@ def crop_to_aspect(
     rows, cols = np.nonzero(mask)
     centre_row = (rows.min() + rows.max()) // 2 + round(shift[0] * crop_height)
     centre_col = (cols.min() + cols.max()) // 2 + round(shift[1] * crop_width)
-    top = int(np.clip(centre_row - crop_height // 2, 0, height - crop_height))
-    left = int(np.clip(centre_col - crop_width // 2, 0, width - crop_width))
-    window = (slice(top, top + crop_height), slice(left, left + crop_width))
-    return image[window], mask[window]
+    top, left = centre_row - crop_height // 2, centre_col - crop_width // 2
+    return _window_inside(image, mask, top, left, crop_height, crop_width)
 
 
 def crop_close_up(
@@ -92,8 +89,7 @@ def crop_close_up(
     Raises:
         ValueError: If the mask marks no car pixel or `factor` is not positive.
     """
-    if not mask.any():
-        raise ValueError("the mask marks no car pixel; cannot centre a frame on the car")
+    _check_has_car(mask)
     if factor <= 0:
         raise ValueError(f"the close-up factor must be positive, got {factor}")
     height, width = mask.shape
@@ -103,8 +99,23 @@ def crop_close_up(
     crop_height, crop_width = max(1, round(crop_width * ratio)), max(1, round(crop_width))
     centre_row = rows.min() + anchor[0] * (rows.max() - rows.min())
     centre_col = cols.min() + anchor[1] * (cols.max() - cols.min())
-    top = int(np.clip(round(centre_row - crop_height / 2), 0, height - crop_height))
-    left = int(np.clip(round(centre_col - crop_width / 2), 0, width - crop_width))
+    top, left = round(centre_row - crop_height / 2), round(centre_col - crop_width / 2)
+    return _window_inside(image, mask, top, left, crop_height, crop_width)
+
+
+def _check_has_car(mask: np.ndarray) -> None:
+    """Raise `ValueError` if the mask marks no car pixel (a frame cannot be placed around no car)."""
+    if not mask.any():
+        raise ValueError("the mask marks no car pixel; cannot centre a frame on the car")
+
+
+def _window_inside(
+    image: np.ndarray, mask: np.ndarray, top: int, left: int, crop_height: int, crop_width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `crop_height` x `crop_width` window of image and mask at `(top, left)`, moved inside the photo."""
+    height, width = mask.shape
+    top = int(np.clip(top, 0, height - crop_height))
+    left = int(np.clip(left, 0, width - crop_width))
     window = (slice(top, top + crop_height), slice(left, left + crop_width))
     return image[window], mask[window]
 
@@ -211,8 +222,10 @@ def reframe_folder(
         car, angle = stem.rsplit("_", 1)
         for k in range(per_image):
             name = aspects[int(rng.integers(len(aspects)))]
-            if not mask.any():
-                raise ValueError(f"{mask_path}: the mask marks no car pixel; cannot centre a frame on the car")
+            try:
+                _check_has_car(mask)
+            except ValueError as error:
+                raise ValueError(f"{mask_path}: {error}") from None
             if close_up is None:
                 shift = tuple(float(v) for v in rng.uniform(-max_shift, max_shift, size=2))
                 frame, label = crop_to_aspect(image, mask, ratios[name], shift)
