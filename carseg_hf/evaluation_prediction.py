@@ -10,7 +10,14 @@ import torch
 from .image_processing_carseg import CarSegImageProcessor
 from .inference import predict_logits
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .zoom import close_up_pass_is_kept, close_up_size, crop_pass_is_plausible, zoom_box, zoom_out_size
+from .zoom import (
+    close_up_pass_is_kept,
+    close_up_size,
+    crop_pass_is_plausible,
+    largest_region,
+    zoom_box,
+    zoom_out_size,
+)
 
 
 class PredictionSettings(NamedTuple):
@@ -72,17 +79,18 @@ def _zoom_pass(
     settings: PredictionSettings,
 ) -> np.ndarray:
     """Zoom's second pass (`carseg_hf.zoom`), if any: the whole image at a smaller input, or a crop into `mask`."""
+    region = largest_region(mask)  # labelled once for the three decisions below
     processor_size = (processor.size["height"], processor.size["width"])
-    check_size = close_up_size(mask, processor_size, processor.keep_aspect_ratio)
+    check_size = close_up_size(mask, processor_size, processor.keep_aspect_ratio, region=region)
     if check_size is not None:
         threshold = processor.threshold if settings.threshold is None else settings.threshold
         close_up = _predict_probabilities(model, processor, image, settings, check_size)  # (height, width)
         if close_up_pass_is_kept(mask, close_up, threshold):
             return (close_up > threshold).astype(np.uint8)
-    out_size = zoom_out_size(mask, input_size, processor_size[0])
+    out_size = zoom_out_size(mask, input_size, processor_size[0], region=region)
     if out_size is not None:
         return _predict_masks(model, processor, [image], settings, size=out_size)[0]
-    box = zoom_box(mask, input_size)
+    box = zoom_box(mask, input_size, region=region)
     if box is not None:
         crop = np.ascontiguousarray(image[box.slices])  # (crop_height, crop_width, 3)
         second = _predict_masks(model, processor, [crop], settings)[0]

@@ -20,6 +20,7 @@ from .zoom import (
     close_up_pass_is_kept,
     close_up_size,
     crop_pass_is_plausible,
+    largest_region,
     zoom_box,
     zoom_out_size,
 )
@@ -165,16 +166,17 @@ class Segmenter:
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Zoom's second pass (`carseg_hf.zoom`), if any: the probabilities, and the result field naming the pass."""
         first = probabilities > threshold  # (height, width) bool
+        region = largest_region(first)  # labelled once for the three decisions below
         processor_size = (self.processor.size["height"], self.processor.size["width"])
-        check_size = close_up_size(first, processor_size, self.processor.keep_aspect_ratio)
+        check_size = close_up_size(first, processor_size, self.processor.keep_aspect_ratio, region=region)
         if check_size is not None:
             close_up = self._probabilities(array, tta, native_size=False, size=check_size)[0]  # (height, width)
             if close_up_pass_is_kept(first, close_up, threshold):
                 return close_up, {"close_up_size": check_size}
-        out_size = zoom_out_size(first, input_size, processor_size[0])
+        out_size = zoom_out_size(first, input_size, processor_size[0], region=region)
         if out_size is not None:
             return self._probabilities(array, tta, native_size=False, size=out_size)[0], {"zoom_out_size": out_size}
-        box = zoom_box(first, input_size)
+        box = zoom_box(first, input_size, region=region)
         if box is None:
             return probabilities, {}
         crop = np.ascontiguousarray(array[box.slices])  # (crop_height, crop_width, 3)

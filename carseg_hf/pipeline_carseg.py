@@ -30,7 +30,14 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATI
 from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
 
 from .image_processing_base_carseg import CarSegImageProcessorBase
-from .zoom import close_up_pass_is_kept, close_up_size, crop_pass_is_plausible, zoom_box, zoom_out_size
+from .zoom import (
+    close_up_pass_is_kept,
+    close_up_size,
+    crop_pass_is_plausible,
+    largest_region,
+    zoom_box,
+    zoom_out_size,
+)
 
 #: Inputs that the stock pipeline fetches itself (it downloads URLs and decodes base64 strings).
 _FETCHED_PREFIXES = ("http://", "https://", "data:image/")
@@ -131,16 +138,17 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
         height, width = image.shape[:2]
         full = self.image_processor.resize_logits(logits.float(), (height, width))  # (1, 1, height, width)
         first = (torch.sigmoid(full[0, 0]) > threshold).cpu().numpy()  # (height, width) bool
+        region = largest_region(first)  # labelled once for the three decisions below
         processor_size = (self.image_processor.size["height"], self.image_processor.size["width"])
-        check_size = close_up_size(first, processor_size, self.image_processor.keep_aspect_ratio)
+        check_size = close_up_size(first, processor_size, self.image_processor.keep_aspect_ratio, region=region)
         if check_size is not None:
             close_up = self.image_processor.resize_logits(self._second_pass(image, check_size), (height, width))
             if close_up_pass_is_kept(first, torch.sigmoid(close_up[0, 0]).cpu().numpy(), threshold):
                 return close_up
-        out_size = zoom_out_size(first, input_size, processor_size[0])
+        out_size = zoom_out_size(first, input_size, processor_size[0], region=region)
         if out_size is not None:
             return self.image_processor.resize_logits(self._second_pass(image, out_size), (height, width))
-        box = zoom_box(first, input_size)
+        box = zoom_box(first, input_size, region=region)
         if box is None:
             return full
         rows, columns = box.slices

@@ -109,6 +109,8 @@ def zoom_box(
     input_size: tuple[int, int],
     margin: float = ZOOM_MARGIN,
     skip_fraction: float = ZOOM_SKIP_FRACTION,
+    *,
+    region: np.ndarray | None = None,
 ) -> CropBox | None:
     """Where to segment again: a crop around the largest region of the first pass's mask, or None for nowhere.
 
@@ -117,12 +119,14 @@ def zoom_box(
         input_size: `(height, width)` of the network input the first pass used; the crop is at least this large.
         margin: Margin around the region's box, as a fraction of the box's longer side.
         skip_fraction: Return None when the crop would span this fraction of the image's height or width, or more.
+        region: `largest_region(mask)`, when the caller has it already (labelling a full-size mask is not free);
+            None computes it.
 
     Returns:
         The crop, with the image's aspect ratio (up to rounding) and inside the image; None when the mask is empty
         or the crop would be too large to be worth a second pass.
     """
-    region = largest_region(mask)
+    region = largest_region(mask) if region is None else region
     if region is None:
         return None
     height, width = region.shape
@@ -196,6 +200,8 @@ def zoom_out_size(
     processor_height: int,
     height_ratio: float = ZOOM_OUT_HEIGHT_RATIO,
     multiple: int = 32,
+    *,
+    region: np.ndarray | None = None,
 ) -> tuple[int, int] | None:
     """The smaller input for a second pass of the whole image, or None when the first pass stands.
 
@@ -205,6 +211,7 @@ def zoom_out_size(
         processor_height: The height of the processor's `size` (640 for the bundled model).
         height_ratio: The second pass's input height is this times `processor_height`, rounded to `multiple`.
         multiple: Each side of the result is a multiple of this (the network's stride).
+        region: `largest_region(mask)`, when the caller has it already; None computes it.
 
     Returns:
         `(height, width)` with about the first input's aspect ratio, when the first input is taller than that height
@@ -214,7 +221,7 @@ def zoom_out_size(
     height, width = input_size
     if height <= max_height:
         return None
-    region = largest_region(mask)
+    region = largest_region(mask) if region is None else region
     if region is None or not (region[:, 0].any() and region[:, -1].any()):
         return None
     return max_height, max(multiple, round(width * max_height / height / multiple) * multiple)
@@ -231,6 +238,8 @@ def close_up_size(
     keep_aspect_ratio: bool = True,
     scale: float = CLOSE_UP_SCALE,
     multiple: int = 32,
+    *,
+    region: np.ndarray | None = None,
 ) -> tuple[int, int] | None:
     """The small input of the close-up check's pass of the whole image, or None when the first pass needs no check.
 
@@ -240,13 +249,14 @@ def close_up_size(
         keep_aspect_ratio: Whether the processor keeps each image's aspect ratio (then so does the check's input).
         scale: The check's input is this fraction of `processor_size`'s height and width.
         multiple: Each side of the result is a multiple of this (the network's stride).
+        region: `largest_region(mask)`, when the caller has it already; None computes it.
 
     Returns:
         `(height, width)`, e.g. `(256, 384)` for a 3:2 photo and a 640x960 processor, `(416, 224)` for 9:16, when the
         first pass finds no car or its largest region touches an edge of the image; else None (a car found inside the
         frame is whole: no close-up).
     """
-    region = largest_region(mask)
+    region = largest_region(mask) if region is None else region
     if region is not None and edges_touched(region) == 0:
         return None
     target = tuple(max(multiple, round(scale * side / multiple) * multiple) for side in processor_size)

@@ -125,3 +125,20 @@ def test_evaluation_keeps_the_close_up_pass(close_up):
 def test_batch_prediction_and_pipeline_keeps_the_close_up_pass(close_up, tmp_path):
     model, processor, fixed, threshold = close_up
     assert_batch_and_pipeline_zoom_like_one_pass(model, processor, fixed, _photo(), tmp_path, threshold)
+
+
+def test_the_zoom_decisions_take_a_precomputed_largest_region_and_agree():
+    from carseg_hf.zoom import zoom_box, zoom_out_size
+
+    cut_by_both_sides, small_car, empty = (
+        _box(1920, 1080, 900, 1500, 0, 1080),
+        _box(1280, 1918, 600, 800, 800, 1100),
+        np.zeros((64, 96), bool),
+    )
+    for mask in (cut_by_both_sides, small_car, empty):
+        mask[:3, :3] = True  # a speck: a second, smaller region
+        region = largest_region(mask)
+        input_size = (1056, 576) if mask.shape[0] > mask.shape[1] else (640, 960)
+        assert close_up_size(mask, (640, 960), region=region) == close_up_size(mask, (640, 960))
+        assert zoom_out_size(mask, input_size, 640, region=region) == zoom_out_size(mask, input_size, 640)
+        assert zoom_box(mask, input_size, region=region) == zoom_box(mask, input_size)

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..image_processing_carseg import CarSegImageProcessor
-from ..zoom import close_up_pass_is_kept, close_up_size, crop_pass_is_plausible, zoom_box, zoom_out_size
+from ..zoom import (
+    close_up_pass_is_kept,
+    close_up_size,
+    crop_pass_is_plausible,
+    largest_region,
+    zoom_box,
+    zoom_out_size,
+)
 
 if TYPE_CHECKING:
     from .loop import BatchPredictor
@@ -29,18 +36,19 @@ def zoom_in_place(
     """
     for index, image in enumerate(images):
         first = masks[index].cpu().numpy()  # (height, width) bool
+        region = largest_region(first)  # labelled once for the decisions below
         if predictor.size is not None:  # at native resolution the input is the image itself: nothing to zoom out to
-            check_size = close_up_size(first, predictor.size, predictor.processor.keep_aspect_ratio)
+            check_size = close_up_size(first, predictor.size, predictor.processor.keep_aspect_ratio, region=region)
             if check_size is not None:
                 close_up = _whole_image_logits(predictor, image, check_size, first.shape)  # (height, width)
                 if close_up_pass_is_kept(first, torch.sigmoid(close_up).cpu().numpy(), predictor.threshold):
                     masks[index] = close_up > predictor.logit_threshold
                     continue
-            out_size = zoom_out_size(first, input_size, predictor.size[0])
+            out_size = zoom_out_size(first, input_size, predictor.size[0], region=region)
             if out_size is not None:
                 masks[index] = _whole_image_logits(predictor, image, out_size, first.shape) > predictor.logit_threshold
                 continue
-        box = zoom_box(first, input_size)
+        box = zoom_box(first, input_size, region=region)
         if box is None:
             continue
         rows, columns = box.slices
