@@ -10,14 +10,7 @@ import torch
 from .image_processing_carseg import CarSegImageProcessor
 from .inference import predict_logits
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .zoom import (
-    close_up_pass_is_kept,
-    close_up_size,
-    crop_pass_is_plausible,
-    largest_region,
-    zoom_box,
-    zoom_out_size,
-)
+from .zoom_pass import run_second_pass
 
 
 class PredictionSettings(NamedTuple):
@@ -79,23 +72,25 @@ def _zoom_pass(
     settings: PredictionSettings,
 ) -> np.ndarray:
     """Zoom's second pass (`carseg_hf.zoom`), if any: the whole image at a smaller input, or a crop into `mask`."""
-    region = largest_region(mask)  # labelled once for the three decisions below
-    processor_size = (processor.size["height"], processor.size["width"])
-    check_size = close_up_size(mask, processor_size, processor.keep_aspect_ratio, region=region)
-    if check_size is not None:
-        threshold = processor.threshold if settings.threshold is None else settings.threshold
-        close_up = _predict_probabilities(model, processor, image, settings, check_size)  # (height, width)
-        if close_up_pass_is_kept(mask, close_up, threshold):
-            return (close_up > threshold).astype(np.uint8)
-    out_size = zoom_out_size(mask, input_size, processor_size[0], region=region)
-    if out_size is not None:
-        return _predict_masks(model, processor, [image], settings, size=out_size)[0]
-    box = zoom_box(mask, input_size, region=region)
-    if box is not None:
-        crop = np.ascontiguousarray(image[box.slices])  # (crop_height, crop_width, 3)
-        second = _predict_masks(model, processor, [crop], settings)[0]
-        if crop_pass_is_plausible(mask[box.slices], second, box, mask.shape):
-            mask[box.slices] = second
+    threshold = processor.threshold if settings.threshold is None else settings.threshold
+    kept = run_second_pass(
+        mask.astype(bool),
+        input_size,
+        (processor.size["height"], processor.size["width"]),
+        processor.keep_aspect_ratio,
+        threshold,
+        segment_whole=lambda size: _predict_probabilities(model, processor, image, settings, size),
+        segment_crop=lambda box: _predict_probabilities(
+            model, processor, np.ascontiguousarray(image[box.slices]), settings
+        ),
+        probabilities_of=lambda probabilities: probabilities,
+    )
+    if kept is None:
+        return mask
+    second = (kept.output > threshold).astype(np.uint8)  # (height, width), or (crop_height, crop_width) for a crop
+    if kept.zoom_box is None:  # a whole-image pass replaces the first
+        return second
+    mask[kept.zoom_box.slices] = second
     return mask
 
 
@@ -104,13 +99,9 @@ def _predict_masks(
     processor: CarSegImageProcessor,
     images: list[np.ndarray],
     settings: PredictionSettings,
-    size: tuple[int, int] | None = None,
 ) -> list[np.ndarray]:
-    """One forward pass over images of one input size: `(height, width)` uint8 0/1 masks at their own sizes.
-
-    `size` = `(height, width)` overrides the processor's input size (exactly, whatever the aspect ratio).
-    """
-    logits = _forward(model, processor, images, settings, size)  # (batch, 1, h, w)
+    """One forward pass over images of one input size: `(height, width)` uint8 0/1 masks at their own sizes."""
+    logits = _forward(model, processor, images, settings, None)  # (batch, 1, h, w)
     predicted = processor.post_process_semantic_segmentation(
         logits, target_sizes=[image.shape[:2] for image in images], threshold=settings.threshold
     )  # list of (height, width) int64
@@ -122,9 +113,9 @@ def _predict_probabilities(
     processor: CarSegImageProcessor,
     image: np.ndarray,
     settings: PredictionSettings,
-    size: tuple[int, int],
+    size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """`(height, width)` float32 car probabilities of one image segmented at exactly `size` = `(h, w)`."""
+    """`(height, width)` float32 car probabilities of one image, segmented at exactly `size` = `(h, w)` if given."""
     logits = processor.resize_logits(_forward(model, processor, [image], settings, size), image.shape[:2])
     return torch.sigmoid(logits[0, 0]).cpu().numpy()  # (height, width)
 

@@ -15,15 +15,8 @@ from .batchnorm_folding import fold_batchnorm as fold_batchnorm_copy
 from .image_processing_base_carseg import CarSegImageProcessorBase
 from .loading import load_model, resolve_device
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .zoom import (
-    CropBox,
-    close_up_pass_is_kept,
-    close_up_size,
-    crop_pass_is_plausible,
-    largest_region,
-    zoom_box,
-    zoom_out_size,
-)
+from .zoom import CropBox
+from .zoom_pass import run_second_pass
 
 
 @dataclass
@@ -165,26 +158,22 @@ class Segmenter:
         self, array: np.ndarray, probabilities: np.ndarray, input_size: tuple[int, int], threshold: float, tta: bool
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Zoom's second pass (`carseg_hf.zoom`), if any: the probabilities, and the result field naming the pass."""
-        first = probabilities > threshold  # (height, width) bool
-        region = largest_region(first)  # labelled once for the three decisions below
-        processor_size = (self.processor.size["height"], self.processor.size["width"])
-        check_size = close_up_size(first, processor_size, self.processor.keep_aspect_ratio, region=region)
-        if check_size is not None:
-            close_up = self._probabilities(array, tta, native_size=False, size=check_size)[0]  # (height, width)
-            if close_up_pass_is_kept(first, close_up, threshold):
-                return close_up, {"close_up_size": check_size}
-        out_size = zoom_out_size(first, input_size, processor_size[0], region=region)
-        if out_size is not None:
-            return self._probabilities(array, tta, native_size=False, size=out_size)[0], {"zoom_out_size": out_size}
-        box = zoom_box(first, input_size, region=region)
-        if box is None:
+        kept = run_second_pass(
+            probabilities > threshold,  # (height, width) bool
+            input_size,
+            (self.processor.size["height"], self.processor.size["width"]),
+            self.processor.keep_aspect_ratio,
+            threshold,
+            segment_whole=lambda size: self._probabilities(array, tta, native_size=False, size=size)[0],
+            segment_crop=lambda box: self._probabilities(np.ascontiguousarray(array[box.slices]), tta, False)[0],
+            probabilities_of=lambda output: output,
+        )
+        if kept is None:
             return probabilities, {}
-        crop = np.ascontiguousarray(array[box.slices])  # (crop_height, crop_width, 3)
-        crop_probabilities = self._probabilities(crop, tta, native_size=False)[0]  # (crop_height, crop_width)
-        if not crop_pass_is_plausible(first[box.slices], crop_probabilities > threshold, box, array.shape[:2]):
-            return probabilities, {}
-        probabilities[box.slices] = crop_probabilities
-        return probabilities, {"zoom_box": box}
+        if kept.zoom_box is None:  # a whole-image pass replaces the first
+            return kept.output, {"close_up_size": kept.close_up_size, "zoom_out_size": kept.zoom_out_size}
+        probabilities[kept.zoom_box.slices] = kept.output  # the crop's pass, (crop_height, crop_width)
+        return probabilities, {"zoom_box": kept.zoom_box}
 
     def _probabilities(
         self, array: np.ndarray, tta: bool, native_size: bool, size: tuple[int, int] | None = None

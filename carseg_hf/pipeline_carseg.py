@@ -30,14 +30,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATI
 from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
 
 from .image_processing_base_carseg import CarSegImageProcessorBase
-from .zoom import (
-    close_up_pass_is_kept,
-    close_up_size,
-    crop_pass_is_plausible,
-    largest_region,
-    zoom_box,
-    zoom_out_size,
-)
+from .zoom_pass import run_second_pass
 
 #: Inputs that the stock pipeline fetches itself (it downloads URLs and decodes base64 strings).
 _FETCHED_PREFIXES = ("http://", "https://", "data:image/")
@@ -137,26 +130,26 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
         """
         height, width = image.shape[:2]
         full = self.image_processor.resize_logits(logits.float(), (height, width))  # (1, 1, height, width)
-        first = (torch.sigmoid(full[0, 0]) > threshold).cpu().numpy()  # (height, width) bool
-        region = largest_region(first)  # labelled once for the three decisions below
-        processor_size = (self.image_processor.size["height"], self.image_processor.size["width"])
-        check_size = close_up_size(first, processor_size, self.image_processor.keep_aspect_ratio, region=region)
-        if check_size is not None:
-            close_up = self.image_processor.resize_logits(self._second_pass(image, check_size), (height, width))
-            if close_up_pass_is_kept(first, torch.sigmoid(close_up[0, 0]).cpu().numpy(), threshold):
-                return close_up
-        out_size = zoom_out_size(first, input_size, processor_size[0], region=region)
-        if out_size is not None:
-            return self.image_processor.resize_logits(self._second_pass(image, out_size), (height, width))
-        box = zoom_box(first, input_size, region=region)
-        if box is None:
+        kept = run_second_pass(
+            (torch.sigmoid(full[0, 0]) > threshold).cpu().numpy(),  # (height, width) bool
+            input_size,
+            (self.image_processor.size["height"], self.image_processor.size["width"]),
+            self.image_processor.keep_aspect_ratio,
+            threshold,
+            segment_whole=lambda size: self.image_processor.resize_logits(
+                self._second_pass(image, size), (height, width)
+            ),  # (1, 1, height, width)
+            segment_crop=lambda box: self.image_processor.resize_logits(
+                self._second_pass(np.ascontiguousarray(image[box.slices])), box.size
+            ),  # (1, 1, crop_height, crop_width)
+            probabilities_of=lambda pass_logits: torch.sigmoid(pass_logits[0, 0]).cpu().numpy(),
+        )
+        if kept is None:
             return full
-        rows, columns = box.slices
-        crop_logits = self._second_pass(np.ascontiguousarray(image[rows, columns]))  # (1, 1, h, w)
-        crop_logits = self.image_processor.resize_logits(crop_logits, box.size)  # (1, 1, crop_h, crop_w)
-        second = (torch.sigmoid(crop_logits[0, 0]) > threshold).cpu().numpy()  # (crop_height, crop_width) bool
-        if crop_pass_is_plausible(first[rows, columns], second, box, (height, width)):
-            full[..., rows, columns] = crop_logits
+        if kept.zoom_box is None:  # a whole-image pass replaces the first
+            return kept.output
+        rows, columns = kept.zoom_box.slices
+        full[..., rows, columns] = kept.output  # the crop's pass
         return full
 
     def _second_pass(self, image: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:

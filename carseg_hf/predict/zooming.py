@@ -7,14 +7,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..image_processing_carseg import CarSegImageProcessor
-from ..zoom import (
-    close_up_pass_is_kept,
-    close_up_size,
-    crop_pass_is_plausible,
-    largest_region,
-    zoom_box,
-    zoom_out_size,
-)
+from ..zoom import CropBox
+from ..zoom_pass import run_second_pass
 
 if TYPE_CHECKING:
     from .loop import BatchPredictor
@@ -36,37 +30,37 @@ def zoom_in_place(
     """
     for index, image in enumerate(images):
         first = masks[index].cpu().numpy()  # (height, width) bool
-        region = largest_region(first)  # labelled once for the decisions below
-        if predictor.size is not None:  # at native resolution the input is the image itself: nothing to zoom out to
-            check_size = close_up_size(first, predictor.size, predictor.processor.keep_aspect_ratio, region=region)
-            if check_size is not None:
-                close_up = _whole_image_logits(predictor, image, check_size, first.shape)  # (height, width)
-                if close_up_pass_is_kept(first, torch.sigmoid(close_up).cpu().numpy(), predictor.threshold):
-                    masks[index] = close_up > predictor.logit_threshold
-                    continue
-            out_size = zoom_out_size(first, input_size, predictor.size[0], region=region)
-            if out_size is not None:
-                masks[index] = _whole_image_logits(predictor, image, out_size, first.shape) > predictor.logit_threshold
-                continue
-        box = zoom_box(first, input_size, region=region)
-        if box is None:
+        kept = run_second_pass(
+            first,
+            input_size,
+            predictor.size,  # None at native resolution: the input is the image itself, nothing to zoom out to
+            predictor.processor.keep_aspect_ratio,
+            predictor.threshold,
+            segment_whole=lambda size, image=image: _whole_image_logits(predictor, image, size),
+            segment_crop=lambda box, image=image: _crop_logits(predictor, image, box),
+            probabilities_of=lambda logits: torch.sigmoid(logits).cpu().numpy(),
+        )
+        if kept is None:
             continue
-        rows, columns = box.slices
-        crop_input = predictor.input_size(box.size) or box.size
-        pixel_values = predictor.tensor_processor.preprocess_tensors(
-            [image[:, rows, columns]], crop_input
-        )  # (1, 3, h, w)
-        logits = predictor.forward(pixel_values)  # (1, 1, h, w)
-        logits = CarSegImageProcessor.resize_logits(logits, box.size)  # (1, 1, crop_height, crop_width)
-        second = logits[0, 0] > predictor.logit_threshold  # (crop_height, crop_width) bool
-        if crop_pass_is_plausible(first[rows, columns], second.cpu().numpy(), box, first.shape):
+        second = kept.output > predictor.logit_threshold  # (height, width), or (crop_height, crop_width) for a crop
+        if kept.zoom_box is None:  # a whole-image pass replaces the first
+            masks[index] = second
+        else:
+            rows, columns = kept.zoom_box.slices
             masks[index, rows, columns] = second
 
 
-def _whole_image_logits(
-    predictor: BatchPredictor, image: torch.Tensor, size: tuple[int, int], image_size: tuple[int, int]
-) -> torch.Tensor:
+def _whole_image_logits(predictor: BatchPredictor, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """`(height, width)` float logits on the device of one `(3, height, width)` uint8 image segmented at `size`."""
     pixel_values = predictor.tensor_processor.preprocess_tensors([image], size)  # (1, 3, h, w)
-    logits = CarSegImageProcessor.resize_logits(predictor.forward(pixel_values), image_size)  # (1, 1, height, width)
-    return logits[0, 0].float()
+    logits = predictor.forward(pixel_values)  # (1, 1, h, w)
+    return CarSegImageProcessor.resize_logits(logits, tuple(image.shape[-2:]))[0, 0].float()  # (height, width)
+
+
+def _crop_logits(predictor: BatchPredictor, image: torch.Tensor, box: CropBox) -> torch.Tensor:
+    """`(crop_height, crop_width)` float logits on the device of the crop `box` of a `(3, height, width)` image."""
+    rows, columns = box.slices
+    crop_input = predictor.input_size(box.size) or box.size
+    pixel_values = predictor.tensor_processor.preprocess_tensors([image[:, rows, columns]], crop_input)  # (1, 3, h, w)
+    logits = predictor.forward(pixel_values)  # (1, 1, h, w)
+    return CarSegImageProcessor.resize_logits(logits, box.size)[0, 0].float()  # (crop_height, crop_width)
