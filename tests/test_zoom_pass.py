@@ -43,10 +43,15 @@ class _Passes:
             return np.full((height, width), self.crop_value, np.float32)
         return _box((height, width), height // 3, 2 * height // 3, width // 3, 2 * width // 3).astype(np.float32)
 
-    def run(self, first: np.ndarray, processor_size: tuple[int, int] | None = INPUT) -> KeptPass | None:
+    def run(
+        self,
+        first: np.ndarray,
+        processor_size: tuple[int, int] | None = INPUT,
+        input_size: tuple[int, int] = INPUT,
+    ) -> KeptPass | None:
         return run_second_pass(
             first,
-            INPUT if processor_size else first.shape,  # at native resolution the input is the image
+            input_size if processor_size else first.shape,  # at native resolution the input is the image
             processor_size,
             True,
             0.5,
@@ -95,16 +100,7 @@ def test_a_car_cut_by_both_sides_of_a_portrait_frame_is_zoomed_out():
     portrait = (1920, 1080)
     first = _box(portrait, 700, 1300, 0, 1080)  # touches the left and right edges
     passes = _Passes(whole=np.zeros(portrait, np.float32))  # the close-up check finds nothing: not kept
-    kept = run_second_pass(
-        first,
-        (1280, 704),  # the portrait's first input, taller than 1.2 x 640
-        INPUT,
-        True,
-        0.5,
-        segment_whole=passes.segment_whole,
-        segment_crop=passes.segment_crop,
-        probabilities_of=lambda output: output,
-    )
+    kept = passes.run(first, input_size=(1280, 704))  # the portrait's first input, taller than 1.2 x 640
     assert passes.calls == [("whole", (416, 224)), ("whole", (768, 416))]
     assert kept is not None and kept.zoom_out_size == (768, 416) and kept.close_up_size is None
 
