@@ -25,7 +25,10 @@ PAIR_MASK_SUFFIX = "_mask"
 EXIF_ORIENTATION_TAG = 0x0112
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 
-_SUPPORTED_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "I;16", "I;16B", "I;16L", "I", "F", "1", "YCbCr")
+_SUPPORTED_MODES = (
+    *("RGB", "RGBA", "RGBX", "RGBa", "L", "LA", "P", "PA", "CMYK"),
+    *("I;16", "I;16B", "I;16L", "I", "F", "1", "YCbCr"),
+)
 
 
 class ImageDecodeError(ValueError):
@@ -61,7 +64,12 @@ def open_image_file(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MA
         ImageDecodeError: With the file name and the reason.
     """
     path = Path(path)
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as error:  # e.g. a name too long for the file system (a base64 string taken for a path)
+        shown = str(path) if len(str(path)) <= 80 else f"{str(path)[:60]}... ({len(str(path))} characters)"
+        raise ImageDecodeError(f"{shown}: not a usable file path ({error.strerror or error})") from error
+    if not is_file:
         raise ImageDecodeError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageDecodeError(f"{path}: the file is empty (0 bytes); expected a JPEG, PNG or GIF image")
@@ -172,7 +180,7 @@ def _pil_to_rgb(image: Image.Image, name: str) -> np.ndarray:
         scale = 255.0 if array.max(initial=0) <= 1.0 else 1.0
         gray = np.clip(array * scale + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=-1)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "RGBa", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
@@ -217,7 +225,10 @@ def _to_numpy(source: Any) -> np.ndarray | None:
     if isinstance(source, np.ndarray):
         return source
     if type(source).__module__.startswith("torch") and hasattr(source, "detach"):
-        return source.detach().cpu().numpy()
+        tensor = source.detach().cpu()
+        if tensor.is_floating_point() and tensor.dtype.itemsize < 4:  # bfloat16, float16, float8: no numpy twin
+            tensor = tensor.float()
+        return tensor.numpy()
     return None
 
 

@@ -8,7 +8,7 @@ rescale-and-normalise step (`carseg_hf.pixel_normalization`), mask resizing, and
 
 from __future__ import annotations
 
-import math
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +21,17 @@ from transformers.processing_utils import ImagesKwargs
 
 from .image_io import DEFAULT_MAX_PIXELS, check_mask_size, describe, load_mask, load_rgb
 from .pixel_normalization import rescale_and_normalize
-from .sizes import MIN_INPUT_SIDE, aspect_preserving_size, is_whole_number
+from .processor_parameters import (
+    PER_CALL_CHECKS,
+    check_channel_values,
+    check_max_pixels,
+    check_multiple,
+    check_resample,
+    check_rescale_factor,
+    check_size,
+    check_threshold,
+)
+from .sizes import aspect_preserving_size, is_whole_number
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,9 +41,10 @@ class CarSegImageProcessorKwargs(ImagesKwargs, total=False):
     r"""Keyword arguments of both carseg image processors, beyond transformers' `ImagesKwargs`.
 
     max_pixels (`int`, *optional*, defaults to `self.max_pixels`):
-        Files and in-memory images with more pixels are refused (files before decoding); None for no bound.
+        Files and in-memory images with more pixels are refused (files before decoding); 0 for no bound.
     threshold (`float`, *optional*, defaults to `self.threshold`):
-        Default probability threshold of `post_process_semantic_segmentation`, strictly between 0 and 1.
+        Default probability threshold of `post_process_semantic_segmentation`, strictly between 0 and 1 (a
+        constructor option: a call of the processor refuses it; post-processing takes its own `threshold`).
     keep_aspect_ratio (`bool`, *optional*, defaults to `self.keep_aspect_ratio`):
         Resize to `size`'s pixel count with the image's own aspect ratio instead of to `size` itself.
     ensure_multiple_of (`int`, *optional*, defaults to `self.ensure_multiple_of`):
@@ -65,6 +76,19 @@ def _paired_lists(images: Any, masks: Any | None) -> tuple[list, list | None]:
     return image_list, mask_list
 
 
+def _target_size(target: Any, index: int) -> tuple[int, int]:
+    """One `(height, width)` target size of post-processing, as ints, or `ValueError` naming the item and the value."""
+    values = target.tolist() if isinstance(target, (torch.Tensor, np.ndarray)) else target
+    whole = isinstance(values, (list, tuple)) and all(
+        is_whole_number(v) or (isinstance(v, float) and v.is_integer()) for v in values
+    )
+    if not isinstance(values, (list, tuple)) or len(values) != 2 or not whole:
+        raise ValueError(f"target_sizes[{index}] must be (height, width) in whole pixels, got {target!r}")
+    if min(values) < 1:
+        raise ValueError(f"target_sizes[{index}] must be at least 1x1 pixels, got {tuple(values)}")
+    return int(values[0]), int(values[1])
+
+
 class CarSegImageProcessorBase(BaseImageProcessor):
     r"""Prepares car photos and masks for [`CarSegForSemanticSegmentation`] and turns its logits into masks.
 
@@ -81,8 +105,8 @@ class CarSegImageProcessorBase(BaseImageProcessor):
             Target size when resizing, as in the reference 1024x1024 setup: whole pixels, each side at least 32 (the
             network downsamples by 32). Also accepted: an int for a square, or `(height, width)`.
         resample (`int`, *optional*, defaults to `Image.BILINEAR`):
-            Resampling filter for images, as a PIL constant; bilinear is the one the torch backend reproduces.
-            Masks always use nearest-neighbour.
+            Resampling filter for images, as a PIL constant. The torch backend resizes bilinearly only and refuses
+            another filter; the PIL backend takes any of PIL's. Masks always use nearest-neighbour.
         do_rescale (`bool`, *optional*, defaults to `True`):
             Multiply uint8 pixel values by `rescale_factor`.
         rescale_factor (`float`, *optional*, defaults to `1 / 255`):
@@ -94,7 +118,7 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         image_std (`Sequence[float]`, *optional*, defaults to the ImageNet standard deviation):
             Per-channel standard deviation.
         max_pixels (`int`, *optional*, defaults to 30,000,000):
-            Files with more pixels are refused before decoding.
+            Files with more pixels are refused before decoding; 0 or None for no bound (saved as 0).
         threshold (`float`, *optional*, defaults to 0.5):
             Default probability threshold of `post_process_semantic_segmentation`.
         keep_aspect_ratio (`bool`, *optional*, defaults to `False`):
@@ -126,73 +150,33 @@ class CarSegImageProcessorBase(BaseImageProcessor):
     ) -> None:
         super().__init__(**kwargs)
         self.do_resize = do_resize
-        self.size = self._check_size(size if size is not None else {"height": 1024, "width": 1024})
-        self.resample = int(resample)
+        self.size = check_size(size if size is not None else {"height": 1024, "width": 1024})
+        self.resample = check_resample(resample, self.supported_resample)
         self.do_rescale = do_rescale
-        self.rescale_factor = rescale_factor
+        self.rescale_factor = check_rescale_factor(rescale_factor)
         self.do_normalize = do_normalize
-        self.image_mean = [float(v) for v in image_mean]
-        self.image_std = [float(v) for v in image_std]
-        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
-            raise ValueError(
-                f"image_mean and image_std need 3 values with positive std, got {image_mean} and {image_std}"
-            )
-        self.max_pixels = max_pixels
-        self.threshold = self.check_threshold(threshold)
-        if not isinstance(ensure_multiple_of, int) or isinstance(ensure_multiple_of, bool) or ensure_multiple_of < 1:
-            raise ValueError(f"ensure_multiple_of must be a positive integer, got {ensure_multiple_of!r}")
+        self.image_mean = check_channel_values("image_mean", image_mean, positive=False)
+        self.image_std = check_channel_values("image_std", image_std, positive=True)
+        self.max_pixels = check_max_pixels(max_pixels)
+        self.threshold = check_threshold(threshold)
         self.keep_aspect_ratio = bool(keep_aspect_ratio)
-        self.ensure_multiple_of = ensure_multiple_of
+        self.ensure_multiple_of = check_multiple(ensure_multiple_of)
 
     @property
     def backend(self) -> str:
         """`str`: The `AutoImageProcessor` backend this class is registered for (`"torchvision"` or `"pil"`)."""
         raise NotImplementedError
 
-    @staticmethod
-    def check_threshold(threshold: Any) -> float:
-        """Return `threshold` as a float, or raise `ValueError` unless it is a probability strictly inside (0, 1).
+    #: The PIL filters this backend resizes with (None: all of them); see `resample`.
+    supported_resample: tuple[int, ...] | None = None
+    #: `carseg_hf.processor_parameters.check_threshold`: a threshold as a float, or `ValueError`.
+    check_threshold = staticmethod(check_threshold)
 
-        Args:
-            threshold: The value to check (the processor's, or one given to post-processing or the pipeline).
-
-        Returns:
-            The threshold as a float.
-
-        Raises:
-            ValueError: For a non-number (a string, a bool, None), NaN, or a value outside (0, 1), naming the value.
-        """
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
-            raise ValueError(
-                f"threshold must be a probability strictly between 0 and 1, got {threshold!r} "
-                f"(a {type(threshold).__name__}, not a number)"
-            )
-        if math.isnan(threshold) or not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be a probability strictly between 0 and 1, got {threshold!r}")
-        return float(threshold)
-
-    @staticmethod
-    def _check_size(size: dict[str, int] | Sequence[int] | int) -> dict[str, int]:
-        """`size` as `{"height": H, "width": W}`, from that dict, an int (a square) or `(H, W)`.
-
-        Raises:
-            ValueError: For another form, a side that is not a whole number (a float, a bool, a string), or a side
-                below `MIN_INPUT_SIDE`, which the network would reduce to nothing at its bottleneck.
-        """
-        if is_whole_number(size):
-            size = {"height": size, "width": size}
-        elif isinstance(size, (list, tuple)) and len(size) == 2:
-            size = {"height": size[0], "width": size[1]}
-        if not isinstance(size, dict) or set(size) != {"height", "width"}:
-            raise ValueError(f"size must be {{'height': H, 'width': W}}, an int, or (H, W); got {size!r}")
-        if not all(is_whole_number(side) for side in size.values()):
-            raise ValueError(f"size must give whole numbers of pixels for height and width, got {size!r}")
-        if min(size.values()) < MIN_INPUT_SIDE:
-            raise ValueError(
-                f"size {size} is too small: height and width must each be at least {MIN_INPUT_SIDE} pixels "
-                f"(the network downsamples by {MIN_INPUT_SIDE})"
-            )
-        return {"height": int(size["height"]), "width": int(size["width"])}
+    def to_dict(self) -> dict[str, Any]:
+        """The saved parameters; no bound on `max_pixels` is saved as 0 (JSON drops None: it would reload bounded)."""
+        processor_dict = super().to_dict()
+        processor_dict["max_pixels"] = self.max_pixels or 0
+        return processor_dict
 
     def resized_size(
         self, height: int, width: int, size: dict[str, int] | None = None, keep_aspect_ratio: bool | None = None
@@ -209,7 +193,7 @@ class CarSegImageProcessorBase(BaseImageProcessor):
             `size` itself, or with `keep_aspect_ratio` about as many pixels with the image's aspect ratio, each side
             a multiple of `ensure_multiple_of` (`carseg_hf.sizes.aspect_preserving_size`).
         """
-        size = self.size if size is None else self._check_size(size)
+        size = self.size if size is None else check_size(size)
         keep = self.keep_aspect_ratio if keep_aspect_ratio is None else keep_aspect_ratio
         if not keep:
             return dict(size)
@@ -269,7 +253,9 @@ class CarSegImageProcessorBase(BaseImageProcessor):
                 CPU and moves the result); None for the CPU. `labels` stay on the CPU.
             keep_aspect_ratio: Override `self.keep_aspect_ratio`; images of different aspect ratios then have
                 different sizes and are batched only if they agree.
-            **kwargs: Ignored; accepted for compatibility with transformers' pipelines.
+            **kwargs: Per-call overrides of `max_pixels`, `ensure_multiple_of`, `image_mean`, `image_std`,
+                `rescale_factor` and `resample` (checked as the constructor checks them; None keeps the
+                processor's). Any other keyword is refused.
 
         Returns:
             A `BatchFeature` with `pixel_values` of shape `(batch, 3, height, width)` (float32), and `labels` of
@@ -277,14 +263,28 @@ class CarSegImageProcessorBase(BaseImageProcessor):
 
         Raises:
             ImageDecodeError: If an image or mask cannot be decoded, or a mask's size differs from its image's.
-            ValueError: If arguments are inconsistent, or native-size images of different sizes are batched.
+            ValueError: If arguments are inconsistent or unknown, or native-size images of different sizes are
+                batched.
         """
+        if any(value is not None for value in kwargs.values()):
+            return self._with_call_options(kwargs).preprocess(
+                images,
+                masks,
+                do_resize,
+                size,
+                do_rescale,
+                do_normalize,
+                return_tensors,
+                segmentation_maps,
+                device,
+                keep_aspect_ratio,
+            )
         if return_tensors not in (None, "pt"):
             raise ValueError(
                 f"{type(self).__name__} only returns torch tensors (return_tensors='pt'), got {return_tensors!r}"
             )
         do_resize = self.do_resize if do_resize is None else do_resize
-        size = self.size if size is None else self._check_size(size)
+        size = self.size if size is None else check_size(size)
         device = None if device is None else torch.device(device)
         image_list, mask_list = _paired_lists(images, segmentation_maps if masks is None else masks)
         resize_to = size if do_resize else None
@@ -302,6 +302,33 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         if mask_list is not None:
             data["labels"] = torch.stack(labels)  # (batch, height, width)
         return BatchFeature(data=data, tensor_type=None)
+
+    def _with_call_options(self, options: dict[str, Any]) -> CarSegImageProcessorBase:
+        """A copy of this processor with one call's overrides applied, each checked as the constructor checks it.
+
+        Raises:
+            ValueError: For a keyword that is not a per-call option (naming the ones that are), or a bad value.
+        """
+        options = {name: value for name, value in options.items() if value is not None}
+        if "threshold" in options:
+            raise ValueError(
+                "threshold is not a preprocessing option: pass it to post_process_semantic_segmentation(threshold="
+                "...) or to the pipeline, or set it when making the processor"
+            )
+        accepted = (*PER_CALL_CHECKS, "resample")
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} got unexpected keyword arguments {unknown}; the per-call options beyond "
+                f"do_resize, size, do_rescale, do_normalize, keep_aspect_ratio and device are {list(accepted)}"
+            )
+        clone = copy.copy(self)
+        for name, value in options.items():
+            checked = (
+                check_resample(value, self.supported_resample) if name == "resample" else PER_CALL_CHECKS[name](value)
+            )
+            setattr(clone, name, checked)
+        return clone
 
     def _load_and_resize(
         self,
@@ -409,6 +436,6 @@ class CarSegImageProcessorBase(BaseImageProcessor):
         for index in range(logits.shape[0]):
             item = logits[index : index + 1].float()  # (1, 1, height, width)
             if target_sizes is not None:
-                item = self.resize_logits(item, tuple(int(v) for v in target_sizes[index]))
+                item = self.resize_logits(item, _target_size(target_sizes[index], index))
             masks.append((torch.sigmoid(item[0, 0]) > threshold).long())  # (height, width)
         return masks

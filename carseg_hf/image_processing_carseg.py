@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from .image_processing_base_carseg import (
     IMAGENET_MEAN,
@@ -51,6 +52,8 @@ class CarSegImageProcessor(CarSegImageProcessorBase):
     parameters and outputs are those of [`CarSegImageProcessorBase`]; images are resized with
     `torch.nn.functional.interpolate` (bilinear, antialiased, rounded to whole grey levels), on `device=` when given.
     """
+
+    supported_resample = (Image.BILINEAR,)  # resize_pixels reproduces PIL's BILINEAR only
 
     @property
     def backend(self) -> str:

@@ -136,9 +136,7 @@ class Segmenter:
             The mask and probabilities at the original image size.
         """
         start = time.perf_counter()
-        threshold = self.processor.threshold if threshold is None else threshold
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
+        threshold = self.processor.threshold if threshold is None else self.processor.check_threshold(threshold)
         array = self.processor.load_image(image)  # (height, width, 3) uint8
         probabilities, input_size = self._probabilities(array, tta, native_size)  # (height, width)
         passes: dict[str, Any] = {}

@@ -20,6 +20,8 @@ and would log a false "not supported" error for a carseg model; `check_model_typ
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,23 @@ from .zoom_pass import run_second_pass
 
 #: Inputs that the stock pipeline fetches itself (it downloads URLs and decodes base64 strings).
 _FETCHED_PREFIXES = ("http://", "https://", "data:image/")
+#: A bare base64 image (as transformers' `load_image` takes): its alphabet only, and longer than any image header.
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_MIN_BASE64_LENGTH = 64
+
+
+def _is_fetched(image: Any) -> bool:
+    """Whether the stock pipeline fetches or decodes `image` itself: a URL, a data URI or a bare base64 string.
+
+    Any other string (an existing file, or one with a character outside base64's alphabet, such as the dot of a
+    file extension) is a path: carseg decodes it, and names it in its errors.
+    """
+    if not isinstance(image, str):
+        return False
+    if image.startswith(_FETCHED_PREFIXES):
+        return True
+    text = "".join(image.split())
+    return len(text) >= _MIN_BASE64_LENGTH and _BASE64.fullmatch(text) is not None and not os.path.exists(image)
 
 
 class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
@@ -93,10 +112,10 @@ class CarSegImageSegmentationPipeline(ImageSegmentationPipeline):
         self, image: Any, subtask: str | None = None, timeout: float | None = None, zoom: bool = False
     ) -> Any:
         """Let the carseg processor decode the input as given (paths, PIL images, arrays); others as the stock one."""
-        fetched = isinstance(image, str) and image.startswith(_FETCHED_PREFIXES)
+        fetched = _is_fetched(image)
         if not self._is_carseg() or (fetched and not zoom):
             return super().preprocess(image, subtask=subtask, timeout=timeout)
-        if fetched:  # a URL or base64 image: transformers fetches and decodes it, zoom needs it as an array
+        if fetched:  # a URL or a base64 image: transformers fetches and decodes it, zoom needs it as an array
             image = load_image(image, timeout=timeout)
         array = self.image_processor.load_image(image)  # (height, width, 3) uint8; names the file on errors
         inputs = self.image_processor(images=[array], return_tensors="pt").to(self.dtype)

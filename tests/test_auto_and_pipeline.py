@@ -160,7 +160,12 @@ def test_a_folder_saved_from_the_pil_backend_loads_either(tmp_path, tiny_model):
 
 def test_remote_code_of_the_torch_processor_includes_the_shared_base(tmp_path, tiny_model, tiny_processor):
     names = {p.name for p in _save(tmp_path, tiny_model, tiny_processor).iterdir()}
-    assert {"image_processing_carseg.py", "image_processing_base_carseg.py", "image_io.py"} <= names
+    assert {
+        "image_processing_carseg.py",
+        "image_processing_base_carseg.py",
+        "processor_parameters.py",
+        "image_io.py",
+    } <= names
 
 
 @pytest.mark.parametrize("processor_class", [CarSegImageProcessor, CarSegImageProcessorPil])

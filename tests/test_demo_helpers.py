@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import numpy as np
@@ -175,6 +176,9 @@ def test_write_mask_png_is_0_255(tmp_path):
     mask = box_mask()
     path = helpers.write_mask_png(mask, tmp_path, "/uploads/My car (1).jpg")
     assert path.name == "My_car_1_mask.png" and path.parent == tmp_path
+    assert helpers.write_mask_png(mask, tmp_path, "/uploads/ünï cödé 日本.jpg").name == "ünï_cödé_日本_mask.png"
+    assert helpers.write_mask_png(mask, tmp_path, "/uploads/.jpg").name == "jpg_mask.png"  # never a hidden file
+    assert helpers.write_mask_png(mask, tmp_path, "/uploads/..jpg").name == "car_mask.png"
     assert set(np.unique(np.asarray(Image.open(path)))) == {0, 255}
     assert np.array_equal(load_mask(path), mask)
 
@@ -342,6 +346,9 @@ def test_read_request_checks_the_settings_then_reads_the_uploads(tmp_path):
         read_request(image_path, None, 0.5, "huge")
     with pytest.raises(DemoInputError, match="strictly between 0 and 1, got 0.0"):
         read_request(image_path, None, 0.0, "processor")
+    for bad in (None, "abc", [0.5]):  # what an API client may send: a specific message, not a Python error
+        with pytest.raises(DemoInputError, match=f"strictly between 0 and 1, got {re.escape(repr(bad))}"):
+            read_request(image_path, None, bad, "processor")
     with pytest.raises(DemoInputError, match="native-size inference is limited to 100 pixels"):
         read_request(image_path, None, 0.5, "native", max_native_pixels=100)
     read_request(image_path, None, 0.5, "processor", max_native_pixels=100)  # the limit is for native size only

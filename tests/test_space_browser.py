@@ -68,3 +68,30 @@ def test_upload_shows_overlay(demo_url, tmp_path):
         finally:
             browser.close()
     assert (ARTIFACTS / "space_browser.png").stat().st_size > 10_000
+
+
+def test_a_failed_request_leaves_no_result_of_the_one_before(demo_url, tmp_path):
+    from carseg_hf.demo.helpers import NO_RESULT_TEXT
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    photo = write_jpeg(tmp_path / "car.jpg", 320, 480, seed=3)
+    broken = tmp_path / "notes.jpg"
+    broken.write_bytes(b"not a photo at all")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            page.goto(demo_url, wait_until="networkidle")
+            page.locator("#carseg-image input[type=file]").set_input_files(str(photo))
+            page.wait_for_function(
+                "document.querySelector('#carseg-info')?.innerText.includes('image 480×320')", timeout=30_000
+            )
+            assert page.locator("#carseg-slider img").count() == 2
+            page.locator("#carseg-mask input[type=file]").set_input_files(str(broken))  # a broken ground truth
+            page.get_by_role("button", name="Segment").click()
+            page.get_by_text("notes.jpg").first.wait_for(state="visible", timeout=30_000)  # the error names the file
+            info = page.locator("#carseg-info").inner_text()
+            assert NO_RESULT_TEXT in info and "480×320" not in info  # under Gradio's "Error" badge
+            assert page.locator("#carseg-slider img").count() == 0  # the result before the failure is gone
+        finally:
+            browser.close()

@@ -29,6 +29,7 @@ except ImportError as error:  # gradio is the optional `demo` extra
 
 from ..image_io import ImageDecodeError
 from ..inference import SegmentationResult, Segmenter
+from ..processor_parameters import check_threshold
 from .examples import find_examples
 from .layout import input_column, output_column, wire_events
 from .outputs import DEMO_ZOOM_DEFAULT, error_map, metrics_rows, rle_string, slider_pair, timing_text
@@ -129,9 +130,10 @@ def read_request(
     """
     if resolution not in RESOLUTIONS:
         raise DemoInputError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
-    threshold = float(threshold)
-    if not 0.0 < threshold < 1.0:
-        raise DemoInputError(f"The threshold must lie strictly between 0 and 1, got {threshold}.")
+    try:
+        threshold = check_threshold(float(threshold))  # a number, or a numeric string from an API client
+    except (TypeError, ValueError) as error:
+        raise DemoInputError(f"The threshold must lie strictly between 0 and 1, got {threshold!r}.") from error
     image = read_upload(image_path, max_pixels)  # (height, width, 3) uint8
     target = read_ground_truth(mask_path, image.shape, max_pixels)  # (height, width) 0/1 or None
     native = resolution == "native"

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from .outputs import DEMO_ZOOM_DEFAULT, METRICS_HEADERS, WELCOME_TEXT, error_legend_html
+from .outputs import DEMO_ZOOM_DEFAULT, METRICS_HEADERS, WELCOME_TEXT, cleared_outputs, error_legend_html
 
 
 @dataclass
@@ -94,7 +94,9 @@ def input_column(
         photo = gr.Image(
             label="Chosen photo", type="filepath", interactive=False, height=200, buttons=[], elem_id="carseg-photo"
         )
-        mask_file = gr.File(label="Ground-truth mask (optional; GIF/PNG, 0/1, 0/255 or palette)", height=130)
+        mask_file = gr.File(
+            label="Ground-truth mask (optional; GIF/PNG, 0/1, 0/255 or palette)", height=130, elem_id="carseg-mask"
+        )
         threshold_slider = gr.Slider(0.01, 0.99, value=threshold, step=0.01, label="Threshold")
         tta, resolution, zoom = settings_row(size, keep_aspect_ratio)
         run_button = gr.Button("Segment", variant="primary")
@@ -142,14 +144,20 @@ def wire_events(
 ) -> None:
     """Connect the events: the button is the public `/segment` endpoint; uploads and examples run it privately."""
     segment_inputs, segment_outputs = inputs.segment_inputs(), outputs.segment_outputs()
-    inputs.run_button.click(segment, segment_inputs, segment_outputs, api_name="segment", concurrency_id="segment")
-    inputs.image_file.upload(
-        segment, segment_inputs, segment_outputs, api_visibility="private", concurrency_id="segment"
+    run = {"concurrency_id": "segment"}
+    clear = {"fn": cleared_outputs, "inputs": None, "outputs": segment_outputs, "queue": False}
+    # each request first empties the outputs, so that one that fails leaves no result of an earlier photo behind
+    inputs.run_button.click(**clear, api_visibility="private").then(
+        segment, segment_inputs, segment_outputs, api_name="segment", **run
+    )
+    inputs.image_file.upload(**clear, api_visibility="private").then(
+        segment, segment_inputs, segment_outputs, api_visibility="private", **run
     )
     inputs.image_file.change(
         preview, inputs.image_file, inputs.photo, api_visibility="private", show_progress="hidden"
     )
+    inputs.image_file.clear(**clear, api_visibility="private")  # no photo, no result
     if inputs.examples is not None:
-        inputs.examples.load_input_event.then(
-            segment, segment_inputs, segment_outputs, api_visibility="private", concurrency_id="segment"
+        inputs.examples.load_input_event.then(**clear, api_visibility="private").then(
+            segment, segment_inputs, segment_outputs, api_visibility="private", **run
         )

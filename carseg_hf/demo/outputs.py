@@ -5,6 +5,8 @@ Every function takes and returns plain Python, numpy or PIL objects (no gradio).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PIL import Image
 
@@ -40,6 +42,15 @@ WELCOME_TEXT = (
     "Upload a car photo or pick an example below: it is segmented at once. To run it again with other settings or "
     "with a ground-truth mask, press **Segment**."
 )
+
+
+#: The status line while a request runs, and after one fails (its error is shown beside the page).
+NO_RESULT_TEXT = "No result yet for this photo and these settings."
+
+
+def cleared_outputs() -> tuple[Any, ...]:
+    """The six outputs of `segment`, emptied: shown when a request starts, so a failed one leaves no stale result."""
+    return None, None, "", NO_RESULT_TEXT, [], None
 
 
 def slider_pair(image: np.ndarray, mask: np.ndarray) -> tuple[Image.Image, Image.Image]:

@@ -46,7 +46,7 @@ def write_mask_png(mask: np.ndarray, directory: str | os.PathLike, source_name: 
         The written file.
     """
     stem = Path(source_name).stem if source_name else "car"
-    stem = re.sub(r"[^0-9A-Za-z._-]+", "_", stem).strip("_")[:80] or "car"
+    stem = re.sub(r"[^\w.-]+", "_", stem).strip("._")[:80] or "car"  # letters of any script; never a hidden file
     return save_mask_png(mask, Path(directory) / f"{stem}_mask.png")
 
 
@@ -163,7 +163,11 @@ class TempCleaner:
             self.clean()
 
     def stop(self) -> None:
-        """Stop the timer, delete the whole scratch folder and the upload leftovers (at shutdown)."""
+        """Stop the timer, delete the whole scratch folder and the upload leftovers (at shutdown).
+
+        Leftovers younger than `EMPTY_LEFTOVER_AGE_S` are kept even then: Gradio's cache may be shared with another
+        server whose upload is still being written.
+        """
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
