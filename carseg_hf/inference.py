@@ -111,7 +111,8 @@ class Segmenter:
         """A readable name of the device, e.g. `cpu` or `cuda:0 (NVIDIA H100)`."""
         if self.device.type == "cuda":
             return f"{self.device} ({torch.cuda.get_device_name(self.device)})"
-        return f"cpu ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
 
     def segment(
         self,

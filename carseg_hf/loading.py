@@ -72,14 +72,19 @@ def weights_file(
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """Turn `auto`, `cpu`, `cuda` or `cuda:N` into a device, refusing CUDA where there is none."""
+    """Turn `auto`, `cpu`, `cuda` or `cuda:N` into a device, refusing CUDA where there is none.
+
+    Raises:
+        ValueError: For a string torch does not read as a device, or CUDA on a machine without it.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device {device!r} is not a device; expected auto, cpu, cuda or cuda:N") from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {device!r} was requested but CUDA is not available on this machine; use --device cpu"
-        )
+        raise ValueError(f"device {device!r} was requested but CUDA is not available on this machine; use cpu")
     return resolved
 
 
@@ -113,7 +118,11 @@ def load_model(
                 f"model folder {path!r} lacks {', '.join(missing)}; expected a folder written by save_pretrained"
             )
     elif path.startswith((".", "/", "~")) or path.count("/") != 1:
-        raise FileNotFoundError(f"model folder {path!r} does not exist (and it is not a Hub repo id ORG/NAME)")
+        source = " (from $CARSEG_MODEL)" if model is None else ""
+        raise FileNotFoundError(
+            f"model folder {path!r}{source} does not exist, and it is not a Hub repo id ORG/NAME nor a bundled "
+            f"model ({', '.join(BUNDLED_MODELS)})"
+        )
     check_loadable(path, revision=revision, token=token)
     config = CarSegConfig.from_pretrained(path, revision=revision, token=token)
     network = CarSegForSemanticSegmentation.from_pretrained(

@@ -56,6 +56,18 @@ def test_the_default_is_the_pretrained_encoder_model_and_names_resolve(monkeypat
         bundled_model_dir("carseg-huge")
 
 
+def test_a_model_that_is_nowhere_names_where_it_came_from_and_the_bundled_names(monkeypatch, tmp_path):
+    from carseg_hf.loading import load_model, resolve_device
+
+    with pytest.raises(FileNotFoundError, match=r"'carseg-lite1' does not exist.*bundled model \(carseg-lite0, "):
+        load_model("carseg-lite1")
+    monkeypatch.setenv("CARSEG_MODEL", str(tmp_path / "gone"))
+    with pytest.raises(FileNotFoundError, match=r"gone' \(from \$CARSEG_MODEL\) does not exist"):
+        load_model()
+    with pytest.raises(ValueError, match="device 'tpu' is not a device; expected auto, cpu, cuda or cuda:N"):
+        resolve_device("tpu")
+
+
 def _card_and_config(name: str):
     """The model card, config, parameter count and processor size of a bundled checkpoint."""
     folder = bundled_model_dir(name)
