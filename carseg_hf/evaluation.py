@@ -137,6 +137,7 @@ def _write_worst_overlays(
     """Write the full-size error overlays of the worst images (lowest dice first); returns their relative paths."""
     worst_dir = out / "worst"
     worst_dir.mkdir(exist_ok=True)
+    _remove_earlier_files(worst_dir, "*_overlay.png")
     worst_files = []
     for _, negative_index, position, rle in sorted(worst_heap, reverse=True):  # lowest dice first
         example = dataset[-negative_index]
@@ -146,6 +147,13 @@ def _write_worst_overlays(
         Image.fromarray(error_overlay(image, pred, target)).save(path, compress_level=1)
         worst_files.append(str(path.relative_to(out)))
     return worst_files
+
+
+def _remove_earlier_files(folder: Path, pattern: str) -> None:
+    """Delete the files an earlier evaluation wrote into `folder`, so that the report lists only this run's."""
+    for path in folder.glob(pattern):
+        if path.is_file():
+            path.unlink()
 
 
 def _scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -184,6 +192,7 @@ class _Scoring:
     def __init__(self, out: Path, worst: int, thumbnail_size: int) -> None:
         self.out, self.worst, self.thumbnail_size = out, worst, thumbnail_size
         (out / "thumbs").mkdir(parents=True, exist_ok=True)
+        _remove_earlier_files(out / "thumbs", "*.jpg")
         self.rows: list[dict[str, Any]] = []
         self.skipped: list[dict[str, str]] = []
         self.worst_heap: list[tuple[float, int, int, str]] = []  # (-dice, -index, row, predicted RLE): k lowest dice

@@ -75,7 +75,20 @@ def check_loadable(path: str, revision: str | None = None, token: str | bool | N
         raise OSError(f"model {path!r} (revision {revision or 'main'}) was not found on the Hub: {error}") from error
     except HfHubHTTPError as error:
         raise OSError(f"could not list the files of model {path!r} on the Hub: {error}") from error
+    except Exception as error:  # the HTTP client's own connection errors, which huggingface_hub lets through
+        if not _is_network_error(error):
+            raise
+        raise OSError(
+            f"could not reach the Hub to list the files of model {path!r} ({error}); check the connection, set "
+            "HF_HUB_OFFLINE=1 to use the local cache, or pass a local folder"
+        ) from error
     _refuse_pickle_only(path, files)
+
+
+def _is_network_error(error: Exception) -> bool:
+    """Whether `error` is a connection or transport failure of the HTTP client (httpx or requests) or the OS."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return isinstance(error, OSError) or bool(names & {"TransportError", "RequestError", "RequestException"})
 
 
 def _refuse_pickle_only(path: str, files: set[str]) -> None:

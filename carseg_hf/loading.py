@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from .configuration_carseg import CarSegConfig
 from .hub import check_loadable
@@ -83,9 +84,36 @@ def resolve_device(device: str = "auto") -> torch.device:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
         raise ValueError(f"device {device!r} is not a device; expected auto, cpu, cuda or cuda:N") from error
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not supported by carseg; expected auto, cpu, cuda or cuda:N")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was requested but CUDA is not available on this machine; use cpu")
     return resolved
+
+
+def check_weights_match(model: str, info: dict) -> None:
+    """Refuse weights that do not fit the config: missing, unexpected or differently shaped tensors.
+
+    transformers would load such weights with those tensors freshly initialised, a network that predicts noise.
+
+    Args:
+        model: The folder or Hub id, for the message.
+        info: The `output_loading_info` of `from_pretrained`.
+
+    Raises:
+        ValueError: Naming the model and up to three tensors of each kind.
+    """
+    problems = []
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        keys = [key if isinstance(key, str) else key[0] for key in info.get(kind) or ()]
+        if keys:
+            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            problems.append(f"{len(keys)} {kind.replace('_', ' ')} ({shown})")
+    if problems:
+        raise ValueError(
+            f"the weights of {model!r} do not fit its config.json: {'; '.join(problems)}; the weights file belongs to "
+            "another architecture (or the config was edited)"
+        )
 
 
 def load_model(
@@ -106,18 +134,22 @@ def load_model(
         `(model, processor)`.
 
     Raises:
-        FileNotFoundError: If a local folder lacks `config.json` or `model.safetensors`.
+        FileNotFoundError: If a local folder lacks `config.json`, `model.safetensors` or `preprocessor_config.json`.
+        ValueError: If the weights do not fit the config (`check_weights_match`).
         OSError: If a Hub repo cannot be resolved (offline and not cached, missing, or pickle-only).
     """
     path = resolve_model_path(model)
     local = Path(path)
     if local.is_dir():
-        missing = [name for name in ("config.json", "model.safetensors") if not (local / name).is_file()]
+        needed = ("config.json", "model.safetensors", "preprocessor_config.json")
+        missing = [name for name in needed if not (local / name).is_file()]
         if missing:
             raise FileNotFoundError(
-                f"model folder {path!r} lacks {', '.join(missing)}; expected a folder written by save_pretrained"
+                f"model folder {path!r} lacks {', '.join(missing)}; expected a folder written by save_pretrained of "
+                "the model and of its image processor (without the processor's file the input size and "
+                "normalisation the weights were trained with are unknown)"
             )
-    elif path.startswith((".", "/", "~")) or path.count("/") != 1:
+    elif path.startswith((".", "/", "~")) or path.count("/") != 1 or Path(path).parent.is_dir():
         source = " (from $CARSEG_MODEL)" if model is None else ""
         raise FileNotFoundError(
             f"model folder {path!r}{source} does not exist, and it is not a Hub repo id ORG/NAME nor a bundled "
@@ -125,12 +157,21 @@ def load_model(
         )
     check_loadable(path, revision=revision, token=token)
     config = CarSegConfig.from_pretrained(path, revision=revision, token=token)
-    network = CarSegForSemanticSegmentation.from_pretrained(
-        path, config=config, revision=revision, token=token, use_safetensors=True
-    )
-    if (local / "preprocessor_config.json").is_file() or not local.is_dir():
-        processor = CarSegImageProcessor.from_pretrained(path, revision=revision, token=token)
-    else:
-        processor = CarSegImageProcessor()
+    try:
+        network, info = CarSegForSemanticSegmentation.from_pretrained(
+            path, config=config, revision=revision, token=token, use_safetensors=True, output_loading_info=True
+        )
+    except SafetensorError as error:
+        raise ValueError(
+            f"the weights file of {path!r} is not a readable safetensors file ({error}); it may be truncated or "
+            "corrupt: save or download it again"
+        ) from error
+    except RuntimeError as error:  # tensors of other shapes than the config's (transformers' own check)
+        raise ValueError(
+            f"the weights of {path!r} do not fit its config.json: some tensors have other shapes than the config "
+            "gives; the weights file belongs to another architecture (or the config was edited)"
+        ) from error
+    check_weights_match(path, info)
+    processor = CarSegImageProcessor.from_pretrained(path, revision=revision, token=token)
     network.to(torch.device(device) if isinstance(device, str) else device).eval()
     return network, processor

@@ -225,6 +225,21 @@ class FolderJournal:
         else:
             self._read_done()
 
+    @classmethod
+    def discard_listed(cls, folder: Path, kind: str) -> None:
+        """Delete the files a folder's journal lists (the results of an earlier run), before starting it over."""
+        path = cls.journal_path(folder, kind)
+        if not path.is_file():
+            return
+        lines = path.read_bytes().split(b"\n")[1:]
+        for line in lines:
+            try:
+                name = json.loads(line)
+            except ValueError:  # a line cut off by a killed process, or not a journal: nothing more to delete
+                continue
+            if isinstance(name, str) and name == Path(name).name:  # a file of this folder, never a path elsewhere
+                (Path(folder) / name).unlink(missing_ok=True)
+
     @staticmethod
     def journal_path(folder: Path, kind: str) -> Path:
         """`<folder>/.carseg-<kind>.jsonl`."""

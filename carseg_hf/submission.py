@@ -353,7 +353,7 @@ def read_rle_csv(path: str | os.PathLike) -> dict[str, str]:
     allow_long_csv_fields()
     raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
     rows: dict[str, str] = {}
-    with raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+    with raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
         reader = csv.DictReader(text)
         fields = reader.fieldnames or []
         if "img" not in fields or "rle_mask" not in fields:

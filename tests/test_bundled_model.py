@@ -66,6 +66,12 @@ def test_a_model_that_is_nowhere_names_where_it_came_from_and_the_bundled_names(
         load_model()
     with pytest.raises(ValueError, match="device 'tpu' is not a device; expected auto, cpu, cuda or cuda:N"):
         resolve_device("tpu")
+    with pytest.raises(ValueError, match="device 'mps' is not supported by carseg; expected auto, cpu, cuda"):
+        resolve_device("mps")
+    (tmp_path / "my-cars").mkdir()  # a mistyped local folder is not taken for a Hub repo id
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="model folder 'my-cars/bset' does not exist"):
+        load_model("my-cars/bset")
 
 
 def _card_and_config(name: str):

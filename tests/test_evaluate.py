@@ -212,3 +212,38 @@ def test_summary_fields_worst_order_and_repeated_names(carvana, model_dir, tmp_p
     stems = [Path(r["image"]).stem + ("" if i < len(once) else f"_{i}") for i, r in enumerate(rows)]
     lowest = sorted(range(len(rows)), key=lambda i: (float(rows[i]["dice"]), i))[:3]  # ties: the earlier row first
     assert summary["worst"] == [f"worst/{stems[i]}_overlay.png" for i in lowest]
+
+
+def test_a_rerun_into_the_same_folder_leaves_only_its_own_overlays_and_thumbnails(carvana, model_dir, tmp_path):
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", str(model_dir), "--data", str(carvana), "--out", str(out), "--device", "cpu"]
+    assert main([*argv, "--split", "all", "--worst", "5", "--no-progress"]) == 0
+    assert len(list((out / "worst").iterdir())) == 5 and len(list((out / "thumbs").iterdir())) == 9
+    assert main([*argv, "--split", "validation", "--worst", "1", "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(f"worst/{p.name}" for p in (out / "worst").iterdir()) == summary["worst"]
+    assert len(list((out / "thumbs").iterdir())) == summary["count"] < 9
+
+
+def test_a_model_folder_without_its_processor_or_with_foreign_weights_is_refused(model_dir, tmp_path):
+    from carseg_hf.loading import load_model
+
+    bare = tmp_path / "bare"
+    shutil.copytree(model_dir, bare)
+    (bare / "preprocessor_config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="lacks preprocessor_config.json; expected a folder written by"):
+        load_model(str(bare))
+    foreign = tmp_path / "foreign"
+    shutil.copytree(model_dir, foreign)
+    CarSegForSemanticSegmentation(tiny_config(encoder_channels=(4, 8, 16, 32))).save_pretrained(tmp_path / "other")
+    shutil.copy(tmp_path / "other" / "model.safetensors", foreign / "model.safetensors")
+    with pytest.raises(ValueError, match=r"weights of .*foreign' do not fit its config.json: .*other shapes"):
+        load_model(str(foreign))
+    CarSegForSemanticSegmentation(tiny_config(decoder_convs=3)).save_pretrained(tmp_path / "deeper")
+    shutil.copy(tmp_path / "deeper" / "model.safetensors", foreign / "model.safetensors")
+    with pytest.raises(ValueError, match=r"weights of .*foreign' do not fit its config.json: 18 unexpected keys \("):
+        load_model(str(foreign))
+    weights = (model_dir / "model.safetensors").read_bytes()
+    (foreign / "model.safetensors").write_bytes(weights[: len(weights) // 2])  # an interrupted copy
+    with pytest.raises(ValueError, match=r"weights file of .*foreign' is not a readable safetensors file"):
+        load_model(str(foreign))

@@ -55,3 +55,11 @@ def test_other_settings_are_refused_unless_overwrite(tmp_path):
     fresh = SubmissionWriter(path, {**SETTINGS, "threshold": 0.9}, overwrite=True)
     assert fresh.done == set() and read_record(submission_record_path(path))["threshold"] == 0.9
     fresh.close()
+
+
+def test_a_csv_saved_with_a_byte_order_mark_reads_like_one_without(tmp_path):
+    plain, marked = tmp_path / "plain.csv", tmp_path / "marked.csv"
+    plain.write_text("img,rle_mask\na_01.jpg,1 3\n", encoding="utf-8")
+    marked.write_text("img,rle_mask\na_01.jpg,1 3\n", encoding="utf-8-sig")  # as spreadsheet programs save it
+    assert marked.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert read_rle_csv(marked) == read_rle_csv(plain) == {"a_01.jpg": "1 3"}

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation
+from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor
 from carseg_hf.model_card import build_model_card
 from carseg_hf.modeling_carseg import bce_dice_loss, boundary_band
 from carseg_hf.training import main, parse_args
@@ -104,6 +104,7 @@ def test_training_with_a_boundary_weight_saves_it_in_the_config(data_dir, tmp_pa
 def test_a_model_whose_loss_would_count_the_padding_is_refused(data_dir, tmp_path):
     config = CarSegConfig(encoder_channels=(4, 8), center_channels=8, decoder_convs=1, semantic_loss_ignore_index=0)
     CarSegForSemanticSegmentation(config).save_pretrained(tmp_path / "model")
+    CarSegImageProcessor().save_pretrained(tmp_path / "model")
     argv = ["--data-dir", str(data_dir), "--output-dir", str(tmp_path / "run"), "--resolution", "48x64"]
     argv += ["--model-name-or-path", str(tmp_path / "model"), "--max-train-steps", "1"]
     with pytest.raises(ValueError, match="semantic_loss_ignore_index is 0.*set semantic_loss_ignore_index to 255"):

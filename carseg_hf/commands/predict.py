@@ -188,12 +188,12 @@ def run(args: argparse.Namespace) -> int:
 
         if (warning := cpu_bf16_warning()) is not None:
             print(f"carseg predict: warning: {warning}", file=sys.stderr)
-    paths = expand_inputs(args.inputs)  # fail on a typo before loading the model
+    expand_inputs(args.inputs)  # fail on a typo before loading the model
     model, processor = load_model(args.model, device=device, revision=args.revision)
     weights_sha256 = file_sha256(weights_file(args.model, revision=args.revision))
     source = ModelSource(resolve_model_path(args.model), args.revision, weights_sha256)
     predictor = BatchPredictor(model, processor, device, options, source=source)
-    summary = predictor.run(paths)
+    summary = predictor.run(args.inputs)  # as given: the run also checks that no output lands in an input folder
     return _report(args, summary, options, device)
 
 

@@ -93,3 +93,37 @@ def check_name_clashes(paths: Sequence[Path], by_stem: bool) -> None:
                 "predict them in separate runs"
             )
         seen[key] = path
+
+
+def check_outputs_apart_from_inputs(
+    inputs: Sequence[str | os.PathLike], paths: Sequence[Path], output_dirs: dict[str, Path | None], mask_format: str
+) -> None:
+    """Refuse a run whose mask or overlay files would land on its own photos, or in a folder it reads photos from.
+
+    Args:
+        inputs: The files, folders and globs as given.
+        paths: Their expansion (`expand_inputs`).
+        output_dirs: `{"--out": folder, "--overlay": folder}`, None for an output not asked for.
+        mask_format: `png` or `gif`, the masks' extension.
+
+    Raises:
+        ValueError: Naming the option and the folder or photo, before anything is written.
+    """
+    input_folders = {os.path.realpath(p) for p in (Path(os.fspath(i)).expanduser() for i in inputs) if p.is_dir()}
+    photos = {os.path.realpath(p) for p in paths}
+    for option, folder in output_dirs.items():
+        if folder is None:
+            continue
+        if os.path.realpath(folder) in input_folders:
+            raise ValueError(
+                f"{option} {str(folder)!r} is also an input folder: its files would be overwritten or read as photos "
+                f"on the next run; choose another {option} folder"
+            )
+        for path in paths:
+            target = mask_path_for(path, Path(folder), mask_format) if option == "--out" else None
+            target = overlay_path_for(path, Path(folder)) if target is None else target
+            if os.path.realpath(target) in photos:
+                raise ValueError(
+                    f"{option} {str(folder)!r}: the output of {str(path)!r} would overwrite the input photo "
+                    f"{str(target)!r}; choose another {option} folder"
+                )

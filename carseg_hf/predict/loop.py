@@ -26,10 +26,10 @@ from .async_copy import copy_to_host_async, rle_encode_torch_async
 from .compiling import compile_for_inference
 from .decoding import ImageDecoder
 from .in_flight import BatchInFlight, GroupInFlight, select_masks
-from .inputs import check_name_clashes, expand_inputs, submission_name
+from .inputs import check_name_clashes, check_outputs_apart_from_inputs, expand_inputs, submission_name
 from .items import PipelineItem
 from .options import PredictOptions, PredictSummary
-from .outputs import RunOutputs, open_outputs, pending_items, write_batch
+from .outputs import RunOutputs, check_sources, open_outputs, pending_items, write_batch
 from .stream import BatchReader, BatchWriter
 from .zooming import zoom_in_place
 
@@ -254,16 +254,20 @@ class BatchPredictor:
 
         Raises:
             FileNotFoundError: If an input matches nothing.
-            ValueError: If two inputs would write the same output name.
+            ValueError: If two inputs would write the same output name, or an output would land on an input photo
+                or in an input folder.
         """
         self.options.validate_outputs()
         start = time.perf_counter()
         paths = expand_inputs(inputs)
         check_name_clashes(paths, by_stem=self.options.out_dir is not None or self.options.overlay_dir is not None)
+        output_dirs = {"--out": self.options.out_dir, "--overlay": self.options.overlay_dir}
+        check_outputs_apart_from_inputs(inputs, paths, output_dirs, self.options.mask_format)
         summary = PredictSummary(total=len(paths))
         outputs = open_outputs(self.options, self.settings_record)
         submission = outputs.submission
         try:
+            check_sources(paths, outputs, self.options)
             pending = pending_items(paths, outputs, self.options)
             summary.skipped = len(paths) - len(pending)
             self._stream(pending, outputs, summary, on_batch)

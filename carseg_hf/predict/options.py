@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..image_io import DEFAULT_MAX_PIXELS
 from ..sizes import MIN_INPUT_SIDE, is_input_side
 
 #: Mask file formats: 0/255 greyscale PNG, or 0/1 palette GIF like Carvana's `train_masks`.
@@ -123,6 +124,12 @@ class PredictOptions:
             raise ValueError(
                 f"--resolution must be 'processor', 'native' or (height, width) with integers of at least "
                 f"{MIN_INPUT_SIDE}, got {self.resolution!r}"
+            )
+        if not isinstance(self.resolution, str) and self.resolution[0] * self.resolution[1] > DEFAULT_MAX_PIXELS:
+            height, width = self.resolution
+            raise ValueError(
+                f"--resolution {height}x{width} is {height * width:,} pixels, over the limit of "
+                f"{DEFAULT_MAX_PIXELS:,} (the largest photo carseg reads); choose a smaller network input"
             )
         if self.batch_size < 1 or self.workers < 1 or self.prefetch < 1:
             raise ValueError(

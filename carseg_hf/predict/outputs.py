@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from ..submission import SubmissionWriter, check_submission_target
 from .inputs import mask_path_for, overlay_path_for, submission_name
 from .items import PipelineItem
 from .options import PredictOptions
+from .sources import SourceJournal
 
 _TMP_PREFIX = ".carseg-tmp-"
 
@@ -32,6 +33,8 @@ class RunOutputs:
     masks: FolderJournal | None = None
     overlays: FolderJournal | None = None
     submission: SubmissionWriter | None = None
+    #: The photos each output's results were made from, by output kind (`predict.sources`).
+    sources: dict[str, SourceJournal] = field(default_factory=dict)
 
 
 def open_outputs(options: PredictOptions, settings_record: Callable[[str], dict]) -> RunOutputs:
@@ -66,10 +69,33 @@ def open_outputs(options: PredictOptions, settings_record: Callable[[str], dict]
     for folder, kind, settings in folders:
         folder.mkdir(parents=True, exist_ok=True)
         _remove_stale_tmp_files(folder)
+        if options.overwrite:
+            FolderJournal.discard_listed(folder, kind)  # starting over: no result of the earlier run stays behind
         setattr(outputs, kind, FolderJournal(folder, kind, settings, options.overwrite))
+        sources_path = folder / f".carseg-{kind}-sources.jsonl"
+        outputs.sources[kind] = SourceJournal(sources_path, f"the {kind} folder {folder}", options.overwrite)
     if options.submission is not None:
         outputs.submission = SubmissionWriter(options.submission, submission_settings, overwrite=options.overwrite)
+        sources_path = Path(f"{options.submission}.carseg-sources.jsonl")
+        what = f"the submission {options.submission}"
+        outputs.sources["submission"] = SourceJournal(sources_path, what, options.overwrite)
     return outputs
+
+
+def _output_names(path: Path, options: PredictOptions) -> dict[str, str]:
+    """The name of each output that `path` gives, by output kind."""
+    names = {"submission": submission_name(path)}
+    if options.out_dir is not None:
+        names["masks"] = mask_path_for(path, Path(options.out_dir), options.mask_format).name
+    if options.overlay_dir is not None:
+        names["overlays"] = overlay_path_for(path, Path(options.overlay_dir)).name
+    return names
+
+
+def check_sources(paths: Sequence[Path], outputs: RunOutputs, options: PredictOptions) -> None:
+    """Refuse a rerun whose outputs hold results of other photos of the same names (`predict.sources`)."""
+    for kind, journal in outputs.sources.items():
+        journal.check((_output_names(path, options)[kind], path) for path in paths)
 
 
 def pending_items(paths: Sequence[Path], outputs: RunOutputs, options: PredictOptions) -> list[PipelineItem]:
@@ -110,6 +136,9 @@ def write_batch(batch: list[PipelineItem], outputs: RunOutputs, options: Predict
             journal.append(names)
     if rows:
         outputs.submission.write_rows(rows)
+    for kind, journal in outputs.sources.items():
+        written = [item for item in batch if (item.rle if kind == "submission" else item.mask) is not None]
+        journal.append((_output_names(item.path, options)[kind], item.path) for item in written)
 
 
 def _write_atomic(path: Path, save: Callable[[Path], object]) -> None:
