@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 #: Sub-commands, each a module in `carseg_hf.commands` with `add_parser(subparsers)` and `run(args) -> int`.
 COMMANDS = ("predict", "evaluate", "train", "demo", "export", "push")
@@ -48,14 +49,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would report these with the top-level usage; the sub-command's is the useful one
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if getattr(args, "no_progress", False):
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # its "Loading weights" bar too
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(args.command)
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except (FileNotFoundError, ValueError, OSError) as error:
         print(f"carseg {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def _warning_printer(command: str) -> Callable[..., None]:
+    """`warnings.showwarning` for the command line: `carseg <command>: warning: <message>`, without source lines."""
+
+    def show(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+        print(f"carseg {command}: warning: {message}", file=sys.stderr)
+
+    return show
 
 
 if __name__ == "__main__":

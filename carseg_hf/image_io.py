@@ -31,6 +31,10 @@ _SUPPORTED_MODES = (
 )
 
 
+#: What an image file is expected to be, for messages.
+_EXPECTED_FILE = "an image file (JPEG, PNG, GIF, WebP, BMP or TIFF)"
+
+
 class ImageDecodeError(ValueError):
     """Raised when an image or mask cannot be read or does not have the expected form."""
 
@@ -72,13 +76,16 @@ def open_image_file(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MA
     if not is_file:
         raise ImageDecodeError(f"{path}: no such file")
     if path.stat().st_size == 0:
-        raise ImageDecodeError(f"{path}: the file is empty (0 bytes); expected a JPEG, PNG or GIF image")
+        raise ImageDecodeError(f"{path}: the file is empty (0 bytes); expected {_EXPECTED_FILE}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
-    except (Image.UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageDecodeError(f"{path}: not a readable image ({error}); expected a JPEG, PNG or GIF image") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        limit = f"over the limit of {max_pixels:,} pixels" if max_pixels else "too large to decode"
+        raise ImageDecodeError(f"{path}: the image is {limit} ({error}); refusing to decode it") from error
+    except Image.UnidentifiedImageError as error:
+        raise ImageDecodeError(f"{path}: not a readable image ({error}); expected {_EXPECTED_FILE}") from error
     except OSError as error:
         raise ImageDecodeError(f"{path}: could not be opened as an image: {error}") from error
     width, height = image.size

@@ -105,6 +105,8 @@ def changed_settings(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> l
                 keys = sorted(set(before or {}) | set(after or {}))
                 before = {k: (before or {}).get(k) for k in keys if (before or {}).get(k) != (after or {}).get(k)}
                 after = {k: (after or {}).get(k) for k in before}
+            elif key == "zoom":  # recorded only when on
+                before, after = before or "off", after or "off"
             changes.append(f"{label}: {before} -> {after}")
     return changes
 
@@ -259,12 +261,13 @@ class FolderJournal:
         """Read the names listed after the settings line; a last line cut off by a killed process is removed."""
         data = self.path.read_bytes()
         complete = data[: data.rfind(b"\n") + 1]
-        try:
-            self.done.update(json.loads(line) for line in complete.decode("utf-8").split("\n")[1:-1])
-        except ValueError as error:
-            raise SettingsChangedError(
-                f"{self.path} is not a carseg journal ({error}); delete it or pass --overwrite"
-            ) from error
+        for number, line in enumerate(complete.decode("utf-8", errors="replace").split("\n")[1:-1], start=2):
+            try:
+                self.done.add(json.loads(line))
+            except (ValueError, TypeError) as error:
+                raise SettingsChangedError(
+                    f"{self.path}, line {number}: not a carseg journal ({error}); delete it or pass --overwrite"
+                ) from error
         if len(complete) != len(data):
             with open(self.path, "r+b") as handle:
                 handle.truncate(len(complete))

@@ -132,6 +132,16 @@ def test_image_without_csv_row(carvana_copy):
         load_carvana(carvana_copy)
 
 
+def test_every_malformed_csv_row_is_named_at_once(carvana_copy):
+    shutil.rmtree(carvana_copy / "train_masks")
+    lines = (carvana_copy / "train_masks.csv").read_text().splitlines()
+    bad = [lines[1].split(",")[0], lines[2].split(",")[0]]
+    lines[1], lines[2] = f"{bad[0]},1 2 3", f"{bad[1]},0 5"  # an odd count; a start of 0
+    (carvana_copy / "train_masks.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"train_masks.csv: 2 malformed mask row\(s\): {bad[0]}: .*, {bad[1]}: "):
+        load_carvana(carvana_copy)
+
+
 def test_mask_size_mismatch_names_both_files(carvana_copy):
     mask_path = sorted((carvana_copy / "train_masks").iterdir())[0]
     Image.fromarray(np.zeros((10, 10), np.uint8)).convert("P").save(mask_path, format="GIF")

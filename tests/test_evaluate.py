@@ -247,3 +247,24 @@ def test_a_model_folder_without_its_processor_or_with_foreign_weights_is_refused
     (foreign / "model.safetensors").write_bytes(weights[: len(weights) // 2])  # an interrupted copy
     with pytest.raises(ValueError, match=r"weights file of .*foreign' is not a readable safetensors file"):
         load_model(str(foreign))
+
+
+def test_the_command_line_words_warnings_and_refuses_files_where_folders_belong(carvana, model_dir, tmp_path, capsys):
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    for image in sorted((carvana / "train").glob("*.jpg"))[:2]:
+        shutil.copy(image, pairs / image.name)
+        shutil.copy(carvana / "train_masks" / f"{image.stem}_mask.gif", pairs / f"{image.stem}_mask.gif")
+    shutil.copy(pairs / f"{image.stem}_mask.gif", pairs / "stray_mask.gif")  # a mask without its image
+    argv = ["evaluate", "--model", str(model_dir), "--split", "all", "--device", "cpu", "--no-progress"]
+    assert main([*argv, "--data", str(pairs), "--out", str(tmp_path / "eval")]) == 0
+    err = capsys.readouterr().err
+    assert "carseg evaluate: warning: ignoring 1 mask(s)" in err and "stray_mask.gif" in err
+    assert ".py:" not in err and "Loading weights" not in err  # no source line, no progress bar
+    (tmp_path / "afile").write_text("")
+    assert main([*argv, "--data", str(pairs), "--out", str(tmp_path / "afile")]) == 2
+    assert "--out " in (err := capsys.readouterr().err) and "is a file; expected a folder" in err
+    assert main([*argv, "--data", str(image), "--out", str(tmp_path / "eval")]) == 2
+    assert (
+        "--data " in (err := capsys.readouterr().err) and "is a file; expected a folder in the Carvana layout" in err
+    )

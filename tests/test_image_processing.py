@@ -343,3 +343,11 @@ def test_size_must_be_whole_pixels_large_enough_for_the_network(cls, tmp_path):
         cls.from_pretrained(tmp_path, size={"height": 31, "width": 96})
     with pytest.raises(ValueError, match="at least 32 pixels"):  # and a per-call override
         cls(size=64)([_rgb()], size={"height": 64, "width": 20})
+
+
+def test_a_decompression_bomb_is_refused_as_too_large_not_as_unreadable(tmp_path):
+    from demo_files import write_png_header_only
+
+    bomb = write_png_header_only(tmp_path / "bomb.png", 30_000, 30_000)  # beyond PIL's own bomb limit
+    with pytest.raises(ImageDecodeError, match=r"bomb.png: the image is over the limit of 30,000,000 pixels"):
+        load_rgb(bomb)

@@ -496,7 +496,7 @@ def test_a_rerun_with_other_settings_stops_and_names_them(trained, dataset, tmp_
     for extra, changed in [
         (["--model", str(model_dir), "--threshold", "0.99"], "--threshold: 0.5 -> 0.99"),
         (["--model", str(model_dir), "--tta", "hflip"], "--tta: none -> hflip"),
-        (["--model", str(model_dir), "--zoom"], "--zoom: None -> in+out+close-up"),
+        (["--model", str(model_dir), "--zoom"], "--zoom: off -> in+out+close-up"),
         (["--model", str(model_dir), "--resolution", "128x192"], "--resolution: 64x96 -> 128x192"),
         (["--model", str(other)], f"--model / --revision (the weights): {model_dir} (weights sha256"),
     ]:

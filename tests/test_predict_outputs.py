@@ -90,3 +90,20 @@ def test_a_network_input_larger_than_any_photo_is_refused():
     with pytest.raises(ValueError, match=r"--resolution 100000x100000 is 10,000,000,000 pixels, over the limit"):
         PredictOptions(out_dir="masks", resolution=(100000, 100000)).validate()
     PredictOptions(out_dir="masks", resolution=(1280, 1920)).validate()
+
+
+def test_an_output_folder_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "afile").write_text("")
+    for option, field in (("--out", "out_dir"), ("--overlay", "overlay_dir")):
+        with pytest.raises(ValueError, match=rf"{option} '.*afile' is a file; expected a folder"):
+            PredictOptions(**{field: tmp_path / "afile"}).validate_outputs()
+
+
+def test_a_corrupt_journal_line_is_named_by_its_number(tiny_model, tiny_processor, tmp_path):
+    photos = [_photo(tmp_path / "in" / f"car_{i}.jpg", seed=i) for i in range(2)]
+    _run(tiny_model, tiny_processor, photos, out_dir=tmp_path / "masks")
+    journal = tmp_path / "masks" / ".carseg-masks.jsonl"
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join([lines[0], lines[1], "{oops", *lines[2:]]) + "\n")
+    with pytest.raises(ValueError, match=r"\.carseg-masks\.jsonl, line 3: not a carseg journal .*--overwrite"):
+        _run(tiny_model, tiny_processor, photos, out_dir=tmp_path / "masks")

@@ -108,7 +108,7 @@ def _bad_request(tmp_path, case):
         return write_truncated_jpeg(tmp_path / "cut.jpg"), None, "cut.jpg: the image data is corrupt or truncated"
     if case == "too-many-pixels":
         path = write_png_header_only(tmp_path / "bomb.png", 30_000, 30_000)
-        return path, None, "bomb.png: (the image is 30000x30000|not a readable image .*decompression bomb)"
+        return path, None, "bomb.png: the image is (30000x30000|over the limit of)"
     if case == "over-limit":
         path = write_png_header_only(tmp_path / "big.png", 1000, 1000)
         return path, None, "big.png: the image is 1000x1000 = 1,000,000 pixels, over the limit of 200,000"

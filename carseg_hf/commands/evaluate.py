@@ -72,7 +72,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--threshold must lie strictly between 0 and 1, got {args.threshold}")
     if args.batch_size < 1 or args.worst < 0:
         raise ValueError(f"--batch-size must be >= 1 and --worst >= 0, got {args.batch_size} and {args.worst}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out!r} is a file; expected a folder (it is created if missing)")
     local = Path(args.data).is_dir()
+    if Path(args.data).is_file():
+        raise ValueError(
+            f"--data {args.data!r} is a file; expected a folder in the Carvana layout (train/, train_masks/) or of "
+            "image/mask pairs, or a Hub dataset id ORG/NAME"
+        )
     if not local and (args.data.startswith((".", "/", "~")) or args.data.count("/") != 1):
         raise FileNotFoundError(
             f"data folder {args.data!r} does not exist (and it is not a Hub dataset id ORG/NAME); expected a "

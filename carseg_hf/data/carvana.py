@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import numpy as np
 
 from ..image_io import ImageDecodeError
 from ..rle import rle_decode
@@ -64,14 +63,6 @@ def _mask_file_rows(mask_dir: Path, images: list[_CarvanaImage], keep_unreadable
     return [example_row(path, path_entry(mask), car, angle) for (path, car, angle), (_, mask) in zip(images, pairs)]
 
 
-def _csv_mask(csv_path: Path, name: str, rles: dict[str, str], size: tuple[int, int]) -> np.ndarray:
-    """Decode the `train_masks.csv` row of image `name`, of size (width, height), naming both in errors."""
-    try:
-        return rle_decode(rles[name], (size[1], size[0]))
-    except ValueError as error:
-        raise ValueError(f"{csv_path}: the mask of {name}: {error}") from error
-
-
 def _csv_mask_rows(csv_path: Path, images: list[_CarvanaImage], keep_unreadable: bool) -> list[dict[str, Any]]:
     """Rows of images whose masks are run-length rows of `train_masks.csv`, decoded to PNG entries."""
     rles = read_rle_csv(csv_path)
@@ -79,10 +70,17 @@ def _csv_mask_rows(csv_path: Path, images: list[_CarvanaImage], keep_unreadable:
     if missing:
         raise ImageDecodeError(f"{len(missing)} image(s) have no row in {csv_path}: {first_few(missing)}")
     sizes = check_pairs([(path, None) for path, _, _ in images], keep_unreadable)
-    rows = []
+    rows, malformed = [], []
     for (path, car, angle), size in zip(images, sizes):
-        mask = None if size is None else png_entry(_csv_mask(csv_path, path.name, rles, size))
+        mask = None
+        if size is not None:
+            try:
+                mask = png_entry(rle_decode(rles[path.name], (size[1], size[0])))
+            except ValueError as error:
+                malformed.append(f"{path.name}: {error}")
         rows.append(example_row(path, mask, car, angle))
+    if malformed:  # every bad row at once, so that one fix mends the file
+        raise ValueError(f"{csv_path}: {len(malformed)} malformed mask row(s): {first_few(malformed)}")
     return rows
 
 

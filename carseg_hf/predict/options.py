@@ -105,6 +105,11 @@ class PredictOptions:
                 "nothing to write: pass --out DIR for mask files, --overlay DIR for overlays and/or "
                 "--submission FILE.csv[.gz]"
             )
+        for option, folder in (("--out", self.out_dir), ("--overlay", self.overlay_dir)):
+            if folder is not None and os.path.exists(folder) and not os.path.isdir(folder):
+                raise ValueError(
+                    f"{option} {os.fspath(folder)!r} is a file; expected a folder (it is created if missing)"
+                )
 
     def validate(self) -> None:
         """Raise `ValueError` naming the first invalid option (outputs are checked by `validate_outputs`)."""
@@ -131,11 +136,13 @@ class PredictOptions:
                 f"--resolution {height}x{width} is {height * width:,} pixels, over the limit of "
                 f"{DEFAULT_MAX_PIXELS:,} (the largest photo carseg reads); choose a smaller network input"
             )
-        if self.batch_size < 1 or self.workers < 1 or self.prefetch < 1:
-            raise ValueError(
-                f"--batch-size, --workers and prefetch must be >= 1, got {self.batch_size}, {self.workers}, "
-                f"{self.prefetch}"
-            )
+        for name, value in (
+            ("--batch-size", self.batch_size),
+            ("--workers", self.workers),
+            ("prefetch", self.prefetch),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"--threshold must lie strictly between 0 and 1, got {self.threshold}")
         if self.submission is not None and not str(self.submission).lower().endswith((".csv", ".csv.gz")):
