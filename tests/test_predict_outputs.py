@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,16 @@ def test_a_corrupt_journal_line_is_named_by_its_number(tiny_model, tiny_processo
     journal.write_text("\n".join([lines[0], lines[1], "{oops", *lines[2:]]) + "\n")
     with pytest.raises(ValueError, match=r"\.carseg-masks\.jsonl, line 3: not a carseg journal .*--overwrite"):
         _run(tiny_model, tiny_processor, photos, out_dir=tmp_path / "masks")
+
+
+def test_every_pair_of_inputs_that_would_share_an_output_name_is_listed(tiny_model, tiny_processor, tmp_path):
+    photos = [
+        _photo(tmp_path / folder / name, seed=i)
+        for i, (folder, name) in enumerate([("a", "x.jpg"), ("b", "x.jpg"), ("a", "y.jpg"), ("a", "y.png")])
+    ]
+    with pytest.raises(ValueError, match="predict them in separate runs") as error:
+        _run(tiny_model, tiny_processor, photos, out_dir=tmp_path / "masks")
+    assert re.search(r"a/x.jpg' and '[^']*b/x.jpg' would write the same output name 'x'", str(error.value))
+    assert re.search(r"a/y.jpg' and '[^']*a/y.png' would write the same output name 'y'", str(error.value))
+    assert not (tmp_path / "masks").exists()
+    _run(tiny_model, tiny_processor, photos[2:], submission=tmp_path / "sub.csv")  # rows are named by file name

@@ -85,14 +85,15 @@ def check_name_clashes(paths: Sequence[Path], by_stem: bool) -> None:
         ValueError: Naming both inputs and the output name they share.
     """
     seen: dict[str, Path] = {}
+    clashes = []
     for path in paths:
         key = path.stem if by_stem else submission_name(path)
         if key in seen:
-            raise ValueError(
-                f"inputs {str(seen[key])!r} and {str(path)!r} would write the same output name {key!r}; "
-                "predict them in separate runs"
-            )
-        seen[key] = path
+            clashes.append(f"inputs {str(seen[key])!r} and {str(path)!r} would write the same output name {key!r}")
+        seen.setdefault(key, path)
+    if clashes:  # all of them at once, so that one pass over the inputs mends them
+        shown = "; ".join(clashes[:5]) + (f"; ... ({len(clashes)} in all)" if len(clashes) > 5 else "")
+        raise ValueError(f"{shown}; predict them in separate runs")
 
 
 def check_outputs_apart_from_inputs(
