@@ -26,7 +26,7 @@ class SegmentationResult:
     Attributes:
         mask: `(height, width)` uint8 array of 0 (background) and 1 (car) at the original image size.
         probabilities: `(height, width)` float32 car probabilities at the original image size.
-        seconds: Wall time of preprocessing, the forward pass(es) and post-processing.
+        seconds: Wall time of preprocessing, the forward pass(es) and post-processing, without `waited_seconds`.
         device: The device the model ran on, e.g. `"cpu"` or `"cuda:0"`.
         input_size: `(height, width)` fed to the network (in the first pass, with zoom).
         zoom_box: The crop whose second pass replaced the first (`carseg_hf.zoom`), or None when the first pass stands
@@ -35,6 +35,7 @@ class SegmentationResult:
             car that runs off both sides of a tall frame (`carseg_hf.zoom.zoom_out_size`), or None.
         close_up_size: `(height, width)` of the small input whose pass of the whole image replaced the first, for a
             car much larger than the frame (`carseg_hf.zoom.close_up_size`), or None.
+        waited_seconds: Time spent waiting for the model while another thread's forward pass held it.
     """
 
     mask: np.ndarray
@@ -45,6 +46,7 @@ class SegmentationResult:
     zoom_box: CropBox | None = None
     zoom_out_size: tuple[int, int] | None = None
     close_up_size: tuple[int, int] | None = None
+    waited_seconds: float = 0.0
 
 
 def predict_logits(
@@ -96,6 +98,7 @@ class Segmenter:
             self._runner = self._runner.to(memory_format=torch.channels_last)
         self.processor = processor
         self._lock = threading.Lock()
+        self._waits = threading.local()  # per thread: seconds spent waiting for the lock in the current segment()
 
     @classmethod
     def from_pretrained(
@@ -137,6 +140,7 @@ class Segmenter:
             The mask and probabilities at the original image size.
         """
         start = time.perf_counter()
+        self._waits.seconds = 0.0
         threshold = self.processor.threshold if threshold is None else self.processor.check_threshold(threshold)
         array = self.processor.load_image(image)  # (height, width, 3) uint8
         probabilities, input_size = self._probabilities(array, tta, native_size)  # (height, width)
@@ -147,9 +151,10 @@ class Segmenter:
         return SegmentationResult(
             mask=mask,
             probabilities=probabilities,
-            seconds=time.perf_counter() - start,
+            seconds=time.perf_counter() - start - self._waits.seconds,
             device=self.device_name,
             input_size=input_size,
+            waited_seconds=self._waits.seconds,
             **passes,
         )
 
@@ -187,7 +192,9 @@ class Segmenter:
         pixel_values = inputs["pixel_values"]  # (1, 3, h, w) on self.device
         if self.channels_last:
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
+        asked = time.perf_counter()
         with self._lock, torch.inference_mode():
+            self._waits.seconds = getattr(self._waits, "seconds", 0.0) + time.perf_counter() - asked
             logits = predict_logits(self._runner, pixel_values, tta=tta)  # (1, 1, h, w)
             logits = self.processor.resize_logits(logits, (height, width))  # (1, 1, height, width)
             probabilities = torch.sigmoid(logits[0, 0]).cpu().numpy()  # (height, width)

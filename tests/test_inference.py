@@ -60,3 +60,25 @@ def test_segmenter_takes_either_backend(tiny_model, tiny_processor):
             logits = tiny_model(processor(image)["pixel_values"]).logits
         expected = processor.post_process_semantic_segmentation(logits, target_sizes=[(45, 70)])[0].numpy()
         assert np.array_equal(result.mask, expected), type(processor).__name__
+
+
+def test_time_spent_waiting_for_another_request_is_reported_apart(tiny_model, tiny_processor):
+    import time as clock
+
+    from carseg_hf.demo.outputs import timing_text
+
+    segmenter = Segmenter(tiny_model, tiny_processor)
+    image = (np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8)
+    assert segmenter.segment(image).waited_seconds < 0.05  # alone: no wait
+    results = []
+    with segmenter._lock:  # another request's forward pass holds the model
+        worker = threading.Thread(target=lambda: results.append(segmenter.segment(image)))
+        started = clock.perf_counter()
+        worker.start()
+        clock.sleep(0.3)
+    worker.join()
+    elapsed = clock.perf_counter() - started
+    assert results[0].waited_seconds >= 0.25
+    assert results[0].seconds <= elapsed - results[0].waited_seconds + 0.01
+    assert "ms waiting for another request)" in timing_text(results[0], tta=False, threshold=0.5)
+    assert "waiting" not in timing_text(segmenter.segment(image), tta=False, threshold=0.5)

@@ -140,8 +140,13 @@ def timing_text(result: SegmentationResult, tta: bool, threshold: float, zoom: b
     """
     height, width = result.mask.shape
     net_height, net_width = result.input_size
+    waited = (
+        f" (after {result.waited_seconds * 1000:.0f} ms waiting for another request)"
+        if result.waited_seconds >= 0.001
+        else ""
+    )
     return (
-        f"**{result.seconds * 1000:.0f} ms** on `{result.device}` · image {width}×{height} · "
+        f"**{result.seconds * 1000:.0f} ms**{waited} on `{result.device}` · image {width}×{height} · "
         f"network input {net_width}×{net_height} · hflip TTA {'on' if tta else 'off'} · {zoom_text(result, zoom)} · "
         f"threshold {threshold:.2f} · car {100.0 * float(result.mask.mean()):.1f}% of pixels"
     )
