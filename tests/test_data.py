@@ -106,6 +106,20 @@ def test_pair_folder(tmp_path):
     assert load_segmentation_dataset(data_dir=tmp_path, seed=0)["train"]["name"] == data["train"]["name"]
 
 
+def test_pair_folder_refuses_two_files_of_one_name(tmp_path):
+    photo = np.zeros((20, 30, 3), np.uint8)
+    Image.fromarray(photo).save(tmp_path / "car_01.jpg")
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(tmp_path / "car_01_mask.png")
+    load_pair_folder(tmp_path, validation_fraction=0.0)
+    Image.fromarray(np.full((20, 30), 255, np.uint8)).save(tmp_path / "car_01_mask.gif")  # which mask is it?
+    with pytest.raises(ImageDecodeError, match=r"1 name\(s\) .* ambiguous: car_01_mask.gif and car_01_mask.png"):
+        load_pair_folder(tmp_path, validation_fraction=0.0)
+    (tmp_path / "car_01_mask.gif").unlink()
+    Image.fromarray(photo).save(tmp_path / "car_01.png")  # which photo goes with the mask?
+    with pytest.raises(ImageDecodeError, match=r"ambiguous: car_01.jpg and car_01.png"):
+        load_pair_folder(tmp_path, validation_fraction=0.0)
+
+
 def test_dispatcher_detects_carvana_and_refuses_both(carvana):
     assert "test" in load_segmentation_dataset(data_dir=carvana)
     with pytest.raises(ValueError, match="exactly one"):

@@ -16,6 +16,23 @@ from .splits import split_rows_by_car
 _ANGLE_SUFFIX = re.compile(r"^(?P<car>.+)_(?P<angle>\d+)$")
 
 
+def _refuse_shared_stems(root: Path, files: list[Path]) -> None:
+    """Refuse two files of one stem (`x_01.jpg` + `x_01.png`, `x_01_mask.png` + `x_01_mask.gif`): pairs are a guess.
+
+    Raises:
+        ImageDecodeError: Listing the first few such groups.
+    """
+    by_stem: dict[str, list[str]] = {}
+    for path in files:
+        by_stem.setdefault(path.stem, []).append(path.name)
+    shared = [" and ".join(names) for names in by_stem.values() if len(names) > 1]
+    if shared:
+        raise ImageDecodeError(
+            f"{len(shared)} name(s) in {root} are shared by files of different extensions, so which image goes with "
+            f"which mask is ambiguous: {first_few(shared)}; keep one file per name"
+        )
+
+
 def _car_and_angle(stem: str) -> tuple[str, int]:
     match = _ANGLE_SUFFIX.match(stem)
     return (match["car"], int(match["angle"])) if match else (stem, 0)
@@ -55,6 +72,7 @@ def load_pair_folder(
     files = [p for p in list_files(root) if p.suffix.lower() in IMAGE_EXTENSIONS]
     masks = {p.stem[: -len(mask_suffix)]: p for p in files if p.stem.endswith(mask_suffix)}
     images = [p for p in files if not p.stem.endswith(mask_suffix)]
+    _refuse_shared_stems(root, files)
     if not images:
         raise FileNotFoundError(f"{root} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)})")
     missing = [str(p) for p in images if p.stem not in masks]
