@@ -37,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
     model, processor = load_model(args.model, device="cpu", revision=args.revision)
     height = args.height or processor.size["height"]
     width = args.width or processor.size["width"]
+    print(
+        f"exporting to {args.onnx} at an example input of {height}x{width} with torch's dynamo exporter; this takes "
+        "minutes on a CPU",
+        flush=True,
+    )
     path = export_onnx(model, args.onnx, height=height, width=width, opset=args.opset)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB), opset {args.opset}, dynamic batch/height/width")
     if not args.verify:
