@@ -140,6 +140,7 @@ class SubmissionWriter:
         self.count = 0
         self._tmp_path = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self._file: IO[str] | None = None
+        self._raw: IO[bytes] | None = None  # the file under a gzip stream
         self._writer = None
         self._journal: IO[bytes] | None = None
         if settings is not None:
@@ -220,7 +221,10 @@ class SubmissionWriter:
     def _open_output(self) -> None:
         """Open the temporary file of the submission and write the header."""
         if self.path.name.lower().endswith(".gz"):
-            self._file = gzip.open(self._tmp_path, "wt", newline="", encoding="utf-8")
+            self._raw = open(self._tmp_path, "wb")
+            # the gzip header names the submission (`sub.csv`), not the temporary file it is written to
+            compressed = gzip.GzipFile(filename=self.path.name, mode="wb", fileobj=self._raw)
+            self._file = io.TextIOWrapper(compressed, encoding="utf-8", newline="")
         else:
             self._file = open(self._tmp_path, "w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file, lineterminator="\n")
@@ -231,7 +235,9 @@ class SubmissionWriter:
         """Close the temporary file and, if `commit`, rename it into place; it is removed whatever happens."""
         assert self._file is not None
         self._file.close()
-        self._file, self._writer = None, None
+        if self._raw is not None:  # GzipFile does not close the file object it was given
+            self._raw.close()
+        self._file, self._writer, self._raw = None, None, None
         try:
             if commit:
                 try:

@@ -63,3 +63,13 @@ def test_a_csv_saved_with_a_byte_order_mark_reads_like_one_without(tmp_path):
     marked.write_text("img,rle_mask\na_01.jpg,1 3\n", encoding="utf-8-sig")  # as spreadsheet programs save it
     assert marked.read_bytes().startswith(b"\xef\xbb\xbf")
     assert read_rle_csv(marked) == read_rle_csv(plain) == {"a_01.jpg": "1 3"}
+
+
+def test_a_gzipped_submission_names_itself_in_its_gzip_header(tmp_path):
+    path = tmp_path / "sub.csv.gz"
+    with SubmissionWriter(path) as writer:
+        writer.write_rows([("a_01.jpg", "1 3")])
+    data = path.read_bytes()
+    assert data[3] & 0x08  # FNAME is set: the name follows the 10-byte header
+    assert data[10 : data.index(b"\0", 10)] == b"sub.csv"  # not the temporary file's name
+    assert read_rle_csv(path) == {"a_01.jpg": "1 3"}
