@@ -270,8 +270,8 @@ def _model_card_text(
     return str(built)
 
 
-def _check_repo_id(repo_id: str) -> None:
-    """Refuse a malformed repo id, and one that is not `ORG/NAME`."""
+def check_repo_id(repo_id: str) -> None:
+    """Refuse a malformed repo id (huggingface_hub's rules, as a `ValueError`), and one that is not `ORG/NAME`."""
     validate_repo_id(repo_id)
     if repo_id.count("/") != 1:
         raise ValueError(f"repo id {repo_id!r} must have the form ORG/NAME")
@@ -376,7 +376,7 @@ def push_checkpoint(
             card has no valid YAML metadata, or `metrics`/`card_data` come with a folder card.
         OSError: If the upload fails; the repo is then left unchanged.
     """
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
     folder = validate_checkpoint_dir(checkpoint_dir)
     card_text = _model_card_text(folder, repo_id, card, metrics, card_data)
     with tempfile.TemporaryDirectory(prefix="carseg-push-") as tmp:

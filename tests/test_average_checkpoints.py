@@ -95,3 +95,33 @@ def test_a_run_of_another_loss_averages_with_the_model_it_started_from(tmp_path)
     (tmp_path / "run" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"differs .* in upsampling"):
         average_checkpoints([tmp_path / "base", tmp_path / "run"], tmp_path / "soup2")
+
+
+def test_out_is_never_a_checkpoint_being_averaged_nor_an_existing_model_without_overwrite(tmp_path):
+    for seed in range(2):
+        _checkpoint(tmp_path / f"c{seed}", seed)
+    members = [tmp_path / "c0", tmp_path / "c1"]
+    before = (tmp_path / "c0" / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="is one of the checkpoints being averaged"):
+        average_checkpoints(members, tmp_path / "c0", overwrite=True)
+    assert (tmp_path / "c0" / "model.safetensors").read_bytes() == before
+    average_checkpoints(members, tmp_path / "soup")
+    with pytest.raises(ValueError, match=r"already holds model.safetensors; name a new folder, or pass --overwrite"):
+        average_checkpoints(members, tmp_path / "soup")
+    average_checkpoints(members, tmp_path / "soup", overwrite=True)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ValueError, match="is a file; expected a folder"):
+        average_checkpoints(members, tmp_path / "afile")
+
+
+def test_checkpoints_that_do_not_fit_the_named_config_are_refused_before_writing(tmp_path):
+    for seed in range(2):
+        _checkpoint(tmp_path / f"c{seed}", seed, with_config=False)  # training checkpoints carry no config
+    other = tmp_path / "other"
+    CarSegForSemanticSegmentation(tiny_config(encoder_channels=(4, 8, 16, 32))).save_pretrained(other)
+    with pytest.raises(ValueError, match=r"do not fit the network of .*other/config.json"):
+        average_checkpoints([tmp_path / "c0", tmp_path / "c1"], tmp_path / "soup", config_from=other)
+    assert not (tmp_path / "soup").exists()
+    (tmp_path / "c1" / "model.safetensors").write_bytes(b"\x00" * 16)  # a broken copy
+    with pytest.raises(ValueError, match=r"c1/model.safetensors is not a readable safetensors file"):
+        average_checkpoints([tmp_path / "c0", tmp_path / "c1"], tmp_path / "soup", config_from=other)

@@ -98,3 +98,15 @@ def test_missing_package_names_the_extra(monkeypatch):
     absent = dataclasses.replace(get_encoder(NAME), package="carseg_no_such_weights_package")
     with pytest.raises(PretrainedWeightsError, match=r"carseg-hf\[pretrained\]"):
         legacy_checkpoint_path(absent)
+
+
+def test_a_damaged_cache_file_is_converted_again():
+    from carseg_hf.training.pretrained_encoder import cache_dir, imagenet_state_dict
+
+    _legacy_file()  # skips without the package
+    first = {key: tensor.clone() for key, tensor in imagenet_state_dict(NAME).items()}  # not views of the file
+    cached = next(cache_dir().glob("*.safetensors"))
+    cached.write_bytes(cached.read_bytes()[:1000])  # a copy cut short
+    again = imagenet_state_dict(NAME)
+    assert again.keys() == first.keys() and all(torch.equal(again[k], first[k]) for k in first)
+    assert cached.stat().st_size > 1000

@@ -198,6 +198,20 @@ def test_split_by_mesh_never_shares_meshes():
         mesh_splits(available, {"val": ("nope",), "test": ()})
 
 
+def test_a_held_out_mesh_that_does_not_exist_is_refused_not_trained_on(tmp_path, capsys):
+    from training.synthetic.cli import main
+    from training.synthetic.meshes import CARS_SUBDIR
+
+    for name in ("acura-nsx-sz", "p406"):  # two bodies on disk (empty files: the flags are checked first)
+        (tmp_path / CARS_SUBDIR / name).mkdir(parents=True)
+        (tmp_path / CARS_SUBDIR / name / f"{name}.acc").write_text("")
+        (tmp_path / CARS_SUBDIR / name / f"{name}.xml").write_text("")
+    argv = ["--out", str(tmp_path / "out"), "--torcs-dir", str(tmp_path), "--cars", "1", "--plain"]
+    assert main([*argv, "--split-by-mesh", "val=acura-nsx"]) == 2  # a typo of acura-nsx-sz
+    assert "--split-by-mesh names unknown meshes ['acura-nsx']" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_meshes_error_says_how_to_get_them(tmp_path):
     with pytest.raises(MeshesNotFoundError, match="fetch_meshes"):
         cars_dir(tmp_path)

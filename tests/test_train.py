@@ -286,6 +286,11 @@ def test_two_processes_give_the_same_validation_dice(data_dir, tmp_path):
         (["--output_dir", "o", "--data_dir", "{data}", "--resolution", "16x64"], "at least 32"),
         (["--output_dir", "o", "--data_dir", "{data}", "--random_crop", "24"], "at least 32"),
         (["--output_dir", "o", "--data_dir", "{data}", "--push_to_hub"], "--hub-model-id ORG/NAME"),
+        (
+            ["--output_dir", "o", "--data_dir", "{data}", "--push_to_hub", "--hub_model_id", "qa/--bad"],
+            "--hub-model-id: Repo id must use alphanumeric chars",
+        ),
+        (["--output_dir", "o", "--data_dir", "{data}", "--seed", "-1"], "--seed must lie in 0 .. 2**32 - 1"),
         (["--output_dir", "o", "--data_dir", "{data}", "--aug_hflip", "2"], "--aug-hflip must lie in"),
         (["--output_dir", "o", "--data_dir", "{data}", "--checkpointing_steps", "0"], "'epoch' or a positive"),
         (["--output_dir", "o", "--data_dir", "{data}", "--train_batch_size", "0"], "--train-batch-size must be"),

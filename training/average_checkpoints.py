@@ -25,10 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from carseg_hf.atomic_files import write_atomic
-from carseg_hf.configuration_carseg import LOSS_FIELDS
+from carseg_hf.configuration_carseg import LOSS_FIELDS, CarSegConfig
+from carseg_hf.modeling_carseg import CarSegForSemanticSegmentation
 
 WEIGHTS = "model.safetensors"
 #: `config.json` fields that do not change the network: the loss settings (`LOSS_FIELDS`), the remote-code map that a
@@ -60,10 +62,10 @@ def average_state_dicts(files: Sequence[Path]) -> dict[str, torch.Tensor]:
     """
     if len(files) < 2:
         raise ValueError(f"averaging needs at least two checkpoints, got {len(files)}")
-    first = load_file(str(files[0]))
+    first = _read(files[0])
     sums = {name: tensor.double() for name, tensor in first.items() if tensor.is_floating_point()}
     for path in files[1:]:
-        state = load_file(str(path))
+        state = _read(path)
         if set(state) != set(first):
             different = sorted(set(state) ^ set(first))
             raise ValueError(f"{path} holds other tensors than {files[0]}: {', '.join(different[:5])}")
@@ -81,12 +83,48 @@ def average_state_dicts(files: Sequence[Path]) -> dict[str, torch.Tensor]:
     }
 
 
+def _read(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, or a `ValueError` naming a file that is truncated or not safetensors."""
+    try:
+        return load_file(str(path))
+    except SafetensorError as error:
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({error}); it may be truncated or corrupt"
+        ) from error
+
+
+def _check_fits(state: dict[str, torch.Tensor], config_file: Path) -> None:
+    """Refuse averaged weights that the network of `config_file` cannot load exactly (before anything is written)."""
+    network = CarSegForSemanticSegmentation(CarSegConfig.from_json_file(config_file))
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first_line = str(error).splitlines()[0]
+        raise ValueError(
+            f"the checkpoints do not fit the network of {config_file} ({first_line} ...); name the run's own best/ "
+            "with --config-from"
+        ) from error
+
+
+def _check_out(out: Path, files: Sequence[Path], overwrite: bool) -> None:
+    """Refuse an output folder that is a file, one of the inputs, or (without `overwrite`) a model or checkpoint."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"OUT {out} is a file; expected a folder")
+    if any(out.resolve() == file.parent.resolve() for file in files):
+        raise ValueError(f"OUT {out} is one of the checkpoints being averaged; name a new folder")
+    held = [name for name in (WEIGHTS, "optimizer.safetensors") if (out / name).exists()]
+    if held and not overwrite:
+        raise ValueError(f"OUT {out} already holds {', '.join(held)}; name a new folder, or pass --overwrite")
+
+
 def _architecture(config_file: Path) -> dict:
     """A `config.json` without the fields that leave the network unchanged (`NOT_ARCHITECTURE`)."""
     return {key: value for key, value in json.loads(config_file.read_text()).items() if key not in NOT_ARCHITECTURE}
 
 
-def average_checkpoints(checkpoints: Sequence[Path], out: Path, config_from: Path | None = None) -> Path:
+def average_checkpoints(
+    checkpoints: Sequence[Path], out: Path, config_from: Path | None = None, overwrite: bool = False
+) -> Path:
     """Write the average of `checkpoints` to `out/model.safetensors`, with a `config.json` beside it.
 
     Args:
@@ -94,16 +132,20 @@ def average_checkpoints(checkpoints: Sequence[Path], out: Path, config_from: Pat
         out: The output folder; created if needed.
         config_from: The folder whose `config.json` and `preprocessor_config.json` are copied; by default the
             first checkpoint's folder.
+        overwrite: Replace a model that `out` already holds (never a checkpoint being averaged).
 
     Returns:
         The weights file written.
 
     Raises:
         FileNotFoundError: If a checkpoint has no weights, or the config folder has no `config.json`.
-        ValueError: If a checkpoint's `config.json` differs from the copied one, or the tensors differ (see
-            `average_state_dicts`).
+        ValueError: If a checkpoint's `config.json` differs from the copied one, the tensors differ (see
+            `average_state_dicts`) or do not fit the copied config's network, a file is not safetensors, or `out`
+            is unusable (`_check_out`).
     """
     files = [_weights_file(Path(checkpoint)) for checkpoint in checkpoints]
+    out = Path(out)
+    _check_out(out, files, overwrite)
     source = Path(config_from) if config_from is not None else files[0].parent
     if not (source / "config.json").is_file():
         raise FileNotFoundError(f"{source} has no config.json; name a save_pretrained folder with --config-from")
@@ -116,6 +158,7 @@ def average_checkpoints(checkpoints: Sequence[Path], out: Path, config_from: Pat
                 "model only"
             )
     state = average_state_dicts(files)
+    _check_fits(state, source / "config.json")
     out.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "preprocessor_config.json"):
         if (source / name).is_file() and source.resolve() != out.resolve():
@@ -133,9 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--config-from", type=Path, help="folder with the config.json to use (default: the first checkpoint's)"
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace the model that OUT already holds")
     args = parser.parse_args(argv)
     try:
-        path = average_checkpoints(args.checkpoints, args.out, args.config_from)
+        path = average_checkpoints(args.checkpoints, args.out, args.config_from, args.overwrite)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     print(f"wrote {path}, the average of {len(args.checkpoints)} checkpoints")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from carseg_hf.hub import check_repo_id
 from carseg_hf.number_ranges import number_range_type
 from carseg_hf.sizes import MIN_INPUT_SIDE, height_width_type
 
@@ -290,8 +291,14 @@ class TrainingArguments:
         if (problem := self._output_dir_problem()) is not None:
             raise ValueError(problem)
         if self.push_to_hub:
-            if not self.hub_model_id or self.hub_model_id.count("/") != 1 or self.hub_model_id.startswith("/"):
+            if not self.hub_model_id:
                 raise ValueError("--push-to-hub needs --hub-model-id ORG/NAME")
+            try:
+                check_repo_id(self.hub_model_id)  # now, not when the push at the end of the run fails
+            except ValueError as error:
+                raise ValueError(f"--hub-model-id: {error}") from None
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"--seed must lie in 0 .. 2**32 - 1 (numpy's seed range), got {self.seed}")
         try:
             self.augmentation().validate()
         except ValueError as error:

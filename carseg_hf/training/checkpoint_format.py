@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 MODEL_NAME = "model.safetensors"
@@ -111,12 +112,19 @@ def read_json(path: Path) -> Any:
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """`safetensors.torch.load_file` onto the CPU, with an error naming a missing file."""
+    """`safetensors.torch.load_file` onto the CPU, with an error naming a missing, truncated or corrupt file."""
     if not path.is_file():
         raise FileNotFoundError(
             f"checkpoint file {path} is missing; the checkpoint is incomplete or of another format"
         )
-    return load_file(path, device="cpu")
+    try:
+        return load_file(path, device="cpu")
+    except SafetensorError as error:
+        raise ValueError(
+            f"checkpoint file {path} is not a readable safetensors file ({error}); it is truncated or corrupt: "
+            f"resume from an earlier checkpoint (--resume-from-checkpoint {path.parent.parent}/checkpoint-N) or "
+            "start over"
+        ) from error
 
 
 def plain_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from carseg_hf.atomic_files import write_atomic
@@ -214,8 +215,12 @@ def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
     """
     encoder = get_encoder(name)
     converted = cache_dir() / f"{encoder.timm_name}-{encoder.sha256[:8]}.safetensors"
-    if not converted.is_file():
-        convert_legacy_checkpoint(encoder, legacy_checkpoint_path(encoder), converted)
+    if converted.is_file():
+        try:
+            return load_file(str(converted))
+        except SafetensorError:  # a damaged cache file: it is derived data, so it is converted again
+            converted.unlink()
+    convert_legacy_checkpoint(encoder, legacy_checkpoint_path(encoder), converted)
     return load_file(str(converted))
 
 

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 
@@ -55,6 +56,8 @@ def setup_accelerator(args: TrainingArguments) -> Accelerator:
     """
     output_dir = Path(args.output_dir)
     logging_dir = Path(args.logging_dir) if args.logging_dir else output_dir / LOGS_NAME
+    if args.mixed_precision == "fp16" and not torch.cuda.is_available():  # Accelerate would train in fp32 instead
+        raise ValueError("--mixed-precision fp16 needs a CUDA GPU; on a CPU pass bf16 or no")
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,

@@ -64,10 +64,17 @@ def main(args: TrainingArguments) -> dict[str, Any]:
     return finish(run)
 
 
+#: Arguments whose values are credentials: trackers get `<redacted>` in their place.
+SECRET_ARGUMENTS = ("hub_token",)
+
+
 def start_trackers(args: TrainingArguments, accelerator: Accelerator) -> None:
     """Start the `--report_to` tracker with the run's arguments as its config (main process only)."""
     if accelerator.is_main_process and args.report_to != "none":
         tracker_config = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in vars(args).items()}
+        for secret in SECRET_ARGUMENTS:  # never written to the tracker's logs (hparams.yml, event files, services)
+            if tracker_config.get(secret) not in (None, "None"):
+                tracker_config[secret] = "<redacted>"
         accelerator.init_trackers(args.tracker_project_name, config=tracker_config)
 
 

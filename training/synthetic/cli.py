@@ -118,7 +118,12 @@ def _meshes_and_variation(args: argparse.Namespace) -> tuple[dict, dict[str, flo
         available = wanted
     variation = _variation(args)
     held_out = parse_split_args(args.split_by_mesh)
-    held_out = {k: tuple(m for m in v if m in available) for k, v in held_out.items()}
+    named = {mesh for meshes in held_out.values() for mesh in meshes}
+    if unknown := sorted(named - set(available_cars(args.torcs_dir))):  # a typo would move a mesh into training
+        raise ValueError(
+            f"--split-by-mesh names unknown meshes {unknown}; available: {available_cars(args.torcs_dir)}"
+        )
+    held_out = {k: tuple(m for m in v if m in available) for k, v in held_out.items()}  # those of --meshes
     return mesh_splits(available, held_out), variation
 
 

@@ -1,0 +1,48 @@
+"""The training door keeps secrets and checkpoints safe: no token in tracker logs, no false fp16 record, and a
+damaged checkpoint is named instead of crashing the resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from carseg_hf.training import main, parse_args
+from tests.tiny_training import make_tiny_carvana, run_tiny_training, tiny_training_argv
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_tiny_carvana(tmp_path_factory)
+
+
+def test_the_hub_token_never_reaches_the_tracker_logs(data_dir, tmp_path):
+    pytest.importorskip("tensorboard")
+    token = "hf_qaSECRETtoken123"
+    run_tiny_training(
+        data_dir, tmp_path / "run", "--max_train_steps", "1", "--report_to", "tensorboard", "--hub_token", token
+    )
+    logs = [path for path in (tmp_path / "run").rglob("*") if path.is_file()]
+    assert any(path.name == "hparams.yml" for path in logs)  # the run's arguments were logged ...
+    assert not [path for path in logs if token.encode() in path.read_bytes()]  # ... without the token
+    assert "hub_token: <redacted>" in next(path for path in logs if path.name == "hparams.yml").read_text()
+
+
+def test_fp16_on_a_cpu_is_refused_rather_than_recorded_for_an_fp32_run(data_dir, tmp_path):
+    args = parse_args(
+        tiny_training_argv(data_dir, tmp_path / "run", "--max_train_steps", "1", "--mixed_precision", "fp16")
+    )
+    with pytest.raises(ValueError, match="--mixed-precision fp16 needs a CUDA GPU; on a CPU pass bf16 or no"):
+        main(args)
+    assert not (tmp_path / "run" / "all_results.json").exists()
+
+
+def test_a_truncated_checkpoint_is_named_with_the_way_on(data_dir, tmp_path):
+    common = ["--checkpointing_steps", "1", "--checkpoints_total_limit", "3"]
+    run_tiny_training(data_dir, tmp_path / "run", *common, "--max_train_steps", "2")
+    weights = tmp_path / "run" / "checkpoint-2" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a copy cut short
+    with pytest.raises(
+        ValueError, match=r"checkpoint-2/model.safetensors is not a readable safetensors file.*earlier"
+    ):
+        run_tiny_training(
+            data_dir, tmp_path / "run", *common, "--max_train_steps", "3", "--resume_from_checkpoint", "latest"
+        )
