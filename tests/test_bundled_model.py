@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -236,3 +237,17 @@ def test_bundle_model_command_sets_the_input_size_and_aspect_rule_and_rejects_a_
         main([str(source), str(tmp_path / "other"), "--input-size", "64by96"])
     assert "--input-size" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
+    config_before = (source / "config.json").read_bytes()
+    for argv, message in (
+        ([source, source], "TARGET .* is SOURCE"),
+        ([tmp_path / "missing", tmp_path / "b2"], "lacks"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:  # a usage error, not a traceback, and nothing written
+            main([str(path) for path in argv])
+        assert exit_info.value.code == 2 and re.search(message, capsys.readouterr().err)
+    assert (source / "config.json").read_bytes() == config_before  # the source is left as it was
+    weights = (source / "model.safetensors").read_bytes()
+    (source / "model.safetensors").write_bytes(weights[: len(weights) // 2])  # truncated weights are not bundled
+    with pytest.raises(SystemExit):
+        main([str(source), str(tmp_path / "b3")])
+    assert "not a readable safetensors file" in capsys.readouterr().err and not (tmp_path / "b3").exists()

@@ -22,6 +22,7 @@ import json
 import shutil
 from pathlib import Path
 
+from carseg_hf.loading import load_model
 from carseg_hf.sizes import MIN_INPUT_SIDE, height_width_type
 
 BUNDLED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
@@ -43,10 +44,17 @@ def bundle(
 
     Raises:
         FileNotFoundError: If `source` lacks one of `BUNDLED_FILES`, naming it.
+        ValueError: If `target` is `source` or a file, or the weights do not load into the config's network (checked
+            with `load_model` before anything is written).
     """
     missing = [name for name in BUNDLED_FILES if not (source / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{source} lacks {', '.join(missing)}; expected a folder written by save_pretrained")
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"TARGET {target} is a file; expected a folder")
+    if target.resolve() == source.resolve():
+        raise ValueError(f"TARGET {target} is SOURCE; bundle into another folder")
+    load_model(str(source))  # the weights load, whole, into the network of its config
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for name in BUNDLED_FILES:
@@ -84,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         help="resize each photo to the input size's pixel count with its own aspect ratio (default: the source's)",
     )
     args = parser.parse_args(argv)
-    for path in bundle(args.source, args.target, args.input_size, args.keep_aspect_ratio):
+    try:
+        written = bundle(args.source, args.target, args.input_size, args.keep_aspect_ratio)
+    except (FileNotFoundError, ValueError, OSError) as error:
+        parser.error(str(error))
+    for path in written:
         print(f"wrote {path}")
     return 0
 
