@@ -233,7 +233,8 @@ def build_model_card(
             `model-index`.
         training_args: Arguments of the training run, listed in the card.
         dataset: Dataset id for the `datasets` field (defaults to the Carvana challenge). A free-text description
-            (e.g. "Carvana (local copy)") is written into the card text, and the YAML keeps the default id.
+            (e.g. "the local folder my-cars") is written into the card text and names the `model-index` data set,
+            and the YAML then has no `datasets` field: a card never claims a Hub data set it was not trained on.
         **metadata: Extra YAML fields (e.g. `license`, `tags`), overriding the defaults.
 
     Returns:
@@ -244,17 +245,17 @@ def build_model_card(
         ValueError: If the metrics hold no dice (see `dice_from_metrics`) or it is not a number in [0, 1].
     """
     description = dataset
-    dataset = dataset if dataset and _DATASET_ID.match(dataset) else DEFAULT_DATASET
+    dataset_id = DEFAULT_DATASET if dataset is None else (dataset if _DATASET_ID.match(dataset) else None)
     dice = dice_from_metrics(metrics)
     fields: dict[str, Any] = {
         "library_name": "transformers",
         "pipeline_tag": "image-segmentation",
         "license": DEFAULT_LICENSE,
         "tags": list(DEFAULT_TAGS),
-        "datasets": [dataset],
+        **({"datasets": [dataset_id]} if dataset_id else {}),
     }
     fields.update(metadata)
-    card_data = ModelCardData(model_name=repo_id, eval_results=_eval_results(dataset, dice), **fields)
+    card_data = ModelCardData(model_name=repo_id, eval_results=_eval_results(dataset_id or dataset, dice), **fields)
     text = (
         _introduction(repo_id, config)
         + _usage(repo_id)

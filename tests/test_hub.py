@@ -279,9 +279,9 @@ def test_model_card_yaml_and_text(hub_env, checkpoint):
         build_model_card("org/carseg", config, metrics={"eval_dice": 1.5})
     custom = build_model_card("org/carseg", config, dataset="org/cars", license="mit", tags=["mine"]).data.to_dict()
     assert (custom["license"], custom["tags"], custom["datasets"]) == ("mit", ["mine"], ["org/cars"])
-    described = build_model_card("org/carseg", config, dataset="Carvana (local copy)")
-    assert described.data.to_dict()["datasets"] == ["carvana-image-masking-challenge"]
-    assert "Data: Carvana (local copy)." in described.text
+    described = build_model_card("org/carseg", config, dataset="the local folder my-cars (--data-dir)")
+    assert "datasets" not in described.data.to_dict()  # no claim of a Hub data set it was not trained on
+    assert "Data: the local folder my-cars (--data-dir)." in described.text
 
     # The pushed card reads back from the Hub with the same fields.
     repo_id = _repo_id()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from .checkpointing import BEST_MODEL_NAME, CURVES_NAME, RESULTS_NAME
@@ -56,7 +57,7 @@ def push_best_model(run: TrainingRun, results: dict[str, Any]) -> str:
 
     args, state = run.args, run.state
     card_data = {
-        "dataset": args.dataset_name or "Carvana Image Masking Challenge (local copy)",
+        "dataset": args.dataset_name or f"the local folder {Path(args.data_dir).resolve().name} (--data-dir)",
         "training_args": {
             "resolution": results["resolution"],
             "random_crop": args.random_crop,
