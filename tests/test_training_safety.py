@@ -46,3 +46,18 @@ def test_a_truncated_checkpoint_is_named_with_the_way_on(data_dir, tmp_path):
         run_tiny_training(
             data_dir, tmp_path / "run", *common, "--max_train_steps", "3", "--resume_from_checkpoint", "latest"
         )
+
+
+def test_a_learning_rate_that_a_resume_ignores_is_said_to_be_ignored(data_dir, tmp_path, caplog):
+    common = ["--checkpointing_steps", "1", "--learning_rate", "1e-3"]
+    run_tiny_training(data_dir, tmp_path / "run", *common, "--max_train_steps", "1")
+    with caplog.at_level("WARNING", logger="carseg_hf.training"):
+        run_tiny_training(
+            data_dir, tmp_path / "run", *common, "--max_train_steps", "2", "--resume_from_checkpoint", "latest"
+        )
+    assert "ignored" not in caplog.text  # the same rate: nothing to say
+    changed = ["--checkpointing_steps", "1", "--learning_rate", "1e-2", "--resume_from_checkpoint", "latest"]
+    with caplog.at_level("WARNING", logger="carseg_hf.training"):
+        run_tiny_training(data_dir, tmp_path / "run", *changed, "--max_train_steps", "3")
+    assert "was trained with --learning-rate 0.001; resuming keeps its optimizer" in caplog.text
+    assert "--learning-rate 0.01 is ignored" in caplog.text

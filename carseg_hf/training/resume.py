@@ -57,5 +57,17 @@ def resume_trainer_state(
             "processes and data"
         )
     load_training_state(checkpoint, accelerator, model, optimizer, scheduler)
+    warn_of_ignored_learning_rate(args, optimizer, checkpoint)
     logger.info(f"resumed from {checkpoint} at step {saved.global_step}")
     return saved, True
+
+
+def warn_of_ignored_learning_rate(args: TrainingArguments, optimizer: torch.optim.Optimizer, checkpoint: Path) -> None:
+    """Say so when the restored optimizer's base learning rate is not `--learning-rate`: resuming keeps the run's."""
+    restored = optimizer.param_groups[0].get("initial_lr", optimizer.param_groups[0]["lr"])
+    if abs(restored - args.learning_rate) > 1e-12 * max(abs(restored), abs(args.learning_rate)):
+        logger.warning(
+            f"{checkpoint} was trained with --learning-rate {restored:g}; resuming keeps its optimizer and schedule, "
+            f"so --learning-rate {args.learning_rate:g} is ignored (to change it, start a new run from the "
+            "checkpoint's weights, e.g. --model-name-or-path OUTPUT_DIR/best)"
+        )
