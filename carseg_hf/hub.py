@@ -326,7 +326,8 @@ def _commit(
     except _UPLOAD_ERRORS as error:
         raise OSError(
             f"uploading {str(folder)!r} to {repo_id!r} (revision {branch}) failed: {error}. The upload is a "
-            "single commit, so the repo was left as it was; run the push again."
+            "single commit, so no file of it reached the repo (a repo created for it may be left empty); push again "
+            f"with: carseg push {folder} --repo-id {repo_id}" + (f" --revision {branch}" if branch != "main" else "")
         ) from error
     return info.oid
 
@@ -372,12 +373,17 @@ def push_checkpoint(
 
     Raises:
         FileNotFoundError: If the folder or a required file is missing.
-        ValueError: If the repo id is malformed, the folder holds pickled files or invalid files, the folder's
-            card has no valid YAML metadata, or `metrics`/`card_data` come with a folder card.
-        OSError: If the upload fails; the repo is then left unchanged.
+        ValueError: If the repo id is malformed or the token empty, the folder holds pickled or invalid files, the
+            folder's card has no valid YAML metadata, or `metrics`/`card_data` come with a folder card.
+        OSError: If the upload fails; no file of it reaches the repo.
     """
     check_repo_id(repo_id)
+    if isinstance(token, str) and not token.strip():
+        raise ValueError("the Hub token is empty; pass a token, or leave it out to use the stored login or $HF_TOKEN")
     folder = validate_checkpoint_dir(checkpoint_dir)
+    from .loading import load_model  # here: loading imports this module
+
+    load_model(str(folder))  # the weights load whole into the config's network, or nothing is uploaded
     card_text = _model_card_text(folder, repo_id, card, metrics, card_data)
     with tempfile.TemporaryDirectory(prefix="carseg-push-") as tmp:
         operations = _commit_operations(folder, Path(tmp) / "checkpoint", card_text)

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import shutil
 import time
 import uuid
 
@@ -18,6 +19,7 @@ from carseg_hf.commands import push as push_command
 from carseg_hf.hub import push_checkpoint
 from carseg_hf.loading import load_model
 from carseg_hf.model_card import build_model_card
+from tests.conftest import tiny_config
 from tests.remote_code import check_remote_code_load
 
 
@@ -185,6 +187,12 @@ def test_push_refuses_bad_folders(hub_env, checkpoint, tmp_path):
         push_checkpoint(tmp_path / "nowhere", _repo_id())
     with pytest.raises(ValueError):
         push_checkpoint(checkpoint, "not a repo id")
+    with pytest.raises(ValueError, match="the Hub token is empty"):
+        push_checkpoint(checkpoint, _repo_id(), token="")
+    CarSegForSemanticSegmentation(tiny_config(decoder_convs=3)).save_pretrained(tmp_path / "deeper")
+    shutil.copy(tmp_path / "deeper" / "model.safetensors", checkpoint / "model.safetensors")  # not this config's
+    with pytest.raises(ValueError, match="do not fit its config.json"):
+        push_checkpoint(checkpoint, _repo_id())
     assert len(hub_env.server.requests) == before  # every refusal happens before any request
 
 
@@ -215,7 +223,9 @@ def test_interrupted_upload_leaves_previous_revision(hub_env, checkpoint, tiny_m
     new_folder = _perturb(tiny_model, tmp_path / "ckpt2", tiny_processor)
     # Break the upload after config.json has gone through, at the weights.
     hub_env.server.fail_next_commit(at_path="model.safetensors", mode=mode)
-    with pytest.raises(OSError, match="left as it was"):
+    with pytest.raises(
+        OSError, match=rf"no file of it reached the repo .*push again with: carseg push .* --repo-id {repo_id}"
+    ):
         push_checkpoint(new_folder, repo_id, metrics={"eval_dice": 0.5})
     assert hub_env.server.head_sha(repo_id) == old_sha
     assert hub_env.server.files(repo_id) == old_files

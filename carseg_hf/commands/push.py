@@ -31,8 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         type=Path,
         default=None,
         metavar="JSON",
-        help="JSON file of evaluation results for the model card: training's OUTPUT_DIR/all_results.json, or e.g. "
-        '{"eval_dice": 0.995}',
+        help="JSON file of evaluation results for the model card: training's OUTPUT_DIR/all_results.json, or any "
+        'file holding e.g. {"eval_dice": 0.995}',
     )
     parser.add_argument(
         "--card",
