@@ -61,3 +61,15 @@ def test_a_learning_rate_that_a_resume_ignores_is_said_to_be_ignored(data_dir, t
         run_tiny_training(data_dir, tmp_path / "run", *changed, "--max_train_steps", "3")
     assert "was trained with --learning-rate 0.001; resuming keeps its optimizer" in caplog.text
     assert "--learning-rate 0.01 is ignored" in caplog.text
+
+
+def test_output_folders_under_a_file_are_named(data_dir, tmp_path, capsys):
+    from carseg_hf.output_folders import output_folder_problem
+
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(SystemExit):
+        parse_args(tiny_training_argv(data_dir, tmp_path / "afile" / "run"))
+    assert "--output-dir" in (err := capsys.readouterr().err) and "which is a file; expected a folder" in err
+    assert output_folder_problem(tmp_path / "afile", "--out").endswith("is a file; expected a folder")
+    assert "lies under" in output_folder_problem(tmp_path / "afile" / "a" / "b", "--out")
+    assert output_folder_problem(tmp_path / "new" / "deep", "--out") is None  # created when needed

@@ -67,13 +67,14 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_segmentation_dataset
     from ..evaluation import evaluate_model
     from ..loading import load_model, resolve_device, resolve_model_path
+    from ..output_folders import output_folder_problem
 
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise ValueError(f"--threshold must lie strictly between 0 and 1, got {args.threshold}")
     if args.batch_size < 1 or args.worst < 0:
         raise ValueError(f"--batch-size must be >= 1 and --worst >= 0, got {args.batch_size} and {args.worst}")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ValueError(f"--out {args.out!r} is a file; expected a folder (it is created if missing)")
+    if (problem := output_folder_problem(args.out, "--out")) is not None:
+        raise ValueError(problem)
     local = Path(args.data).is_dir()
     if Path(args.data).is_file():
         raise ValueError(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..image_io import DEFAULT_MAX_PIXELS
+from ..output_folders import output_folder_problem
 from ..sizes import MIN_INPUT_SIDE, is_input_side
 
 #: Mask file formats: 0/255 greyscale PNG, or 0/1 palette GIF like Carvana's `train_masks`.
@@ -106,10 +107,8 @@ class PredictOptions:
                 "--submission FILE.csv[.gz]"
             )
         for option, folder in (("--out", self.out_dir), ("--overlay", self.overlay_dir)):
-            if folder is not None and os.path.exists(folder) and not os.path.isdir(folder):
-                raise ValueError(
-                    f"{option} {os.fspath(folder)!r} is a file; expected a folder (it is created if missing)"
-                )
+            if folder is not None and (problem := output_folder_problem(folder, option)) is not None:
+                raise ValueError(problem)
 
     def validate(self) -> None:
         """Raise `ValueError` naming the first invalid option (outputs are checked by `validate_outputs`)."""

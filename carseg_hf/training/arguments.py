@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carseg_hf.hub import check_repo_id
 from carseg_hf.number_ranges import number_range_type
+from carseg_hf.output_folders import output_folder_problem
 from carseg_hf.sizes import MIN_INPUT_SIDE, height_width_type
 
 from .augmentation_config import AugmentationConfig
@@ -293,6 +293,8 @@ class TrainingArguments:
         if self.push_to_hub:
             if not self.hub_model_id:
                 raise ValueError("--push-to-hub needs --hub-model-id ORG/NAME")
+            from carseg_hf.hub import check_repo_id  # here: `carseg train --help` imports no Hub library
+
             try:
                 check_repo_id(self.hub_model_id)  # now, not when the push at the end of the run fails
             except ValueError as error:
@@ -412,8 +414,8 @@ class TrainingArguments:
         if self.resume_from_checkpoint not in (None, "latest") and not Path(self.resume_from_checkpoint).is_dir():
             return f"--resume-from-checkpoint {self.resume_from_checkpoint!r} is neither 'latest' nor a folder"
         output_dir = Path(self.output_dir)
-        if output_dir.exists() and not output_dir.is_dir():
-            return f"--output-dir {self.output_dir!r} is a file; expected a folder"
+        if (problem := output_folder_problem(output_dir, "--output-dir")) is not None:
+            return problem
         if self.overwrite_output_dir and self.resume_from_checkpoint:
             return (
                 "--overwrite-output-dir deletes the checkpoints that --resume-from-checkpoint resumes; pass only one"

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from carseg_hf.output_folders import output_folder_problem
 from carseg_hf.sizes import height_width_type
 
 from .backgrounds import BackgroundsNotFoundError, list_backgrounds, package_list
@@ -175,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out: Path = args.out
+    if (problem := output_folder_problem(out, "--out")) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if (out / "train_masks.csv").exists() and not args.overwrite:
         print(
             f"error: {out} already holds a data set (train_masks.csv); pass --overwrite or choose another --out",

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from carseg_hf.number_ranges import number_range_type
+from carseg_hf.output_folders import output_folder_problem
 
 #: Frame shapes: (name, with width:height as photographers write it; height / width).
 ASPECTS = (("3:2 landscape", 2 / 3), ("4:3 landscape", 3 / 4), ("1:1 square", 1.0), ("3:4 portrait", 4 / 3))
@@ -261,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.per_image < 1 or not 0.0 <= args.max_shift <= 0.5:
         parser.error(f"--per-image must be >= 1 and --max-shift in [0, 0.5], got {args.per_image}, {args.max_shift}")
     cars = [car.strip() for car in args.cars.split(",") if car.strip()] if args.cars else list(TRAIN_CARS)
+    if (problem := output_folder_problem(args.out, "--out")) is not None:
+        parser.error(problem)
     try:
         count = reframe_folder(
             args.cars_dir, cars, args.out, args.per_image, args.seed, max_shift=args.max_shift, close_up=args.close_up
