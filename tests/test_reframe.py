@@ -60,6 +60,22 @@ def test_reframe_folder_writes_matching_pairs_and_merges_the_splits(tmp_path):
     assert len(shapes) >= 2  # shapes are drawn per frame
 
 
+def test_reframing_your_own_folder_keeps_it_trainable_and_each_car_on_one_side(tmp_path):
+    from carseg_hf.data import load_carvana
+
+    data = make_carvana_fixture(tmp_path / "data", num_cars=5, angles=2, size=(96, 64), write_csv=False)
+    cars = sorted({path.stem.rsplit("_", 1)[0] for path in (data / "train").glob("*.jpg")})
+    assert not (data / "splits.json").exists()  # the user's own photos: no split file yet
+    reframe_folder(data, cars, data, per_image=1, seed=1)
+    splits = json.loads((data / "splits.json").read_text())
+    assert set(splits) == set(cars) | {f"{car}r0" for car in cars}  # every car has a split, the user's own too
+    assert {splits[f"{car}r0"] for car in cars} == {"train", "val"}  # not all "train"
+    for car in cars:
+        assert splits[f"{car}r0"] == splits[car]  # a reframed car is on the side of the car it shows
+    loaded = load_carvana(data)  # and the folder trains
+    assert set(loaded["train"]["car_id"]).isdisjoint(loaded["validation"]["car_id"])
+
+
 def test_reframe_names_what_is_wrong(tmp_path, capsys):
     data = make_carvana_fixture(tmp_path / "data", num_cars=1, angles=1, size=(96, 64), write_csv=False)
     with pytest.raises(ValueError, match="unknown aspect"):

@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from .background_sources import KINDS, SOURCE_SPLITS
 from .backgrounds import package_list, random_background
 from .distractors import load_stamps, paste_distractors
 from .ground_shadows import cast_shadow, contact_shadow, darken
+from .split_file import merge_splits
 
 #: Per split: the car-id tag of its composites (distinct, so all can share one folder) and its `splits.json` mark.
 SPLITS = {"train": ("c", "train"), "validation": ("v", "val"), "held_out": ("h", "test")}
@@ -271,6 +271,7 @@ def write_composites(
     kinds = KINDS if split == "train" else ("outdoor",)
     tag, mark = SPLITS[split]
     assignment: dict[str, str] = {}
+    sources: dict[str, str] = {}  # new car id -> the real car it shows
     count = 0
     for stem in _source_stems(cars_dir, car_ids):
         image, mask = _read_pair(cars_dir, stem)
@@ -286,9 +287,9 @@ def write_composites(
             blur = sample_background_blur(rng, background_blur)
             composite, label = compose(image, mask, background, params, rng, chosen, blur)
             _write_pair(out, f"{car}{tag}{k}_{angle}", composite, label, quality=params.jpeg_quality)
-            assignment[f"{car}{tag}{k}"] = mark
+            assignment[f"{car}{tag}{k}"], sources[f"{car}{tag}{k}"] = mark, car
             count += 1
-    _merge_splits(out / "splits.json", assignment)
+    merge_splits(out, assignment, sources)
     return count
 
 
@@ -313,12 +314,6 @@ def _write_pair(out: Path, name: str, composite: np.ndarray, label: np.ndarray, 
 
     _atomic_save(Image.fromarray(composite), out / "train" / f"{name}.jpg", format="JPEG", quality=quality)
     _atomic_save(mask_gif_image(label), out / "train_masks" / f"{name}_mask.gif", format="GIF")
-
-
-def _merge_splits(path: Path, assignment: dict[str, str]) -> None:
-    """Add the new cars' splits to the `splits.json` at `path` (created when missing), keys sorted."""
-    existing = json.loads(path.read_text()) if path.is_file() else {}
-    path.write_text(json.dumps({**existing, **assignment}, indent=1, sort_keys=True))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,8 @@ exact. A processor that keeps the aspect ratio then trains on these frames as it
     python -m training.synthetic.reframe --cars-dir data --out data --per-image 1 --seed 20
 
 writes `train/<car_id>r<k>_<NN>.jpg` and `train_masks/<car_id>r<k>_<NN>_mask.gif` (k = 0 .. per-image - 1) and
-marks the new ids `"train"` in `out/splits.json`. `benchmarks/bench_aspect.py` uses the same crop, unshifted.
+gives the new ids their source cars' splits in `out/splits.json` (`split_file.merge_splits`).
+`benchmarks/bench_aspect.py` uses the same crop, unshifted.
 
 `--close-up LOW,HIGH` crops close-ups instead: windows of every shape, 3:2 included, that the car's box is LOW to
 HIGH times wider than, centred on a random point of the middle half of the car's box, and holding 30% to 92% car
@@ -202,7 +203,8 @@ def reframe_folder(
     """
     from carseg_hf.image_io import load_mask, load_rgb
 
-    from .composite import _merge_splits, _source_stems, _write_pair
+    from .composite import _source_stems, _write_pair
+    from .split_file import merge_splits
 
     ratios = dict(ASPECTS)
     if close_up is not None and aspects is REFRAME_ASPECTS:
@@ -213,7 +215,7 @@ def reframe_folder(
     rng = np.random.default_rng(seed)
     (out / "train").mkdir(parents=True, exist_ok=True)
     (out / "train_masks").mkdir(parents=True, exist_ok=True)
-    written, assignment = 0, {}
+    written, assignment, sources = 0, {}, {}
     stems = [stem for car in car_ids for stem in _source_stems(cars_dir, [car])]  # in the order of car_ids
     for stem in stems:
         photo, mask_path = cars_dir / "train" / f"{stem}.jpg", cars_dir / "train_masks" / f"{stem}_mask.gif"
@@ -234,9 +236,9 @@ def reframe_folder(
                 frame, label = draw_close_up(image, mask, ratios[name], close_up, rng)
             frame_id = f"{car}{'r' if close_up is None else 'z'}{k}"
             _write_pair(out, f"{frame_id}_{angle}", frame, label, quality)
-            assignment[frame_id] = "train"
+            assignment[frame_id], sources[frame_id] = "train", car
             written += 1
-    _merge_splits(out / "splits.json", assignment)
+    merge_splits(out, assignment, sources)
     return written
 
 
