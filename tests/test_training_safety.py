@@ -73,3 +73,16 @@ def test_output_folders_under_a_file_are_named(data_dir, tmp_path, capsys):
     assert output_folder_problem(tmp_path / "afile", "--out").endswith("is a file; expected a folder")
     assert "lies under" in output_folder_problem(tmp_path / "afile" / "a" / "b", "--out")
     assert output_folder_problem(tmp_path / "new" / "deep", "--out") is None  # created when needed
+
+
+def test_an_smp_encoder_name_alone_builds_a_five_level_network_and_a_wrong_one_is_named(data_dir, tmp_path):
+    from carseg_hf.training.model_builder import SMP_DECODER_CHANNELS, build_model
+
+    args = parse_args(tiny_training_argv(data_dir, tmp_path / "a", "--encoder_name", "resnet18"))
+    args.encoder_channels = None  # as on a command line that names only the encoder
+    model, _ = build_model(args)
+    assert tuple(model.config.encoder_channels) == SMP_DECODER_CHANNELS
+    args = parse_args(tiny_training_argv(data_dir, tmp_path / "b", "--encoder_name", "resnet999"))
+    args.encoder_channels = None
+    with pytest.raises(ValueError, match="--encoder-name 'resnet999' is not a segmentation-models-pytorch encoder"):
+        build_model(args)

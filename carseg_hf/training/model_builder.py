@@ -14,6 +14,10 @@ from .augment import PAD_LABEL
 ENCODER_UNET_CHANNELS = (8, 16, 32, 64, 128)
 
 
+#: `--encoder-channels` with `--encoder-name` when none are given: the 5 decoder levels of an smp encoder.
+SMP_DECODER_CHANNELS = (16, 32, 64, 128, 256)
+
+
 def build_model(args: TrainingArguments) -> tuple[CarSegForSemanticSegmentation, CarSegImageProcessor]:
     """Load `--model_name_or_path` or build a fresh network from the config options.
 
@@ -32,15 +36,24 @@ def build_model(args: TrainingArguments) -> tuple[CarSegForSemanticSegmentation,
     elif args.encoder is not None:
         model, processor = build_pretrained_encoder_model(args, size)
     else:
+        channels = args.encoder_channels
+        if args.encoder_name is not None and channels is None:
+            channels = SMP_DECODER_CHANNELS  # the reference U-Net's 7 levels are deeper than any smp encoder
         overrides = {
-            "encoder_channels": args.encoder_channels,
+            "encoder_channels": channels,
             "center_channels": args.center_channels,
             "decoder_convs": args.decoder_convs,
             "norm": args.norm,
             "encoder_name": args.encoder_name,
         }
         config = CarSegConfig(**{key: value for key, value in overrides.items() if value is not None})
-        model = CarSegForSemanticSegmentation(config)
+        try:
+            model = CarSegForSemanticSegmentation(config)
+        except KeyError as error:  # smp's "Wrong encoder name" with its whole list
+            raise ValueError(
+                f"--encoder-name {args.encoder_name!r} is not a segmentation-models-pytorch encoder; e.g. resnet34, "
+                "efficientnet-b0, mobilenet_v2, or tu-<a timm model name>"
+            ) from error
         processor = CarSegImageProcessor(size=size)
     check_ignore_index(model, args.model_name_or_path)
     apply_loss_options(model, args)
