@@ -210,6 +210,10 @@ def test_a_held_out_mesh_that_does_not_exist_is_refused_not_trained_on(tmp_path,
     assert main([*argv, "--split-by-mesh", "val=acura-nsx"]) == 2  # a typo of acura-nsx-sz
     assert "--split-by-mesh names unknown meshes ['acura-nsx']" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    (tmp_path / "out" / "train").mkdir(parents=True)
+    (tmp_path / "out" / "train" / "0a1b2c3d4e5f_01.jpg").write_bytes(b"")  # left by an interrupted run
+    assert main(argv) == 2
+    assert "already holds a data set (train_masks.csv or train/ images" in capsys.readouterr().err
 
 
 def test_missing_meshes_error_says_how_to_get_them(tmp_path):

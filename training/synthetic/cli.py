@@ -119,7 +119,7 @@ def _meshes_and_variation(args: argparse.Namespace) -> tuple[dict, dict[str, flo
         available = wanted
     variation = _variation(args)
     held_out = parse_split_args(args.split_by_mesh)
-    named = {mesh for meshes in held_out.values() for mesh in meshes}
+    named = {mesh for meshes in held_out.values() for mesh in meshes} if args.split_by_mesh else set()
     if unknown := sorted(named - set(available_cars(args.torcs_dir))):  # a typo would move a mesh into training
         raise ValueError(
             f"--split-by-mesh names unknown meshes {unknown}; available: {available_cars(args.torcs_dir)}"
@@ -179,9 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     if (problem := output_folder_problem(out, "--out")) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    if (out / "train_masks.csv").exists() and not args.overwrite:
+    earlier = (out / "train_masks.csv").exists() or any((out / "train").glob("*.jpg"))
+    if earlier and not args.overwrite:  # a finished data set, or the images of an interrupted run
         print(
-            f"error: {out} already holds a data set (train_masks.csv); pass --overwrite or choose another --out",
+            f"error: {out} already holds a data set (train_masks.csv or train/ images, perhaps of an interrupted "
+            "run); pass --overwrite or choose another --out",
             file=sys.stderr,
         )
         return 2
