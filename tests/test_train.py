@@ -291,6 +291,15 @@ def test_two_processes_give_the_same_validation_dice(data_dir, tmp_path):
             "--hub-model-id: Repo id must use alphanumeric chars",
         ),
         (["--output_dir", "o", "--data_dir", "{data}", "--seed", "-1"], "--seed must lie in 0 .. 2**32 - 1"),
+        (["--output_dir", "o", "--data_dir", "{data}", "--max_grad_norm", "inf"], "--max-grad-norm must be a finite"),
+        (
+            ["--output_dir", "o", "--data_dir", "{data}", "--weight_decay", "-1"],
+            "--weight-decay must be a finite number",
+        ),
+        (
+            ["--output_dir", "o", "--data_dir", "{data}", "--adam_epsilon", "0"],
+            "--adam-epsilon must be a finite number",
+        ),
         (["--output_dir", "o", "--data_dir", "{data}", "--aug_hflip", "2"], "--aug-hflip must lie in"),
         (["--output_dir", "o", "--data_dir", "{data}", "--checkpointing_steps", "0"], "'epoch' or a positive"),
         (["--output_dir", "o", "--data_dir", "{data}", "--train_batch_size", "0"], "--train-batch-size must be"),

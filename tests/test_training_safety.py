@@ -86,3 +86,9 @@ def test_an_smp_encoder_name_alone_builds_a_five_level_network_and_a_wrong_one_i
     args.encoder_channels = None
     with pytest.raises(ValueError, match="--encoder-name 'resnet999' is not a segmentation-models-pytorch encoder"):
         build_model(args)
+
+
+def test_the_best_model_is_readable_by_others_like_its_other_files(data_dir, tmp_path):
+    run_tiny_training(data_dir, tmp_path / "run", "--max_train_steps", "1")
+    modes = {path.name: path.stat().st_mode & 0o777 for path in (tmp_path / "run" / "best").iterdir()}
+    assert modes["model.safetensors"] == 0o644 and modes["config.json"] == 0o644

@@ -34,7 +34,7 @@ def _download(name: str, revision: str | None, token: str | bool | None) -> data
     """`datasets.load_dataset(name)`, failing at once offline without a cached copy, and saying how to fix it."""
     how_to_fix = (
         f"download it once while online (e.g. `hf download --repo-type dataset {name}`), unset HF_HUB_OFFLINE, or "
-        "use a local folder (--data DIR)"
+        "use a local folder instead (`carseg train --data-dir DIR`, `carseg evaluate --data DIR`)"
     )
     if _hub_offline() and not _in_local_cache(name):
         raise ConnectionError(

@@ -352,8 +352,11 @@ class TrainingArguments:
         for name in ("adam_beta1", "adam_beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"--{name.replace('_', '-')} must lie in [0, 1), got {getattr(self, name)}")
-        if self.adam_epsilon <= 0 or self.weight_decay < 0 or self.max_grad_norm < 0:
-            raise ValueError("--adam-epsilon must be > 0, and --weight-decay and --max-grad-norm >= 0")
+        if not 0 < self.adam_epsilon < math.inf:
+            raise ValueError(f"--adam-epsilon must be a finite number > 0, got {self.adam_epsilon}")
+        for name, value in (("--weight-decay", self.weight_decay), ("--max-grad-norm", self.max_grad_norm)):
+            if not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if self.early_stopping_min_delta < 0:
             raise ValueError(f"--early-stopping-min-delta must be >= 0, got {self.early_stopping_min_delta}")
         if not 0.0 < self.lr_plateau_factor < 1.0:

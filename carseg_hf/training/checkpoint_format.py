@@ -326,7 +326,7 @@ def load_training_state(
     if pickled and not (folder / OPTIMIZER_JSON_NAME).is_file():
         raise ValueError(
             f"{folder} is an Accelerate save_state checkpoint ({', '.join(pickled)} are pickles), which carseg "
-            "does not read; start a new run from its weights instead, e.g. --model_name_or_path on a save_pretrained "
+            "does not read; start a new run from its weights instead, e.g. --model-name-or-path on a save_pretrained "
             "folder such as OUTPUT_DIR/best"
         )
     load_model_weights(accelerator.unwrap_model(model), folder)

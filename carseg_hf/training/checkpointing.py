@@ -246,5 +246,8 @@ def save_pretrained_atomic(model: Any, processor: Any, target: str | os.PathLike
         shutil.rmtree(temporary)
     model.save_pretrained(temporary)
     processor.save_pretrained(temporary)
+    for saved in temporary.iterdir():  # safetensors writes its file owner-only (0600), unlike every other file here
+        if saved.is_file():
+            saved.chmod(0o644)
     replace_folder(temporary, target)
     return target

@@ -227,7 +227,7 @@ def load_splits(args: TrainingArguments, accelerator: Accelerator) -> datasets.D
     if len(splits["train"]) == 0 or len(splits["validation"]) == 0:
         raise ValueError(
             f"need images in both splits, got {len(splits['train'])} training and {len(splits['validation'])} "
-            "validation images; add cars or change --validation_fraction"
+            "validation images; add cars or change --validation-fraction"
         )
     return splits
 

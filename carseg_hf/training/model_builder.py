@@ -89,7 +89,7 @@ def apply_loss_options(model: CarSegForSemanticSegmentation, args: TrainingArgum
 def build_pretrained_encoder_model(
     args: TrainingArguments, size: dict[str, int]
 ) -> tuple[CarSegForSemanticSegmentation, CarSegImageProcessor]:
-    """A fresh U-Net on `--encoder`, with its ImageNet weights unless `--encoder_weights none`, and its processor."""
+    """A fresh U-Net on `--encoder`, with its ImageNet weights unless `--encoder-weights none`, and its processor."""
     from .pretrained_encoder import IMAGENET, get_encoder, load_imagenet_encoder
 
     encoder = get_encoder(args.encoder)

