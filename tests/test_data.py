@@ -210,7 +210,7 @@ def test_hub_offline_error_is_immediate(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
     start = time.perf_counter()
-    with pytest.raises(ConnectionError, match="not in the local cache and HF_HUB_OFFLINE.*--data DIR"):
+    with pytest.raises(ConnectionError, match="not in the local cache and HF_HUB_OFFLINE.*--data-dir DIR"):
         load_hub_dataset("someone/carvana-masks")
     with pytest.raises(ConnectionError, match="someone/carvana-masks"):
         load_segmentation_dataset(dataset_name="someone/carvana-masks")
