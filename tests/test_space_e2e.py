@@ -53,7 +53,15 @@ def segment(client, image, mask=None, threshold=0.5, tta=False, resolution="proc
 
 
 def test_only_segment_is_public(client):
-    assert list(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) == ["/segment"]
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert list(api) == ["/segment"]
+    labels = [output["label"] for output in api["/segment"]["returns"]]
+    assert labels[:4] == [
+        "Photo / predicted car",
+        "Mask PNG (0/255)",
+        "Kaggle RLE",
+        "Timing and settings",
+    ]  # all named
 
 
 def test_predict(client, tmp_path):

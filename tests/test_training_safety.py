@@ -92,3 +92,17 @@ def test_the_best_model_is_readable_by_others_like_its_other_files(data_dir, tmp
     run_tiny_training(data_dir, tmp_path / "run", "--max_train_steps", "1")
     modes = {path.name: path.stat().st_mode & 0o777 for path in (tmp_path / "run" / "best").iterdir()}
     assert modes["model.safetensors"] == 0o644 and modes["config.json"] == 0o644
+
+
+def test_a_checkpoint_of_two_processes_is_not_resumed_by_one(data_dir, tmp_path):
+    import shutil
+
+    common = ["--checkpointing_steps", "1"]
+    run_tiny_training(data_dir, tmp_path / "run", *common, "--max_train_steps", "1")
+    checkpoint = tmp_path / "run" / "checkpoint-1"
+    for name in ("rng_state_0.json", "rng_state_0.safetensors"):  # as a second process would have written them
+        shutil.copy(checkpoint / name, checkpoint / name.replace("_0", "_1"))
+    with pytest.raises(ValueError, match="written by 2 processes and this run has 1; resume with 2"):
+        run_tiny_training(
+            data_dir, tmp_path / "run", *common, "--max_train_steps", "2", "--resume_from_checkpoint", "latest"
+        )

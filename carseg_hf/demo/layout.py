@@ -117,7 +117,7 @@ def input_column(
 def output_column() -> OutputComponents:
     """The right column: the status line, the before/after and error-map tabs, the metrics and the downloads."""
     with gr.Column(scale=3, min_width=400):
-        info = gr.Markdown(WELCOME_TEXT, elem_id="carseg-info")
+        info = gr.Markdown(WELCOME_TEXT, label="Timing and settings", elem_id="carseg-info")
         with gr.Tabs():
             with gr.Tab("Before / after"):
                 slider = gr.ImageSlider(

@@ -329,6 +329,13 @@ def load_training_state(
             "does not read; start a new run from its weights instead, e.g. --model-name-or-path on a save_pretrained "
             "folder such as OUTPUT_DIR/best"
         )
+    written_by = len(list(folder.glob(RNG_JSON_PATTERN.format("*"))))
+    if written_by and written_by != accelerator.num_processes:  # each process has its own random state
+        raise ValueError(
+            f"{folder} was written by {written_by} processes and this run has {accelerator.num_processes}; resume "
+            f"with {written_by} (e.g. accelerate launch --num_processes {written_by}), or start a new run from its "
+            "weights"
+        )
     load_model_weights(accelerator.unwrap_model(model), folder)
     load_optimizer(optimizer, folder)
     if scheduler is not None:
