@@ -20,6 +20,11 @@ def is_whole_number(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def nearest_multiple(length: float, multiple: int = 32) -> int:
+    """`length` rounded to the nearest multiple of `multiple`, and at least `multiple` (a side of a network input)."""
+    return max(multiple, round(length / multiple) * multiple)
+
+
 def is_input_side(value: object) -> bool:
     """Whether `value` can be a side of the network's input: a whole number of at least `MIN_INPUT_SIDE` pixels."""
     return is_whole_number(value) and value >= MIN_INPUT_SIDE
@@ -113,6 +118,6 @@ def aspect_preserving_size(height: int, width: int, target: tuple[int, int], mul
     largest = max(multiple, area // multiple // multiple * multiple)
 
     def side(length: int) -> int:
-        return min(largest, max(multiple, round(length * scale / multiple) * multiple))
+        return min(largest, nearest_multiple(length * scale, multiple))
 
     return side(height), side(width)

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .sizes import aspect_preserving_size
+from .sizes import aspect_preserving_size, nearest_multiple
 
 #: Margin of the crop around the car's box, as a fraction of the box's longer side.
 ZOOM_MARGIN = 0.15
@@ -217,14 +217,14 @@ def zoom_out_size(
         `(height, width)` with about the first input's aspect ratio, when the first input is taller than that height
         and the largest region of `mask` touches both the left and the right edge of the image; else None.
     """
-    max_height = max(multiple, round(height_ratio * processor_height / multiple) * multiple)
+    max_height = nearest_multiple(height_ratio * processor_height, multiple)
     height, width = input_size
     if height <= max_height:
         return None
     region = largest_region(mask) if region is None else region
     if region is None or not (region[:, 0].any() and region[:, -1].any()):
         return None
-    return max_height, max(multiple, round(width * max_height / height / multiple) * multiple)
+    return max_height, nearest_multiple(width * max_height / height, multiple)
 
 
 def edges_touched(region: np.ndarray) -> int:
@@ -259,7 +259,7 @@ def close_up_size(
     region = largest_region(mask) if region is None else region
     if region is not None and edges_touched(region) == 0:
         return None
-    target = tuple(max(multiple, round(scale * side / multiple) * multiple) for side in processor_size)
+    target = tuple(nearest_multiple(scale * side, multiple) for side in processor_size)
     if not keep_aspect_ratio:
         return target
     return aspect_preserving_size(*mask.shape, target, multiple)
