@@ -96,35 +96,58 @@ def check_name_clashes(paths: Sequence[Path], by_stem: bool) -> None:
         raise ValueError(f"{shown}; predict them in separate runs")
 
 
+def output_files(
+    image: Path, out_dir: str | os.PathLike | None, overlay_dir: str | os.PathLike | None, mask_format: str
+) -> dict[str, Path]:
+    """The files a run writes for `image`, by output kind: `masks` (under `out_dir`), `overlays` (`overlay_dir`).
+
+    Outputs not asked for (a None folder) are left out.
+    """
+    files = {}
+    if out_dir is not None:
+        files["masks"] = mask_path_for(image, Path(out_dir), mask_format)
+    if overlay_dir is not None:
+        files["overlays"] = overlay_path_for(image, Path(overlay_dir))
+    return files
+
+
+#: The option that names each kind of output folder, for messages.
+OUTPUT_OPTIONS = {"masks": "--out", "overlays": "--overlay"}
+
+
 def check_outputs_apart_from_inputs(
-    inputs: Sequence[str | os.PathLike], paths: Sequence[Path], output_dirs: dict[str, Path | None], mask_format: str
+    inputs: Sequence[str | os.PathLike],
+    paths: Sequence[Path],
+    out_dir: str | os.PathLike | None,
+    overlay_dir: str | os.PathLike | None,
+    mask_format: str,
 ) -> None:
     """Refuse a run whose mask or overlay files would land on its own photos, or in a folder it reads photos from.
 
     Args:
         inputs: The files, folders and globs as given.
         paths: Their expansion (`expand_inputs`).
-        output_dirs: `{"--out": folder, "--overlay": folder}`, None for an output not asked for.
+        out_dir: The masks' folder, or None.
+        overlay_dir: The overlays' folder, or None.
         mask_format: `png` or `gif`, the masks' extension.
 
     Raises:
         ValueError: Naming the option and the folder or photo, before anything is written.
     """
     input_folders = {os.path.realpath(p) for p in (Path(os.fspath(i)).expanduser() for i in inputs) if p.is_dir()}
-    photos = {os.path.realpath(p) for p in paths}
-    for option, folder in output_dirs.items():
-        if folder is None:
-            continue
-        if os.path.realpath(folder) in input_folders:
+    for kind, folder in (("masks", out_dir), ("overlays", overlay_dir)):
+        if folder is not None and os.path.realpath(folder) in input_folders:
+            option = OUTPUT_OPTIONS[kind]
             raise ValueError(
-                f"{option} {str(folder)!r} is also an input folder: its files would be overwritten or read as photos "
-                f"on the next run; choose another {option} folder"
+                f"{option} {os.fspath(folder)!r} is also an input folder: its files would be overwritten or read as "
+                f"photos on the next run; choose another {option} folder"
             )
-        for path in paths:
-            target = mask_path_for(path, Path(folder), mask_format) if option == "--out" else None
-            target = overlay_path_for(path, Path(folder)) if target is None else target
+    photos = {os.path.realpath(p) for p in paths}
+    for path in paths:
+        for kind, target in output_files(path, out_dir, overlay_dir, mask_format).items():
             if os.path.realpath(target) in photos:
+                option = OUTPUT_OPTIONS[kind]
                 raise ValueError(
-                    f"{option} {str(folder)!r}: the output of {str(path)!r} would overwrite the input photo "
+                    f"{option} {str(target.parent)!r}: the output of {str(path)!r} would overwrite the input photo "
                     f"{str(target)!r}; choose another {option} folder"
                 )

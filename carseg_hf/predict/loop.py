@@ -261,8 +261,8 @@ class BatchPredictor:
         start = time.perf_counter()
         paths = expand_inputs(inputs)
         check_name_clashes(paths, by_stem=self.options.out_dir is not None or self.options.overlay_dir is not None)
-        output_dirs = {"--out": self.options.out_dir, "--overlay": self.options.overlay_dir}
-        check_outputs_apart_from_inputs(inputs, paths, output_dirs, self.options.mask_format)
+        options = self.options
+        check_outputs_apart_from_inputs(inputs, paths, options.out_dir, options.overlay_dir, options.mask_format)
         summary = PredictSummary(total=len(paths))
         outputs = open_outputs(self.options, self.settings_record)
         submission = outputs.submission

@@ -18,10 +18,10 @@ from PIL import Image
 from ..atomic_files import write_atomic
 from ..predict_record import FolderJournal, check_outputs
 from ..submission import SubmissionWriter, check_submission_target
-from .inputs import mask_path_for, overlay_path_for, submission_name
+from .inputs import mask_path_for, output_files, overlay_path_for, submission_name
 from .items import PipelineItem
 from .options import PredictOptions
-from .sources import SourceJournal
+from .sources import SourceJournal, photo_fingerprint
 
 _TMP_PREFIX = ".carseg-tmp-"
 
@@ -84,18 +84,21 @@ def open_outputs(options: PredictOptions, settings_record: Callable[[str], dict]
 
 def _output_names(path: Path, options: PredictOptions) -> dict[str, str]:
     """The name of each output that `path` gives, by output kind."""
-    names = {"submission": submission_name(path)}
-    if options.out_dir is not None:
-        names["masks"] = mask_path_for(path, Path(options.out_dir), options.mask_format).name
-    if options.overlay_dir is not None:
-        names["overlays"] = overlay_path_for(path, Path(options.overlay_dir)).name
-    return names
+    files = output_files(path, options.out_dir, options.overlay_dir, options.mask_format)
+    return {"submission": submission_name(path), **{kind: file.name for kind, file in files.items()}}
 
 
 def check_sources(paths: Sequence[Path], outputs: RunOutputs, options: PredictOptions) -> None:
     """Refuse a rerun whose outputs hold results of other photos of the same names (`predict.sources`)."""
+    fingerprints: dict[Path, str] = {}  # each photo read once, whatever the number of outputs that record it
+
+    def fingerprint_of(path: Path) -> str:
+        if path not in fingerprints:
+            fingerprints[path] = photo_fingerprint(path)
+        return fingerprints[path]
+
     for kind, journal in outputs.sources.items():
-        journal.check((_output_names(path, options)[kind], path) for path in paths)
+        journal.check(((_output_names(path, options)[kind], path) for path in paths), fingerprint_of)
 
 
 def pending_items(paths: Sequence[Path], outputs: RunOutputs, options: PredictOptions) -> list[PipelineItem]:
@@ -136,9 +139,14 @@ def write_batch(batch: list[PipelineItem], outputs: RunOutputs, options: Predict
             journal.append(names)
     if rows:
         outputs.submission.write_rows(rows)
-    for kind, journal in outputs.sources.items():
-        written = [item for item in batch if (item.rle if kind == "submission" else item.mask) is not None]
-        journal.append((_output_names(item.path, options)[kind], item.path) for item in written)
+    if outputs.sources:
+        done = [item for item in batch if item.mask is not None or item.rle is not None]
+        fingerprints = {item.path: photo_fingerprint(item.path) for item in done}  # each photo read once
+        for kind, journal in outputs.sources.items():
+            written = [item for item in done if (item.rle if kind == "submission" else item.mask) is not None]
+            journal.append(
+                (_output_names(item.path, options)[kind], item.path, fingerprints[item.path]) for item in written
+            )
 
 
 def _write_atomic(path: Path, save: Callable[[Path], object]) -> None:

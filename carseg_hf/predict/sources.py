@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 #: How many mismatches a `SourceChangedError` lists.
@@ -76,18 +76,20 @@ class SourceJournal:
                     "--overwrite"
                 ) from error
 
-    def check(self, outputs: Iterable[tuple[str, Path]]) -> None:
+    def check(self, outputs: Iterable[tuple[str, Path]], fingerprint_of: Callable[[Path], str]) -> None:
         """Refuse outputs whose recorded photo is not this run's.
 
         Args:
             outputs: `(output name, photo)` of this run's photos.
+            fingerprint_of: `photo_fingerprint`, or a memo of it shared by the run's outputs; called only for the
+                names this journal records.
 
         Raises:
             SourceChangedError: Listing up to `MAX_LISTED` names with the recorded photo and this run's.
         """
         changed = []
         for name, photo in outputs:
-            if name in self.sources and self.sources[name] != (source := photo_fingerprint(photo)):
+            if name in self.sources and self.sources[name] != (source := fingerprint_of(photo)):
                 changed.append(
                     f"  {name}: made from {self.paths[name]} ({self.sources[name]}); this run has {photo} ({source})"
                 )
@@ -100,9 +102,9 @@ class SourceJournal:
             + f"{more}\npass --overwrite to start it over, or write to another output"
         )
 
-    def append(self, outputs: Iterable[tuple[str, Path]]) -> None:
-        """Record `(output name, photo)` pairs as written; durable before returning."""
-        entries = [(name, photo_fingerprint(photo), os.path.realpath(photo)) for name, photo in outputs]
+    def append(self, outputs: Iterable[tuple[str, Path, str]]) -> None:
+        """Record `(output name, photo, its photo_fingerprint)` triples as written; durable before returning."""
+        entries = [(name, source, os.path.realpath(photo)) for name, photo, source in outputs]
         entries = [entry for entry in entries if self.sources.get(entry[0]) != entry[1]]
         if not entries:
             return
