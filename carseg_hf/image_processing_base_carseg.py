@@ -315,19 +315,16 @@ class CarSegImageProcessorBase(BaseImageProcessor):
                 "threshold is not a preprocessing option: pass it to post_process_semantic_segmentation(threshold="
                 "...) or to the pipeline, or set it when making the processor"
             )
-        accepted = (*PER_CALL_CHECKS, "resample")
-        unknown = sorted(set(options) - set(accepted))
+        checks = {**PER_CALL_CHECKS, "resample": lambda value: check_resample(value, self.supported_resample)}
+        unknown = sorted(set(options) - set(checks))
         if unknown:
             raise ValueError(
                 f"{type(self).__name__} got unexpected keyword arguments {unknown}; the per-call options beyond "
-                f"do_resize, size, do_rescale, do_normalize, keep_aspect_ratio and device are {list(accepted)}"
+                f"do_resize, size, do_rescale, do_normalize, keep_aspect_ratio and device are {list(checks)}"
             )
         clone = copy.copy(self)
         for name, value in options.items():
-            checked = (
-                check_resample(value, self.supported_resample) if name == "resample" else PER_CALL_CHECKS[name](value)
-            )
-            setattr(clone, name, checked)
+            setattr(clone, name, checks[name](value))
         return clone
 
     def _load_and_resize(
