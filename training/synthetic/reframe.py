@@ -223,12 +223,12 @@ def reframe_folder(
             raise FileNotFoundError(f"{photo}: no mask {mask_path}")
         image, mask = load_rgb(photo), load_mask(mask_path)
         car, angle = stem.rsplit("_", 1)
+        try:
+            _check_has_car(mask)  # once per photo, naming its mask file
+        except ValueError as error:
+            raise ValueError(f"{mask_path}: {error}") from None
         for k in range(per_image):
             name = aspects[int(rng.integers(len(aspects)))]
-            try:
-                _check_has_car(mask)
-            except ValueError as error:
-                raise ValueError(f"{mask_path}: {error}") from None
             if close_up is None:
                 shift = tuple(float(v) for v in rng.uniform(-max_shift, max_shift, size=2))
                 frame, label = crop_to_aspect(image, mask, ratios[name], shift)
