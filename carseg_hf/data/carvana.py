@@ -22,6 +22,12 @@ _CARVANA_NAME = re.compile(r"^(?P<car>[^_/]+)_(?P<angle>\d{2})\.(?:jpe?g|png)$",
 _CarvanaImage = tuple[Path, str, int]
 
 
+def carvana_car_id(file_name: str) -> str | None:
+    """The car id of a Carvana image name `<car_id>_<NN>.jpg` (or `.png`), or None for another name."""
+    match = _CARVANA_NAME.match(file_name)
+    return match["car"] if match else None
+
+
 def _carvana_images(folder: Path, kind: str) -> list[_CarvanaImage]:
     """List `<car>_<NN>.jpg` files of a Carvana folder as (path, car_id, angle), warning about other names.
 

@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from carseg_hf.data.carvana import carvana_car_id
 from carseg_hf.data.splits import split_by_car
 
 SPLITS_NAME = "splits.json"
 
 
 def _cars_in(folder: Path) -> set[str]:
-    """The car ids of the `<car_id>_<NN>.<ext>` images of `folder/train`."""
+    """The car ids of the `<car_id>_<NN>.jpg` images of `folder/train`, as the Carvana loader reads them."""
     train = folder / "train"
-    names = (path.stem for path in train.iterdir() if path.is_file()) if train.is_dir() else ()
-    return {name.rsplit("_", 1)[0] for name in names if "_" in name}
+    ids = (carvana_car_id(path.name) for path in train.iterdir() if path.is_file()) if train.is_dir() else ()
+    return {car for car in ids if car is not None}
 
 
 def merge_splits(out: Path, assignment: dict[str, str], sources: dict[str, str]) -> None:
