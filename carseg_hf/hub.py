@@ -298,6 +298,32 @@ def _commit_operations(folder: Path, resave_dir: Path, card_text: str) -> list[C
     return operations
 
 
+def refuse_public_repo(api: HfApi, repo_id: str, what: str) -> None:
+    """Refuse a push asked to be private into a repo that already exists and is public.
+
+    `create_repo(private=True, exist_ok=True)` leaves an existing repo's visibility as it is, so without this check
+    weights meant to stay private would be published.
+
+    Args:
+        api: The client to ask, with the push's token.
+        repo_id: The target repo.
+        what: What would be pushed, for the message (a quoted folder, or "the best model").
+
+    Raises:
+        ValueError: If `repo_id` exists and is public, naming the repo and the ways on.
+    """
+    try:
+        info = api.repo_info(repo_id, repo_type="model")
+    except RepositoryNotFoundError:
+        return  # created private below
+    if not info.private:
+        raise ValueError(
+            f"{repo_id!r} already exists and is public, so a private push of {what} would publish it; nothing "
+            "was uploaded. Make the repo private on the Hub first, push to another repo id, or push without "
+            "--private to publish"
+        )
+
+
 def _commit(
     api: HfApi,
     repo_id: str,
@@ -313,6 +339,8 @@ def _commit(
         OSError: If a Hub call fails, naming `folder`, the repo and the branch; the repo is then left unchanged.
     """
     try:
+        if private:
+            refuse_public_repo(api, repo_id, repr(str(folder)))
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if branch != constants.DEFAULT_REVISION:
             api.create_branch(repo_id, branch=branch, exist_ok=True, repo_type="model")

@@ -86,8 +86,14 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise ValueError(f"device {device!r} is not a device; expected auto, cpu, cuda or cuda:N") from error
     if resolved.type not in ("cpu", "cuda"):
         raise ValueError(f"device {device!r} is not supported by carseg; expected auto, cpu, cuda or cuda:N")
+    if resolved.type == "cpu" and resolved.index not in (None, 0):
+        raise ValueError(f"device {device!r}: the CPU has no numbered devices; expected cpu")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was requested but CUDA is not available on this machine; use cpu")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0"
+        )
     return resolved
 
 
@@ -135,11 +141,17 @@ def load_model(
 
     Raises:
         FileNotFoundError: If a local folder lacks `config.json`, `model.safetensors` or `preprocessor_config.json`.
-        ValueError: If the weights do not fit the config (`check_weights_match`).
+        ValueError: If the weights do not fit the config (`check_weights_match`), or a revision comes with a local
+            folder.
         OSError: If a Hub repo cannot be resolved (offline and not cached, missing, or pickle-only).
     """
     path = resolve_model_path(model)
     local = Path(path)
+    if local.is_dir() and revision is not None:
+        raise ValueError(
+            f"revision {revision!r} pins a Hub repo, but {path!r} is a local folder, which has no revisions; "
+            "drop the revision or pass a Hub repo id"
+        )
     if local.is_dir():
         needed = ("config.json", "model.safetensors", "preprocessor_config.json")
         missing = [name for name in needed if not (local / name).is_file()]

@@ -75,6 +75,20 @@ def test_a_model_that_is_nowhere_names_where_it_came_from_and_the_bundled_names(
         load_model("my-cars/bset")
 
 
+def test_a_numbered_cpu_a_missing_gpu_number_and_a_revision_of_a_folder_are_refused():
+    import torch
+
+    from carseg_hf.loading import load_model, resolve_device
+
+    with pytest.raises(ValueError, match="device 'cpu:1': the CPU has no numbered devices; expected cpu"):
+        resolve_device("cpu:1")
+    assert resolve_device("cpu:0") == torch.device("cpu:0")
+    with pytest.raises(ValueError, match="CUDA device|CUDA is not available"):
+        resolve_device(f"cuda:{torch.cuda.device_count()}")
+    with pytest.raises(ValueError, match="revision 'v1' pins a Hub repo, but .*carseg-lite0' is a local folder"):
+        load_model("carseg-lite0", revision="v1")
+
+
 def _card_and_config(name: str):
     """The model card, config, parameter count and processor size of a bundled checkpoint."""
     folder = bundled_model_dir(name)

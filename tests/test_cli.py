@@ -16,7 +16,7 @@ import pytest
 
 from carseg_hf.cli import COMMANDS, build_parser, main
 from carseg_hf.training import build_parser as build_train_parser
-from carseg_hf.training.arguments import default_dataloader_workers
+from carseg_hf.training.option_fields import default_dataloader_workers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("transformers", "torch", "gradio", "datasets", "huggingface_hub", "accelerate")

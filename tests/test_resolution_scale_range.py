@@ -10,10 +10,10 @@ from PIL import Image
 
 from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
 from carseg_hf.training import TrainingArguments, main, parse_args
-from carseg_hf.training.arguments import parse_scale_range, scaled_resolution
 from carseg_hf.training.augment import JointAugmentation, sample_seed
 from carseg_hf.training.augmentation_config import AugmentationConfig
 from carseg_hf.training.data_pipeline import SegmentationTransform
+from carseg_hf.training.option_fields import parse_scale_range, scaled_resolution
 from tests.tiny_training import make_tiny_carvana, tiny_training_argv
 
 SIZE = {"height": 40, "width": 60}

@@ -4,6 +4,7 @@ damaged checkpoint is named instead of crashing the resume."""
 from __future__ import annotations
 
 import pytest
+from hub_fixtures import hub_env_fixture, local_hub_fixture  # noqa: F401 - hub_env, local_hub
 
 from carseg_hf.training import main, parse_args
 from tests.tiny_training import make_tiny_carvana, run_tiny_training, tiny_training_argv
@@ -14,12 +15,12 @@ def data_dir(tmp_path_factory):
     return make_tiny_carvana(tmp_path_factory)
 
 
-def test_the_hub_token_never_reaches_the_tracker_logs(data_dir, tmp_path):
+def test_the_hub_token_never_reaches_the_tracker_logs(data_dir, tmp_path, hub_env):
     pytest.importorskip("tensorboard")
     token = "hf_qaSECRETtoken123"
-    run_tiny_training(
-        data_dir, tmp_path / "run", "--max_train_steps", "1", "--report_to", "tensorboard", "--hub_token", token
-    )
+    push = ["--push_to_hub", "--hub_model_id", "qa/secret-run", "--hub_token", token]
+    run_tiny_training(data_dir, tmp_path / "run", "--max_train_steps", "1", "--report_to", "tensorboard", *push)
+    assert "qa/secret-run" in hub_env.server.repos  # the token was used for the push (local Hub test server)
     logs = [path for path in (tmp_path / "run").rglob("*") if path.is_file()]
     assert any(path.name == "hparams.yml" for path in logs)  # the run's arguments were logged ...
     assert not [path for path in logs if token.encode() in path.read_bytes()]  # ... without the token
@@ -106,3 +107,28 @@ def test_a_checkpoint_of_two_processes_is_not_resumed_by_one(data_dir, tmp_path)
         run_tiny_training(
             data_dir, tmp_path / "run", *common, "--max_train_steps", "2", "--resume_from_checkpoint", "latest"
         )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--hub_model_id", "org/name"], "--hub-model-id only apply with --push-to-hub"),
+        (["--hub_private", "--hub_token", "hf_x"], "--hub-private, --hub-token only apply with --push-to-hub"),
+        (["--encoder_weights", "none"], "--encoder-weights applies to --encoder"),
+        (["--encoder_name", "resnet18", "--encoder_weights", "imagenet"], "--encoder-weights applies to --encoder"),
+        (["--revision", "v1"], "--revision pins --model-name-or-path"),
+    ],
+)
+def test_options_that_would_be_silently_ignored_are_refused(data_dir, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(tiny_training_argv(data_dir, tmp_path / "run", *extra))
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_encoder_weights_default_to_imagenet_with_an_encoder_only(data_dir, tmp_path):
+    common = ["--data_dir", str(data_dir), "--resolution", "64x64"]
+    fresh = parse_args([*common, "--output_dir", str(tmp_path / "a")])
+    assert fresh.encoder_weights is None
+    with_encoder = parse_args([*common, "--output_dir", str(tmp_path / "b"), "--encoder", "efficientnet-lite0"])
+    assert with_encoder.encoder_weights == "imagenet"

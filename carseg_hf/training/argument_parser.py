@@ -39,7 +39,7 @@ def option_strings(name: str) -> list[str]:
 
 
 def add_field_option(group: argparse._ArgumentGroup, field: dataclasses.Field) -> None:
-    """Add the option described by one `TrainingArguments` field (see `arguments.option` and `arguments.flag`)."""
+    """Add the option described by one `TrainingArguments` field (made by `option_fields.option` or `.flag`)."""
     metadata = field.metadata
     if metadata["flag"]:
         group.add_argument(*option_strings(field.name), dest=field.name, action="store_true", help=metadata["help"])

@@ -8,19 +8,24 @@ value, so code that constructs one directly gets the same errors as the command 
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from carseg_hf.number_ranges import number_range_type
 from carseg_hf.output_folders import output_folder_problem
 from carseg_hf.sizes import MIN_INPUT_SIDE, height_width_type
 
 from .augmentation_config import AugmentationConfig
+from .option_fields import (
+    check_scale_range,
+    default_dataloader_workers,
+    flag,
+    option,
+    parse_channels,
+    parse_checkpointing_steps,
+    parse_scale_range,
+    scaled_resolution,
+)
 
 #: Values accepted by `--report-to`.
 REPORT_TO = ("none", "tensorboard", "all")
@@ -37,99 +42,10 @@ AT_LEAST_ONE_IF_GIVEN = (
     "boundary_loss_width",
 )
 NOT_NEGATIVE = ("dataloader_num_workers", "num_train_epochs", "early_stopping_patience", "lr_plateau_patience")
+#: Options that only mean something for the push at the end of a run (`--push-to-hub`).
+HUB_PUSH_OPTIONS = ("hub_model_id", "hub_private", "hub_token")
 #: The augmentation defaults, which the `--aug-*` options take from `AugmentationConfig`.
 AUGMENTATION_DEFAULTS = AugmentationConfig()
-
-
-def parse_channels(value: str) -> list[int]:
-    """Parse `--encoder-channels`: positive comma-separated integers such as `8,16,32`."""
-    try:
-        channels = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 8,16,32, got {value!r}") from None
-    if not channels or min(channels) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive comma-separated integers such as 8,16,32, got {value!r}")
-    return channels
-
-
-def scaled_resolution(resolution: tuple[int, int], factor: float) -> tuple[int, int]:
-    """`resolution` (height, width) times `factor`, each side rounded to the nearest pixel and at least 1."""
-    return max(1, round(resolution[0] * factor)), max(1, round(resolution[1] * factor))
-
-
-def check_scale_range(scale_range: tuple[float, float]) -> tuple[float, float]:
-    """Return `scale_range` if it is a usable `--resolution-scale-range`: 0 < LOW <= HIGH, both finite.
-
-    Raises:
-        ValueError: Otherwise, quoting the range.
-    """
-    low, high = scale_range
-    if not (0.0 < low <= high and math.isfinite(high)):
-        raise ValueError(f"expected 0 < LOW <= HIGH (finite), got {scale_range}")
-    return scale_range
-
-
-#: Parse `--resolution-scale-range`: two positive numbers `LOW,HIGH` with LOW <= HIGH, such as `1.0,1.5`.
-parse_scale_range = number_range_type(check_scale_range, example="1.0,1.5")
-
-
-def parse_checkpointing_steps(value: str) -> str | int:
-    """Parse `--checkpointing-steps`: `epoch` or a positive number of optimizer steps."""
-    if value == "epoch":
-        return value
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    raise argparse.ArgumentTypeError(f"expected 'epoch' or a positive number of steps, got {value!r}")
-
-
-def default_dataloader_workers() -> int:
-    """Data-loader workers per process by default: this machine's usable cores per local process, at most 8.
-
-    The cores are those this process may run on; a launcher that starts several processes on the machine sets
-    `LOCAL_WORLD_SIZE`, and they share the cores. A 2-core machine gets 2 workers, not 4 that oversubscribe it.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
-    return max(0, min(8, cores // local_processes))
-
-
-def option(
-    help: str,
-    group: str,
-    default: Any = None,
-    *,
-    type: Callable[[str], Any] | None = None,
-    choices: tuple[str, ...] | None = None,
-    default_factory: Callable[[], Any] | None = None,
-    required: bool = False,
-) -> Any:
-    """A dataclass field that is also a command-line option.
-
-    Args:
-        help: The option's help text.
-        group: The title of its group in `--help`.
-        default: Its default (ignored with `default_factory` or `required`).
-        type: Its argparse `type=`; by default that of a number default, else the text itself.
-        choices: The values it accepts.
-        default_factory: Computes the default when the parser is built (or the dataclass constructed).
-        required: No default: the option must be given.
-
-    Returns:
-        A `dataclasses.field` with the option in its metadata.
-    """
-    if type is None and isinstance(default, (int, float)) and not isinstance(default, bool):
-        type = int if isinstance(default, int) else float
-    metadata = {"help": help, "group": group, "type": type, "choices": choices, "flag": False}
-    if required:
-        return field(metadata=metadata)
-    if default_factory is not None:
-        return field(default_factory=default_factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-def flag(help: str, group: str) -> Any:
-    """A dataclass field for an on/off option (`store_true`), off by default."""
-    return field(default=False, metadata={"help": help, "group": group, "flag": True})
 
 
 DATA = "data"
@@ -206,10 +122,10 @@ class TrainingArguments:
         MODEL,
         choices=tuple(sorted(PRETRAINED_ENCODER_NAMES)),
     )
-    encoder_weights: str = option(
-        "With --encoder: start from its ImageNet weights (needs the 'pretrained' extra) or from random ones.",
+    encoder_weights: str | None = option(
+        "With --encoder: start from its ImageNet weights (the default; needs the 'pretrained' extra) or from "
+        "random ones.",
         MODEL,
-        "imagenet",
         choices=("imagenet", "none"),
     )
     gradient_checkpointing: bool = flag("Trade compute for memory.", MODEL)
@@ -279,6 +195,8 @@ class TrainingArguments:
         self.validate()
         if self.eval_batch_size is None:
             self.eval_batch_size = self.train_batch_size
+        if self.encoder is not None and self.encoder_weights is None:
+            self.encoder_weights = "imagenet"
 
     def validate(self) -> None:
         """Check every value and every combination of values.
@@ -290,15 +208,7 @@ class TrainingArguments:
             check()
         if (problem := self._output_dir_problem()) is not None:
             raise ValueError(problem)
-        if self.push_to_hub:
-            if not self.hub_model_id:
-                raise ValueError("--push-to-hub needs --hub-model-id ORG/NAME")
-            from carseg_hf.hub import check_repo_id  # here: `carseg train --help` imports no Hub library
-
-            try:
-                check_repo_id(self.hub_model_id)  # now, not when the push at the end of the run fails
-            except ValueError as error:
-                raise ValueError(f"--hub-model-id: {error}") from None
+        self._check_hub()
         if not 0 <= self.seed < 2**32:
             raise ValueError(f"--seed must lie in 0 .. 2**32 - 1 (numpy's seed range), got {self.seed}")
         try:
@@ -306,6 +216,21 @@ class TrainingArguments:
         except ValueError as error:
             message = str(error).replace("augmentation crop", "--random-crop").replace("augmentation ", "--aug-")
             raise ValueError(message) from None
+
+    def _check_hub(self) -> None:
+        if not self.push_to_hub:
+            given = [f"--{name.replace('_', '-')}" for name in HUB_PUSH_OPTIONS if getattr(self, name)]
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply with --push-to-hub; add it or drop them")
+            return
+        if not self.hub_model_id:
+            raise ValueError("--push-to-hub needs --hub-model-id ORG/NAME")
+        from carseg_hf.hub import check_repo_id  # here: `carseg train --help` imports no Hub library
+
+        try:
+            check_repo_id(self.hub_model_id)  # now, not when the push at the end of the run fails
+        except ValueError as error:
+            raise ValueError(f"--hub-model-id: {error}") from None
 
     def augmentation(self) -> AugmentationConfig:
         """The `AugmentationConfig` described by the `--aug-*` options (all zero with `--no-augmentation`)."""
@@ -385,6 +310,12 @@ class TrainingArguments:
         ):
             raise ValueError(f"--random-crop {self.random_crop} must fit inside --resolution {self.resolution}")
         self._check_scale_range()
+        if self.encoder_weights is not None and self.encoder is None:
+            raise ValueError(
+                "--encoder-weights applies to --encoder (a pretrained encoder) only; add --encoder or drop it"
+            )
+        if self.revision is not None and self.model_name_or_path is None:
+            raise ValueError("--revision pins --model-name-or-path on the Hub; add --model-name-or-path or drop it")
         fresh_options = ("encoder_channels", "center_channels", "decoder_convs", "norm", "encoder_name", "encoder")
         if self.model_name_or_path is not None:
             given = [f"--{name.replace('_', '-')}" for name in fresh_options if getattr(self, name) is not None]

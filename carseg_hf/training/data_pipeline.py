@@ -22,8 +22,8 @@ from carseg_hf.data import entry_source, load_segmentation_dataset
 from carseg_hf.image_io import check_mask_size
 from carseg_hf.image_processing_carseg import CarSegImageProcessor
 
-from .arguments import scaled_resolution
 from .augment import PAD_LABEL, JointAugmentation, sample_seed
+from .option_fields import scaled_resolution
 
 if TYPE_CHECKING:
     from accelerate import Accelerator

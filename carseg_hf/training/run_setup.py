@@ -88,3 +88,25 @@ def prepare_output_dir(args: TrainingArguments, accelerator: Accelerator) -> Pat
         output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()  # no process writes into the folder before it is cleared
     return output_dir
+
+
+def check_hub_target(args: TrainingArguments, accelerator: Accelerator) -> None:
+    """Before training, refuse `--hub-private` for a Hub repo that exists and is public (main process only).
+
+    The push at the end would refuse it too (`carseg_hf.hub.refuse_public_repo`), but only after the whole run. When
+    the Hub cannot be reached now, the check is left to the push and the log says so.
+
+    Raises:
+        ValueError: If `--hub-model-id` exists and is public.
+    """
+    if not (args.push_to_hub and args.hub_private and accelerator.is_main_process):
+        return
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from carseg_hf.hub import refuse_public_repo
+
+    try:
+        refuse_public_repo(HfApi(token=args.hub_token), args.hub_model_id, "the best model (--hub-private)")
+    except (HfHubHTTPError, OSError) as error:
+        logger.warning(f"could not check {args.hub_model_id!r} on the Hub now ({error}); the push checks it again")

@@ -1,6 +1,6 @@
 """The training run: `main` calls the sections in order, each a small function in its own module.
 
-1. setup (`run_setup`): Accelerator, logging, output folder;
+1. setup (`run_setup`): Accelerator, logging, the Hub target's visibility, output folder;
 2. data (`data_pipeline`): splits by car id, then loaders that decode, resize and augment in workers;
 3. model (`model_builder`), seeded so that every process and every rerun starts from the same weights;
 4. optimiser and scheduler (`optimization`), prepared for the device(s) with the model and loaders;
@@ -24,7 +24,7 @@ from .finish import finish
 from .model_builder import build_model
 from .optimization import StepSchedule, build_optimizer, build_scheduler
 from .resume import resume_trainer_state
-from .run_setup import prepare_output_dir, setup_accelerator
+from .run_setup import check_hub_target, prepare_output_dir, setup_accelerator
 from .run_state import TrainingRun, logger
 from .validation import save_checkpoint_now, validate_and_checkpoint
 
@@ -40,6 +40,7 @@ def main(args: TrainingArguments) -> dict[str, Any]:
         ValueError: If a resumed checkpoint was written with another batch layout, or the data is unusable.
     """
     accelerator = setup_accelerator(args)
+    check_hub_target(args, accelerator)
     output_dir = prepare_output_dir(args, accelerator)
     splits = load_splits(args, accelerator)
     set_seed(args.seed)  # before the model, so that every process and every rerun starts from the same weights
