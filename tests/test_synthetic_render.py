@@ -435,3 +435,30 @@ def test_randomised_surroundings_keep_the_exact_mask():
     on_car = busy_layers.mask == 1
     assert np.array_equal(rgb[on_car], busy_layers.rgb[on_car].astype(np.float32))
     assert (np.abs(rgb - busy_layers.rgb).max(axis=2) > 2)[~on_car].any()  # the surroundings did change
+
+
+def test_overwrite_deletes_the_earlier_data_set_and_nothing_else(tmp_path):
+    from training.synthetic.cli import clear_earlier_data_set
+
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train_masks").mkdir()
+    earlier = ["train/aaaa_01.jpg", "train/bbbb_02.jpg", "train_masks/aaaa_01_mask.gif", "train_masks.csv"]
+    earlier += ["metadata.jsonl", "splits.json"]
+    kept = ["README.md", "train/notes.txt", "train_masks/aaaa_01_mask.png"]  # not files the renderer writes
+    for name in earlier + kept:
+        (tmp_path / name).write_text("x")
+    assert clear_earlier_data_set(tmp_path) == len(earlier)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == sorted(kept)
+
+
+def test_a_smaller_rerun_with_overwrite_leaves_only_its_own_renders(rendered, tmp_path, capsys):
+    import shutil
+
+    from training.synthetic.cli import main
+
+    out = shutil.copytree(rendered, tmp_path / "synth")  # the module's data set stays as the other tests expect
+    argv = ["--out", str(out), "--cars", "1", "--angles", "1", "--size", "64x96", "--seed", "6"]
+    assert main([*argv, "--workers", "1", "--meshes", "car4-trb1", "--plain", "--overwrite"]) == 0
+    assert "--overwrite: deleted the 7 files" in capsys.readouterr().out  # 2 renders, 2 masks, 3 index files
+    assert len(list((out / "train").glob("*.jpg"))) == 1
+    assert len(list((out / "train_masks").glob("*.gif"))) == 1

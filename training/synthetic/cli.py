@@ -166,6 +166,23 @@ def _render_all(jobs: list[dict], workers: int) -> list[dict]:
     return records
 
 
+#: The files of a rendered data set, as globs under its folder: what `--overwrite` deletes before rendering anew.
+DATA_SET_FILES = ("train/*.jpg", "train_masks/*_mask.gif", "train_masks.csv", "metadata.jsonl", "splits.json")
+
+
+def clear_earlier_data_set(out: Path) -> int:
+    """Delete the renders, masks and index files of the data set in `out`; return how many files were deleted.
+
+    Without this, a smaller rerun with `--overwrite` would leave the earlier run's extra images and masks beside the
+    new ones, and a Carvana-layout loader would train on them although the new index files do not list them. Other
+    files in `out` are left alone.
+    """
+    files = [path for pattern in DATA_SET_FILES for path in out.glob(pattern) if path.is_file()]
+    for path in files:
+        path.unlink()
+    return len(files)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Render the data set; returns the exit status (0 on success, 2 on bad arguments or missing meshes)."""
     args = build_parser().parse_args(argv)
@@ -187,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if earlier:
+        removed = clear_earlier_data_set(out)
+        print(f"--overwrite: deleted the {removed} files of the data set that {out} held")
     (out / "train").mkdir(parents=True, exist_ok=True)
     (out / "train_masks").mkdir(parents=True, exist_ok=True)
 
