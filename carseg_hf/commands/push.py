@@ -22,7 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "checkpoint_dir", metavar="CHECKPOINT_DIR", type=Path, help="folder written by save_pretrained"
     )
     parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="target model repo (created if needed)")
-    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument(
+        "--private", action="store_true", help="create the repo as private; an existing public repo is refused"
+    )
     parser.add_argument("--revision", default=None, help="branch to commit to (created from main if needed)")
     parser.add_argument("--token", default=None, help="Hub token (default: stored login or $HF_TOKEN)")
     parser.add_argument("--commit-message", default=None, help="commit summary")

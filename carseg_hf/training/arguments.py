@@ -188,7 +188,7 @@ class TrainingArguments:
 
     push_to_hub: bool = flag("Push the best model at the end.", HUB)
     hub_model_id: str | None = option("ORG/NAME of the model repo.", HUB)
-    hub_private: bool = flag("Create the Hub repo as private.", HUB)
+    hub_private: bool = flag("Create the Hub repo as private (an existing public repo is refused).", HUB)
     hub_token: str | None = option("Defaults to the stored login or $HF_TOKEN.", HUB)
 
     def __post_init__(self) -> None:
