@@ -85,3 +85,29 @@ def test_write_composites_with_distractors_needs_the_stamps_only_when_asked(tmp_
     for k in range(4):
         label = np.asarray(Image.open(tmp_path / "c" / "train_masks" / f"abc123c{k}_01_mask.gif"))
         assert set(np.unique(label)) <= {0, 1} and label.sum() > 0
+
+
+def _save_stamp(path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(_stamp()).save(path)
+
+
+def test_a_partial_unpack_of_the_stamps_says_what_to_delete(tmp_path, capsys):
+    from training.synthetic.distractors import FOLDERS, main
+
+    package = tmp_path / PACKAGE
+    (package / STAMPS_DIR / "animals").mkdir(parents=True)  # an unpack that stopped early: no stamps yet
+    assert main(["--root", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert f"has no stamps in {', '.join(FOLDERS)}: a partial unpack" in error
+    assert f"delete {package} and run" in error and "Traceback" not in error
+    for folder in FOLDERS[:-1]:  # some stamps, but the last folder never arrived
+        _save_stamp(package / STAMPS_DIR / folder / "thing.png")
+    assert main(["--root", str(tmp_path)]) == 2
+    assert f"has no stamps in {FOLDERS[-1]}: a partial unpack" in capsys.readouterr().err
+    _save_stamp(package / STAMPS_DIR / FOLDERS[-1] / "thing.png")
+    assert main(["--root", str(tmp_path)]) == 0
+    assert f"found {PACKAGE}: {len(FOLDERS)} stamps" in capsys.readouterr().out
+    (tmp_path / "afile").write_text("x")
+    assert main(["--root", str(tmp_path / "afile")]) == 2
+    assert f"error: --root '{tmp_path / 'afile'}' is a file; expected a folder" in capsys.readouterr().err

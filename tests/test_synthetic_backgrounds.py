@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +219,68 @@ def _check_gcompris_licence(source, package: Path) -> None:
     assert fields["Copyright"] == source.copyright
     expected = {"Public Domain": "public domain", "CC0-1.0": "CC0-1.0", "CC-BY-SA 4.0": "CC-BY-SA-4.0"}
     assert source.licence.startswith(expected[fields["License"]])
+
+
+def test_a_partial_unpack_says_which_folder_to_delete_instead_of_fetching_again(tmp_path, capsys):
+    from training.synthetic.backgrounds import PACKAGES, main
+
+    for package in PACKAGES:  # each folder counts as unpacked (it has usr/) but lacks its files
+        (tmp_path / package / "usr").mkdir(parents=True)
+    assert main(["--dir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'gcompris-qt-data'} lacks usr/share/gcompris-qt/rcc/explore_monuments.rcc" in error
+    assert f"Delete {tmp_path / PACKAGES[0]}, " in error and "Traceback" not in error
+    (tmp_path / "afile").write_text("x")
+    for folder, message in (("afile", "is a file"), ("afile/sub", f"lies under '{tmp_path / 'afile'}'")):
+        assert main(["--dir", str(tmp_path / folder)]) == 2
+        assert f"error: --dir '{tmp_path / folder}' {message}" in capsys.readouterr().err
+
+
+def _fake_apt_get(tmp_path, monkeypatch) -> Path:
+    """Build a small .deb with dpkg-deb and put an `apt-get` on PATH that "downloads" the file `$FAKE_DEB`."""
+    import shutil
+    import subprocess
+
+    if shutil.which("dpkg-deb") is None or shutil.which("dpkg") is None:
+        pytest.skip("dpkg-deb and dpkg (Debian/Ubuntu) build and unpack the test package")
+    tree = tmp_path / "tree"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN" / "control").write_text(
+        "Package: fakepkg\nVersion: 1.0\nArchitecture: all\nMaintainer: x <x@example.org>\nDescription: test\n"
+    )
+    for name, content in (("a/first.txt", b"first"), ("z/big.bin", np.random.default_rng(0).bytes(300_000))):
+        (tree / "usr/share/fake" / name).parent.mkdir(parents=True)
+        (tree / "usr/share/fake" / name).write_bytes(content)
+    deb = tmp_path / "fakepkg_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "-Zgzip", "--build", str(tree), str(deb)], check=True, capture_output=True)
+    apt_get = tmp_path / "bin" / "apt-get"
+    apt_get.parent.mkdir()
+    apt_get.write_text('#!/bin/sh\ncp "$FAKE_DEB" "./$2_1.0_all.deb"\n')
+    apt_get.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{apt_get.parent}:{os.environ['PATH']}")
+    return deb
+
+
+def test_fetch_deb_moves_only_a_complete_unpack_into_place(tmp_path, monkeypatch):
+    from training.synthetic.debian import fetch_deb
+
+    deb = _fake_apt_get(tmp_path, monkeypatch)
+    truncated = tmp_path / "truncated.deb"  # as if the download or the unpack stopped halfway
+    truncated.write_bytes(deb.read_bytes()[:150_000])
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FAKE_DEB", str(truncated))
+    with pytest.raises(RuntimeError, match="dpkg -x"):
+        fetch_deb("fakepkg", cache / "fakepkg")
+    assert list(cache.iterdir()) == []  # nothing that could pass for the package, and no temporary folder left
+    monkeypatch.setenv("FAKE_DEB", str(deb))
+    assert fetch_deb("fakepkg", cache / "fakepkg") == cache / "fakepkg"
+    assert (cache / "fakepkg/usr/share/fake/a/first.txt").read_bytes() == b"first"
+    assert (cache / "fakepkg/usr/share/fake/z/big.bin").stat().st_size == 300_000
+    assert list(cache.iterdir()) == [cache / "fakepkg"]
+    torcs = tmp_path / "torcs"  # a folder of the user's: the package's usr/ moves in beside what is there
+    torcs.mkdir()
+    (torcs / "notes.txt").write_text("mine")
+    fetch_deb("fakepkg", torcs)
+    assert (torcs / "notes.txt").read_text() == "mine" and (torcs / "usr/share/fake/a/first.txt").is_file()
+    with pytest.raises(RuntimeError, match=rf"{torcs / 'usr'} already exists, .* partial unpack.* delete it"):
+        fetch_deb("fakepkg", torcs)  # an earlier, partial unpack is named, never merged into

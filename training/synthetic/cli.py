@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,10 +20,27 @@ from pathlib import Path
 from carseg_hf.output_folders import output_folder_problem
 from carseg_hf.sizes import height_width_type
 
+from .ac3d import AC3DParseError
 from .backgrounds import BackgroundsNotFoundError, list_backgrounds, package_list
+from .car_xml import CarXMLError
 from .meshes import MeshesNotFoundError, available_cars
 from .params import VARIATION
+from .render_folder import STAGING, earlier_render_files, start_staging, swap_in
 from .splits import assign_cars, mesh_splits, parse_split_args
+
+#: Errors of bad input files that a worker may raise while rendering: reported as usage errors (exit 2).
+RENDER_ERRORS = (AC3DParseError, CarXMLError, MeshesNotFoundError, BackgroundsNotFoundError)
+
+
+def _seed(text: str) -> int:
+    """The argparse type of `--seed`: an integer of at least 0 (numpy's seeding refuses negative numbers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 0, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="1280x1918",
         help="frame HEIGHTxWIDTH, each at least 16 (default 1280x1918, Carvana's)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed; car ids and all choices derive from it")
+    parser.add_argument(
+        "--seed", type=_seed, default=0, help="random seed, at least 0; car ids and all choices derive from it"
+    )
     parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
     parser.add_argument(
         "--split-by-mesh",
@@ -75,7 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=package_list,
         help="comma-separated Debian packages whose photographs to use (default: all of the allow-list's)",
     )
-    parser.add_argument("--overwrite", action="store_true", help="allow writing into a folder that holds a data set")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the data set of an earlier render in --out (its images, masks and index files)",
+    )
     return parser
 
 
@@ -111,8 +135,12 @@ def _meshes_and_variation(args: argparse.Namespace) -> tuple[dict, dict[str, flo
     if args.cars < 1 or args.angles < 1 or args.workers < 1:
         raise ValueError("--cars, --angles and --workers must be at least 1")
     available = available_cars(args.torcs_dir)
-    if args.meshes:
+    if args.meshes is not None:
         wanted = [m.strip() for m in args.meshes.split(",") if m.strip()]
+        if not wanted:
+            raise ValueError(f"--meshes {args.meshes!r} names no mesh; expected e.g. --meshes p406,car4-trb1")
+        if repeated := sorted({m for m in wanted if wanted.count(m) > 1}):
+            raise ValueError(f"--meshes names {', '.join(repeated)} twice; name each mesh once")
         missing = sorted(set(wanted) - set(available))
         if missing:
             raise ValueError(f"--meshes names unknown meshes {missing}; available: {available}")
@@ -129,7 +157,13 @@ def _meshes_and_variation(args: argparse.Namespace) -> tuple[dict, dict[str, flo
 
 
 def _jobs(args: argparse.Namespace, meshes: dict, variation: dict[str, float]) -> list[dict]:
-    """One rendering job per car (see `dataset.render_car`), the cars assigned to meshes and splits by the seed."""
+    """One rendering job per car (see `dataset.render_car`), the cars assigned to meshes and splits by the seed.
+
+    The jobs write into the staging folder (`render_folder.STAGING`); `main` moves the images into `--out` at the end.
+
+    Raises:
+        ValueError: If no split has a mesh.
+    """
     height, width = args.size
     return [
         {
@@ -140,7 +174,7 @@ def _jobs(args: argparse.Namespace, meshes: dict, variation: dict[str, float]) -
             "num_angles": args.angles,
             "width": width,
             "height": height,
-            "out": str(args.out),
+            "out": str(args.out / STAGING),
             "torcs_root": str(args.torcs_dir) if args.torcs_dir else None,
             "variation": variation,
             "backgrounds_root": str(args.backgrounds_dir) if args.backgrounds_dir else None,
@@ -166,57 +200,60 @@ def _render_all(jobs: list[dict], workers: int) -> list[dict]:
     return records
 
 
-#: The files of a rendered data set, as globs under its folder: what `--overwrite` deletes before rendering anew.
-DATA_SET_FILES = ("train/*.jpg", "train_masks/*_mask.gif", "train_masks.csv", "metadata.jsonl", "splits.json")
+def _check(args: argparse.Namespace) -> tuple[list[dict], list[Path]]:
+    """Everything that can fail before rendering: the flags, the meshes, the output folder and what it holds.
 
+    Returns:
+        The rendering jobs, and the files of an earlier render in `--out` (`render_folder.earlier_render_files`).
 
-def clear_earlier_data_set(out: Path) -> int:
-    """Delete the renders, masks and index files of the data set in `out`; return how many files were deleted.
-
-    Without this, a smaller rerun with `--overwrite` would leave the earlier run's extra images and masks beside the
-    new ones, and a Carvana-layout loader would train on them although the new index files do not list them. Other
-    files in `out` are left alone.
+    Raises:
+        ValueError: For a bad flag or output folder, or an `--out` that holds other images than an earlier render's.
+        MeshesNotFoundError: If the meshes are not unpacked.
+        BackgroundsNotFoundError: If photographs are asked for and not unpacked.
     """
-    files = [path for pattern in DATA_SET_FILES for path in out.glob(pattern) if path.is_file()]
-    for path in files:
-        path.unlink()
-    return len(files)
+    meshes, variation = _meshes_and_variation(args)
+    jobs = _jobs(args, meshes, variation)
+    if (problem := output_folder_problem(args.out, "--out")) is not None:
+        raise ValueError(problem)
+    earlier = earlier_render_files(args.out)
+    if earlier and not args.overwrite:
+        raise ValueError(
+            f"{args.out} already holds a rendered data set ({len(earlier)} files: images, masks and index files); "
+            "pass --overwrite to replace it, or choose another --out"
+        )
+    return jobs, earlier
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Render the data set; returns the exit status (0 on success, 2 on bad arguments or missing meshes)."""
+    """Render the data set; returns the exit status (0 on success, 2 on bad arguments, meshes or output folder).
+
+    Every check runs before anything is written. The cars are rendered into a staging folder inside `--out`, and only
+    a complete render replaces the files of an earlier one there, so a failed or interrupted run changes nothing.
+    """
     args = build_parser().parse_args(argv)
     try:
-        height, width = args.size
-        meshes, variation = _meshes_and_variation(args)
+        jobs, earlier = _check(args)
     except (ValueError, MeshesNotFoundError, BackgroundsNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out: Path = args.out
-    if (problem := output_folder_problem(out, "--out")) is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    earlier = (out / "train_masks.csv").exists() or any((out / "train").glob("*.jpg"))
-    if earlier and not args.overwrite:  # a finished data set, or the images of an interrupted run
-        print(
-            f"error: {out} already holds a data set (train_masks.csv or train/ images, perhaps of an interrupted "
-            "run); pass --overwrite or choose another --out",
-            file=sys.stderr,
-        )
-        return 2
-    if earlier:
-        removed = clear_earlier_data_set(out)
-        print(f"--overwrite: deleted the {removed} files of the data set that {out} held")
-    (out / "train").mkdir(parents=True, exist_ok=True)
-    (out / "train_masks").mkdir(parents=True, exist_ok=True)
-
-    jobs = _jobs(args, meshes, variation)
     workers = min(args.workers, len(jobs))
     start = time.perf_counter()
-    records = _render_all(jobs, workers)
+    staging = start_staging(out)
+    try:
+        records = _render_all(jobs, workers)
+        swap_in(staging, out, earlier)
+    except RENDER_ERRORS as error:
+        print(f"error: {error} (nothing was written to {out})", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     from .dataset import write_index_files
 
     write_index_files(out, records)
+    if earlier:
+        print(f"--overwrite: deleted the {len(earlier)} files of the earlier render in {out}")
+    height, width = args.size
     seconds = time.perf_counter() - start
     print(
         f"wrote {len(records)} images of {len(jobs)} cars at {height}x{width} to {out} in {seconds:.1f} s "

@@ -16,6 +16,9 @@ from pathlib import Path
 def fetch_deb(package: str, target: Path, hint: str = "") -> Path:
     """Download the package with `apt-get download` and unpack it with `dpkg -x` into `target`.
 
+    `dpkg -x` unpacks into a temporary folder beside `target`, which is moved into place only when it has finished:
+    a fetch that fails or is interrupted leaves nothing that could pass for an unpacked package.
+
     Args:
         package: The Debian package name, e.g. "torcs-data".
         target: The folder to unpack into (created if needed); the package's `usr/...` tree lands inside it.
@@ -25,7 +28,8 @@ def fetch_deb(package: str, target: Path, hint: str = "") -> Path:
         `target`.
 
     Raises:
-        RuntimeError: If apt-get or dpkg is missing or fails.
+        RuntimeError: If apt-get or dpkg is missing or fails, or if `target` already holds a top-level folder of the
+            package (a partial unpack of an earlier fetch), naming what to delete.
     """
     for tool in ("apt-get", "dpkg"):
         if shutil.which(tool) is None:
@@ -33,8 +37,8 @@ def fetch_deb(package: str, target: Path, hint: str = "") -> Path:
                 f"{tool} is not installed; fetch {package} on a Debian/Ubuntu machine and unpack it "
                 f"(`dpkg -x`) into {target}{'; ' + hint if hint else ''}"
             )
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.fetching-") as tmp:
         result = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
         debs = list(Path(tmp).glob(f"{package}_*.deb"))
         if result.returncode != 0 or not debs:
@@ -42,10 +46,33 @@ def fetch_deb(package: str, target: Path, hint: str = "") -> Path:
                 f"`apt-get download {package}` failed ({result.returncode}): {result.stderr.strip()}; "
                 "run `apt-get update` first if the package is unknown"
             )
-        result = subprocess.run(["dpkg", "-x", str(debs[0]), str(target)], capture_output=True, text=True)
+        unpacked = Path(tmp) / "unpacked"
+        result = subprocess.run(["dpkg", "-x", str(debs[0]), str(unpacked)], capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"`dpkg -x {debs[0].name}` failed: {result.stderr.strip()}")
+        _move_into_place(unpacked, target)
     return target
+
+
+def _move_into_place(unpacked: Path, target: Path) -> None:
+    """Rename the finished unpack to `target`; into an existing, non-empty `target`, move its top-level folders.
+
+    Raises:
+        RuntimeError: If one of those folders (e.g. `usr`) is already in `target`, naming it to delete.
+    """
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+    if not target.exists():
+        unpacked.rename(target)
+        return
+    entries = sorted(unpacked.iterdir())
+    if clashes := [str(target / entry.name) for entry in entries if (target / entry.name).exists()]:
+        raise RuntimeError(
+            f"{', '.join(clashes)} already exists, although the package does not count as unpacked there: a partial "
+            "unpack, perhaps of an interrupted fetch; delete it and fetch again"
+        )
+    for entry in entries:
+        entry.rename(target / entry.name)
 
 
 @lru_cache(maxsize=16)

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from carseg_hf.output_folders import output_folder_problem
 
 from .backgrounds import backgrounds_dir
 from .debian import fetch_deb
@@ -47,14 +50,24 @@ class StampsNotFoundError(FileNotFoundError):
 def fetch_stamps(root: str | os.PathLike | None = None) -> bool:
     """Download and unpack the stamps package into `<root>/tuxpaint-stamps-default` unless it is there.
 
+    The package counts as there when each folder of `FOLDERS` holds a stamp (a fetch moves the package into place
+    only once it is complete).
+
     Returns:
         Whether the package was fetched (False when it was already there).
 
     Raises:
         RuntimeError: If apt-get or dpkg is missing or fails.
+        StampsNotFoundError: If the package's folder is there but lacks stamps of some `FOLDERS` (a partial unpack
+            of an earlier fetch), naming the folder to delete.
     """
     target = (Path(root) if root is not None else backgrounds_dir()) / PACKAGE
-    if (target / STAMPS_DIR).is_dir():
+    if (target / "usr").exists():
+        if empty := [f for f in FOLDERS if not any((target / STAMPS_DIR / f).rglob("*.png"))]:
+            raise StampsNotFoundError(
+                f"{target / STAMPS_DIR} has no stamps in {', '.join(empty)}: a partial unpack, perhaps of an "
+                f"interrupted fetch; delete {target} and run `python -m training.synthetic.distractors` again"
+            )
         return False
     fetch_deb(PACKAGE, target, hint="or set CARSEG_BACKGROUNDS_DIR")
     return True
@@ -138,7 +151,12 @@ def paste_distractors(frame: np.ndarray, stamps: list[np.ndarray], rng: np.rando
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m training.synthetic.distractors`: fetch the stamps and count them."""
+    """`python -m training.synthetic.distractors`: fetch the stamps and count them.
+
+    Returns:
+        0 on success; 2 for a `--root` that is a file or a partly unpacked package (the message says what to
+        delete); 1 if apt-get or dpkg is missing or fails.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m training.synthetic.distractors", description=__doc__.split("\n")[0]
     )
@@ -146,8 +164,19 @@ def main(argv: list[str] | None = None) -> int:
         "--root", type=Path, help="cache folder (default $CARSEG_BACKGROUNDS_DIR or ~/.cache/carseg/backgrounds)"
     )
     args = parser.parse_args(argv)
-    fetched = fetch_stamps(args.root)
-    paths = stamp_paths(args.root)
+    root = args.root if args.root is not None else backgrounds_dir()
+    if (problem := output_folder_problem(root, "--root" if args.root else "CARSEG_BACKGROUNDS_DIR")) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        fetched = fetch_stamps(root)
+        paths = stamp_paths(root)
+    except StampsNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(f"{'fetched' if fetched else 'found'} {PACKAGE}: {len(paths)} stamps in {', '.join(FOLDERS)}")
     return 0
 

@@ -18,16 +18,23 @@ def parse_split_args(values: list[str] | None) -> dict[str, tuple[str, ...]]:
     """Parse `--split-by-mesh val=a,b test=c,d` into `{"val": ("a", "b"), "test": ("c", "d")}`.
 
     Raises:
-        ValueError: If an item is not `val=...` or `test=...`.
+        ValueError: If an item is not `val=...` or `test=...`, a split is given twice (the first list would be
+            dropped, moving its meshes into training) or a split names a mesh twice.
     """
     if not values:
         return dict(DEFAULT_SPLIT)
     split: dict[str, tuple[str, ...]] = {"val": (), "test": ()}
+    given: set[str] = set()
     for value in values:
         name, sep, meshes = value.partition("=")
         if not sep or name not in ("val", "test"):
             raise ValueError(f"--split-by-mesh item {value!r} must look like val=mesh1,mesh2 or test=mesh3")
+        if name in given:
+            raise ValueError(f"--split-by-mesh names {name} twice; list all its meshes in one item, e.g. {name}=a,b")
+        given.add(name)
         split[name] = tuple(m.strip() for m in meshes.split(",") if m.strip())
+        if repeated := sorted({m for m in split[name] if split[name].count(m) > 1}):
+            raise ValueError(f"--split-by-mesh names {', '.join(repeated)} twice in {name}; name each mesh once")
     return split
 
 
