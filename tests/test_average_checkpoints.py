@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import pytest
 import torch
@@ -47,19 +49,94 @@ def test_the_average_is_the_mean_of_every_float_tensor_and_loads(tmp_path):
     assert logits.shape == (1, 1, 40, 56) and torch.isfinite(logits).all()
 
 
-def test_training_checkpoints_take_their_config_from_another_folder(tmp_path, capsys):
-    _checkpoint(tmp_path / "best", 0)
-    for seed in (1, 2):
-        _checkpoint(tmp_path / f"checkpoint-{seed}", seed, with_config=False)
-    args = [str(tmp_path / "soup"), str(tmp_path / "checkpoint-1"), str(tmp_path / "checkpoint-2")]
+def test_training_checkpoints_are_compared_by_their_own_config_or_their_runs_best(tmp_path, capsys):
+    _checkpoint(tmp_path / "a" / "best", 0)
+    for seed in (1, 2):  # checkpoints written before they carried a config.json: their run's best/ describes them
+        _checkpoint(tmp_path / "a" / f"checkpoint-{seed}", seed, with_config=False)
+    members = [str(tmp_path / "a" / "checkpoint-1"), str(tmp_path / "a" / "checkpoint-2")]
+    assert main([str(tmp_path / "soup"), *members]) == 0
+    assert "the average of 2 checkpoints" in capsys.readouterr().out
+    for name in ("config.json", "preprocessor_config.json"):  # copied from the first checkpoint's run's best/
+        assert (tmp_path / "soup" / name).read_bytes() == (tmp_path / "a" / "best" / name).read_bytes()
+    # A checkpoint's own config.json (training writes one) is compared too: same tensors, another network.
+    config = json.loads((tmp_path / "a" / "best" / "config.json").read_text())
+    (tmp_path / "a" / "checkpoint-2" / "config.json").write_text(json.dumps({**config, "upsampling": "bilinear"}))
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "soup2"), *members])
+    assert exit_info.value.code == 2 and re.search(
+        r"checkpoint-2/config.json differs .* in upsampling", capsys.readouterr().err
+    )
+    assert not (tmp_path / "soup2").exists()
+
+
+def test_checkpoints_that_no_config_describes_are_averaged_only_when_the_user_vouches_for_them(tmp_path, capsys):
+    _checkpoint(tmp_path / "a_best", 0)
+    for name, seed in (("a_ckpt", 1), ("b_ckpt", 2)):
+        _checkpoint(tmp_path / name, seed, with_config=False)  # no config beside them, no run's best/
+    args = [str(tmp_path / "soup"), str(tmp_path / "a_ckpt"), str(tmp_path / "b_ckpt")]
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2 and "has no config.json" in capsys.readouterr().err
-    assert not (tmp_path / "soup" / "model.safetensors").exists()
-    assert main([*args, "--config-from", str(tmp_path / "best")]) == 0
-    assert "the average of 2 checkpoints" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--config-from", str(tmp_path / "a_best")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no config.json describes" in err and "a_ckpt" in err and "b_ckpt" in err
+    assert "--assume-same-architecture" in err and not (tmp_path / "soup").exists()
+    assert main([*args, "--config-from", str(tmp_path / "a_best"), "--assume-same-architecture"]) == 0
     written = json.loads((tmp_path / "soup" / "config.json").read_text())
-    assert written == json.loads((tmp_path / "best" / "config.json").read_text())
+    assert written == json.loads((tmp_path / "a_best" / "config.json").read_text())
+
+
+def test_a_checkpoint_given_twice_or_copied_is_refused_by_name(tmp_path):
+    for seed in range(2):
+        _checkpoint(tmp_path / f"c{seed}", seed)
+    weights = tmp_path / "c0" / "model.safetensors"
+    for members in ([tmp_path / "c0", tmp_path / "c0"], [tmp_path / "c0", tmp_path / "c1", weights]):
+        with pytest.raises(ValueError, match=rf"checkpoint {re.escape(str(weights))} is given twice"):
+            average_checkpoints(members, tmp_path / "soup")
+    shutil.copytree(tmp_path / "c0", tmp_path / "copy")
+    with pytest.raises(ValueError, match=r"copy/model.safetensors is a copy of .*c0/model.safetensors"):
+        average_checkpoints([tmp_path / "c0", tmp_path / "c1", tmp_path / "copy"], tmp_path / "soup")
+    assert not (tmp_path / "soup").exists()
+
+
+def test_non_finite_weights_are_refused_naming_the_file_and_tensor(tmp_path):
+    for seed in range(2):
+        _checkpoint(tmp_path / f"c{seed}", seed)
+    state = load_file(str(tmp_path / "c1" / "model.safetensors"))
+    name = next(key for key, tensor in state.items() if tensor.is_floating_point())
+    state[name][0] = float("nan")
+    save_file(state, str(tmp_path / "c1" / "model.safetensors"))
+    with pytest.raises(ValueError, match=rf"c1/model.safetensors: tensor {re.escape(name)} holds NaN or infinite"):
+        average_checkpoints([tmp_path / "c0", tmp_path / "c1"], tmp_path / "soup")
+    assert not (tmp_path / "soup").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("config.json", "[1, 2]", "must be a mapping"),
+        ("config.json", "{bad", "Expecting property name"),
+        ("config.json", '{"upsampling": "cubic"}', "upsampling must be one of"),
+        ("preprocessor_config.json", "{bad", "Expecting property name"),
+    ],
+)
+def test_a_bad_config_from_is_named(tmp_path, capsys, name, content, message):
+    for seed in range(2):
+        _checkpoint(tmp_path / f"c{seed}", seed)
+    _checkpoint(tmp_path / "source", 0)
+    (tmp_path / "source" / name).write_text(content)
+    args = [
+        str(tmp_path / "soup"),
+        str(tmp_path / "c0"),
+        str(tmp_path / "c1"),
+        "--config-from",
+        str(tmp_path / "source"),
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"source/{name} is not a valid carseg {name}" in err and message in err
 
 
 def test_checkpoints_of_other_models_are_refused_by_name(tmp_path):
@@ -68,9 +145,9 @@ def test_checkpoints_of_other_models_are_refused_by_name(tmp_path):
     other.save_pretrained(tmp_path / "b")
     with pytest.raises(ValueError, match=r"b/config.json differs .* in center_channels"):
         average_checkpoints([tmp_path / "a", tmp_path / "b"], tmp_path / "soup")
-    (tmp_path / "b" / "config.json").unlink()
+    (tmp_path / "b" / "config.json").unlink()  # vouched for, but its tensors still tell
     with pytest.raises(ValueError, match=r"tensor .* is \(8"):
-        average_checkpoints([tmp_path / "a", tmp_path / "b"], tmp_path / "soup")
+        average_checkpoints([tmp_path / "a", tmp_path / "b"], tmp_path / "soup", assume_same_architecture=True)
     state = load_file(str(tmp_path / "a" / "model.safetensors"))
     save_file({k: v for k, v in list(state.items())[1:]}, str(tmp_path / "fewer.safetensors"))
     with pytest.raises(ValueError, match="holds other tensors"):
@@ -112,16 +189,35 @@ def test_out_is_never_a_checkpoint_being_averaged_nor_an_existing_model_without_
     (tmp_path / "afile").write_text("")
     with pytest.raises(ValueError, match="is a file; expected a folder"):
         average_checkpoints(members, tmp_path / "afile")
+    with pytest.raises(ValueError, match="which is a file; expected a folder"):
+        average_checkpoints(members, tmp_path / "afile" / "soup")
+
+
+def test_out_is_never_a_training_checkpoint_even_with_overwrite(tmp_path):
+    for seed in range(2):
+        _checkpoint(tmp_path / f"c{seed}", seed)
+    old = tmp_path / "run" / "checkpoint-4"
+    _checkpoint(old, 3, with_config=False)
+    for name in ("optimizer.safetensors", "trainer_state.json", "rng_state_0.json"):
+        (old / name).write_text("{}")
+    before = {path.name: path.read_bytes() for path in old.iterdir()}
+    with pytest.raises(ValueError, match=r"is a training checkpoint \(it holds optimizer.safetensors, rng_state_0"):
+        average_checkpoints([tmp_path / "c0", tmp_path / "c1"], old, overwrite=True)
+    assert {path.name: path.read_bytes() for path in old.iterdir()} == before
 
 
 def test_checkpoints_that_do_not_fit_the_named_config_are_refused_before_writing(tmp_path):
     for seed in range(2):
-        _checkpoint(tmp_path / f"c{seed}", seed, with_config=False)  # training checkpoints carry no config
+        _checkpoint(tmp_path / f"c{seed}", seed, with_config=False)  # no config describes them: vouched for below
     other = tmp_path / "other"
     CarSegForSemanticSegmentation(tiny_config(encoder_channels=(4, 8, 16, 32))).save_pretrained(other)
     with pytest.raises(ValueError, match=r"do not fit the network of .*other/config.json"):
-        average_checkpoints([tmp_path / "c0", tmp_path / "c1"], tmp_path / "soup", config_from=other)
+        average_checkpoints(
+            [tmp_path / "c0", tmp_path / "c1"], tmp_path / "soup", config_from=other, assume_same_architecture=True
+        )
     assert not (tmp_path / "soup").exists()
     (tmp_path / "c1" / "model.safetensors").write_bytes(b"\x00" * 16)  # a broken copy
     with pytest.raises(ValueError, match=r"c1/model.safetensors is not a readable safetensors file"):
-        average_checkpoints([tmp_path / "c0", tmp_path / "c1"], tmp_path / "soup", config_from=other)
+        average_checkpoints(
+            [tmp_path / "c0", tmp_path / "c1"], tmp_path / "soup", config_from=other, assume_same_architecture=True
+        )

@@ -243,7 +243,7 @@ def test_bundle_model_command_sets_the_input_size_and_aspect_rule_and_rejects_a_
     assert main([str(source), str(tmp_path / "bundled"), "--input-size", "64x96"]) == 0
     assert load_model(str(tmp_path / "bundled"))[1].size == {"height": 64, "width": 96}
     assert load_model(str(tmp_path / "bundled"))[1].keep_aspect_ratio is False  # the source's
-    assert main([str(source), str(tmp_path / "bundled"), "--keep-aspect-ratio"]) == 0
+    assert main([str(source), str(tmp_path / "bundled"), "--keep-aspect-ratio", "--overwrite"]) == 0
     bundled = load_model(str(tmp_path / "bundled"))[1]
     assert bundled.keep_aspect_ratio is True and bundled.size == {"height": 32, "width": 48}
     assert CarSegImageProcessor.from_pretrained(source).size == {"height": 32, "width": 48}
@@ -265,3 +265,47 @@ def test_bundle_model_command_sets_the_input_size_and_aspect_rule_and_rejects_a_
     with pytest.raises(SystemExit):
         main([str(source), str(tmp_path / "b3")])
     assert "not a readable safetensors file" in capsys.readouterr().err and not (tmp_path / "b3").exists()
+
+
+def test_bundle_model_replaces_a_bundled_model_only_with_overwrite_and_bounds_the_input_size(tmp_path, capsys):
+    from training.bundle_model import main
+
+    source = tmp_path / "best"
+    CarSegForSemanticSegmentation(CarSegConfig(encoder_channels=(4, 8), center_channels=8)).save_pretrained(source)
+    CarSegImageProcessor(size={"height": 32, "width": 48}).save_pretrained(source)
+    target = tmp_path / "bundled"
+    assert main([str(source), str(target)]) == 0
+    before = {path.name: path.read_bytes() for path in target.iterdir()}
+    for argv, message in (
+        (
+            [source, target, "--input-size", "64x96"],
+            r"TARGET .*bundled already holds config.json, model.safetensors, ",
+        ),
+        ([source, tmp_path / "big", "--input-size", "100000x100000"], r"--input-size 100000x100000 is .* over the"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(arg) for arg in argv])
+        assert exit_info.value.code == 2 and re.search(message, capsys.readouterr().err)
+    assert {path.name: path.read_bytes() for path in target.iterdir()} == before and not (tmp_path / "big").exists()
+    assert main([str(source), str(target), "--input-size", "64x96", "--overwrite"]) == 0
+    assert load_model(str(target))[1].size == {"height": 64, "width": 96}
+    assert sorted(path.name for path in target.iterdir()) == sorted(before)  # no temporary files left
+
+
+def test_files_written_together_are_all_left_as_they_were_when_one_fails(tmp_path):
+    from training.bundle_model import write_files_atomically
+
+    first, second = tmp_path / "config.json", tmp_path / "model.safetensors"
+    first.write_text("old config")
+    second.write_text("old weights")
+
+    def fail(tmp):
+        tmp.write_text("half the new weights")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_files_atomically({first: lambda tmp: tmp.write_text("new config"), second: fail})
+    assert (first.read_text(), second.read_text()) == ("old config", "old weights")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    write_files_atomically({first: lambda tmp: tmp.write_text("new config"), second: lambda tmp: tmp.write_text("w")})
+    assert (first.read_text(), second.read_text()) == ("new config", "w")

@@ -76,6 +76,15 @@ def test_two_epochs_end_to_end_and_reload(data_dir, tmp_path):
     auto_predictions, _ = predict_validation(auto_model, processor, data_dir)
     assert torch.equal(auto_predictions, predictions)
 
+    # The run's checkpoints carry their config, so they average as documented, into a model that loads.
+    from carseg_hf.loading import load_model
+    from training.average_checkpoints import main as average_main
+
+    checkpoints = [str(path) for path in list_checkpoints(output_dir)]
+    assert average_main([str(tmp_path / "soup"), *checkpoints]) == 0
+    soup, soup_processor = load_model(str(tmp_path / "soup"))
+    assert soup.config.encoder_channels == model.config.encoder_channels and soup_processor.size == processor.size
+
 
 def test_loss_decreases_when_overfitting(data_dir, tmp_path):
     results = run_tiny_training(
@@ -146,6 +155,7 @@ def test_resume_continues_at_the_saved_step_with_the_same_weights(data_dir, tmp_
     # "Interrupted" run without workers: stops after step 3 (mid-epoch) with checkpoint-3, then resumes with a worker.
     run_tiny_training(data_dir, tmp_path / "resumed", *common, "--max_train_steps", "3")
     assert [path.name for path in list_checkpoints(tmp_path / "resumed")] == ["checkpoint-3"]
+    (tmp_path / "resumed" / "checkpoint-3" / "config.json").unlink()  # checkpoints written before they carried one
     results = run_tiny_training(
         data_dir, tmp_path / "resumed", *common, "--max_train_steps", "8", "--resume_from_checkpoint", "latest",
         "--dataloader_num_workers", "1",
@@ -334,9 +344,13 @@ def test_checkpoints_hold_only_safetensors_and_json(data_dir, tmp_path):
     (checkpoint,) = list_checkpoints(output_dir)
     names = {path.name for path in checkpoint.iterdir()}
     assert names == {
-        "model.safetensors", "optimizer.safetensors", "optimizer.json", "scheduler.json", "rng_state_0.safetensors",
-        "rng_state_0.json", "trainer_state.json",
+        "model.safetensors", "config.json", "optimizer.safetensors", "optimizer.json", "scheduler.json",
+        "rng_state_0.safetensors", "rng_state_0.json", "trainer_state.json",
     }  # fmt: skip
+    # The config names the network of the weights (for average_checkpoints): the one best/ was saved with.
+    from training.average_checkpoints import _architecture
+
+    assert _architecture(checkpoint / "config.json") == _architecture(output_dir / "best" / "config.json")
     pickled = [path for path in output_dir.rglob("*") if path.suffix in PICKLE_SUFFIXES]
     assert pickled == []
     # Strict JSON (no NaN/Infinity literals): the plateau scheduler's -inf "mode_worse" is tagged instead.

@@ -6,6 +6,7 @@ back with `torch.load`; carseg never does either. A checkpoint folder holds:
 | file | written by | content |
 | --- | --- | --- |
 | `model.safetensors` | main process | `unwrap_model(model).state_dict()` (BatchNorm buffers included) |
+| `config.json` | main process | `model.config`, the network the weights belong to (only for a transformers model) |
 | `optimizer.safetensors` | main process | optimizer state tensors, keys `state.<param_index>.<name>` |
 | `optimizer.json` | main process | `param_groups` and the non-tensor per-parameter state |
 | `scheduler.json` | main process | the LR scheduler's `state_dict()` (only with a scheduler) |
@@ -32,6 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 MODEL_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
 OPTIMIZER_TENSORS_NAME = "optimizer.safetensors"
 OPTIMIZER_JSON_NAME = "optimizer.json"
 SCHEDULER_NAME = "scheduler.json"
@@ -157,6 +159,18 @@ def plain_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def save_model_weights(model: torch.nn.Module, folder: Path) -> None:
     """Write `model.state_dict()` (parameters and buffers) to `folder/model.safetensors`."""
     save_file(plain_tensors(model.state_dict()), folder / MODEL_NAME, metadata={"format": "pt"})
+
+
+def save_model_config(model: torch.nn.Module, folder: Path) -> None:
+    """Write the config of a transformers model to `folder/config.json`; a model without a config writes nothing.
+
+    The config names the network that `model.safetensors` belongs to, so that tools reading a checkpoint (such as
+    `training/average_checkpoints.py`) can compare networks. Resuming does not read it: checkpoints without one
+    (written before checkpoints carried it) resume alike.
+    """
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "to_json_file"):
+        config.to_json_file(folder / CONFIG_NAME)
 
 
 def load_model_weights(model: torch.nn.Module, folder: Path) -> None:
@@ -285,7 +299,8 @@ def save_training_state(
     """Write this process's share of the training state into the existing folder `folder`.
 
     Call on every process: the main process writes the model, optimizer, scheduler and gradient-scaler files (under
-    DDP they are identical on all processes); every process writes its own `rng_state_<process_index>.*`.
+    DDP they are identical on all processes) and the model's `config.json`; every process writes its own
+    `rng_state_<process_index>.*`.
 
     Args:
         folder: The (temporary) checkpoint folder; it must exist.
@@ -297,6 +312,7 @@ def save_training_state(
     folder = Path(folder)
     if accelerator.is_main_process:
         save_model_weights(accelerator.unwrap_model(model), folder)
+        save_model_config(accelerator.unwrap_model(model), folder)
         save_optimizer(optimizer, folder)
         if scheduler is not None:
             write_json(folder / SCHEDULER_NAME, scheduler.state_dict())
