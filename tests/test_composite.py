@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +88,10 @@ def test_sampled_params_stay_in_range():
         assert 0.0 <= params.cast_strength < 1.0 and 0.0 < params.contact_strength < 1.0
 
 
-def cars_and_backgrounds(tmp_path: Path, angles: tuple[str, ...]) -> tuple[Path, Path]:
-    """A Carvana-layout folder of car `abc123` at `angles` (see `_car`) and a fake background cache, under `tmp_path`.
+def cars_and_backgrounds(
+    tmp_path: Path, angles: tuple[str, ...], cars: tuple[str, ...] = ("abc123",)
+) -> tuple[Path, Path]:
+    """A Carvana-layout folder of `cars` at `angles` (see `_car`) and a fake background cache, under `tmp_path`.
 
     Skips the calling test where openexr, which reads the cache's panoramas, is missing.
     """
@@ -97,27 +100,28 @@ def cars_and_backgrounds(tmp_path: Path, angles: tuple[str, ...]) -> tuple[Path,
 
     backgrounds = tmp_path / "backgrounds"
     _fake_cache(backgrounds, openexr)
-    cars = tmp_path / "cars"
-    (cars / "train").mkdir(parents=True)
-    (cars / "train_masks").mkdir()
+    folder = tmp_path / "cars"
+    (folder / "train").mkdir(parents=True)
+    (folder / "train_masks").mkdir()
     image, mask = _car()
-    for angle in angles:
-        Image.fromarray(image).save(cars / "train" / f"abc123_{angle}.jpg", quality=95)
-        Image.fromarray(mask * 255).save(cars / "train_masks" / f"abc123_{angle}_mask.png")
-    return cars, backgrounds
+    for car in cars:
+        for angle in angles:
+            Image.fromarray(image).save(folder / "train" / f"{car}_{angle}.jpg", quality=95)
+            Image.fromarray(mask * 255).save(folder / "train_masks" / f"{car}_{angle}_mask.png")
+    return folder, backgrounds
 
 
 def test_write_composites_in_carvana_layout(tmp_path):
-    cars, backgrounds = cars_and_backgrounds(tmp_path, ("01", "02"))
+    cars, backgrounds = cars_and_backgrounds(tmp_path, ("01", "02"), cars=("abc123", "def456", "fed789"))
     out = tmp_path / "out"
     count = write_composites(cars, ["abc123"], out, 2, (64, 96), seed=0, split="train", backgrounds_root=backgrounds)
     assert count == 4
     assert json.loads((out / "splits.json").read_text()) == {"abc123c0": "train", "abc123c1": "train"}
-    write_composites(cars, ["abc123"], out, 1, (64, 96), seed=1, split="held_out", backgrounds_root=backgrounds)
-    write_composites(cars, ["abc123"], out, 1, (64, 96), seed=2, split="validation", backgrounds_root=backgrounds)
+    write_composites(cars, ["def456"], out, 1, (64, 96), seed=1, split="held_out", backgrounds_root=backgrounds)
+    write_composites(cars, ["fed789"], out, 1, (64, 96), seed=2, split="validation", backgrounds_root=backgrounds)
     splits = load_carvana(out)
     assert len(splits["train"]) == 4 and len(splits["heldout"]) == 2 and len(splits["validation"]) == 2
-    assert set(splits["heldout"]["car_id"]) == {"abc123h0"} and set(splits["validation"]["car_id"]) == {"abc123v0"}
+    assert set(splits["heldout"]["car_id"]) == {"def456h0"} and set(splits["validation"]["car_id"]) == {"fed789v0"}
     labels = [np.asarray(mask) for mask in splits["train"]["mask"]]
     assert all(set(np.unique(label)) == {0, 1} for label in labels)
 
@@ -133,12 +137,13 @@ def test_each_split_of_cars_draws_the_backgrounds_of_its_own_split(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(BackgroundsNotFoundError, match=validation[0].name):
         write_composites(cars, ["abc123"], out, 1, (64, 96), seed=0, split="validation", backgrounds_root=backgrounds)
+    assert not out.exists()  # the backgrounds are checked before anything is written
     for split in ("train", "held_out"):
-        write_composites(cars, ["abc123"], out, 1, (64, 96), seed=0, split=split, backgrounds_root=backgrounds)
+        write_composites(cars, ["abc123"], out / split, 1, (64, 96), seed=0, split=split, backgrounds_root=backgrounds)
     kwargs = {"split": "validation", "backgrounds_root": backgrounds}
-    assert write_composites(cars, ["abc123"], out, 1, (64, 96), seed=0, backgrounds="train", **kwargs) == 1
+    assert write_composites(cars, ["abc123"], out / "val", 1, (64, 96), seed=0, backgrounds="train", **kwargs) == 1
     with pytest.raises(ValueError, match="backgrounds must be one of"):
-        write_composites(cars, ["abc123"], out, 1, (64, 96), seed=0, backgrounds="test", **kwargs)
+        write_composites(cars, ["abc123"], out / "val", 1, (64, 96), seed=0, backgrounds="test", **kwargs)
 
 
 def test_the_command_line_limits_the_background_packages(tmp_path, monkeypatch, capsys):
@@ -267,3 +272,66 @@ def test_the_command_line_pastes_small_cars_and_refuses_bad_width_ranges(tmp_pat
     assert not (tmp_path / "bad").exists()
     with pytest.raises(ValueError, match="car width range"):
         write_composites(cars, ["abc123"], tmp_path / "bad", 1, (64, 96), seed=0, split="train", car_width=(0.5, 0.4))
+
+
+def test_every_source_pair_is_checked_before_anything_is_written(tmp_path):
+    from tests.test_synthetic_sources import write_photo
+
+    cars, out = tmp_path / "cars", tmp_path / "out"
+    for name in ("aaaa_01.jpg", "aaaa_02.jpg"):
+        write_photo(cars, name)
+    write_photo(cars, "bbbb_01.jpg", mask_size=(192, 128))  # a mask of twice the photo's size
+    write_photo(cars, "zzzz_01.jpg", car=False)
+    kwargs = {"per_image": 2, "size": (64, 96), "seed": 0, "split": "train", "backgrounds_root": tmp_path / "none"}
+    with pytest.raises(ValueError, match=r"bbbb_01_mask.gif' is 192x128 but its image .*bbbb_01.jpg' is 96x64"):
+        write_composites(cars, ["aaaa", "bbbb"], out, **kwargs)
+    with pytest.raises(ValueError, match=r"zzzz_01_mask.gif: the mask marks no car pixel"):
+        write_composites(cars, ["aaaa", "zzzz"], out, **kwargs)
+    with pytest.raises(ValueError, match="given twice: aaaa"):
+        write_composites(cars, ["aaaa", "aaaa"], out, **kwargs)
+    with pytest.raises(ValueError, match="distractors must lie in 0..20"):
+        write_composites(cars, ["aaaa"], out, distractors=21, **kwargs)
+    assert not out.exists()
+
+
+def test_a_car_never_falls_on_two_sides_of_the_split(tmp_path):
+    cars, backgrounds = cars_and_backgrounds(tmp_path, ("01",))
+    kwargs = {"per_image": 1, "size": (64, 96), "seed": 0, "backgrounds_root": backgrounds}
+    for split in ("held_out", "validation"):  # into the folder of the source car, which training would train on
+        with pytest.raises(ValueError, match=r"car abc123 would fall on several sides: abc123 'train', abc123[hv]0"):
+            write_composites(cars, ["abc123"], cars, split=split, **kwargs)
+    assert sorted(path.name for path in (cars / "train").iterdir()) == ["abc123_01.jpg"]
+    assert not (cars / "splits.json").exists()
+    out = tmp_path / "out"
+    write_composites(cars, ["abc123"], out, split="train", **kwargs)
+    before = (out / "splits.json").read_text()
+    with pytest.raises(ValueError, match=r"abc123c0 'train', abc123h0 'test' \(new\)"):
+        write_composites(cars, ["abc123"], out, split="held_out", **kwargs)
+    assert (out / "splits.json").read_text() == before and not list(out.glob("train/abc123h0_*"))
+    (out / "splits.json").write_text("{x")
+    with pytest.raises(ValueError, match=re.escape(f"{out / 'splits.json'}: not valid JSON")):
+        write_composites(cars, ["abc123"], out, split="train", **kwargs)
+
+
+def test_the_command_line_refuses_bad_options_before_writing(tmp_path, capsys):
+    from tests.test_synthetic_sources import write_photo
+    from training.synthetic.composite import main
+
+    write_photo(tmp_path / "cars", "aaaa_01.jpg")
+    (tmp_path / "afile").write_text("")
+    args = ["--cars-dir", str(tmp_path / "cars"), "--size", "64x96"]
+    for extra, reason in (
+        (["--cars", "aaaa,aaaa"], "--cars names aaaa twice"),
+        (["--cars", ""], "--cars is empty"),
+        (["--cars", " , "], "--cars is empty"),
+        (["--cars", "aaaa", "--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--cars", "aaaa", "--distractors", "21"], "--distractors must lie in 0..20, got 21"),
+        (["--cars", "aaaa", "--size", "20000x30000"], "height and width must each be at most 4096"),
+        (["--cars", "aaaa", "--out", str(tmp_path / "afile")], f"--out '{tmp_path / 'afile'}' is a file"),
+        (["--cars", "aaaa", "--out", str(tmp_path / "afile" / "sub")], "which is a file; expected a folder"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--out", str(tmp_path / "out"), *extra])
+        error = capsys.readouterr().err
+        assert exit_info.value.code == 2 and reason in error, (extra, error)
+    assert not (tmp_path / "out").exists()

@@ -1,12 +1,16 @@
 """`training.synthetic.reframe`: photos and masks cropped together to portrait, square and wide frames."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from carseg_hf.image_io import load_mask, load_rgb
 from tests.fixture import make_carvana_fixture
+from tests.test_synthetic_sources import write_photo
+from training.synthetic.carvana_pairs import write_pair
 from training.synthetic.reframe import ASPECTS, REFRAME_ASPECTS, crop_close_up, crop_to_aspect, main, reframe_folder
 
 
@@ -106,7 +110,7 @@ def test_a_close_up_is_narrower_than_the_car_and_centred_on_the_anchor():
 
 
 def test_reframe_folder_writes_close_ups_with_car_and_background(tmp_path):
-    data = make_carvana_fixture(tmp_path / "data", num_cars=2, angles=2, size=(192, 128), write_csv=False)
+    data = make_carvana_fixture(tmp_path / "data", num_cars=2, angles=2, size=(768, 512), write_csv=False)
     cars = sorted({path.stem.rsplit("_", 1)[0] for path in (data / "train").glob("*.jpg")})
     assert reframe_folder(data, cars, tmp_path / "out", seed=3, close_up=(1.2, 2.5)) == 4
     splits = json.loads((tmp_path / "out" / "splits.json").read_text())
@@ -119,8 +123,107 @@ def test_reframe_folder_writes_close_ups_with_car_and_background(tmp_path):
         assert label.any() and not label.all()
 
 
-def test_close_up_range_is_checked_on_the_command_line(tmp_path, capsys):
+@pytest.mark.parametrize("bad", ["2,1", "1000,1000", "inf,inf", "0.001,0.001", "nan,2", "0.5,2", "2,11"])
+def test_close_up_range_is_checked_on_the_command_line(tmp_path, capsys, bad):
     data = make_carvana_fixture(tmp_path / "data", num_cars=1, angles=1, size=(96, 64), write_csv=False)
-    with pytest.raises(SystemExit):
-        main(["--cars-dir", str(data), "--out", str(tmp_path / "out"), "--close-up", "2,1"])
-    assert "0 < low <= high" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--cars-dir", str(data), "--out", str(tmp_path / "out"), "--close-up", bad])
+    assert exit_info.value.code == 2 and "1 <= low <= high <= 10" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="1 <= low <= high <= 10"):
+        reframe_folder(data, [], tmp_path / "out", close_up=(0.5, 2.0))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_close_up_too_small_to_write_is_refused_before_anything_is_written(tmp_path):
+    data = make_carvana_fixture(tmp_path / "data", num_cars=2, angles=1, size=(192, 128), write_csv=False)
+    cars = sorted({path.stem.rsplit("_", 1)[0] for path in (data / "train").glob("*.jpg")})
+    with pytest.raises(
+        ValueError, match=r"_01.jpg: its close-ups .* could be as small as \d+x\d+ pixels, under the 32"
+    ):
+        reframe_folder(data, cars, tmp_path / "out", close_up=(1.2, 9.0))
+    assert not (tmp_path / "out").exists()
+
+
+def _folder(tmp_path: Path, *names: str, **kwargs) -> Path:
+    """A Carvana-layout folder `tmp_path/cars` of plain photos named `names` (see `write_photo`)."""
+    for name in names:
+        write_photo(tmp_path / "cars", name, **kwargs)
+    return tmp_path / "cars"
+
+
+def test_every_source_pair_is_checked_before_anything_is_written(tmp_path, capsys):
+    cars = _folder(tmp_path, "aaaa_01.jpg", "aaaa_02.jpg")
+    write_photo(cars, "bbbb_01.jpg", mask_size=(48, 32))  # a mask of half the photo's size
+    write_photo(cars, "cccc_01.jpg", car=False)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--cars-dir", str(cars), "--out", str(out), "--cars", "aaaa,bbbb"])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "bbbb_01_mask.gif' is 48x32 but its image" in error and "is 96x64" in error
+    with pytest.raises(ValueError, match="cccc_01_mask.gif: the mask marks no car pixel"):
+        reframe_folder(cars, ["aaaa", "cccc"], out)
+    (out / "train").mkdir(parents=True)
+    (out / "splits.json").write_text('["x"]')
+    with pytest.raises(ValueError, match=re.escape(f"{out / 'splits.json'}: expected a JSON object")):
+        reframe_folder(cars, ["aaaa"], out)
+    assert not any((out / "train").iterdir()) and not (out / "train_masks").exists()
+
+
+def test_photos_are_found_by_the_loaders_rule(tmp_path):
+    from carseg_hf.data import load_carvana
+
+    cars = _folder(tmp_path, "aaaa_01.JPG", "aaaa_02.png", "aaaa_03_v2.jpg")
+    write_photo(cars, "aaaa_04.jpg", mask_name="aaaa_04_mask.png")
+    with pytest.warns(UserWarning, match="ignoring 1 file.*aaaa_03_v2.jpg"):
+        assert reframe_folder(cars, ["aaaa"], tmp_path / "out") == 3
+    written = sorted(path.name for path in (tmp_path / "out" / "train").iterdir())
+    assert written == ["aaaar0_01.jpg", "aaaar0_02.jpg", "aaaar0_04.jpg"]
+    assert len(load_carvana(tmp_path / "out")["train"]) == 3  # training reads every frame
+
+
+def test_the_command_line_refuses_empty_or_repeated_cars_and_bad_options(tmp_path, capsys):
+    cars = _folder(tmp_path, "aaaa_01.jpg")
+    (tmp_path / "afile").write_text("")
+    for extra, reason in (
+        (["--cars", "aaaa,aaaa"], "--cars names aaaa twice"),
+        (["--cars", ""], "--cars is empty"),
+        (["--cars", ","], "--cars is empty"),
+        (["--cars", "aaaa", "--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--cars", "aaaa", "--out", str(tmp_path / "afile" / "sub")], "which is a file; expected a folder"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--cars-dir", str(cars), "--out", str(tmp_path / "out"), *extra])
+        error = capsys.readouterr().err
+        assert exit_info.value.code == 2 and reason in error, (extra, error)
+    assert not (tmp_path / "out").exists()
+
+
+def test_reframes_take_the_split_their_source_has_in_its_own_folder(tmp_path):
+    cars = _folder(tmp_path, "aaaav0_01.jpg", "bbbb_01.jpg")
+    (cars / "splits.json").write_text(json.dumps({"aaaav0": "val", "bbbb": "train"}))
+    reframe_folder(cars, ["aaaav0", "bbbb"], tmp_path / "framed")
+    assert json.loads((tmp_path / "framed" / "splits.json").read_text()) == {"aaaav0r0": "val", "bbbbr0": "train"}
+    out = tmp_path / "mixed"
+    out.mkdir()
+    (out / "splits.json").write_text(json.dumps({"aaaac0r0": "train", "aaaa": "train"}))
+    with pytest.raises(ValueError, match=r"car aaaa would fall on several sides: aaaa 'train', aaaac0r0 'train', "):
+        reframe_folder(cars, ["aaaav0"], out)  # validation composites of a car trained on in out
+
+
+def test_an_interrupted_run_leaves_every_written_frame_with_its_split(tmp_path, monkeypatch, capsys):
+    import training.synthetic.reframe as reframe
+
+    cars = _folder(tmp_path, "aaaa_01.jpg", "aaaa_02.jpg", "bbbb_01.jpg")
+    calls = []
+
+    def interrupted(*args, **kwargs):  # the real writer, then Ctrl-C after the first frame
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(args[1])
+        write_pair(*args, **kwargs)
+
+    monkeypatch.setattr(reframe, "write_pair", interrupted)
+    assert main(["--cars-dir", str(cars), "--out", str(tmp_path / "out"), "--cars", "aaaa,bbbb"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert [path.name for path in (tmp_path / "out" / "train").iterdir()] == ["aaaar0_01.jpg"]
+    assert json.loads((tmp_path / "out" / "splits.json").read_text()) == {"aaaar0": "train", "bbbbr0": "train"}

@@ -31,20 +31,33 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from carseg_hf.number_ranges import number_range_type
+from carseg_hf.output_folders import output_folder_problem
 from carseg_hf.sizes import height_width_type
 
 from .background_blur import BackgroundBlur, blur_background, sample_background_blur
 from .background_sources import KINDS, SOURCE_SPLITS
-from .backgrounds import package_list, random_background
+from .backgrounds import list_backgrounds, package_list, random_background
+from .carvana_pairs import (
+    SourcePhoto,
+    find_source_photos,
+    parse_car_ids,
+    read_source_pair,
+    report_interrupt,
+    write_pair,
+)
 from .distractors import load_stamps, paste_distractors
 from .ground_shadows import cast_shadow, contact_shadow, darken
-from .split_file import merge_splits
+from .split_file import plan_splits, write_splits
 
 #: Per split: the car-id tag of its composites (distinct, so all can share one folder) and its `splits.json` mark.
 SPLITS = {"train": ("c", "train"), "validation": ("v", "val"), "held_out": ("h", "test")}
 
 #: Default range of the pasted car's width, as fractions of the frame width (`--car-width`).
 CAR_WIDTH_RANGE = (0.35, 0.95)
+#: The most stamps pasted into one composite (`--distractors`); each covers 8% to 45% of the frame's height.
+MAX_DISTRACTORS = 20
+#: The largest height and width of a composite (`--size`); Carvana's photos are 1280x1918.
+MAX_SIDE = 4096
 
 
 def check_car_width_range(car_width: tuple[float, float]) -> tuple[float, float]:
@@ -193,17 +206,6 @@ def compose(
     return np.clip(out, 0, 255).astype(np.uint8), np.asarray(full_label, dtype=np.uint8)
 
 
-def _read_pair(cars_dir: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read `train/<stem>.jpg` and its mask from a Carvana-layout folder, through carseg's checked loaders."""
-    from carseg_hf.image_io import load_mask, load_rgb
-
-    masks = cars_dir / "train_masks"
-    mask_path = next((p for p in (masks / f"{stem}_mask.gif", masks / f"{stem}_mask.png") if p.is_file()), None)
-    if mask_path is None:
-        raise FileNotFoundError(f"{masks}: no {stem}_mask.gif or {stem}_mask.png for {stem}.jpg")
-    return load_rgb(cars_dir / "train" / f"{stem}.jpg"), load_mask(mask_path)
-
-
 def write_composites(
     cars_dir: Path,
     car_ids: list[str],
@@ -245,37 +247,44 @@ def write_composites(
         car_width: The range of the car's width, as fractions of the frame width; the default range gives the
             composites a seed gave before the option.
 
+    Every source pair, the backgrounds and `out/splits.json` are checked before anything is written; then
+    `splits.json` is written, with the new cars, before the images, so that an interrupted run leaves fewer images,
+    never images without a split.
+
     Returns:
         The number of composites written.
 
     Raises:
-        ValueError: If `split` is not one of `SPLITS` or `backgrounds` not one of `SOURCE_SPLITS`, `distractors`
-            is negative, or `car_width` is not within (0, 1].
+        ValueError: If an argument is out of range, a car id is given twice, a source pair is unreadable, of two
+            sizes or without car (`read_source_pair`), `out/splits.json` is malformed, or a car's images would fall
+            on several sides (a source car, or composites of it, in `out` with another split: `plan_splits`).
         FileNotFoundError: If a car has no photo in `cars_dir/train`, or a photo has no mask, naming them, or the
-            stamps are missing while `distractors` > 0.
+            backgrounds or stamps are missing.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
     backgrounds = split if backgrounds is None else backgrounds
     if backgrounds not in SOURCE_SPLITS:
         raise ValueError(f"backgrounds must be one of {SOURCE_SPLITS}, got {backgrounds!r}")
-    if distractors < 0:
-        raise ValueError(f"distractors must be >= 0, got {distractors}")
+    if not 0 <= distractors <= MAX_DISTRACTORS:
+        raise ValueError(f"distractors must lie in 0..{MAX_DISTRACTORS}, got {distractors}")
     car_width = check_car_width_range(car_width)
-    stamps = load_stamps(backgrounds_root) if distractors else []
-    (out / "train").mkdir(parents=True, exist_ok=True)
-    (out / "train_masks").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     # Validation and held-out composites stand for outdoor photos: outdoor scenes only. Training also sees close-ups
     # and interiors.
     kinds = KINDS if split == "train" else ("outdoor",)
+    sources = _checked_sources(cars_dir, car_ids)
+    _check_backgrounds(backgrounds, kinds, backgrounds_root, background_packages)
+    stamps = load_stamps(backgrounds_root) if distractors else []
     tag, mark = SPLITS[split]
-    assignment: dict[str, str] = {}
-    sources: dict[str, str] = {}  # new car id -> the real car it shows
+    made_from = {f"{car}{tag}{k}": car for car in sorted({s.car for s in sources}) for k in range(per_image)}
+    splits = plan_splits(out, made_from, mark)
+    (out / "train").mkdir(parents=True, exist_ok=True)
+    (out / "train_masks").mkdir(parents=True, exist_ok=True)
+    write_splits(out, splits)
+    rng = np.random.default_rng(seed)
     count = 0
-    for stem in _source_stems(cars_dir, car_ids):
-        image, mask = _read_pair(cars_dir, stem)
-        car, angle = stem.rsplit("_", 1)
+    for source in sources:
+        image, mask = read_source_pair(source)
         for k in range(per_image):
             background = random_background(
                 rng, size[1], size[0], backgrounds, kinds, backgrounds_root, background_packages
@@ -286,34 +295,26 @@ def write_composites(
             )
             blur = sample_background_blur(rng, background_blur)
             composite, label = compose(image, mask, background, params, rng, chosen, blur)
-            _write_pair(out, f"{car}{tag}{k}_{angle}", composite, label, quality=params.jpeg_quality)
-            assignment[f"{car}{tag}{k}"], sources[f"{car}{tag}{k}"] = mark, car
+            write_pair(out, f"{source.car}{tag}{k}_{source.angle}", composite, label, quality=params.jpeg_quality)
             count += 1
-    merge_splits(out, assignment, sources)
     return count
 
 
-def _source_stems(cars_dir: Path, car_ids: list[str]) -> list[str]:
-    """The sorted `<car_id>_<NN>` stems of the cars' photos in `cars_dir/train`.
-
-    Raises:
-        FileNotFoundError: Naming the cars that have no photo there.
-    """
-    stems = sorted(p.stem for p in (cars_dir / "train").glob("*.jpg") if p.stem.split("_")[0] in car_ids)
-    missing = sorted(set(car_ids) - {stem.split("_")[0] for stem in stems})
-    if missing:
-        raise FileNotFoundError(f"{cars_dir / 'train'}: no <car_id>_<NN>.jpg photos of {', '.join(missing)}")
-    return stems
+def _checked_sources(cars_dir: Path, car_ids: Sequence[str]) -> list[SourcePhoto]:
+    """The cars' photos and masks (`find_source_photos`) sorted by name, each pair read once to check it."""
+    sources = sorted(find_source_photos(cars_dir, car_ids), key=lambda source: source.stem)
+    for source in sources:
+        read_source_pair(source)
+    return sources
 
 
-def _write_pair(out: Path, name: str, composite: np.ndarray, label: np.ndarray, quality: int) -> None:
-    """Write `train/<name>.jpg` at the JPEG `quality` and `train_masks/<name>_mask.gif`, each atomically."""
-    from carseg_hf.overlay import mask_gif_image
-
-    from .dataset import _atomic_save
-
-    _atomic_save(Image.fromarray(composite), out / "train" / f"{name}.jpg", format="JPEG", quality=quality)
-    _atomic_save(mask_gif_image(label), out / "train_masks" / f"{name}_mask.gif", format="GIF")
+def _check_backgrounds(
+    split: str, kinds: tuple[str, ...], root: Path | None, packages: tuple[str, ...] | None
+) -> None:
+    """Raise unless the backgrounds that `random_background` will draw from are there (without drawing one)."""
+    if not list_backgrounds(split, kinds, root, packages):
+        within = f" of packages {', '.join(packages)}" if packages else ""
+        raise ValueError(f"no backgrounds of kinds {kinds} in split {split!r}{within}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
         "--size", type=height_width_type(minimum=16), default="640x960", help="HEIGHTxWIDTH (default 640x960)"
     )
     parser.add_argument(
-        "--distractors", type=int, default=0, help="paste up to N other objects behind each car (default 0)"
+        "--distractors",
+        type=int,
+        default=0,
+        help=f"paste up to N other objects behind each car, N in 0..{MAX_DISTRACTORS} (default 0)",
     )
     parser.add_argument(
         "--background-blur",
@@ -354,17 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if not (args.cars_dir / "train").is_dir():
-        parser.error(f"--cars-dir {args.cars_dir}: no train/ folder; expected the Kaggle Carvana layout")
-    if args.per_image < 1:
-        parser.error(f"--per-image must be >= 1, got {args.per_image}")
-    if args.distractors < 0:
-        parser.error(f"--distractors must be >= 0, got {args.distractors}")
-    if not 0.0 <= args.background_blur <= 1.0:
-        parser.error(f"--background-blur must be a probability in [0, 1], got {args.background_blur}")
-    default_cars = TRAIN_CARS if args.split == "train" else VALIDATION_CARS
-    cars = args.cars.split(",") if args.cars else list(default_cars)
+    if (problem := _usage_problem(args)) is not None:
+        parser.error(problem)
     try:
+        cars = parse_car_ids(args.cars, TRAIN_CARS if args.split == "train" else VALIDATION_CARS)
         count = write_composites(
             args.cars_dir,
             cars,
@@ -381,8 +378,28 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
+    except KeyboardInterrupt:
+        return report_interrupt(args.out, "composites")
     print(f"wrote {count} composites to {args.out}")
     return 0
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line's options, or None."""
+    height, width = args.size
+    if not (args.cars_dir / "train").is_dir():
+        return f"--cars-dir {args.cars_dir}: no train/ folder; expected the Kaggle Carvana layout"
+    if args.per_image < 1:
+        return f"--per-image must be >= 1, got {args.per_image}"
+    if not 0 <= args.distractors <= MAX_DISTRACTORS:
+        return f"--distractors must lie in 0..{MAX_DISTRACTORS}, got {args.distractors}"
+    if not 0.0 <= args.background_blur <= 1.0:
+        return f"--background-blur must be a probability in [0, 1], got {args.background_blur}"
+    if max(height, width) > MAX_SIDE:
+        return f"--size {height}x{width} is too large: height and width must each be at most {MAX_SIDE}"
+    if args.seed < 0:
+        return f"--seed must be >= 0, got {args.seed}"
+    return output_folder_problem(args.out, "--out")
 
 
 if __name__ == "__main__":

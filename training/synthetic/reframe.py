@@ -11,12 +11,13 @@ exact. A processor that keeps the aspect ratio then trains on these frames as it
     python -m training.synthetic.reframe --cars-dir data --out data --per-image 1 --seed 20
 
 writes `train/<car_id>r<k>_<NN>.jpg` and `train_masks/<car_id>r<k>_<NN>_mask.gif` (k = 0 .. per-image - 1) and
-gives the new ids their source cars' splits in `out/splits.json` (`split_file.merge_splits`).
+gives the new ids their source cars' splits in `out/splits.json` (`split_file.plan_splits`).
 `benchmarks/bench_aspect.py` uses the same crop, unshifted.
 
 `--close-up LOW,HIGH` crops close-ups instead: windows of every shape, 3:2 included, that the car's box is LOW to
-HIGH times wider than, centred on a random point of the middle half of the car's box, and holding 30% to 92% car
-where 20 draws allow. They are written as `<car_id>z<k>_<NN>`. The close-up validation sets of `docs/zoom.md` are
+HIGH times wider than (1 <= LOW <= HIGH <= 10), centred on a random point of the middle half of the car's box, and
+holding 30% to 92% car where 20 draws allow; a photo whose narrowest window would be under 32 pixels is refused.
+They are written as `<car_id>z<k>_<NN>`. The close-up validation sets of `docs/zoom.md` are
 
     python -m training.synthetic.reframe --cars-dir CARVANA --out valclose --cars ID1,ID2,ID3 --close-up 1.2,2.5 \
         --seed 31
@@ -32,6 +33,16 @@ import numpy as np
 
 from carseg_hf.number_ranges import number_range_type
 from carseg_hf.output_folders import output_folder_problem
+
+from .carvana_pairs import (
+    SourcePhoto,
+    find_source_photos,
+    parse_car_ids,
+    read_source_pair,
+    report_interrupt,
+    write_pair,
+)
+from .split_file import plan_splits, write_splits
 
 #: Frame shapes: (name, with width:height as photographers write it; height / width).
 ASPECTS = (("3:2 landscape", 2 / 3), ("4:3 landscape", 3 / 4), ("1:1 square", 1.0), ("3:4 portrait", 4 / 3))
@@ -127,6 +138,10 @@ CLOSE_UP_ANCHORS = (0.25, 0.75)
 #: Close-ups: windows are drawn again (up to `CLOSE_UP_DRAWS` times) until they hold this share of car.
 CLOSE_UP_CAR_SHARE = (0.3, 0.92)
 CLOSE_UP_DRAWS = 20
+#: Close-ups: the range of the car box's width over the window's width that `--close-up` accepts.
+CLOSE_UP_FACTORS = (1.0, 10.0)
+#: Close-ups: the shortest side of a window, in pixels; a photo whose windows could be smaller is refused.
+CLOSE_UP_MIN_SIDE = 32
 
 
 def draw_close_up(
@@ -154,15 +169,37 @@ def draw_close_up(
 
 
 def check_close_up_range(factors: tuple[float, float]) -> tuple[float, float]:
-    """Return `(low, high)` if `0 < low <= high`.
+    """Return `(low, high)` if `1 <= low <= high <= 10` (`CLOSE_UP_FACTORS`): a close-up cuts the car at the sides.
 
     Raises:
-        ValueError: Otherwise, quoting the range.
+        ValueError: Otherwise (NaN and infinity included), quoting the range.
     """
     low, high = factors
-    if not 0.0 < low <= high:
-        raise ValueError(f"the close-up range must satisfy 0 < low <= high (car box over window width), got {factors}")
+    least, most = CLOSE_UP_FACTORS
+    if not least <= low <= high <= most:
+        raise ValueError(
+            f"the close-up range must satisfy {least:g} <= low <= high <= {most:g} (the car box's width over the "
+            f"window's), got {factors}"
+        )
     return float(low), float(high)
+
+
+def check_close_up_size(
+    source: SourcePhoto, image: np.ndarray, mask: np.ndarray, ratios: Sequence[float], high: float
+) -> None:
+    """Raise `ValueError`, naming the photo, if a close-up window of it could be under `CLOSE_UP_MIN_SIDE` pixels.
+
+    The smallest windows are those of the largest factor, `high`; a window's size does not depend on its anchor.
+    """
+    for ratio in ratios:
+        frame, _ = crop_close_up(image, mask, ratio, high)
+        if min(frame.shape[:2]) < CLOSE_UP_MIN_SIDE:
+            height, width = frame.shape[:2]
+            raise ValueError(
+                f"{source.photo}: its close-ups at a factor of up to {high:g} (windows {high:g} times narrower than "
+                f"the car) could be as small as {width}x{height} pixels, under the {CLOSE_UP_MIN_SIDE}-pixel minimum; "
+                "lower the close-up range's HIGH, or leave this car out"
+            )
 
 
 #: An argparse `type=` for `--close-up LOW,HIGH`, e.g. `"1.2,2.5"`.
@@ -194,39 +231,44 @@ def reframe_folder(
         close_up: `(low, high)`: write close-ups (`draw_close_up`, car box `low` to `high` times wider than the
             window) named `<car_id>z<k>_<NN>`, of every shape in `ASPECTS` unless `aspects` is given; None reframes.
 
+    Every source pair and `out/splits.json` (and `cars_dir/splits.json`) are checked before anything is written;
+    then `splits.json` is written, with the new ids, before the images, so that an interrupted run leaves fewer
+    images, never images without a split. Each new id takes the split of the car it shows (`split_file.plan_splits`):
+    its split in `out`, else in `cars_dir/splits.json`, else "train".
+
     Returns:
         The number of frames written.
 
     Raises:
         FileNotFoundError: If a car has no photo, or a photo no mask.
-        ValueError: If an aspect name is unknown or a mask marks no car pixel (naming the file).
+        ValueError: If an aspect name is unknown, the close-up range is out of bounds (`check_close_up_range`), a
+            car id is given twice, a photo or mask is unreadable, of another size than its pair or without car, a
+            close-up would be too small (`check_close_up_size`), a `splits.json` is malformed, or a car's images
+            would fall on several sides of `out`'s split, naming the files and cars.
     """
-    from carseg_hf.image_io import load_mask, load_rgb
-
-    from .composite import _source_stems, _write_pair
-    from .split_file import merge_splits
-
     ratios = dict(ASPECTS)
     if close_up is not None and aspects is REFRAME_ASPECTS:
         aspects = tuple(ratios)
     unknown = sorted(set(aspects) - set(ratios))
     if unknown:
         raise ValueError(f"unknown aspect(s) {unknown}; expected some of {list(ratios)}")
-    rng = np.random.default_rng(seed)
+    if close_up is not None:
+        close_up = check_close_up_range(close_up)
+    sources = find_source_photos(cars_dir, car_ids)
+    for source in sources:  # every pair checked before anything is written
+        image, mask = read_source_pair(source)
+        if close_up is not None:
+            check_close_up_size(source, image, mask, [ratios[name] for name in aspects], close_up[1])
+    tag = "r" if close_up is None else "z"
+    made_from = {f"{car}{tag}{k}": car for car in car_ids for k in range(per_image)}
+    splits = plan_splits(out, made_from, cars_dir=cars_dir)
     (out / "train").mkdir(parents=True, exist_ok=True)
     (out / "train_masks").mkdir(parents=True, exist_ok=True)
-    written, assignment, sources = 0, {}, {}
-    stems = [stem for car in car_ids for stem in _source_stems(cars_dir, [car])]  # in the order of car_ids
-    for stem in stems:
-        photo, mask_path = cars_dir / "train" / f"{stem}.jpg", cars_dir / "train_masks" / f"{stem}_mask.gif"
-        if not mask_path.is_file():
-            raise FileNotFoundError(f"{photo}: no mask {mask_path}")
-        image, mask = load_rgb(photo), load_mask(mask_path)
-        car, angle = stem.rsplit("_", 1)
-        try:
-            _check_has_car(mask)  # once per photo, naming its mask file
-        except ValueError as error:
-            raise ValueError(f"{mask_path}: {error}") from None
+    write_splits(out, splits)
+    rng = np.random.default_rng(seed)
+    written = 0
+    for source in sources:
+        image, mask = read_source_pair(source)
         for k in range(per_image):
             name = aspects[int(rng.integers(len(aspects)))]
             if close_up is None:
@@ -234,11 +276,8 @@ def reframe_folder(
                 frame, label = crop_to_aspect(image, mask, ratios[name], shift)
             else:
                 frame, label = draw_close_up(image, mask, ratios[name], close_up, rng)
-            frame_id = f"{car}{'r' if close_up is None else 'z'}{k}"
-            _write_pair(out, f"{frame_id}_{angle}", frame, label, quality)
-            assignment[frame_id], sources[frame_id] = "train", car
+            write_pair(out, f"{source.car}{tag}{k}_{source.angle}", frame, label, quality)
             written += 1
-    merge_splits(out, assignment, sources)
     return written
 
 
@@ -263,15 +302,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--cars-dir {args.cars_dir}: no train/ folder; expected the Kaggle Carvana layout")
     if args.per_image < 1 or not 0.0 <= args.max_shift <= 0.5:
         parser.error(f"--per-image must be >= 1 and --max-shift in [0, 0.5], got {args.per_image}, {args.max_shift}")
-    cars = [car.strip() for car in args.cars.split(",") if car.strip()] if args.cars else list(TRAIN_CARS)
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     if (problem := output_folder_problem(args.out, "--out")) is not None:
         parser.error(problem)
     try:
+        cars = parse_car_ids(args.cars, TRAIN_CARS)
         count = reframe_folder(
             args.cars_dir, cars, args.out, args.per_image, args.seed, max_shift=args.max_shift, close_up=args.close_up
         )
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
+    except KeyboardInterrupt:
+        return report_interrupt(args.out, "frames")
     print(f"wrote {count} {'close-ups' if args.close_up else 'reframed photos'} to {args.out}")
     return 0
 
