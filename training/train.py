@@ -16,5 +16,6 @@ too: `bundle_model.py`, `carvana_sample.py` and the synthetic-data generator `sy
 from carseg_hf import training as carseg_training
 
 if __name__ == "__main__":
-    args = carseg_training.parse_args()  # `--help` and usage errors answer before torch is imported
+    # `--help` and usage errors answer before torch is imported, under the name the script was started by.
+    args = carseg_training.parse_args(prog="python -m training.train" if __package__ else "training/train.py")
     carseg_training.main(args)

@@ -28,16 +28,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--split",
         choices=("validation", "train", "heldout", "all"),
         default="validation",
-        help="which images to score (heldout: the 'test' cars of a splits.json, e.g. synthetic held-out meshes)",
+        help="which images to score (default: validation, the validation cars of the split; heldout: the 'test' cars "
+        "of a splits.json, e.g. synthetic held-out meshes)",
     )
-    parser.add_argument("--validation-fraction", type=float, default=0.2, help="share of cars held out (0.2)")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the split by car (42, as in training)")
+    parser.add_argument("--validation-fraction", type=float, default=0.2, help="share of cars held out (default 0.2)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the split by car (default 42, as in training)")
     parser.add_argument("--mask-suffix", default="_mask", help="mask suffix in a pair folder (default _mask)")
     parser.add_argument("--out", default="carseg-eval", help="output folder (default carseg-eval)")
     parser.add_argument("--worst", type=int, default=8, help="full-size overlays of the K worst images (default 8)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
     parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default: processor's)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument(
         "--resolution",
         choices=("processor", "native"),
@@ -47,7 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "and resize back (default), or at each image's native size"
         ),
     )
-    parser.add_argument("--tta", choices=("none", "hflip"), default="none", help="test-time augmentation")
+    parser.add_argument(
+        "--tta", choices=("none", "hflip"), default="none", help="test-time augmentation (default: none)"
+    )
     parser.add_argument(
         "--zoom",
         action="store_true",

@@ -25,9 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--private", action="store_true", help="create the repo as private; an existing public repo is refused"
     )
-    parser.add_argument("--revision", default=None, help="branch to commit to (created from main if needed)")
+    parser.add_argument(
+        "--revision", default=None, help="branch to commit to, created from main if needed (default: main)"
+    )
     parser.add_argument("--token", default=None, help="Hub token (default: stored login or $HF_TOKEN)")
-    parser.add_argument("--commit-message", default=None, help="commit summary")
+    parser.add_argument("--commit-message", default=None, help='commit summary (default: "Upload carseg checkpoint")')
     parser.add_argument(
         "--metrics",
         type=Path,

@@ -19,7 +19,8 @@ class TrainingHelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         help_text = action.help or ""
-        has_default = action.default not in (None, False, argparse.SUPPRESS)
+        # By identity: a default of 0 or 0.0 equals False, and is a default worth showing all the same.
+        has_default = not any(action.default is value for value in (None, False, argparse.SUPPRESS))
         if has_default and action.option_strings and "default" not in help_text.lower():
             help_text += " (default: %(default)s)"
         return help_text
@@ -60,10 +61,14 @@ def add_field_option(group: argparse._ArgumentGroup, field: dataclasses.Field) -
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the training script and of `carseg train`: one option per `TrainingArguments` field."""
+def build_parser(prog: str = "carseg train") -> argparse.ArgumentParser:
+    """The argument parser of the training script and of `carseg train`: one option per `TrainingArguments` field.
+
+    Args:
+        prog: The program name that usage lines and errors start with.
+    """
     parser = argparse.ArgumentParser(
-        prog="carseg train",
+        prog=prog,
         description="Train a carseg segmentation model (reference Carvana recipe).",
         formatter_class=TrainingHelpFormatter,
     )
@@ -76,16 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: Sequence[str] | None = None) -> TrainingArguments:
+def parse_args(argv: Sequence[str] | None = None, prog: str = "carseg train") -> TrainingArguments:
     """Parse and validate the training arguments; errors exit with status 2 and a message naming the option.
 
     Args:
         argv: Arguments without the program name; defaults to `sys.argv[1:]`.
+        prog: The program name that usage lines and errors start with.
 
     Returns:
         The validated arguments.
     """
-    parser = build_parser()
+    parser = build_parser(prog)
     namespace = parser.parse_args(argv)
     try:
         return TrainingArguments(**vars(namespace))
