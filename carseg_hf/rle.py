@@ -1,7 +1,9 @@
 """Kaggle Carvana run-length encoding: a numpy encoder and decoder, and a torch encoder for masks on any device.
 
 The format: pixels are flattened row by row (row-major), numbered from 1, and each run of car pixels is written as
-`start length`, so a mask is a string like `"1 3 10 5"`. An empty mask is the empty string.
+`start length`, so a mask is a string like `"1 3 10 5"`. An empty mask is the empty string. `rle_runs` (and
+`check_rle_string`) check a string's form without a mask size: an even count of numbers, starts and lengths of at
+least 1, runs sorted and not overlapping (adjacent runs are allowed).
 
 Submission files (`img,rle_mask` CSVs) are written and read by `carseg_hf.submission`; the encoder that queues its
 work on a GPU without waiting for it is `carseg_hf.predict.async_copy.rle_encode_torch_async`, built on
@@ -16,7 +18,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-_RLE_TOKENS = re.compile(r"^[0-9 \t]*$")
+_RLE_TOKENS = re.compile(r"[0-9 \t]*")  # used with fullmatch: a trailing newline is not let through
+#: The largest number an RLE string may hold; it keeps `start + length` within int64 (masks are far smaller).
+_MAX_RLE_NUMBER = 2**62
+_NAN_MESSAGE = "{caller}: the mask holds NaN values, which are neither car nor background; threshold it first"
 
 
 def _runs_to_string(starts: np.ndarray, lengths: np.ndarray) -> str:
@@ -37,11 +42,13 @@ def rle_encode(mask: np.ndarray) -> str:
         `"start length start length ..."` with 1-indexed, row-major starts; `""` for an empty mask.
 
     Raises:
-        ValueError: If the mask is not 2-D.
+        ValueError: If the mask is not 2-D, or holds NaN (neither car nor background).
     """
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"rle_encode expects a 2-D (height, width) mask, got shape {mask.shape}")
+    if mask.dtype.kind in "fc" and np.isnan(mask).any():
+        raise ValueError(_NAN_MESSAGE.format(caller="rle_encode"))
     flat = np.zeros(mask.size + 2, dtype=np.int8)
     flat[1:-1] = mask.reshape(-1) != 0  # (height * width + 2,) padded with background
     boundaries = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # 1-indexed positions where a run starts or ends
@@ -52,7 +59,7 @@ def rle_encode(mask: np.ndarray) -> str:
 
 def is_rle_string(value: object) -> bool:
     """Whether `value` is a string of digits and spaces only (what an RLE string may hold; empty is allowed)."""
-    return isinstance(value, str) and _RLE_TOKENS.match(value) is not None
+    return isinstance(value, str) and _RLE_TOKENS.fullmatch(value) is not None
 
 
 def as_mask_batch(masks: torch.Tensor, caller: str) -> torch.Tensor:
@@ -74,7 +81,7 @@ def as_mask_batch(masks: torch.Tensor, caller: str) -> torch.Tensor:
 
 def run_boundaries(masks: torch.Tensor) -> torch.Tensor:
     """Where each mask changes value, as `(batch, height * width + 1)` bool; entry `i` is 1-indexed pixel `i + 1`."""
-    flat = (masks != 0).reshape(masks.shape[0], -1)  # (batch, height * width) bool
+    flat = (masks != 0).flatten(start_dim=1)  # (batch, height * width) bool; an empty batch stays (0, height * width)
     padded = torch.nn.functional.pad(flat.to(torch.uint8), (1, 1))  # (batch, height * width + 2)
     return padded[:, 1:] != padded[:, :-1]  # (batch, height * width + 1)
 
@@ -109,15 +116,80 @@ def rle_encode_torch(masks: torch.Tensor) -> list[str]:
         masks: A `(batch, height, width)` or `(height, width)` tensor (bool or integer, any device); nonzero is car.
 
     Returns:
-        One Kaggle RLE string per mask.
+        One Kaggle RLE string per mask; an empty list for an empty batch.
 
     Raises:
-        ValueError: If the tensor is not 2-D or 3-D.
+        ValueError: If the tensor is not 2-D or 3-D, or holds NaN (neither car nor background).
     """
-    changes = run_boundaries(as_mask_batch(masks, "rle_encode_torch"))  # (batch, height * width + 1) bool
+    masks = as_mask_batch(masks, "rle_encode_torch")
+    if masks.is_floating_point() and bool(torch.isnan(masks).any()):
+        raise ValueError(_NAN_MESSAGE.format(caller="rle_encode_torch"))
+    changes = run_boundaries(masks)  # (batch, height * width + 1) bool
     counts = changes.sum(dim=1).cpu().tolist()  # boundaries per image
     positions = changes.nonzero()[:, 1].add_(1).cpu().numpy()  # (total boundaries,) 1-indexed, row-major per image
     return strings_from_boundaries(counts, positions)
+
+
+def _rle_numbers(rle: str) -> np.ndarray:
+    """The numbers of an RLE string of digits and spaces, as int64; a ValueError names one that is too large."""
+    tokens = rle.split()
+    try:
+        numbers = np.array(tokens, dtype=np.int64)
+    except (OverflowError, ValueError):  # a number past int64, or with more digits than Python converts
+        numbers = None
+    if numbers is None or (numbers.size and numbers.max() > _MAX_RLE_NUMBER):
+        big = next(t for t in tokens if len(t) > 19 or int(t) > _MAX_RLE_NUMBER)
+        shown = big if len(big) <= 30 else f"{big[:30]}... ({len(big)} digits)"
+        raise ValueError(f"malformed RLE string: the number {shown} is too large for a pixel position or run length")
+    return numbers
+
+
+def rle_runs(rle: str) -> tuple[np.ndarray, np.ndarray]:
+    """The runs of a Kaggle RLE string, checked for everything that does not depend on the mask's size.
+
+    Args:
+        rle: `"start length ..."` with 1-indexed row-major starts; an empty (or blank) string has no runs.
+
+    Returns:
+        `(starts, lengths)`, two int64 arrays of the same length.
+
+    Raises:
+        ValueError: If `rle` is not a string, or holds something other than integers, a number too large to be a
+            pixel position, an odd count of numbers, a start below 1, a length below 1, or runs that overlap or are
+            not sorted.
+    """
+    if not isinstance(rle, str):
+        raise ValueError(f"an RLE mask must be a string, got {type(rle).__name__}")
+    if _RLE_TOKENS.fullmatch(rle) is None:
+        bad = re.sub(r"[0-9 \t]", "", rle)[:10]
+        raise ValueError(f"malformed RLE string: only digits and spaces are allowed, found {bad!r} in {rle[:60]!r}")
+    numbers = _rle_numbers(rle)
+    if numbers.size % 2:
+        raise ValueError(f"malformed RLE string: {numbers.size} numbers, expected an even count of start/length pairs")
+    starts, lengths = numbers[0::2], numbers[1::2]
+    if numbers.size == 0:
+        return starts, lengths
+    if starts.min() < 1:
+        raise ValueError(f"malformed RLE string: run start {int(starts.min())} is below 1 (starts are 1-indexed)")
+    if lengths.min() < 1:
+        raise ValueError(f"malformed RLE string: run length {int(lengths.min())} is below 1")
+    bad = np.flatnonzero(starts[1:] <= starts[:-1] + lengths[:-1] - 1)  # a start at or before the last run's end
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"RLE runs overlap or are not sorted: run {int(starts[i])} {int(lengths[i])} is followed by "
+            f"{int(starts[i + 1])} {int(lengths[i + 1])}"
+        )
+    return starts, lengths
+
+
+def check_rle_string(rle: object) -> None:
+    """Check that `rle` is a well-formed Kaggle RLE string, whatever the mask's size (see `rle_runs`).
+
+    Raises:
+        ValueError: Saying what is wrong with it.
+    """
+    rle_runs(rle)
 
 
 def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
@@ -131,30 +203,16 @@ def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
         A `(height, width)` uint8 array of 0 and 1.
 
     Raises:
-        ValueError: If the string holds something other than integers, an odd count of numbers, a start below 1,
-            a length below 1, a run past the last pixel, or runs that overlap or are not sorted.
+        ValueError: If `shape` is not two positive integers, or the string is malformed (see `rle_runs`) or has a
+            run past the last pixel.
     """
-    height, width = (int(v) for v in shape)
-    if height < 1 or width < 1:
-        raise ValueError(f"rle_decode needs a positive (height, width), got {shape}")
+    height, width = _decode_shape(shape)
     total = height * width
     if rle is None or (isinstance(rle, float) and np.isnan(rle)):
         rle = ""
-    if not isinstance(rle, str):
-        raise ValueError(f"an RLE mask must be a string, got {type(rle).__name__}")
-    if not _RLE_TOKENS.match(rle):
-        bad = re.sub(r"[0-9 \t]", "", rle)[:10]
-        raise ValueError(f"malformed RLE string: only digits and spaces are allowed, found {bad!r} in {rle[:60]!r}")
-    numbers = np.array(rle.split(), dtype=np.int64)
-    if numbers.size % 2:
-        raise ValueError(f"malformed RLE string: {numbers.size} numbers, expected an even count of start/length pairs")
-    starts, lengths = numbers[0::2], numbers[1::2]
-    if numbers.size == 0:
+    starts, lengths = rle_runs(rle)
+    if starts.size == 0:
         return np.zeros((height, width), dtype=np.uint8)
-    if starts.min() < 1:
-        raise ValueError(f"malformed RLE string: run start {int(starts.min())} is below 1 (starts are 1-indexed)")
-    if lengths.min() < 1:
-        raise ValueError(f"malformed RLE string: run length {int(lengths.min())} is below 1")
     ends = starts + lengths - 1  # 1-indexed last pixel of each run
     if ends.max() > total:
         index = int(np.argmax(ends > total))
@@ -162,15 +220,18 @@ def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
             f"RLE run {int(starts[index])} {int(lengths[index])} ends at pixel {int(ends[index])}, past the last "
             f"pixel {total} of a {height}x{width} mask; is the shape right?"
         )
-    if starts.size > 1:
-        bad = np.flatnonzero(starts[1:] <= ends[:-1])
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(
-                f"RLE runs overlap or are not sorted: run {int(starts[i])} {int(lengths[i])} is followed by "
-                f"{int(starts[i + 1])} {int(lengths[i + 1])}"
-            )
     delta = np.zeros(total + 1, dtype=np.int8)
     delta[starts - 1] = 1
     delta[ends] -= 1
     return np.cumsum(delta[:-1], dtype=np.int8).astype(np.uint8).reshape(height, width)
+
+
+def _decode_shape(shape: tuple[int, int]) -> tuple[int, int]:
+    """`(height, width)` of `rle_decode`'s `shape`, checked."""
+    try:
+        height, width = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"rle_decode needs shape=(height, width), two integers; got {shape!r}") from None
+    if height < 1 or width < 1:
+        raise ValueError(f"rle_decode needs a positive (height, width), got {shape}")
+    return height, width

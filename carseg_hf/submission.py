@@ -3,8 +3,8 @@
 `SubmissionWriter` never leaves a half-written submission: rows go to a temporary file beside the target, renamed
 into place only when every row is written. With the settings that produce the rows it is also resumable, as
 `carseg predict` uses it: rows go first to a journal, `<submission>.partial`, flushed to disk after every batch, and
-a rerun with the same settings continues it (see `SubmissionWriter`). `read_rle_csv` reads a submission or Kaggle's
-`train_masks.csv`. The strings themselves are encoded and decoded by `carseg_hf.rle`.
+a rerun with the same settings continues it (see `SubmissionWriter`). `read_rle_csv` (from `carseg_hf.rle_csv`) reads
+a submission or Kaggle's `train_masks.csv`. The strings themselves are encoded, checked and decoded by `carseg_hf.rle`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import gzip
 import io
 import os
 import stat
+import warnings
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +22,9 @@ from typing import IO, Any
 
 from .atomic_files import write_atomic
 from .predict_record import OutputCheck, check_outputs, read_record, submission_record_path, write_record
-from .rle import is_rle_string
+from .rle import check_rle_string, is_rle_string
+from .rle_csv import allow_long_csv_fields, iter_rle_rows
+from .rle_csv import read_rle_csv as read_rle_csv  # re-exported: `carseg_hf.submission.read_rle_csv` is documented
 
 #: The first line of every submission and journal.
 SUBMISSION_HEADER = "img,rle_mask\n"
@@ -79,6 +82,23 @@ def _jpg_name(image_name: str) -> str:
     """Give a bare image id the `.jpg` extension that Kaggle expects."""
     name = os.path.basename(str(image_name))
     return name if os.path.splitext(name)[1] else f"{name}.jpg"
+
+
+def _rle_problem(rle: str) -> str | None:
+    """What is wrong with an RLE string (see `carseg_hf.rle.rle_runs`), or None."""
+    try:
+        check_rle_string(rle)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _checked_rle(image_name: str, rle: str) -> str:
+    """`rle`, after checking that it is a well-formed Kaggle RLE string; a ValueError names the image."""
+    problem = _rle_problem(rle)
+    if problem is not None:
+        raise ValueError(f"RLE for {str(image_name)!r}: {problem}")
+    return rle
 
 
 def _csv_row(name: str, rle: str) -> bytes:
@@ -143,6 +163,7 @@ class SubmissionWriter:
         self._raw: IO[bytes] | None = None  # the file under a gzip stream
         self._writer = None
         self._journal: IO[bytes] | None = None
+        self._warned_name = False
         if settings is not None:
             self._open_journal(settings, overwrite)
 
@@ -180,8 +201,13 @@ class SubmissionWriter:
             rle: The Kaggle RLE string of its mask (`""` for an empty mask).
 
         Raises:
-            ValueError: If the writer is not open, the RLE is not a string of digits and spaces, or the image was
-                already written.
+            ValueError: If the writer is not open, the RLE is not a well-formed Kaggle RLE string (digits and spaces,
+                an even count of numbers, starts and lengths of at least 1, sorted runs that do not overlap; see
+                `carseg_hf.rle.rle_runs`), or the image was already written.
+
+        Warns:
+            UserWarning: Once per writer, for the first name that does not end in `.jpg`: Kaggle's image ids are
+                `<car_id>_<NN>.jpg`, so such a row (`.JPG`, `.jpeg`, `.png`) would not match them.
         """
         self.write_rows([(image_name, rle)])
 
@@ -195,7 +221,7 @@ class SubmissionWriter:
             where = "after close" if self.resumable else "outside its `with` block"
             raise ValueError(f"SubmissionWriter.write called {where}")
         batch: set[str] = set()
-        checked = [(self._checked_name(name, rle, batch, self.done), rle) for name, rle in rows]
+        checked = [(self._checked_name(name, _checked_rle(name, rle), batch, self.done), rle) for name, rle in rows]
         if self.resumable:
             self._journal.write(b"".join(_csv_row(name, rle) for name, rle in checked))
             self._journal.flush()
@@ -206,9 +232,10 @@ class SubmissionWriter:
         self.done.update(name for name, _ in checked)
 
     def _checked_name(self, image_name: str, rle: str, seen: set[str], written: Collection[str] = frozenset()) -> str:
-        """The row's `img` value, after checking the RLE and that the image is neither in `seen` nor in `written`.
+        """The row's `img` value, after checking the image is neither in `seen` nor in `written`, and the RLE's tokens.
 
-        The name is added to `seen`.
+        Only digits and spaces are checked here (cheap, for `finalize`); `write_rows` checks the whole string with
+        `_checked_rle` first. The name is added to `seen`; the first name not ending in `.jpg` is warned about.
         """
         if not is_rle_string(rle):
             raise ValueError(f"RLE for {image_name!r} must be a string of digits and spaces, got {str(rle)[:40]!r}")
@@ -216,6 +243,14 @@ class SubmissionWriter:
         if name in seen or name in written:
             raise ValueError(f"image {name!r} was already written to {self.path}; each image needs exactly one row")
         seen.add(name)
+        if not name.endswith(".jpg") and not self._warned_name:
+            self._warned_name = True
+            warnings.warn(
+                f"the submission {self.path} names an image {name!r}, which does not end in '.jpg': Kaggle's image "
+                "ids are <car_id>_<NN>.jpg, so its rows would not match them; rename such photos to .jpg for Kaggle "
+                "(warned once)",
+                stacklevel=4,
+            )
         return name
 
     def _open_output(self) -> None:
@@ -270,8 +305,35 @@ class SubmissionWriter:
         self._journal = open(self.journal_path, "ab")
 
     def _seed_journal_from_submission(self) -> None:
-        """Continue from a finished submission: its rows count as done (e.g. after fixing a failed image)."""
-        rows = read_rle_csv(self.path)
+        """Continue from a finished submission: its rows count as done (e.g. after fixing a failed image).
+
+        Every row is checked as `write` checks it. A last row without its line break was cut off (an interrupted
+        copy, a full disk): it is dropped with a warning, so that its image is segmented again.
+
+        Raises:
+            ValueError: Naming the file and line of a bad row, or what is wrong with the file.
+        """
+        rows: dict[str, str] = {}
+        try:
+            for row in iter_rle_rows(self.path):
+                if not row.complete:
+                    warnings.warn(
+                        f"the submission {self.path} ends in a row cut off mid-line (line {row.line}, image "
+                        f"{row.name[:60]!r}): the file was truncated; that row is dropped and its image segmented "
+                        "again, with any image missing from the file",
+                        stacklevel=4,
+                    )
+                    break
+                problem = row.problem or (
+                    f"image {row.name!r} appears twice" if row.name in rows else _rle_problem(row.rle)
+                )
+                if problem is not None:
+                    raise ValueError(f"{self.path}, line {row.line}: {problem}")
+                rows[row.name] = row.rle
+        except ValueError as error:
+            raise ValueError(
+                f"cannot continue the finished submission: {error}; delete it or pass --overwrite to start again"
+            ) from None
         content = SUBMISSION_HEADER.encode() + b"".join(_csv_row(name, rle) for name, rle in rows.items())
         write_atomic(self.journal_path, lambda tmp: tmp.write_bytes(content), tmp_name=self.journal_path.name + ".tmp")
 
@@ -330,45 +392,3 @@ class SubmissionWriter:
             self._close_output(commit=committed)
         self.journal_path.unlink()
         return self.count, kept
-
-
-def allow_long_csv_fields() -> None:
-    """Let the csv module read RLE strings longer than its default 128 KiB field limit (noisy masks have them)."""
-    if csv.field_size_limit() < 2**30:
-        csv.field_size_limit(2**30)
-
-
-def read_rle_csv(path: str | os.PathLike) -> dict[str, str]:
-    """Read `train_masks.csv` or a submission (`.csv` or `.csv.gz`) into `{image name: rle}`.
-
-    Args:
-        path: The CSV file, with a header that has `img` and `rle_mask` columns.
-
-    Returns:
-        A dict from image file name (as written, e.g. `0004d4463b50_01.jpg`) to its RLE string.
-
-    Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError: If the header lacks the columns, or an image appears twice.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"RLE CSV {str(path)!r} does not exist")
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    allow_long_csv_fields()
-    raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
-    rows: dict[str, str] = {}
-    with raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
-        reader = csv.DictReader(text)
-        fields = reader.fieldnames or []
-        if "img" not in fields or "rle_mask" not in fields:
-            raise ValueError(f"{path}: expected a header with columns 'img' and 'rle_mask', got {fields}")
-        for line, row in enumerate(reader, start=2):
-            name = (row["img"] or "").strip()
-            if not name:
-                raise ValueError(f"{path}, line {line}: empty image name")
-            if name in rows:
-                raise ValueError(f"{path}, line {line}: image {name!r} appears twice")
-            rows[name] = (row["rle_mask"] or "").strip()
-    return rows

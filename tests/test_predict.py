@@ -11,6 +11,7 @@ import contextlib
 import copy
 import gzip
 import json
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -239,6 +240,36 @@ def test_corrupt_input_is_reported_skipped_and_sets_exit_code(trained, dataset, 
     code = _cli(str(dataset / "test"), "--model", str(trained[2]), "--out", str(out), "--no-progress")
     assert code == 0
     assert "0 segmented, 4 already done" in capsys.readouterr().out
+
+
+def test_a_submission_missing_a_failed_photo_is_reported_incomplete(trained, dataset, tmp_path, capsys):
+    folder, submission = tmp_path / "inputs", tmp_path / "sub.csv"
+    folder.mkdir()
+    good = sorted((dataset / "test").glob("*.jpg"))[0]
+    (folder / good.name).write_bytes(good.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    argv = [str(folder), "--model", str(trained[2]), "--submission", str(submission), "--no-progress"]
+    assert _cli(*argv) == 1
+    out = capsys.readouterr().out
+    assert f"submission {submission}: 1 rows (1 image(s) missing: the submission is INCOMPLETE" in out, out
+    (folder / "broken.jpg").unlink()  # fixed: the rerun reports the submission without the warning
+    assert _cli(*argv) == 0
+    assert f"submission {submission}: 1 rows\n" in capsys.readouterr().out
+
+
+def test_submission_names_that_kaggle_would_not_match_are_warned_about_once(trained, dataset, tmp_path):
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    photos = sorted((dataset / "test").glob("*.jpg"))
+    for photo, suffix in zip(photos, [".JPG", ".jpeg", ".jpg"]):
+        (folder / f"{photo.stem}{suffix}").write_bytes(photo.read_bytes())
+    argv = [str(folder), "--model", str(trained[2]), "--submission", str(tmp_path / "sub.csv"), "--no-progress"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _cli(*argv, "--batch-size", "1") == 0
+    messages = [str(w.message) for w in caught if "does not end in '.jpg'" in str(w.message)]
+    assert len(messages) == 1 and f"'{photos[0].stem}.JPG'" in messages[0], messages
+    assert "<car_id>_<NN>.jpg" in messages[0]
 
 
 def test_bf16_on_an_emulating_cpu_warns(trained, dataset, tmp_path, capsys):

@@ -124,11 +124,35 @@ def test_async_torch_falls_back_when_the_buffer_overflows():
         ("5 3", "past the last pixel"),
         ("4 2 1 1", "not sorted"),
         ("1 3 3 1", "overlap"),
+        ("1 2\n", r"found '\\n'"),  # a trailing newline is not a digit or a space
+        ("99999999999999999999 1", "number 99999999999999999999 is too large"),  # past int64
+        ("9223372036854775807 9223372036854775807", "too large"),  # fits int64, but start + length would not
+        ("0" * 5000 + "1 1", r"\(5001 digits\) is too large"),  # past Python's digit limit for int()
     ],
 )
 def test_malformed_strings(rle, message):
     with pytest.raises(ValueError, match=message):
         rle_decode(rle, (2, 3))
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 3, 4), 6, ("a", 3)])
+def test_decode_names_a_shape_that_is_not_height_width(shape):
+    with pytest.raises(ValueError, match=r"shape=\(height, width\), two integers"):
+        rle_decode("1 2", shape)
+
+
+def test_an_empty_torch_batch_encodes_to_no_strings():
+    assert rle_encode_torch(torch.zeros(0, 4, 4)) == []
+    assert rle_encode_torch(torch.zeros(0, 4, 4, dtype=torch.bool)) == []
+
+
+def test_nan_is_refused_not_counted_as_car():
+    mask = np.array([[np.nan, 0.0], [1.0, 0.0]], dtype=np.float32)
+    with pytest.raises(ValueError, match="rle_encode: the mask holds NaN"):
+        rle_encode(mask)
+    with pytest.raises(ValueError, match="rle_encode_torch: the mask holds NaN"):
+        rle_encode_torch(torch.from_numpy(mask))
+    assert rle_encode(np.nan_to_num(mask)) == rle_encode_torch(torch.from_numpy(np.nan_to_num(mask)))[0] == "3 1"
 
 
 def test_decode_blank_and_adjacent_runs():
@@ -142,7 +166,8 @@ def test_submission_writer_round_trip(tmp_path, name):
     with SubmissionWriter(path) as writer:
         writer.write("abc_01", "1 2 5 3")
         writer.write("abc_02.jpg", "")
-        writer.write("dir/abc_03.png", "7 1")
+        with pytest.warns(UserWarning, match=r"'abc_03\.png', which does not end in '\.jpg'"):
+            writer.write("dir/abc_03.png", "7 1")  # kept as given, but Kaggle's ids would not match it
     assert writer.count == 3
     assert read_rle_csv(path) == {"abc_01.jpg": "1 2 5 3", "abc_02.jpg": "", "abc_03.png": "7 1"}
     raw = path.read_bytes()
@@ -172,6 +197,18 @@ def test_submission_writer_rejects_duplicates_and_bad_rle(tmp_path):
             writer.write("a_01.jpg", "1 1")
         with pytest.raises(ValueError, match="digits and spaces"):
             writer.write("a_02", "1,1")
+        for bad, message in [
+            ("1 2 3", "3 numbers, expected an even count"),
+            ("5 0 1 1", "run length 0 is below 1"),
+            ("0 2", "run start 0 is below 1"),
+            ("4 2 1 1", "not sorted"),
+            ("1 2\n", r"found '\\n'"),  # would be written as a quoted field spanning two lines
+            ("99999999999999999999 1", "too large"),
+        ]:
+            with pytest.raises(ValueError, match=rf"RLE for 'a_02': .*{message}"):
+                writer.write("a_02", bad)
+        writer.write("a_02", "1 1 2 1")  # adjacent runs are well formed
+    assert read_rle_csv(tmp_path / "sub.csv") == {"a_01.jpg": "1 1", "a_02.jpg": "1 1 2 1"}
 
 
 def test_read_rle_csv_errors(tmp_path):
@@ -185,6 +222,40 @@ def test_read_rle_csv_errors(tmp_path):
         read_rle_csv(dup)
     with pytest.raises(FileNotFoundError):
         read_rle_csv(tmp_path / "missing.csv")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"img,rle_mask\na_01.jpg,1 1\n\na_02.jpg\n", r"line 4: expected 2 fields img,rle_mask, got 1 .*`name,`"),
+        (b"img,rle_mask\na_01.jpg\n", "line 2: expected 2 fields"),  # once read as an empty mask
+        (b"img,rle_mask\na_01.jpg,1 1,extra\n", "line 2: expected 2 fields img,rle_mask, got 3"),
+        (b"img,rle_mask\na_01.jpg,1 1\na_02.jpg,1 2\xff\n", "line 3: byte 13 is not UTF-8"),
+        (b"img,rle_mask\n,1 1\n", "line 2: empty image name"),
+    ],
+)
+def test_read_rle_csv_names_the_file_and_line_of_a_bad_row(tmp_path, content, message):
+    path = tmp_path / "train_masks.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"train_masks\.csv, {message}"):
+        read_rle_csv(path)
+    (tmp_path / "gz.csv.gz").write_bytes(gzip.compress(content))
+    with pytest.raises(ValueError, match=rf"gz\.csv\.gz, {message}"):
+        read_rle_csv(tmp_path / "gz.csv.gz")
+
+
+def test_read_rle_csv_refuses_a_truncated_or_corrupt_gzip_file(tmp_path):
+    rows = "".join(f"a_{i:02d}.jpg,{i + 1} {i + 2}\n" for i in range(2000))
+    data = gzip.compress(("img,rle_mask\n" + rows).encode())
+    path = tmp_path / "sub.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"sub\.csv\.gz is a truncated gzip file"):
+        read_rle_csv(path)
+    path.write_bytes(data[:-8] + bytes(8))  # the checksum and length at the end are wrong
+    with pytest.raises(ValueError, match=r"sub\.csv\.gz is not a valid gzip file \(CRC check failed"):
+        read_rle_csv(path)
+    path.write_bytes(data)
+    assert len(read_rle_csv(path)) == 2000
 
 
 def test_read_rle_csv_accepts_fields_longer_than_the_csv_default(tmp_path):

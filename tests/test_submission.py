@@ -73,3 +73,47 @@ def test_a_gzipped_submission_names_itself_in_its_gzip_header(tmp_path):
     assert data[3] & 0x08  # FNAME is set: the name follows the 10-byte header
     assert data[10 : data.index(b"\0", 10)] == b"sub.csv"  # not the temporary file's name
     assert read_rle_csv(path) == {"a_01.jpg": "1 3"}
+
+
+def test_a_finished_submission_cut_mid_row_is_continued_without_the_cut_row(tmp_path):
+    path = tmp_path / "sub.csv"
+    with SubmissionWriter(path, SETTINGS) as writer:
+        writer.write_rows([("a_01.jpg", "1 2"), ("a_02.jpg", "1 3 10 5 20 4")])
+    path.write_bytes(path.read_bytes()[:-4])  # an interrupted copy: "a_02.jpg,1 3 10 5 2", still an even count
+    with pytest.warns(UserWarning, match=r"sub\.csv ends in a row cut off mid-line \(line 3, image 'a_02\.jpg'\)"):
+        writer = SubmissionWriter(path, SETTINGS)
+    assert writer.done == {"a_01.jpg"}  # the cut row is segmented again, not kept as done
+    writer.write("a_02.jpg", "1 3 10 5 20 4")
+    writer.finalize({"a_01.jpg", "a_02.jpg"})
+    assert read_rle_csv(path) == {"a_01.jpg": "1 2", "a_02.jpg": "1 3 10 5 20 4"}
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("a_02.jpg,1 2 3", "3 numbers, expected an even count"),
+        ("a_02.jpg,5 1 1 1", "not sorted"),
+        ("a_02.jpg", "expected 2 fields img,rle_mask, got 1"),
+        ("a_01.jpg,3 1", "appears twice"),
+    ],
+)
+def test_a_finished_submission_with_a_bad_row_is_refused_by_file_and_line(tmp_path, row, problem):
+    path = tmp_path / "sub.csv"
+    with SubmissionWriter(path, SETTINGS) as writer:
+        writer.write("a_01.jpg", "1 2")
+    path.write_text(f"img,rle_mask\na_01.jpg,1 2\n{row}\na_03.jpg,1 1\n")
+    with pytest.raises(
+        ValueError, match=rf"continue the finished submission: .*sub\.csv, line 3: .*{problem}.*--overwrite"
+    ):
+        SubmissionWriter(path, SETTINGS)
+    assert not (tmp_path / "sub.csv.partial").exists()  # nothing seeded from it
+    SubmissionWriter(path, SETTINGS, overwrite=True).close()  # the way out the message names
+
+
+def test_a_truncated_gzip_submission_is_refused_with_its_name(tmp_path):
+    path = tmp_path / "sub.csv.gz"
+    with SubmissionWriter(path, SETTINGS) as writer:
+        writer.write_rows([(f"a_{i:02d}.jpg", f"{i + 1} 2 {i + 20} 3") for i in range(1000)])
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(ValueError, match=r"sub\.csv\.gz is a truncated gzip file.*delete it or pass --overwrite"):
+        SubmissionWriter(path, SETTINGS)

@@ -213,7 +213,12 @@ def _report(args: argparse.Namespace, summary: Any, options: PredictOptions, dev
         print(f"overlays (predicted car tinted) in {args.overlay}")
     if args.submission:
         kept = summary.submission_rows_kept
-        note = f" ({kept} kept from earlier runs: images not among this run's inputs)" if kept else ""
+        notes = [f"{kept} kept from earlier runs: images not among this run's inputs"] if kept else []
+        if summary.failed:  # Kaggle needs a row for every test image
+            notes.append(
+                f"{len(summary.failed)} image(s) missing: the submission is INCOMPLETE; fix them and rerun to add them"
+            )
+        note = f" ({'; '.join(notes)})" if notes else ""
         print(f"submission {args.submission}: {summary.submission_rows} rows{note}")
     if summary.failed:
         print(f"{len(summary.failed)} image(s) could not be read and were skipped:", file=sys.stderr)
