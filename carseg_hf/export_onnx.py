@@ -4,6 +4,9 @@ The export uses torch's dynamo exporter (it needs the `onnxscript` package). Unl
 Python shape tests, it keeps the model's internal padding to a multiple of `config.size_divisor` symbolic, so one
 exported file serves every height and width; `verify_onnx` checks this at a size that is not a multiple of the
 divisor and differs from the size used for the export.
+
+The export checks its target, example size and opset before it runs, and writes through `save_verified`: a failed or
+interrupted save leaves an earlier file in place.
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ import contextlib
 import io
 import math
 import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +26,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from .image_io import DEFAULT_MAX_PIXELS
 from .modeling_carseg import CarSegForSemanticSegmentation
+from .output_folders import output_folder_problem
+from .sizes import MIN_INPUT_SIDE, is_whole_number
 
 #: Names of the graph's input and output.
 INPUT_NAME = "pixel_values"
 OUTPUT_NAME = "logits"
+
+#: The oldest opset the export writes: torch's dynamo exporter has no implementations for older ones.
+MIN_OPSET = 18
 
 
 class _LogitsOnly(nn.Module):
@@ -59,22 +72,164 @@ class OnnxVerification:
         return "\n".join(lines)
 
 
+def supported_opsets() -> tuple[int, int]:
+    """The oldest and newest opset the export can write: `MIN_OPSET` and the installed onnx's newest."""
+    import onnx
+
+    return MIN_OPSET, onnx.defs.onnx_opset_version()
+
+
+def check_opset(opset: object) -> None:
+    """Refuse an opset the installed exporter cannot write (it would log an error and write another opset).
+
+    Raises:
+        ValueError: Giving the supported range.
+    """
+    oldest, newest = supported_opsets()
+    if not is_whole_number(opset) or not oldest <= opset <= newest:
+        raise ValueError(
+            f"opset {opset} is not supported: the dynamo exporter with the installed onnx writes opsets "
+            f"{oldest}..{newest}"
+        )
+
+
+def check_example_size(height: object, width: object) -> None:
+    """Refuse an example input the export cannot use: a side under `MIN_INPUT_SIDE`, or over `DEFAULT_MAX_PIXELS`.
+
+    Raises:
+        ValueError: Naming the size and the limits.
+    """
+    if not all(is_whole_number(side) and side >= MIN_INPUT_SIDE for side in (height, width)):
+        raise ValueError(
+            f"the example input must be whole numbers of pixels, each side at least {MIN_INPUT_SIDE}; "
+            f"got {height}x{width}"
+        )
+    if height * width > DEFAULT_MAX_PIXELS:
+        raise ValueError(
+            f"the example input {height}x{width} is {height * width:,} pixels, over the limit of "
+            f"{DEFAULT_MAX_PIXELS:,} (the largest photo carseg reads); the exported file takes any size at run time, "
+            "so export at the processor's size"
+        )
+
+
+def _target_problem(path: Path) -> str | None:
+    """Why the file `path` cannot be written or replaced, or None."""
+    problem = output_folder_problem(path.parent, "its folder")
+    if problem is not None:
+        return problem
+    if path.is_dir():
+        return "it is a folder; expected a FILE.onnx path"
+    if path.exists():
+        mode = path.stat().st_mode
+        if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK):
+            mode_text = stat.filemode(mode)
+            return f"the file is read-only (mode {mode_text}); make it writable (chmod u+w) or choose another path"
+    folder = next((parent for parent in path.parents if parent.exists()), None)
+    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write in the folder {folder}"
+    return None
+
+
+def check_onnx_target(path: str | os.PathLike) -> None:
+    """Refuse an ONNX path that cannot be written, before the export (minutes on a CPU) runs.
+
+    Refused: a folder, a path under a file, a read-only file (treated as protected, even for a user such as root whom
+    the file system would let replace it), and a folder this user may not write in.
+
+    Args:
+        path: The `.onnx` file to write.
+
+    Raises:
+        ValueError: Naming the path, what is wrong with it and what to do.
+    """
+    problem = _target_problem(Path(path))
+    if problem is not None:
+        raise ValueError(f"cannot write the ONNX file {path}: {problem}")
+
+
+def written_opset(path: str | os.PathLike) -> int:
+    """The default-domain opset of an ONNX file, after checking that the file is a whole, valid model.
+
+    Raises:
+        ValueError: If the file does not parse or pass onnx's checker, naming the file.
+    """
+    import onnx
+
+    try:
+        onnx.checker.check_model(os.fspath(path))  # parses the file (and its external data) and checks the graph
+        model = onnx.load(os.fspath(path), load_external_data=False)
+    except onnx.checker.ValidationError as error:
+        raise ValueError(f"{path} is not a valid ONNX model: {error}") from error
+    versions = [entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")]
+    if not versions:
+        raise ValueError(f"{path} imports no ONNX opset")
+    return versions[0]
+
+
+def save_verified(path: str | os.PathLike, save: Callable[[Path], object], opset: int) -> None:
+    """Write an ONNX file beside `path`, and move it into place only once it reads back whole with `opset`.
+
+    `save(staged)` writes the model to `staged`, a file with `path`'s name in a new hidden folder beside `path`.
+    The folder, rather than a renamed temporary file, keeps a model over the exporter's size threshold valid: its
+    weights go to `<name>.data` beside it, a name recorded inside the `.onnx`. Once the staged file passes
+    `written_opset`, that `.data` file and then the `.onnx` are renamed into place (within one file system, atomic).
+    On any failure or interruption `path` is left as it was, and the staging folder is removed whatever happens.
+
+    Args:
+        path: The `.onnx` file to write; its folder must exist.
+        save: Writes the model to the path it is given.
+        opset: The opset the file must have.
+
+    Raises:
+        OSError: If the save fails (a full disk, a file size limit), naming `path`.
+        ValueError: If the written file is not a valid ONNX model, or has another opset, naming `path`.
+    """
+    path = Path(path)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    staged = staging / path.name
+    unchanged = f"{path} was left as it was" if path.exists() else f"{path} was not created"
+    try:
+        try:
+            save(staged)
+        except OSError as error:
+            raise OSError(f"could not write the ONNX file {path}: {error.strerror or error}; {unchanged}") from error
+        try:
+            written = written_opset(staged)
+        except ValueError as error:
+            raise ValueError(f"the ONNX file written for {path} does not read back ({error}); {unchanged}") from error
+        if written != opset:
+            raise ValueError(
+                f"the exporter wrote opset {written}, not the requested {opset} (its conversion failed, see the "
+                f"messages above); {unchanged}"
+            )
+        for extra in staging.iterdir():  # external weights first: the .onnx that names them arrives last
+            if extra != staged:
+                os.replace(extra, path.parent / extra.name)
+        os.replace(staged, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def export_onnx(
     model: CarSegForSemanticSegmentation,
     path: str | os.PathLike,
     height: int = 256,
     width: int = 256,
-    opset: int = 18,
+    opset: int = MIN_OPSET,
     verbose: bool = False,
 ) -> Path:
     """Export the model's logits to ONNX with dynamic batch, height and width.
 
+    The target, the example size and the opset are checked before the export runs. The file is written through
+    `save_verified`, so a failed or interrupted export leaves an earlier file at `path` as it was.
+
     Args:
         model: The model; it is exported in eval mode, on the CPU, in float32.
         path: The `.onnx` file to write (parent folders are created).
-        height: Height of the example input used for the export (any size works at run time).
+        height: Height of the example input used for the export (any size works at run time); see
+            `check_example_size`.
         width: Width of the example input.
-        opset: ONNX opset version (18 or newer).
+        opset: ONNX opset version, from `MIN_OPSET` to the installed onnx's newest (`supported_opsets`).
         verbose: Show the exporter's progress messages.
 
     Returns:
@@ -82,16 +237,17 @@ def export_onnx(
 
     Raises:
         ImportError: If `onnxscript` (needed by the dynamo exporter) is missing.
-        ValueError: If the example size or the opset is out of range.
+        ValueError: If the target cannot be written, the example size or the opset is out of range, or the written
+            file does not read back with the requested opset.
+        OSError: If writing the file fails.
     """
     try:
         import onnxscript  # noqa: F401
     except ImportError as error:
         raise ImportError("ONNX export needs the onnxscript package: pip install onnxscript onnx") from error
-    if height < 2 or width < 2:
-        raise ValueError(f"the example input must be at least 2x2, got {height}x{width}")
-    if opset < 18:
-        raise ValueError(f"the dynamo exporter needs opset 18 or newer, got {opset}")
+    check_example_size(height, width)
+    check_opset(opset)
+    check_onnx_target(path)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = _LogitsOnly(model).to("cpu").float().eval()
@@ -109,7 +265,7 @@ def export_onnx(
             dynamo=True,
             verbose=verbose,
         )
-        program.save(os.fspath(path))
+        save_verified(path, lambda staged: program.save(os.fspath(staged)), opset)
     return path
 
 

@@ -160,3 +160,23 @@ def test_every_flag_the_readme_names_exists():
     assert len({command for command, _, _ in flags}) == 6  # the parsing above found every command
     missing = sorted({(c, f, w) for c, f, w in flags if f not in _options(c)})
     assert missing == []
+
+
+def test_every_option_with_a_default_shows_it_in_the_help():
+    """README: `carseg COMMAND --help` lists every option with its default (0 and 0.0 included)."""
+    import argparse
+
+    from carseg_hf.cli import build_parser as build_cli_parser
+    from carseg_hf.training import build_parser as build_training_parser
+
+    subparsers = next(a for a in build_cli_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parsers = dict(subparsers.choices) | {"training/train.py": build_training_parser("training/train.py")}
+    silent = []
+    for command, parser in parsers.items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if not action.option_strings or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+                continue
+            if "default" not in (formatter._get_help_string(action) or "").lower():
+                silent.append(f"{command} {action.option_strings[0]}")
+    assert not silent, f"options whose --help hides their default: {silent}"

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+from ..sizes import MIN_INPUT_SIDE
+
+
+def _example_side(text: str) -> int:
+    """An argparse `type=` for `--height` and `--width`: a whole number of at least `MIN_INPUT_SIDE` pixels."""
+    try:
+        side = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
+    if side < MIN_INPUT_SIDE:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_INPUT_SIDE} pixels, got {side}")
+    return side
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `carseg export`."""
@@ -15,9 +28,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
     parser.add_argument("--model", default=None, help="model folder or Hub id (default: $CARSEG_MODEL or bundled)")
     parser.add_argument("--revision", default=None, help="Hub revision to pin")
-    parser.add_argument("--opset", type=int, default=18, help="ONNX opset version (>= 18)")
-    parser.add_argument("--height", type=int, default=None, help="example input height (default: processor's)")
-    parser.add_argument("--width", type=int, default=None, help="example input width (default: processor's)")
+    parser.add_argument(
+        "--opset",
+        type=int,
+        default=18,
+        help="ONNX opset version, from 18 to the newest the installed onnx writes (default: 18)",
+    )
+    size_help = f"example input {{}} (at least {MIN_INPUT_SIDE}; default: the processor's)"
+    parser.add_argument("--height", type=_example_side, default=None, help=size_help.format("height"))
+    parser.add_argument("--width", type=_example_side, default=None, help=size_help.format("width"))
     parser.add_argument(
         "--verify",
         action="store_true",
@@ -28,22 +47,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `carseg export`; returns 1 when verification finds masks that disagree on more than 0.1% of pixels."""
-    from ..export_onnx import export_onnx, off_divisor_size, verify_onnx
+    """Run `carseg export`; returns 1 when verification finds masks that disagree on more than 0.1% of pixels.
+
+    The target, the opset and the example size are checked before the export (minutes on a CPU) runs; the first two
+    before the model is loaded.
+    """
+    from ..export_onnx import (
+        check_example_size,
+        check_onnx_target,
+        check_opset,
+        export_onnx,
+        off_divisor_size,
+        verify_onnx,
+        written_opset,
+    )
     from ..loading import load_model
 
     if not args.onnx.lower().endswith(".onnx"):
         raise ValueError(f"--onnx must name a .onnx file, got {args.onnx!r}")
+    check_onnx_target(args.onnx)
+    check_opset(args.opset)
     model, processor = load_model(args.model, device="cpu", revision=args.revision)
-    height = args.height or processor.size["height"]
-    width = args.width or processor.size["width"]
+    height = processor.size["height"] if args.height is None else args.height
+    width = processor.size["width"] if args.width is None else args.width
+    check_example_size(height, width)
     print(
         f"exporting to {args.onnx} at an example input of {height}x{width} with torch's dynamo exporter; this takes "
         "minutes on a CPU",
         flush=True,
     )
     path = export_onnx(model, args.onnx, height=height, width=width, opset=args.opset)
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB), opset {args.opset}, dynamic batch/height/width")
+    size = path.stat().st_size / 2**20
+    print(f"wrote {path} ({size:.1f} MiB), opset {written_opset(path)}, dynamic batch/height/width")
     if not args.verify:
         return 0
     divisor = model.config.size_divisor
