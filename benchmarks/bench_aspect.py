@@ -37,10 +37,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.bench_real import Sample, list_samples  # noqa: E402
+from benchmarks.arguments import car_ids, load_model_or_exit  # noqa: E402
+from benchmarks.photos import Sample, list_photos  # noqa: E402
 from carseg_hf.image_io import load_mask, load_rgb  # noqa: E402
 from carseg_hf.inference import Segmenter  # noqa: E402
-from carseg_hf.loading import load_model  # noqa: E402
 from carseg_hf.metrics import dice_score  # noqa: E402
 from training.synthetic.reframe import ASPECTS, crop_to_aspect  # noqa: E402
 
@@ -63,7 +63,7 @@ def photo_parser(description: str) -> argparse.ArgumentParser:
     """The options of the photo benchmarks: --data, --cars, --model, --every and --threads."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="Carvana-layout folder with train/, train_masks/")
-    parser.add_argument("--cars", default="", help="comma-separated car ids (default: every photo)")
+    parser.add_argument("--cars", type=car_ids, default="", help="comma-separated car ids (default: every photo)")
     parser.add_argument("--model", default="carseg-lite0", help="a carseg model name or folder")
     parser.add_argument("--every", type=int, default=1, help="score every Nth photo")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch")
@@ -71,12 +71,15 @@ def photo_parser(description: str) -> argparse.ArgumentParser:
 
 
 def check_photo_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
-    """Validate the options of `photo_parser` (exiting through `parser.error`) and split --cars into a list."""
+    """Validate the options of `photo_parser` (exiting through `parser.error`); the photos go to `args.samples`."""
     if args.every < 1 or (args.threads is not None and args.threads < 1):
         parser.error(f"--every and --threads must be >= 1, got {args.every} and {args.threads}")
     if not (args.data / "train").is_dir() or not (args.data / "train_masks").is_dir():
         parser.error(f"--data {str(args.data)!r} lacks train/ and train_masks/ (Kaggle's Carvana layout)")
-    args.cars = [car.strip() for car in args.cars.split(",") if car.strip()]
+    try:
+        args.samples = list_photos(args.data, args.cars, args.every)
+    except FileNotFoundError as error:  # a car without photos, a photo without a mask
+        parser.error(str(error))
     return args
 
 
@@ -85,19 +88,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = photo_parser(__doc__)
     parser.add_argument("--zoom", action="store_true", help=f"also score '{ZOOM_MODE}' (the demo's default)")
     return check_photo_args(parser, parser.parse_args(argv))
-
-
-def list_photos(data: Path, cars: Sequence[str], every: int) -> list[Sample]:
-    """The photos of `cars` (every car in `data/train` when empty) with their masks, every `every`th one.
-
-    Raises:
-        FileNotFoundError: If there is no photo, a car has no photo, or a photo has no mask (`list_samples`).
-    """
-    if not cars:
-        cars = sorted({path.stem.rsplit("_", 1)[0] for path in (data / "train").glob("*.jpg")})
-        if not cars:
-            raise FileNotFoundError(f"no photo <car>_<NN>.jpg in {data / 'train'}")
-    return list_samples(data, cars)[::every]
 
 
 def score(segmenter: Segmenter, samples: Sequence[Sample], zoom: bool = False) -> dict[str, AspectScores]:
@@ -152,11 +142,11 @@ def format_table(results: dict[str, AspectScores]) -> str:
 
 
 def start_photo_run(args: argparse.Namespace) -> tuple[Segmenter, list[Sample]]:
-    """Set the threads, list the photos, load the model on the CPU and print the run's header."""
+    """Set the threads, load the model on the CPU and print the run's header."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    samples = list_photos(args.data, args.cars, args.every)
-    model, processor = load_model(args.model, device="cpu")
+    samples = args.samples
+    model, processor = load_model_or_exit(args.model, device="cpu")
     size = processor.size
     print(f"model {args.model}, processor size {size['height']}x{size['width']}, {len(samples)} photos of {args.data}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")

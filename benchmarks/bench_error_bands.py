@@ -32,7 +32,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.bench_aspect import check_photo_args, photo_parser, start_photo_run  # noqa: E402
-from benchmarks.bench_real import Sample  # noqa: E402
+from benchmarks.photos import Sample  # noqa: E402
 from carseg_hf.image_io import load_mask, load_rgb  # noqa: E402
 from carseg_hf.inference import Segmenter  # noqa: E402
 from carseg_hf.metrics import dice_score  # noqa: E402

@@ -3,12 +3,16 @@
 Each mode runs `BatchPredictor.forward` (the exact forward of `carseg predict`) on one random batch kept on the
 device, so decoding and writing are left out. For every size it prints images/s (from the median timed pass, with the
 fastest and slowest pass beside it), GFLOP per image (counted with `torch.utils.flop_counter.FlopCounterMode` on one
-fp32 forward pass), the achieved TFLOP/s, peak memory and the ratio against the first row (eager fp32, contiguous,
-unfolded) measured in the same run. Nothing here asserts a timing.
+fp32 forward pass), the achieved TFLOP/s, peak memory and the ratio of images/s against the first row of the same
+size, measured in the same run: eager fp32, contiguous, unfolded, unless `--modes` or `--skip-*` leave that mode
+out, in which case the first mode run is the baseline. The line above the table names the baseline. Nothing here
+asserts a timing.
 
 `--allocator` picks the C allocator's behaviour (see `carseg_hf.cpu_runtime`): `default` is glibc's, `retain` keeps
 freed memory for reuse as the `carseg` commands do, and `both` first measures every mode with `default` in a child
-process and then with `retain` here, so that one run prints both with ratios against the same baseline.
+process and then with `retain` here, so that one run prints both with ratios against the same baseline: the default
+allocator's first row, from the child process. The `retain` rows' ratios therefore compare two processes, which
+other load on the machine can skew; the header says so and prints the load average.
 
 Peak memory is `torch.cuda.max_memory_allocated` on a GPU; on the CPU it is the process's peak resident set size
 (it never decreases, so later rows include earlier ones).
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import resource
 import statistics
 import subprocess
@@ -35,13 +40,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.arguments import device_type, int_at_least, sizes_type  # noqa: E402
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
 from carseg_hf.configuration_carseg import NAMED_CONFIGS  # noqa: E402
 from carseg_hf.cpu_runtime import retain_freed_memory  # noqa: E402
 from carseg_hf.device_info import describe_device  # noqa: E402
-from carseg_hf.loading import resolve_device  # noqa: E402
 from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
-from carseg_hf.sizes import parse_height_width  # noqa: E402
+from carseg_hf.sizes import MIN_INPUT_SIDE  # noqa: E402
 
 #: Named model configurations (reference, slim = the bundled model's width, tiny = the test network).
 CONFIGS = NAMED_CONFIGS
@@ -66,12 +71,17 @@ TABLE_HEADER = (
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="reference", choices=tuple(CONFIGS))
-    parser.add_argument("--sizes", default="1024x1024,1280x1920", help="comma-separated HEIGHTxWIDTH input sizes")
+    parser.add_argument(
+        "--sizes",
+        type=sizes_type(MIN_INPUT_SIDE),
+        default="1024x1024,1280x1920",
+        help=f"comma-separated HEIGHTxWIDTH input sizes, each side >= {MIN_INPUT_SIDE}",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--iters", type=int, default=20, help="timed forward passes per mode")
     parser.add_argument("--warmup", type=int, default=3, help="untimed passes per mode (compilation happens here)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", type=device_type, default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads")
     parser.add_argument("--skip-compile", action="store_true", help="skip both compiled modes")
     parser.add_argument("--skip-bf16", action="store_true", help="skip bf16 modes (slow on CPUs without bf16 units)")
     parser.add_argument("--skip-max-autotune", action="store_true", help="skip compile max-autotune (slow to build)")
@@ -96,7 +106,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         unknown = sorted(set(args.modes) - set(MODE_KEYS))
         if unknown:
             parser.error(f"unknown --modes {', '.join(unknown)}; expected some of {', '.join(MODE_KEYS)}")
+    args.selected = selected_modes(args)
+    if not args.selected:
+        parser.error("no mode left to run: --modes and --skip-compile/--skip-bf16/--skip-max-autotune leave out all")
     return args
+
+
+def selected_modes(args: argparse.Namespace) -> list[tuple[str, str, str, bool, bool, str]]:
+    """The rows of `MODES` that `--modes` and the `--skip-*` options leave, in table order."""
+    modes = [m for m in MODES if args.modes is None or m[0] in args.modes]
+    modes = [m for m in modes if not (args.skip_compile and m[5] != "none")]
+    modes = [m for m in modes if not (args.skip_max_autotune and m[5] == "max-autotune")]
+    return [m for m in modes if not (args.skip_bf16 and m[2] == "bf16")]
+
+
+def baseline_line(args: argparse.Namespace) -> str:
+    """The header line that names the baseline of the `vs first row` column and where it was measured."""
+    key, label = args.selected[0][:2]
+    line = f"# vs first row: images/s over that of {label}"
+    if key != MODES[0][0]:
+        line += f" (the first mode run; --modes or --skip-* left out {MODES[0][1]})"
+    if args.allocator == "both":
+        return line + (
+            " with the default allocator at the same size, measured in a child process: the retain rows are"
+            " compared across two processes"
+        )
+    return line + f" with the {args.allocator} allocator at the same size, in this process"
 
 
 def count_gflop(model: CarSegForSemanticSegmentation, height: int, width: int, device: torch.device) -> float:
@@ -167,6 +202,11 @@ def run_default_allocator_child(argv: list[str]) -> float:
     return float(rows[0].split("|")[5])
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, or `n/a` where the system has none."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -174,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if args.allocator in ("retain", "both"):
         retain_freed_memory()
-    device = resolve_device(args.device)
+    device = args.device
     torch.manual_seed(0)
     model = CarSegForSemanticSegmentation(CarSegConfig(**CONFIGS[args.config])).eval().to(device)
     processor = CarSegImageProcessor()
@@ -184,20 +224,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# device {device} ({name}), torch {torch.__version__}")
         print(f"# config {args.config} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters)")
         print(f"# command: python benchmarks/bench_inference.py {' '.join(argv)}")
+        print(f"# load average at start (1, 5, 15 min): {load_average()}")
+        print(baseline_line(args))
         print()
         print(TABLE_HEADER, flush=True)
-    modes = [m for m in MODES if args.modes is None or m[0] in args.modes]
-    modes = [m for m in modes if not (args.skip_compile and m[5] != "none")]
-    modes = [m for m in modes if not (args.skip_max_autotune and m[5] == "max-autotune")]
-    modes = [m for m in modes if not (args.skip_bf16 and m[2] == "bf16")]
+    modes = args.selected
     allocator = "retain" if args.allocator == "both" else args.allocator
-    for size in args.sizes.split(","):
+    for height, width in args.sizes:
         baseline = None
         if args.allocator == "both":
             child_argv = [a for a in argv if not a.startswith("--allocator")]
-            child_argv = [*child_argv, "--sizes", size]  # the last --sizes wins
+            child_argv = [*child_argv, "--sizes", f"{height}x{width}"]  # the last --sizes wins
             baseline = run_default_allocator_child([a for a in child_argv if a not in ("both",)])
-        height, width = parse_height_width(size)
         gflop = float("nan") if args.no_flops else count_gflop(model, height, width, device)
         pixel_values = torch.randn(args.batch_size, 3, height, width, device=device)  # (batch, 3, height, width)
         for _, label, dtype, channels_last, fold, compile_mode in modes:

@@ -1,8 +1,9 @@
 """End-to-end `carseg predict` throughput: a folder of 1280x1918 JPEGs to a Kaggle submission CSV.
 
 The script writes its own procedural Carvana-layout JPEGs (`tests.fixture.make_carvana_fixture`, in `--gen-workers`
-processes, each image distinct) into a temporary folder, then runs `BatchPredictor` (the engine of `carseg predict`) to
-a submission, without and with hflip TTA. Each configuration runs twice on the same images with the same predictor:
+processes, each image distinct) into a temporary folder (or `--data PATH/data/test`, reused by later runs that ask for
+the same `--source-size`), then runs `BatchPredictor` (the engine of `carseg predict`) to a submission, without and
+with hflip TTA. Each configuration runs twice on the same images with the same predictor:
 
 1. as `carseg predict` runs, with one batch in flight on the device (`profile=False`): `images/s`, `s/image` and
    the ratio to the first row come from this run;
@@ -49,22 +50,28 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.arguments import device_type, int_at_least, load_model_or_exit  # noqa: E402
 from benchmarks.bench_inference import CONFIGS  # noqa: E402
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
 from carseg_hf.commands.predict import parse_resolution  # noqa: E402
 from carseg_hf.cpu_runtime import retain_freed_memory  # noqa: E402
 from carseg_hf.device_info import describe_device  # noqa: E402
-from carseg_hf.loading import load_model, resolve_device  # noqa: E402
+from carseg_hf.output_folders import output_folder_problem  # noqa: E402
 from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
 from carseg_hf.rle import rle_decode  # noqa: E402
 from carseg_hf.sizes import height_width_type  # noqa: E402
 from carseg_hf.submission import read_rle_csv  # noqa: E402
 from tests.fixture import make_carvana_fixture  # noqa: E402
+
+#: Written into `--data`'s `data/` beside `test/` once this script has generated the JPEGs there: only a folder
+#: holding it may have its JPEGs replaced by new ones.
+MARKER = "bench_predict.txt"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,13 +87,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", default="reference", choices=tuple(CONFIGS))
     parser.add_argument("--resolution", default="1024x1024", help="network input: HxW, native or processor")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", type=device_type, default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads")
     parser.add_argument("--workers", type=int, default=4, help="decoding threads")
     parser.add_argument("--compile", default="none", choices=("none", "default", "max-autotune"))
     parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--tta", default="both", choices=("none", "hflip", "both"))
-    parser.add_argument("--data", default=None, help="reuse (or create) the JPEG folder here instead of a temp dir")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="keep the JPEGs in DATA/data/test instead of a temp dir, reusing them when they have the requested size",
+    )
     parser.add_argument(
         "--decode", default="auto", choices=("auto", "processor", "tensor"), help="see PredictOptions.decode"
     )
@@ -108,7 +120,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parse_resolution(args.resolution)
     except ValueError as error:
         parser.error(str(error))
+    if args.data is not None:
+        problem = output_folder_problem(args.data, "--data") or foreign_jpegs(args.data / "data", args)
+        if problem:
+            parser.error(problem)
     return args
+
+
+def reusable_jpegs(data: Path, count: int, size: tuple[int, int]) -> list[Path] | None:
+    """The first `count` JPEGs of `data/test` when there are that many and each is `size` (height, width); else None.
+
+    Only the files' headers are read; a file that is not a readable JPEG counts as a mismatch.
+    """
+    images = sorted((data / "test").glob("*.jpg"))[:count]
+    if len(images) < count:
+        return None
+    for image in images:
+        try:
+            with Image.open(image) as opened:
+                if opened.size != size[::-1]:  # PIL: (width, height)
+                    return None
+        except OSError:  # unreadable, or not an image
+            return None
+    return images
+
+
+def foreign_jpegs(data: Path, args: argparse.Namespace) -> str | None:
+    """Why the JPEGs of `data/test` can neither be reused nor replaced: files this script did not write; else None."""
+    test = data / "test"
+    if not test.is_dir() or (data / MARKER).is_file() or not any(test.iterdir()):
+        return None
+    if reusable_jpegs(data, args.images, args.source_size) is not None:
+        return None
+    height, width = args.source_size
+    return (
+        f"--data {str(args.data)!r}: {test} holds files that bench_predict did not write (no {MARKER} beside it), and "
+        f"not {args.images} JPEGs of {height}x{width}; they would be deleted: empty that folder or pick another --data"
+    )
 
 
 def write_test_jpegs(data: Path, count: int, size: tuple[int, int], workers: int) -> list[Path]:
@@ -198,30 +246,51 @@ def min_agreement(rows: dict[str, str], reference: dict[str, str], shape: tuple[
     return worst
 
 
+def prepare_jpegs(args: argparse.Namespace, scratch: str) -> list[Path]:
+    """The `--images` JPEGs of `--source-size` to segment: reused from `--data` where they fit, else written there.
+
+    Prints where the JPEGs come from. A `--data` folder of this script's whose JPEGs have another size or are too
+    few gets new ones (`foreign_jpegs` has refused any other folder while parsing the arguments).
+    """
+    height, width = args.source_size
+    data = (args.data or Path(scratch)) / "data"
+    if args.data is not None:
+        images = reusable_jpegs(data, args.images, args.source_size)
+        if images is not None:
+            print(f"# reusing {args.images} {height}x{width} JPEGs from {data / 'test'}")
+            return images
+        reason = "another size or too few" if (data / "test").is_dir() else "a new folder"
+        print(f"# writing {args.images} {height}x{width} JPEGs into {data / 'test'} ({reason})", flush=True)
+    start = time.perf_counter()
+    processes = min(args.gen_workers, args.images)
+    images = write_test_jpegs(data, args.images, (width, height), processes)
+    (data / MARKER).write_text("JPEGs generated by benchmarks/bench_predict.py; it replaces them at will\n")
+    seconds = time.perf_counter() - start
+    print(f"# wrote {args.images} {height}x{width} JPEGs in {seconds:.1f} s with {processes} processes")
+    return images
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.allocator == "retain":
         retain_freed_memory()
-    device = resolve_device(args.device)
+    device = args.device
     dtype = ("bf16" if device.type == "cuda" else "fp32") if args.dtype == "auto" else args.dtype
     if args.model:
-        model, processor = load_model(args.model, device=device)
+        model, processor = load_model_or_exit(args.model, device=device)
     else:
         torch.manual_seed(0)
         model = CarSegForSemanticSegmentation(CarSegConfig(**CONFIGS[args.config])).eval()
         processor = CarSegImageProcessor()
     height, width = args.source_size
     with tempfile.TemporaryDirectory(prefix="carseg-bench-") as scratch:
-        data = Path(args.data or scratch) / "data"
-        if not (data / "test").is_dir() or len(list((data / "test").glob("*.jpg"))) < args.images:
-            start = time.perf_counter()
-            processes = min(args.gen_workers, args.images)
-            write_test_jpegs(data, args.images, (width, height), processes)
-            seconds = time.perf_counter() - start
-            print(f"# wrote {args.images} {width}x{height} JPEGs in {seconds:.1f} s with {processes} processes")
-        images = sorted((data / "test").glob("*.jpg"))[: args.images]
+        try:
+            images = prepare_jpegs(args, scratch)
+        except OSError as error:
+            print(f"error: --data {args.data}: cannot write the JPEGs: {error}", file=sys.stderr)
+            return 2
         print(f"# bench_predict  {datetime.datetime.now().isoformat(timespec='seconds')}")
         name = describe_device(device)
         print(f"# device {device} ({name}), torch {torch.__version__}")
@@ -229,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             f"# model {args.model or args.config + ' (random weights)'}, input {args.resolution}, dtype {dtype}, "
             f"allocator {args.allocator}, decode {args.decode}"
         )
+        print(f"# source {len(images)} JPEGs of {height}x{width} (HEIGHTxWIDTH) in {images[0].parent}")
         print(f"# command: python benchmarks/bench_predict.py {' '.join(sys.argv[1:] if argv is None else argv)}")
         print()
         print(

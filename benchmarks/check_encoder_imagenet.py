@@ -15,7 +15,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from carseg_hf.training.pretrained_encoder import (
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.arguments import int_at_least  # noqa: E402
+from carseg_hf.training.pretrained_encoder import (  # noqa: E402
     IMAGENET_CAR_CLASSES,
     PRETRAINED_ENCODERS,
     imagenet_classifier,
@@ -24,21 +29,24 @@ from carseg_hf.training.pretrained_encoder import (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; the photos to classify go to `args.paths` (a folder without any is a usage error)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=Path, required=True, help="a folder of .jpg/.png photos")
     parser.add_argument("--encoder", choices=sorted(PRETRAINED_ENCODERS), default="efficientnet-lite0")
-    parser.add_argument("--limit", type=int, help="use only the first N photos")
+    parser.add_argument("--limit", type=int_at_least(1), help="use only the first N photos")
     args = parser.parse_args(argv)
     if not args.images.is_dir():
         parser.error(f"--images {args.images} is not a folder")
+    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    args.paths = [p for p in paths if not p.stem.endswith("_mask")][: args.limit]
+    if not args.paths:
+        parser.error(f"--images {args.images} holds no .jpg or .png photos (files named *_mask are masks, not photos)")
     return args
 
 
 def main(args: argparse.Namespace) -> dict[str, float]:
-    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    paths = [p for p in paths if not p.stem.endswith("_mask")][: args.limit]
-    if not paths:
-        raise SystemExit(f"{args.images}: no .jpg or .png photos")
+    """Classify every photo of `parse_args` and print how often a car class is top 1 and in the top 5."""
+    paths = args.paths
     classifier = imagenet_classifier(args.encoder)
     top1 = collections.Counter()
     in_top1 = in_top5 = 0

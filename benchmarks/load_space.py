@@ -24,7 +24,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from carseg_hf.sizes import height_width_type
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.arguments import int_at_least  # noqa: E402
+from carseg_hf.sizes import height_width_type  # noqa: E402
 
 SERVER_SCRIPT = textwrap.dedent(
     """
@@ -40,16 +45,23 @@ SERVER_SCRIPT = textwrap.dedent(
 )
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; counts below 1 are usage errors."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="an already running demo; default: start one in a child process")
     parser.add_argument("--pid", type=int, help="process id of the server at --url, to read its RSS")
     parser.add_argument("--model", default=None, help="model folder or Hub id for the started server")
     parser.add_argument("--device", default="auto", help="device of the started server")
-    parser.add_argument("--server-threads", type=int, default=1, help="torch threads of the started server")
-    parser.add_argument("--concurrency", type=int, default=2, help="queue concurrency limit of the started server")
-    parser.add_argument("--callers", type=int, default=4, help="concurrent gradio_client callers (N)")
-    parser.add_argument("--requests", type=int, default=40, help="requests in all (M), spread over the callers")
+    parser.add_argument(
+        "--server-threads", type=int_at_least(1), default=1, help="torch threads of the started server"
+    )
+    parser.add_argument(
+        "--concurrency", type=int_at_least(1), default=2, help="queue concurrency limit of the started server"
+    )
+    parser.add_argument("--callers", type=int_at_least(1), default=4, help="concurrent gradio_client callers (N)")
+    parser.add_argument(
+        "--requests", type=int_at_least(1), default=40, help="requests in all (M), spread over the callers"
+    )
     parser.add_argument("--image", help="image to send; default: a synthetic JPEG of --size")
     parser.add_argument(
         "--size", type=height_width_type(), default="320x480", help="HEIGHTxWIDTH of the synthetic image"
@@ -59,7 +71,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tta", action="store_true", help="hflip test-time augmentation")
     parser.add_argument("--resolution", choices=("processor", "native"), default="processor")
     parser.add_argument("--startup-timeout", type=float, default=180.0)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def rss_mib(pid: int | None) -> str:
@@ -99,10 +111,8 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"the demo server did not listen on port {port} within {args.startup_timeout:.0f} s")
 
 
-def main() -> int:
-    args = parse_args()
-    if args.callers < 1 or args.requests < 1:
-        raise SystemExit("--callers and --requests must be at least 1")
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     from gradio_client import Client, handle_file
 
     workdir = Path(tempfile.mkdtemp(prefix="carseg-load-"))

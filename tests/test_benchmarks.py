@@ -5,7 +5,11 @@ These assert what the scripts print (rows, columns, the agreement check), never 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import torch
+from PIL import Image
 
 from benchmarks import bench_inference, bench_predict
 
@@ -37,12 +41,61 @@ def test_bench_inference_rejects_unknown_modes(capsys):
     assert "unknown --modes turbo" in capsys.readouterr().err
 
 
+def test_bench_inference_answers_bad_values_with_usage_errors(capsys):
+    bad = [
+        (["--sizes", "12x"], "argument --sizes: expected HEIGHTxWIDTH"),
+        (["--sizes", "0x0"], "at least 32"),
+        (["--threads", "0"], "argument --threads: must be >= 1"),
+        (["--modes", "eager-bf16", "--skip-bf16"], "no mode left to run"),
+    ]
+    if not torch.cuda.is_available():
+        bad.append((["--device", "cuda"], "CUDA is not available"))
+    for argv, message in bad:
+        with pytest.raises(SystemExit) as exit_info:
+            bench_inference.parse_args(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert bench_inference.parse_args(["--sizes", "64x96,32x32"]).sizes == [(64, 96), (32, 32)]
+
+
+def test_bench_inference_names_the_baseline_of_its_ratios(capsys):
+    argv = ["--device", "cpu", "--config", "tiny", "--sizes", "32x32", "--batch-size", "1", "--iters", "1"]
+    argv += ["--warmup", "0", "--modes", "eager-fp32-cl-fold,eager-fp32-cl", "--allocator", "default", "--no-flops"]
+    assert bench_inference.main(argv) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("# vs first row"))
+    assert (
+        "over that of eager fp32 + channels_last (the first mode run; --modes or --skip-* left out eager fp32)" in line
+    )
+    assert "default allocator at the same size, in this process" in line
+    assert _table_rows(out)[0][2] == "eager fp32 + channels_last" and _table_rows(out)[0][6] == "1.00x"
+    both = bench_inference.parse_args(["--modes", "eager-fp32,eager-bf16", "--allocator", "both"])
+    assert bench_inference.baseline_line(both) == (
+        "# vs first row: images/s over that of eager fp32 with the default allocator at the same size, measured in a "
+        "child process: the retain rows are compared across two processes"
+    )
+
+
+def _write_jpegs(folder: Path, count: int, height: int, width: int) -> None:
+    """`count` grey JPEGs of `height`x`width` named like Carvana test photos."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        Image.new("RGB", (width, height), (90 + index, 90, 90)).save(folder / f"c{index:011d}_01.jpg")
+
+
 def test_bench_predict_prints_stages_and_agreement_with_eager_fp32(tmp_path, capsys):
+    # JPEGs an earlier run wrote at another size: replaced, never timed (the check would decode their RLE wrongly)
+    _write_jpegs(tmp_path / "data" / "test", 3, 64, 96)
+    (tmp_path / "data" / bench_predict.MARKER).write_text("written by bench_predict")
     argv = ["--device", "cpu", "--config", "tiny", "--images", "3", "--source-size", "96x64", "--resolution", "64x96"]
     argv += ["--batch-size", "2", "--workers", "1", "--data", str(tmp_path), "--check", "2", "--fold", "both"]
     argv += ["--allocator", "default"]
     assert bench_predict.main([*argv, "--tta", "both", "--dtype", "fp32"]) == 0
-    rows = _table_rows(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert "writing 3 96x64 JPEGs" in out and "# source 3 JPEGs of 96x64" in out
+    for path in (tmp_path / "data" / "test").glob("*.jpg"):
+        with Image.open(path) as image:
+            assert image.size == (64, 96)  # (width, height)
+    rows = _table_rows(out)
     assert [(row[0], row[1]) for row in rows] == [("none", "no"), ("none", "yes"), ("hflip", "no"), ("hflip", "yes")]
     for row in rows:
         assert row[2] == "3" and float(row[5]) > 0 and float(row[8]) > 0  # overlapped and profiled images/s
@@ -51,10 +104,40 @@ def test_bench_predict_prints_stages_and_agreement_with_eager_fp32(tmp_path, cap
     assert len(list((tmp_path / "data" / "test").glob("*.jpg"))) == 3  # it generated its own JPEGs
 
 
-def test_bench_predict_validates_its_arguments(capsys):
+def test_bench_predict_validates_its_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench_predict.parse_args(["--check", "-1"])
     assert "--check must be >= 0" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    bad = [
+        (["--threads", "0"], "argument --threads: must be >= 1, got 0"),
+        (["--data", str(tmp_path / "afile" / "sub")], "which is a file; expected a folder"),
+    ]
+    if not torch.cuda.is_available():
+        bad.append((["--device", "cuda"], "CUDA is not available"))
+    for argv, message in bad:
+        with pytest.raises(SystemExit) as exit_info:
+            bench_predict.parse_args(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        bench_predict.main(["--device", "cpu", "--model", str(tmp_path / "nosuch"), "--images", "1"])
+    assert exit_info.value.code == 2 and "error: --model" in capsys.readouterr().err
+
+
+def test_bench_predict_reuses_only_jpegs_of_the_requested_size(tmp_path, capsys):
+    _write_jpegs(tmp_path / "data" / "test", 2, 64, 96)  # not written by bench_predict: never replaced
+    with pytest.raises(SystemExit) as exit_info:
+        bench_predict.parse_args(["--data", str(tmp_path), "--images", "2", "--source-size", "128x192"])
+    assert exit_info.value.code == 2 and "holds files that bench_predict did not write" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench_predict.parse_args(["--data", str(tmp_path), "--images", "3", "--source-size", "64x96"])  # too few
+    capsys.readouterr()
+    argv = ["--device", "cpu", "--config", "tiny", "--images", "2", "--source-size", "64x96", "--resolution", "64x96"]
+    argv += ["--batch-size", "1", "--workers", "1", "--threads", "1", "--data", str(tmp_path), "--check", "1"]
+    assert bench_predict.main([*argv, "--tta", "none", "--fold", "no", "--allocator", "default"]) == 0
+    out = capsys.readouterr().out
+    assert f"reusing 2 64x96 JPEGs from {tmp_path / 'data' / 'test'}" in out and "# source 2 JPEGs of 64x96" in out
+    assert _table_rows(out)[0][14] == "1.00000"
 
 
 def test_bench_aspect_scores_both_resizes_on_every_frame(tmp_path, capsys):
@@ -197,3 +280,73 @@ def test_bench_error_bands_ceiling_and_bands_on_known_masks():
     assert [int(bands[32, column]) for column in (23, 24, 25, 26, 27, 28, 31, 32)] == [0, 0, 1, 2, 2, 3, 3, 4]
     assert bands[32, 40] == 4 and bands[10, 24] == 3  # the centre, 16 rows from the bottom; 6 rows above the square
     assert bands[0, 95] == 5  # the corner, 24 columns from the square
+
+
+def test_photo_benchmarks_answer_bad_cars_and_models_with_usage_errors(tmp_path, capsys):
+    from benchmarks import bench_aspect, bench_error_bands, bench_small_photos
+    from tests.fixture import make_carvana_fixture
+
+    data = make_carvana_fixture(tmp_path / "data", num_cars=1, angles=2, size=(96, 64), write_csv=False)
+    car = sorted((data / "train").glob("*.jpg"))[0].stem.rsplit("_", 1)[0]
+    for module in (bench_aspect, bench_error_bands, bench_small_photos):
+        argv = ["--data", str(data), *(["--widths", "64"] if module is bench_small_photos else [])]
+        for cars, message in (("nosuchcar", "car 'nosuchcar' has no photo"), ("*", "car '*' has no photo")):
+            with pytest.raises(SystemExit) as exit_info:
+                module.parse_args([*argv, "--cars", cars])
+            assert exit_info.value.code == 2 and message in capsys.readouterr().err
+        with pytest.raises(SystemExit) as exit_info:
+            module.main([*argv, "--model", str(tmp_path / "nosuch")])
+        assert exit_info.value.code == 2 and "error: --model" in capsys.readouterr().err
+    args = bench_aspect.parse_args(["--data", str(data), "--cars", f"{car},{car}"])
+    assert args.cars == [car] and len(args.samples) == 2  # a car named twice is scored once
+
+
+def test_bench_small_photos_refuses_widths_above_the_photos(tmp_path, capsys):
+    from benchmarks import bench_small_photos
+    from tests.fixture import make_carvana_fixture
+
+    data = make_carvana_fixture(tmp_path / "data", num_cars=1, angles=1, size=(96, 64), write_csv=False)
+    with pytest.raises(SystemExit) as exit_info:
+        bench_small_photos.parse_args(["--data", str(data), "--widths", "4000,96"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--widths 4000 is wider than the photos" in err and "96 pixels wide" in err
+    assert bench_small_photos.parse_args(["--data", str(data), "--widths", "96,48"]).widths == [96, 48]
+
+
+def test_bench_train_refuses_bad_values_before_generating_data(capsys):
+    from benchmarks import bench_train
+
+    bad = [
+        (["--steps", "0"], "argument --steps: must be >= 1, got 0"),
+        (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+        (["--workers", "-1"], "argument --workers: must be >= 0, got -1"),
+        (["--cars", "0"], "argument --cars: must be >= 1, got 0"),
+        (["--warmup", "x"], "expected a whole number >= 0, got 'x'"),
+        (["--resolution", "0x0"], "at least 32"),
+    ]
+    if not torch.cuda.is_available():
+        bad.append((["--device", "cuda"], "CUDA is not available"))
+    for argv, message in bad:
+        with pytest.raises(SystemExit) as exit_info:
+            bench_train.parse_args(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    args = bench_train.parse_args(["--device", "cpu", "--workers", "0", "--resolution", "64x96"])
+    assert (args.device, args.workers, args.resolution) == ("cpu", 0, (64, 96))
+
+
+def test_encoder_check_and_load_test_exit_2_on_bad_input(tmp_path, capsys):
+    from benchmarks import check_encoder_imagenet, load_space
+
+    Image.new("L", (8, 8)).save(tmp_path / "a_mask.png")  # a mask is not a photo
+    for argv, message in (
+        (["--images", str(tmp_path)], "holds no .jpg or .png photos"),
+        (["--images", str(tmp_path / "nosuch")], "is not a folder"),
+        (["--images", str(tmp_path), "--limit", "0"], "argument --limit: must be >= 1"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            check_encoder_imagenet.parse_args(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    for option in ("--callers", "--requests", "--server-threads", "--concurrency"):
+        with pytest.raises(SystemExit) as exit_info:
+            load_space.parse_args([option, "0"])
+        assert exit_info.value.code == 2 and f"argument {option}: must be >= 1, got 0" in capsys.readouterr().err
