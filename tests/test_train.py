@@ -621,16 +621,16 @@ def test_every_option_default_is_the_dataclass_default():
 
 
 @pytest.mark.parametrize(
-    "command",
+    ("command", "program"),
     [
-        [sys.executable, "training/train.py", "--help"],  # what `accelerate launch training/train.py` runs
-        [sys.executable, "-m", "training.train", "--help"],
-        [sys.executable, "-m", "carseg_hf.cli", "train", "--help"],
+        ([sys.executable, "training/train.py", "--help"], "training/train.py"),  # as accelerate launch runs it
+        ([sys.executable, "-m", "training.train", "--help"], "python -m training.train"),
+        ([sys.executable, "-m", "carseg_hf.cli", "train", "--help"], "carseg train"),
     ],
 )
-def test_every_entry_point_shows_the_kebab_case_options(command):
+def test_every_entry_point_shows_the_kebab_case_options_under_its_own_name(command, program):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
     completed = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert completed.stdout.startswith("usage: carseg train ")
+    assert completed.stdout.startswith(f"usage: {program} ")
     assert "--resume-from-checkpoint, --resume_from_checkpoint RESUME_FROM_CHECKPOINT" in completed.stdout
