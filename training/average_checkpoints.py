@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from carseg_hf.configuration_carseg import LOSS_FIELDS, CarSegConfig
 from carseg_hf.image_processing_carseg import CarSegImageProcessor
 from carseg_hf.modeling_carseg import CarSegForSemanticSegmentation
 from carseg_hf.output_folders import output_folder_problem
+from carseg_hf.predict_record import file_sha256
 from carseg_hf.training.checkpoint_format import (
     OPTIMIZER_JSON_NAME,
     OPTIMIZER_TENSORS_NAME,
@@ -81,9 +81,7 @@ def _check_distinct(files: Sequence[Path]) -> None:
     """Refuse a weights file given twice, or two byte-identical copies: the average would weight it twice."""
     seen: dict[str, Path] = {}
     for file in files:
-        with open(file, "rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        earlier = seen.setdefault(digest, file)
+        earlier = seen.setdefault(file_sha256(file), file)
         if earlier is not file:
             how = "is given twice" if os.path.samefile(earlier, file) else f"is a copy of {earlier}"
             raise ValueError(f"checkpoint {file} {how}; the average would weight it twice: name each checkpoint once")
