@@ -1,9 +1,9 @@
 """Kaggle Carvana run-length encoding: a numpy encoder and decoder, and a torch encoder for masks on any device.
 
 The format: pixels are flattened row by row (row-major), numbered from 1, and each run of car pixels is written as
-`start length`, so a mask is a string like `"1 3 10 5"`. An empty mask is the empty string. `rle_runs` (and
-`check_rle_string`) check a string's form without a mask size: an even count of numbers, starts and lengths of at
-least 1, runs sorted and not overlapping (adjacent runs are allowed).
+`start length`, so a mask is a string like `"1 3 10 5"`. An empty mask is the empty string. `rle_runs` (raising)
+and `rle_problem` (returning what is wrong) check a string's form without a mask size: an even count of numbers,
+starts and lengths of at least 1, runs sorted and not overlapping (adjacent runs are allowed).
 
 Submission files (`img,rle_mask` CSVs) are written and read by `carseg_hf.submission`; the encoder that queues its
 work on a GPU without waiting for it is `carseg_hf.predict.async_copy.rle_encode_torch_async`, built on
@@ -183,13 +183,13 @@ def rle_runs(rle: str) -> tuple[np.ndarray, np.ndarray]:
     return starts, lengths
 
 
-def check_rle_string(rle: object) -> None:
-    """Check that `rle` is a well-formed Kaggle RLE string, whatever the mask's size (see `rle_runs`).
-
-    Raises:
-        ValueError: Saying what is wrong with it.
-    """
-    rle_runs(rle)
+def rle_problem(rle: object) -> str | None:
+    """What is wrong with `rle` as a Kaggle RLE string, whatever the mask's size (see `rle_runs`), or None."""
+    try:
+        rle_runs(rle)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:

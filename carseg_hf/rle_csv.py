@@ -2,8 +2,9 @@
 
 Every error names the file, and the line where there is one: a row with fewer or more fields than the header (an
 empty mask is written `name,`, with an empty field after the comma), text that is not UTF-8, a truncated or corrupt
-gzip file. `read_rle_csv` is the reader; `iter_rle_rows` gives each row with its line, for a caller that decides
-itself what to do with a bad row (`carseg_hf.submission.SubmissionWriter` continuing a finished submission).
+gzip file, an image named twice, and on request a malformed RLE string. `read_rle_csv` is the reader; `iter_rle_rows`
+gives the same checked rows one at a time, with their lines, and can leave a cut-off last row to its caller
+(`carseg_hf.submission.SubmissionWriter` continuing a finished submission).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from .rle import rle_problem
+
 #: The columns every `img,rle_mask` CSV has.
 RLE_CSV_COLUMNS = ("img", "rle_mask")
 
@@ -29,8 +32,7 @@ class RleRow:
     Attributes:
         line: The line the row starts on (the header is line 1).
         name: The `img` value, stripped of surrounding spaces.
-        rle: The `rle_mask` value, stripped of surrounding spaces (not checked: see `carseg_hf.rle.rle_runs`).
-        problem: What is wrong with the row's fields (their count, an empty name), or None.
+        rle: The `rle_mask` value, stripped of surrounding spaces.
         complete: Whether the row ends with a line break; only the file's last row can lack one (a cut-off file, or
             one saved without a final line break).
     """
@@ -38,7 +40,6 @@ class RleRow:
     line: int
     name: str
     rle: str
-    problem: str | None
     complete: bool
 
 
@@ -79,37 +80,22 @@ def _first_non_utf8_line(path: Path, gzipped: bool) -> tuple[int, int] | None:
     return None
 
 
-def _row(line: int, fields: list[str], header: list[str], complete: bool) -> RleRow:
-    """The row of a record, with what is wrong with its fields."""
-    values = dict(zip(header, fields))
-    name, rle = (values.get(column, "").strip() for column in RLE_CSV_COLUMNS)
-    problem = None
+def _fields_problem(fields: list[str], header: list[str], name: str) -> str | None:
+    """What is wrong with a record's fields (their count, an empty image name), or None."""
     if len(fields) != len(header):
         problem = f"expected {len(header)} fields {','.join(header)}, got {len(fields)}"
         if len(fields) < len(header):
             problem += " (an empty mask is written `name,`, with an empty field after the comma)"
-    elif not name:
-        problem = "empty image name"
-    return RleRow(line, name, rle, problem, complete)
+        return problem
+    return None if name else "empty image name"
 
 
-def iter_rle_rows(path: str | os.PathLike) -> Iterator[RleRow]:
-    """Each row of an `img,rle_mask` CSV (`.csv` or `.csv.gz`, plain or with a byte order mark); blank lines skipped.
-
-    Args:
-        path: The CSV file, with a header that has `img` and `rle_mask` columns.
-
-    Yields:
-        The rows in file order; a row with the wrong number of fields comes with its `problem`, not an error.
+def _records(path: Path) -> Iterator[tuple[int, list[str], list[str], bool]]:
+    """`(line, fields, header, ends with a line break)` of each non-blank record of an `img,rle_mask` CSV.
 
     Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError: Naming the file: if the header lacks the columns, the text is not UTF-8 (with the line), a line
-            is not CSV (with the line), or a `.gz` file is truncated or corrupt.
+        ValueError: Naming the file: as `iter_rle_rows`, for what is wrong with the file itself.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"RLE CSV {str(path)!r} does not exist")
     allow_long_csv_fields()
     gzipped, line = _is_gzipped(path), 0
     try:
@@ -123,7 +109,7 @@ def iter_rle_rows(path: str | os.PathLike) -> Iterator[RleRow]:
             for fields in reader:
                 start, line = line + 1, reader.line_num
                 if fields:  # a blank line gives no fields
-                    yield _row(start, fields, header, lines.last.endswith(("\n", "\r")))
+                    yield start, fields, header, lines.last.endswith(("\n", "\r"))
     except EOFError:
         raise ValueError(
             f"{path} is a truncated gzip file: it ends before the end of its compressed data (an interrupted copy?)"
@@ -138,6 +124,53 @@ def iter_rle_rows(path: str | os.PathLike) -> Iterator[RleRow]:
         raise ValueError(f"{path}, line {line + 1}: not a valid CSV line ({error})") from None
 
 
+def iter_rle_rows(
+    path: str | os.PathLike, *, check_rle: bool = False, allow_cut_last_row: bool = False
+) -> Iterator[RleRow]:
+    """Each row of an `img,rle_mask` CSV (`.csv` or `.csv.gz`, plain or with a byte order mark), checked.
+
+    Blank lines are skipped. Every row is checked for its number of fields, a non-empty image name and an image
+    named only once, and with `check_rle` for a well-formed RLE string (see `carseg_hf.rle.rle_runs`).
+
+    Args:
+        path: The CSV file, with a header that has `img` and `rle_mask` columns.
+        check_rle: Also check each row's RLE string.
+        allow_cut_last_row: Yield a last row that lacks its line break (a cut-off file) unchecked, with `complete`
+            False, for the caller to drop; without it such a row is read like any other (a file saved without a
+            final line break).
+
+    Yields:
+        The rows in file order.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: Naming the file, and the line where there is one: if the header lacks the columns, the text is
+            not UTF-8, a line is not CSV, a `.gz` file is truncated or corrupt, or a row has fewer or more fields
+            than the header, an empty image name, an image that appears twice or (with `check_rle`) a malformed
+            RLE string.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"RLE CSV {str(path)!r} does not exist")
+    seen: set[str] = set()
+    for line, fields, header, complete in _records(path):
+        values = dict(zip(header, fields))
+        name, rle = (values.get(column, "").strip() for column in RLE_CSV_COLUMNS)
+        row = RleRow(line, name, rle, complete)
+        if not complete and allow_cut_last_row:
+            yield row
+            return
+        problem = _fields_problem(fields, header, row.name)
+        if problem is None and row.name in seen:
+            problem = f"image {row.name!r} appears twice"
+        if problem is None and check_rle:
+            problem = rle_problem(row.rle)
+        if problem is not None:
+            raise ValueError(f"{path}, line {line}: {problem}")
+        seen.add(row.name)
+        yield row
+
+
 def read_rle_csv(path: str | os.PathLike) -> dict[str, str]:
     """Read `train_masks.csv` or a submission (`.csv` or `.csv.gz`) into `{image name: rle}`.
 
@@ -150,14 +183,6 @@ def read_rle_csv(path: str | os.PathLike) -> dict[str, str]:
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        ValueError: Naming the file and line: as `iter_rle_rows`, and if a row has fewer or more fields than the
-            header, has an empty image name, or names an image that appears twice.
+        ValueError: Naming the file, and the line where there is one: as `iter_rle_rows` (without `check_rle`).
     """
-    rows: dict[str, str] = {}
-    for row in iter_rle_rows(path):
-        if row.problem is not None:
-            raise ValueError(f"{path}, line {row.line}: {row.problem}")
-        if row.name in rows:
-            raise ValueError(f"{path}, line {row.line}: image {row.name!r} appears twice")
-        rows[row.name] = row.rle
-    return rows
+    return {row.name: row.rle for row in iter_rle_rows(path)}

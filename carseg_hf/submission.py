@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import inspect
 import io
 import os
 import stat
@@ -22,7 +23,7 @@ from typing import IO, Any
 
 from .atomic_files import write_atomic
 from .predict_record import OutputCheck, check_outputs, read_record, submission_record_path, write_record
-from .rle import check_rle_string, is_rle_string
+from .rle import is_rle_string, rle_problem
 from .rle_csv import allow_long_csv_fields, iter_rle_rows
 from .rle_csv import read_rle_csv as read_rle_csv  # re-exported: `carseg_hf.submission.read_rle_csv` is documented
 
@@ -84,21 +85,17 @@ def _jpg_name(image_name: str) -> str:
     return name if os.path.splitext(name)[1] else f"{name}.jpg"
 
 
-def _rle_problem(rle: str) -> str | None:
-    """What is wrong with an RLE string (see `carseg_hf.rle.rle_runs`), or None."""
-    try:
-        check_rle_string(rle)
-    except ValueError as error:
-        return str(error)
-    return None
+def _caller_stacklevel() -> int:
+    """The `stacklevel` of a `warnings.warn` call in this module that names the first frame outside it.
 
-
-def _checked_rle(image_name: str, rle: str) -> str:
-    """`rle`, after checking that it is a well-formed Kaggle RLE string; a ValueError names the image."""
-    problem = _rle_problem(rle)
-    if problem is not None:
-        raise ValueError(f"RLE for {str(image_name)!r}: {problem}")
-    return rle
+    The caller's line is then the user's `write`, `write_rows`, `finalize` or `SubmissionWriter(...)` (or the end of
+    its `with` block), however many of this module's methods lie between.
+    """
+    here = inspect.currentframe()  # None only on Pythons without frames: the warning then names this module
+    frame, level = (here.f_back if here else None), 1  # the function that calls `warnings.warn`
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _csv_row(name: str, rle: str) -> bytes:
@@ -221,7 +218,12 @@ class SubmissionWriter:
             where = "after close" if self.resumable else "outside its `with` block"
             raise ValueError(f"SubmissionWriter.write called {where}")
         batch: set[str] = set()
-        checked = [(self._checked_name(name, _checked_rle(name, rle), batch, self.done), rle) for name, rle in rows]
+        checked = []
+        for name, rle in rows:
+            problem = rle_problem(rle)
+            if problem is not None:
+                raise ValueError(f"RLE for {str(name)!r}: {problem}")
+            checked.append((self._checked_name(name, batch, self.done), rle))
         if self.resumable:
             self._journal.write(b"".join(_csv_row(name, rle) for name, rle in checked))
             self._journal.flush()
@@ -231,14 +233,11 @@ class SubmissionWriter:
             self.count += len(checked)
         self.done.update(name for name, _ in checked)
 
-    def _checked_name(self, image_name: str, rle: str, seen: set[str], written: Collection[str] = frozenset()) -> str:
-        """The row's `img` value, after checking the image is neither in `seen` nor in `written`, and the RLE's tokens.
+    def _checked_name(self, image_name: str, seen: set[str], written: Collection[str] = frozenset()) -> str:
+        """The row's `img` value, after checking the image is neither in `seen` nor in `written`.
 
-        Only digits and spaces are checked here (cheap, for `finalize`); `write_rows` checks the whole string with
-        `_checked_rle` first. The name is added to `seen`; the first name not ending in `.jpg` is warned about.
+        The name is added to `seen`; the first name not ending in `.jpg` is warned about, at the user's line.
         """
-        if not is_rle_string(rle):
-            raise ValueError(f"RLE for {image_name!r} must be a string of digits and spaces, got {str(rle)[:40]!r}")
         name = _jpg_name(image_name)
         if name in seen or name in written:
             raise ValueError(f"image {name!r} was already written to {self.path}; each image needs exactly one row")
@@ -249,7 +248,7 @@ class SubmissionWriter:
                 f"the submission {self.path} names an image {name!r}, which does not end in '.jpg': Kaggle's image "
                 "ids are <car_id>_<NN>.jpg, so its rows would not match them; rename such photos to .jpg for Kaggle "
                 "(warned once)",
-                stacklevel=4,
+                stacklevel=_caller_stacklevel(),
             )
         return name
 
@@ -307,29 +306,25 @@ class SubmissionWriter:
     def _seed_journal_from_submission(self) -> None:
         """Continue from a finished submission: its rows count as done (e.g. after fixing a failed image).
 
-        Every row is checked as `write` checks it. A last row without its line break was cut off (an interrupted
-        copy, a full disk): it is dropped with a warning, so that its image is segmented again.
+        Every row is checked as `write` checks it (see `carseg_hf.rle_csv.iter_rle_rows`). A last row without its
+        line break was cut off (an interrupted copy, a full disk): it is dropped with a warning, so that its image is
+        segmented again.
 
         Raises:
             ValueError: Naming the file and line of a bad row, or what is wrong with the file.
         """
         rows: dict[str, str] = {}
         try:
-            for row in iter_rle_rows(self.path):
-                if not row.complete:
-                    warnings.warn(
-                        f"the submission {self.path} ends in a row cut off mid-line (line {row.line}, image "
-                        f"{row.name[:60]!r}): the file was truncated; that row is dropped and its image segmented "
-                        "again, with any image missing from the file",
-                        stacklevel=4,
-                    )
-                    break
-                problem = row.problem or (
-                    f"image {row.name!r} appears twice" if row.name in rows else _rle_problem(row.rle)
+            for row in iter_rle_rows(self.path, check_rle=True, allow_cut_last_row=True):
+                if row.complete:
+                    rows[row.name] = row.rle
+                    continue
+                warnings.warn(
+                    f"the submission {self.path} ends in a row cut off mid-line (line {row.line}, image "
+                    f"{row.name[:60]!r}): the file was truncated; that row is dropped and its image segmented "
+                    "again, with any image missing from the file",
+                    stacklevel=_caller_stacklevel(),
                 )
-                if problem is not None:
-                    raise ValueError(f"{self.path}, line {row.line}: {problem}")
-                rows[row.name] = row.rle
         except ValueError as error:
             raise ValueError(
                 f"cannot continue the finished submission: {error}; delete it or pass --overwrite to start again"
@@ -384,7 +379,9 @@ class SubmissionWriter:
             with open(self.journal_path, encoding="utf-8", newline="") as handle:
                 next(handle)  # the header
                 for name, rle in csv.reader(handle):  # streamed: the journal may be larger than memory
-                    self._writer.writerow([self._checked_name(name, rle, seen), rle])
+                    if not is_rle_string(rle):  # `write_rows` checked it fully; this catches a damaged journal
+                        raise ValueError(f"RLE for {name!r} must be a string of digits and spaces, got {rle[:40]!r}")
+                    self._writer.writerow([self._checked_name(name, seen), rle])
                     self.count += 1
                     kept += name not in names
             committed = True

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from carseg_hf.predict.async_copy import rle_encode_torch_async
-from carseg_hf.rle import rle_decode, rle_encode, rle_encode_torch
+from carseg_hf.rle import rle_decode, rle_encode, rle_encode_torch, rle_problem
 from carseg_hf.submission import SubmissionWriter, read_rle_csv
 
 
@@ -135,6 +135,12 @@ def test_malformed_strings(rle, message):
         rle_decode(rle, (2, 3))
 
 
+def test_rle_problem_says_what_is_wrong_or_none():
+    assert rle_problem("1 2 4 1") is None and rle_problem("") is None
+    assert rle_problem("1 2 3") == "malformed RLE string: 3 numbers, expected an even count of start/length pairs"
+    assert rle_problem(12) == "an RLE mask must be a string, got int"
+
+
 @pytest.mark.parametrize("shape", [(3,), (2, 3, 4), 6, ("a", 3)])
 def test_decode_names_a_shape_that_is_not_height_width(shape):
     with pytest.raises(ValueError, match=r"shape=\(height, width\), two integers"):
@@ -209,6 +215,12 @@ def test_submission_writer_rejects_duplicates_and_bad_rle(tmp_path):
                 writer.write("a_02", bad)
         writer.write("a_02", "1 1 2 1")  # adjacent runs are well formed
     assert read_rle_csv(tmp_path / "sub.csv") == {"a_01.jpg": "1 1", "a_02.jpg": "1 1 2 1"}
+
+
+def test_read_rle_csv_keeps_a_last_row_without_its_line_break_and_leaves_rle_strings_unchecked(tmp_path):
+    path = tmp_path / "train_masks.csv"
+    path.write_text("img,rle_mask\na_01.jpg,1 2 3\na_02.jpg,4 1")  # saved without a final line break
+    assert read_rle_csv(path) == {"a_01.jpg": "1 2 3", "a_02.jpg": "4 1"}
 
 
 def test_read_rle_csv_errors(tmp_path):

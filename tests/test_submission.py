@@ -80,8 +80,11 @@ def test_a_finished_submission_cut_mid_row_is_continued_without_the_cut_row(tmp_
     with SubmissionWriter(path, SETTINGS) as writer:
         writer.write_rows([("a_01.jpg", "1 2"), ("a_02.jpg", "1 3 10 5 20 4")])
     path.write_bytes(path.read_bytes()[:-4])  # an interrupted copy: "a_02.jpg,1 3 10 5 2", still an even count
-    with pytest.warns(UserWarning, match=r"sub\.csv ends in a row cut off mid-line \(line 3, image 'a_02\.jpg'\)"):
+    with pytest.warns(
+        UserWarning, match=r"sub\.csv ends in a row cut off mid-line \(line 3, image 'a_02\.jpg'\)"
+    ) as caught:
         writer = SubmissionWriter(path, SETTINGS)
+    assert [w.filename for w in caught] == [__file__]  # the warning points at the line that made the writer
     assert writer.done == {"a_01.jpg"}  # the cut row is segmented again, not kept as done
     writer.write("a_02.jpg", "1 3 10 5 20 4")
     writer.finalize({"a_01.jpg", "a_02.jpg"})
@@ -117,3 +120,20 @@ def test_a_truncated_gzip_submission_is_refused_with_its_name(tmp_path):
     path.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(ValueError, match=r"sub\.csv\.gz is a truncated gzip file.*delete it or pass --overwrite"):
         SubmissionWriter(path, SETTINGS)
+
+
+def test_a_name_warning_points_at_the_callers_line_from_every_method(tmp_path):
+    not_jpg = r"names an image 'a_01\.png', which does not end in '\.jpg'"
+    with SubmissionWriter(tmp_path / "plain.csv") as plain, pytest.warns(UserWarning, match=not_jpg) as by_write_rows:
+        plain.write_rows([("a_01.png", "1 1")])
+    resumable = SubmissionWriter(tmp_path / "sub.csv", SETTINGS)
+    with pytest.warns(UserWarning, match=not_jpg) as by_write:
+        resumable.write("a_01.png", "1 1")
+    resumable.close()
+    with pytest.warns(UserWarning, match=not_jpg) as by_finalize:
+        SubmissionWriter(tmp_path / "sub.csv", SETTINGS).finalize({"a_01.png"})  # the journal's row, checked again
+    with pytest.warns(UserWarning, match=not_jpg) as by_block_end:
+        with SubmissionWriter(tmp_path / "sub.csv", SETTINGS):  # continues the finished submission
+            pass
+    caught = [*by_write_rows, *by_write, *by_finalize, *by_block_end]
+    assert [w.filename for w in caught] == [__file__] * 4
