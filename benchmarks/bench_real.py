@@ -32,7 +32,9 @@ error-overlay thumbnail of every image, worst first, `carseg evaluate`'s report)
 `<NN>-<model>/worst/<image>_overlay.png` (full-size overlays of the `--worst` lowest-dice images). Overlay colours:
 red = false positive, green = true positive, blue = false negative. A rerun into the same `--out` first deletes
 the report folders, `table.md` and `results.json` of the earlier run, so the folder holds only this run's; a
-numbered folder holding other files is refused. `--cars` names each car once (an id given twice is scored once).
+numbered folder holding other files is refused. When no model is left to score (U2-Netp alone was asked for and is
+skipped), the run exits with status 1 and leaves `--out` as it was. `--cars` names each car once (an id given twice
+is a usage error, `carseg_hf.data.carvana.parse_car_ids`).
 
     python benchmarks/bench_real.py --data path/to/carvana --threads 2 --out runs/bench_real \\
         --model carseg-synth=carseg_hf/pretrained/carseg-synth
@@ -424,6 +426,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     runners, skipped = build_runners(args, threads)
     for item in skipped:
         print(f"# {item['model']} skipped: {item['reason']}", flush=True)
+    if not runners:  # before anything in --out is touched: an earlier run's results stay
+        print(f"error: no model could be scored; {args.out} is left as it was", file=sys.stderr)
+        return 1
     header = header_lines(args, argv, samples)
     print("\n".join(header), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -435,9 +440,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"# scoring {runner.name} on {len(samples)} images ...", flush=True)
         folder = args.out / f"{index + 1:02d}-{_slug(runner.name)}"  # numbered: names that slug alike stay apart
         results.append(score_model(runner, samples, folder, args.warmup, args.worst))
-    if not results:
-        print("error: no model could be scored", file=sys.stderr)
-        return 1
     text = write_outputs(args.out, header, table_rows(results, samples), results, skipped)
     print(text[text.index("| model |") :], end="")
     print(f"# wrote {args.out / 'table.md'}, {args.out / 'results.json'} and one report folder per model")

@@ -47,6 +47,20 @@ from tests.fixture import make_carvana_fixture  # noqa: E402
 CONFIGS = NAMED_CONFIGS
 
 
+def accelerate_device_type(text: str) -> str:
+    """An argparse `type=` for `--device`: `auto`, `cpu` or `cuda`, as the device type handed to Accelerate.
+
+    Accelerate picks the GPU itself (the first that `CUDA_VISIBLE_DEVICES` shows), so `cuda:N` is refused: the
+    figures would come from another GPU than the one named.
+    """
+    if text.startswith("cuda:"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: bench_train runs on the GPU Accelerate picks; give --device cuda and choose the GPU with "
+            f"CUDA_VISIBLE_DEVICES={text.partition(':')[2]}"
+        )
+    return device_type(text).type
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and validate the command line; every bad value is a usage error before any data is generated."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,7 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int_at_least(1), default=8)
     parser.add_argument("--steps", type=int_at_least(1), default=20, help="timed steps per mode")
     parser.add_argument("--warmup", type=int_at_least(0), default=3, help="untimed steps per mode")
-    parser.add_argument("--device", type=device_type, default="auto", help="auto, cpu or cuda")
+    parser.add_argument(
+        "--device",
+        type=accelerate_device_type,
+        default="auto",
+        help="auto, cpu or cuda (choose the GPU with CUDA_VISIBLE_DEVICES)",
+    )
     parser.add_argument("--config", default="reference", choices=tuple(CONFIGS))
     parser.add_argument("--workers", type=int_at_least(0), default=8, help="data-loader workers (0: main process)")
     parser.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "bf16", "fp16"))
@@ -72,7 +91,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--cars", type=int_at_least(1), default=4, help="cars x 16 views in the generated data set")
     args = parser.parse_args(argv)
-    args.device = args.device.type  # Accelerate picks the GPU itself
     if args.mixed_precision == "auto":
         args.mixed_precision = "bf16" if args.device == "cuda" else "no"
     return args

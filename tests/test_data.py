@@ -196,6 +196,43 @@ def test_unknown_names_are_ignored_with_warning(carvana_copy):
     assert len(data["train"]) + len(data["validation"]) == 20
 
 
+def test_carvana_photo_rule_is_public(tmp_path):
+    from carseg_hf.data.carvana import carvana_images, carvana_mask_file, non_carvana_names
+
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train_masks").mkdir()
+    for name in ("a_02.JPG", "a_01.jpeg", "b_01.png", "a_1.jpg", "notes.txt", ".hidden_01.jpg"):
+        (tmp_path / "train" / name).write_bytes(b"")
+    for name in ("a_01_mask.gif", "a_01_mask.png", "b_01_mask.png"):
+        (tmp_path / "train_masks" / name).write_bytes(b"")
+    images = carvana_images(tmp_path / "train")
+    assert [(path.name, car, angle) for path, car, angle in images] == [
+        ("a_01.jpeg", "a", 1),
+        ("a_02.JPG", "a", 2),
+        ("b_01.png", "b", 1),
+    ]
+    assert non_carvana_names(tmp_path / "train") == ["a_1.jpg", "notes.txt"]
+    masks = tmp_path / "train_masks"
+    assert carvana_mask_file(masks, "a_01") == masks / "a_01_mask.gif"  # the GIF first, as the loader looks
+    assert carvana_mask_file(masks, "b_01") == masks / "b_01_mask.png"
+    assert carvana_mask_file(masks, "a_02") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("", []), (" a , b,", ["a", "b"]), ("a_b", "'a_b' is not a car id"), ("a/b", "'a/b' is not a car id"),
+     ("a,b,a,b", "a, b named twice; name each car once")],
+)  # fmt: skip
+def test_parse_car_ids_checks_the_format_and_refuses_repeats(text, expected):
+    from carseg_hf.data.carvana import parse_car_ids
+
+    if isinstance(expected, list):
+        assert parse_car_ids(text) == expected
+    else:
+        with pytest.raises(ValueError, match=f"^--cars: {expected}"):
+            parse_car_ids(text, option="--cars")
+
+
 def test_missing_masks_entirely(carvana_copy):
     shutil.rmtree(carvana_copy / "train_masks")
     (carvana_copy / "train_masks.csv").unlink()
