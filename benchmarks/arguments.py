@@ -3,6 +3,9 @@
 Every function here is an argparse `type=`: a bad value becomes a usage error that names the option and exits with
 status 2 before anything is loaded, generated or timed. `load_model_or_exit` does the same for a model that cannot
 be loaded, which only loading can tell.
+
+Importing this module is cheap: torch, transformers and `datasets` are imported by the functions that need them, so
+that a script that only parses numbers (`load_space`, a Gradio client) does not load them.
 """
 
 from __future__ import annotations
@@ -10,40 +13,24 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import torch
-
-from carseg_hf.image_processing_carseg import CarSegImageProcessor
-from carseg_hf.loading import load_model, resolve_device
-from carseg_hf.modeling_carseg import CarSegForSemanticSegmentation
+from carseg_hf.number_ranges import whole_number_type
 from carseg_hf.sizes import parse_height_width
 
+if TYPE_CHECKING:
+    import torch
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse `type=` for a whole number of at least `minimum`.
+    from carseg_hf.image_processing_carseg import CarSegImageProcessor
+    from carseg_hf.modeling_carseg import CarSegForSemanticSegmentation
 
-    Args:
-        minimum: The smallest value accepted.
-
-    Returns:
-        A function from the option's text to the number, raising `argparse.ArgumentTypeError` otherwise.
-    """
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    parse.__name__ = "number"  # argparse names the type in "invalid number value" messages
-    return parse
+int_at_least = whole_number_type  # the shared argparse type, under the name the benchmarks use
 
 
 def device_type(text: str) -> torch.device:
     """An argparse `type=` for `auto`, `cpu`, `cuda` or `cuda:N`; CUDA is refused on a machine without it."""
+    from carseg_hf.loading import resolve_device  # here: it imports torch
+
     try:
         return resolve_device(text)
     except ValueError as error:
@@ -74,23 +61,17 @@ def sizes_type(minimum: int = 1) -> Callable[[str], list[tuple[int, int]]]:
 
 
 def car_ids(text: str) -> list[str]:
-    """An argparse `type=` for comma-separated Carvana car ids: each once, in the order given (may be empty).
+    """An argparse `type=` for comma-separated Carvana car ids, in the order given (may be empty).
 
-    A car id is the part of a photo name `<car>_<NN>.jpg` before the angle (`carvana_car_id`), so it has no `_`
-    nor `/`. Ids named twice are kept once, so that no photo is scored twice.
+    `carseg_hf.data.carvana.parse_car_ids`'s rule: an id is the `<car>` of a photo name `<car>_<NN>.jpg`, so it has
+    no `_` nor `/`, and an id named twice is refused.
     """
-    from carseg_hf.data.carvana import carvana_car_id  # here: it imports `datasets`, which the others do not need
+    from carseg_hf.data.carvana import parse_car_ids  # here: it imports `datasets`, which the others do not need
 
-    cars: list[str] = []
-    for car in (part.strip() for part in text.split(",")):
-        if not car:
-            continue
-        if carvana_car_id(f"{car}_01.jpg") != car:
-            message = f"{car!r} is not a car id: photos are named <car>_<NN>.jpg, so an id has no _ nor /"
-            raise argparse.ArgumentTypeError(message)
-        if car not in cars:
-            cars.append(car)
-    return cars
+    try:
+        return parse_car_ids(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def load_model_or_exit(
@@ -109,8 +90,10 @@ def load_model_or_exit(
     Raises:
         SystemExit: With status 2 after printing why the model cannot be loaded.
     """
+    from carseg_hf.loading import load_model  # here: it imports torch and transformers
+
     try:
         return load_model(model, device=device)
-    except (FileNotFoundError, ValueError, OSError) as error:
+    except (OSError, ValueError) as error:  # a missing folder is an OSError
         print(f"error: {option} {model}: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -16,7 +16,6 @@ import io
 import math
 import os
 import shutil
-import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,10 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .image_io import DEFAULT_MAX_PIXELS
 from .modeling_carseg import CarSegForSemanticSegmentation
-from .output_folders import output_folder_problem
-from .sizes import MIN_INPUT_SIDE, is_whole_number
+from .output_folders import output_file_problem
+from .sizes import check_input_size, is_whole_number
 
 #: Names of the graph's input and output.
 INPUT_NAME = "pixel_values"
@@ -94,40 +92,17 @@ def check_opset(opset: object) -> None:
 
 
 def check_example_size(height: object, width: object) -> None:
-    """Refuse an example input the export cannot use: a side under `MIN_INPUT_SIDE`, or over `DEFAULT_MAX_PIXELS`.
+    """Refuse an example input the export cannot use: too small a side, or too many pixels.
 
     Raises:
-        ValueError: Naming the size and the limits.
+        ValueError: Naming the size and the limits (`sizes.check_input_size`).
     """
-    if not all(is_whole_number(side) and side >= MIN_INPUT_SIDE for side in (height, width)):
-        raise ValueError(
-            f"the example input must be whole numbers of pixels, each side at least {MIN_INPUT_SIDE}; "
-            f"got {height}x{width}"
-        )
-    if height * width > DEFAULT_MAX_PIXELS:
-        raise ValueError(
-            f"the example input {height}x{width} is {height * width:,} pixels, over the limit of "
-            f"{DEFAULT_MAX_PIXELS:,} (the largest photo carseg reads); the exported file takes any size at run time, "
-            "so export at the processor's size"
-        )
-
-
-def _target_problem(path: Path) -> str | None:
-    """Why the file `path` cannot be written or replaced, or None."""
-    problem = output_folder_problem(path.parent, "its folder")
-    if problem is not None:
-        return problem
-    if path.is_dir():
-        return "it is a folder; expected a FILE.onnx path"
-    if path.exists():
-        mode = path.stat().st_mode
-        if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK):
-            mode_text = stat.filemode(mode)
-            return f"the file is read-only (mode {mode_text}); make it writable (chmod u+w) or choose another path"
-    folder = next((parent for parent in path.parents if parent.exists()), None)
-    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
-        return f"no permission to write in the folder {folder}"
-    return None
+    check_input_size(
+        height,
+        width,
+        "the example input",
+        advice="the exported file takes any size at run time, so export at the processor's size",
+    )
 
 
 def check_onnx_target(path: str | os.PathLike) -> None:
@@ -142,9 +117,9 @@ def check_onnx_target(path: str | os.PathLike) -> None:
     Raises:
         ValueError: Naming the path, what is wrong with it and what to do.
     """
-    problem = _target_problem(Path(path))
+    problem = output_file_problem(path, "the ONNX file", expected="a FILE.onnx path")
     if problem is not None:
-        raise ValueError(f"cannot write the ONNX file {path}: {problem}")
+        raise ValueError(problem)
 
 
 def written_opset(path: str | os.PathLike) -> int:

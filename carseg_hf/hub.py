@@ -1,4 +1,7 @@
-"""Hugging Face Hub helpers: pushing a checkpoint in one atomic commit, and checks made before loading by repo id."""
+"""Hugging Face Hub helpers: pushing a checkpoint in one atomic commit, and checks made before loading by repo id.
+
+The checks of a push target (`check_repo_id`, `refuse_public_repo`) live in `hub_checks` and are imported here too.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from typing import Any
 import yaml  # PyYAML, which huggingface_hub's repo cards parse with
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, constants, try_to_load_from_cache
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
-from huggingface_hub.utils import validate_repo_id
+
+from .hub_checks import check_repo_id, refuse_public_repo  # also imported from here by training's run checks
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -270,13 +274,6 @@ def _model_card_text(
     return str(built)
 
 
-def check_repo_id(repo_id: str) -> None:
-    """Refuse a malformed repo id (huggingface_hub's rules, as a `ValueError`), and one that is not `ORG/NAME`."""
-    validate_repo_id(repo_id)
-    if repo_id.count("/") != 1:
-        raise ValueError(f"repo id {repo_id!r} must have the form ORG/NAME")
-
-
 def _commit_operations(folder: Path, resave_dir: Path, card_text: str) -> list[CommitOperationAdd]:
     """The files of the commit: the required files, the model code and the card text as README.md.
 
@@ -296,32 +293,6 @@ def _commit_operations(folder: Path, resave_dir: Path, card_text: str) -> list[C
     ]
     operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card_text.encode("utf-8")))
     return operations
-
-
-def refuse_public_repo(api: HfApi, repo_id: str, what: str) -> None:
-    """Refuse a push asked to be private into a repo that already exists and is public.
-
-    `create_repo(private=True, exist_ok=True)` leaves an existing repo's visibility as it is, so without this check
-    weights meant to stay private would be published.
-
-    Args:
-        api: The client to ask, with the push's token.
-        repo_id: The target repo.
-        what: What would be pushed, for the message (a quoted folder, or "the best model").
-
-    Raises:
-        ValueError: If `repo_id` exists and is public, naming the repo and the ways on.
-    """
-    try:
-        info = api.repo_info(repo_id, repo_type="model")
-    except RepositoryNotFoundError:
-        return  # created private below
-    if not info.private:
-        raise ValueError(
-            f"{repo_id!r} already exists and is public, so a private push of {what} would publish it; nothing "
-            "was uploaded. Make the repo private on the Hub first, push to another repo id, or push without "
-            "--private to publish"
-        )
 
 
 def _commit(

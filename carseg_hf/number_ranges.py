@@ -1,4 +1,7 @@
-"""`LOW,HIGH` number ranges on the command line: one parser for every option that takes one.
+"""Bounded numbers on the command line: whole numbers with bounds, and `LOW,HIGH` ranges.
+
+Every option that takes a count, a seed or a side in pixels parses it with `whole_number_type(minimum, maximum)`,
+so that a value out of bounds is an argparse usage error that names the option, before anything runs.
 
 `--resolution-scale-range` (training) and `--car-width` (the composite generator) both take two numbers separated
 by a comma; only their bounds differ. Each option passes its own check to `number_range_type`, which splits and
@@ -9,6 +12,33 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+
+
+def whole_number_type(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse `type=` for a whole number of at least `minimum` (and at most `maximum`).
+
+    Args:
+        minimum: The smallest value accepted.
+        maximum: The largest value accepted, or None for no upper bound.
+
+    Returns:
+        A function from the option's text to the number, raising `argparse.ArgumentTypeError` otherwise, e.g.
+        "must be >= 1, got 0" or "must lie in 0..20, got 21".
+    """
+    bounds = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number {bounds}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            must = f"be >= {minimum}" if maximum is None else f"lie in {minimum}..{maximum}"
+            raise argparse.ArgumentTypeError(f"must {must}, got {value}")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in "invalid number value" messages
+    return parse
 
 
 def parse_number_range(text: str, example: str) -> tuple[float, float]:

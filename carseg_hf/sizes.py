@@ -30,6 +30,31 @@ def is_input_side(value: object) -> bool:
     return is_whole_number(value) and value >= MIN_INPUT_SIDE
 
 
+def check_input_size(height: object, width: object, what: str, advice: str) -> None:
+    """Refuse a network input size: a side that is not `is_input_side`, or more pixels than carseg reads in a photo.
+
+    Args:
+        height: The input's height.
+        width: The input's width.
+        what: The size's name for the message, e.g. "the example input" or "--input-size".
+        advice: What to do instead when the size is over the pixel limit, ending the message.
+
+    Raises:
+        ValueError: Naming the size and the limits: at least `MIN_INPUT_SIDE` per side, at most `DEFAULT_MAX_PIXELS`.
+    """
+    from .image_io import DEFAULT_MAX_PIXELS  # here: image_io imports PIL, which parsing sizes does not need
+
+    if not (is_input_side(height) and is_input_side(width)):
+        raise ValueError(
+            f"{what} must be whole numbers of pixels, each side at least {MIN_INPUT_SIDE}; got {height}x{width}"
+        )
+    if height * width > DEFAULT_MAX_PIXELS:
+        raise ValueError(
+            f"{what} {height}x{width} is {height * width:,} pixels, over the limit of {DEFAULT_MAX_PIXELS:,} (the "
+            f"largest photo carseg reads); {advice}"
+        )
+
+
 def parse_height_width(text: str, minimum: int = 1, allow_square: bool = False) -> tuple[int, int]:
     """Parse `HEIGHTxWIDTH`, e.g. `"1280x1918"`, into `(height, width)`.
 

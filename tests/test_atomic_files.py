@@ -1,6 +1,6 @@
 import pytest
 
-from carseg_hf.atomic_files import write_atomic
+from carseg_hf.atomic_files import write_atomic, write_files_atomically
 
 
 def test_the_file_appears_whole_and_no_temporary_file_stays(tmp_path):
@@ -30,3 +30,20 @@ def test_a_failed_save_leaves_the_old_file_and_no_temporary_file(tmp_path):
         write_atomic(target, half_then_fail, tmp_name=".carseg-tmp-1-mask.png")
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.png"]
+
+
+def test_files_written_together_are_all_left_as_they_were_when_one_fails(tmp_path):
+    first, second = tmp_path / "config.json", tmp_path / "model.safetensors"
+    first.write_text("old config")
+    second.write_text("old weights")
+
+    def fail(tmp):
+        tmp.write_text("half the new weights")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_files_atomically({first: lambda tmp: tmp.write_text("new config"), second: fail})
+    assert (first.read_text(), second.read_text()) == ("old config", "old weights")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    write_files_atomically({first: lambda tmp: tmp.write_text("new config"), second: lambda tmp: tmp.write_text("w")})
+    assert (first.read_text(), second.read_text()) == ("new config", "w")

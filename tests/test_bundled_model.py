@@ -290,22 +290,3 @@ def test_bundle_model_replaces_a_bundled_model_only_with_overwrite_and_bounds_th
     assert main([str(source), str(target), "--input-size", "64x96", "--overwrite"]) == 0
     assert load_model(str(target))[1].size == {"height": 64, "width": 96}
     assert sorted(path.name for path in target.iterdir()) == sorted(before)  # no temporary files left
-
-
-def test_files_written_together_are_all_left_as_they_were_when_one_fails(tmp_path):
-    from training.bundle_model import write_files_atomically
-
-    first, second = tmp_path / "config.json", tmp_path / "model.safetensors"
-    first.write_text("old config")
-    second.write_text("old weights")
-
-    def fail(tmp):
-        tmp.write_text("half the new weights")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        write_files_atomically({first: lambda tmp: tmp.write_text("new config"), second: fail})
-    assert (first.read_text(), second.read_text()) == ("old config", "old weights")
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
-    write_files_atomically({first: lambda tmp: tmp.write_text("new config"), second: lambda tmp: tmp.write_text("w")})
-    assert (first.read_text(), second.read_text()) == ("new config", "w")

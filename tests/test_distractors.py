@@ -111,3 +111,18 @@ def test_a_partial_unpack_of_the_stamps_says_what_to_delete(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     assert main(["--root", str(tmp_path / "afile")]) == 2
     assert f"error: --root '{tmp_path / 'afile'}' is a file; expected a folder" in capsys.readouterr().err
+
+
+def test_the_cache_option_has_both_names_and_expands_the_home_folder(tmp_path, monkeypatch, capsys):
+    from training.synthetic.distractors import FOLDERS, main
+
+    for folder in FOLDERS:
+        _save_stamp(tmp_path / PACKAGE / STAMPS_DIR / folder / "thing.png")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for option in ("--root", "--dir"):
+        assert main([option, "~"]) == 0
+        out = capsys.readouterr().out
+        assert f"found {PACKAGE}: {len(FOLDERS)} stamps" in out and f"CARSEG_BACKGROUNDS_DIR={tmp_path}" in out
+    (tmp_path / "afile").write_text("x")
+    assert main(["--dir", "~/afile"]) == 2
+    assert f"error: --dir '{tmp_path / 'afile'}' is a file" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from carseg_hf.number_ranges import number_range_type, parse_number_range
+from carseg_hf.number_ranges import number_range_type, parse_number_range, whole_number_type
 
 
 def _unit_interval(pair: tuple[float, float]) -> tuple[float, float]:
@@ -34,3 +34,19 @@ def test_number_range_type_applies_the_check_and_reports_usage_errors_through_ar
             parser.parse_args(["--band", bad])
         error = capsys.readouterr().err
         assert exit_info.value.code == 2 and "--band" in error and reason in error, (bad, error)
+
+
+def test_whole_number_type_checks_the_bounds_while_parsing(capsys):
+    parser = argparse.ArgumentParser(prog="tool")
+    parser.add_argument("--count", type=whole_number_type(1))
+    parser.add_argument("--stamps", type=whole_number_type(0, 20))
+    assert parser.parse_args(["--count", "7", "--stamps", "20"]) == argparse.Namespace(count=7, stamps=20)
+    for argv, message in (
+        (["--count", "0"], "argument --count: must be >= 1, got 0"),
+        (["--count", "1.5"], "argument --count: expected a whole number >= 1, got '1.5'"),
+        (["--stamps", "21"], "argument --stamps: must lie in 0..20, got 21"),
+        (["--stamps", "-1"], "argument --stamps: must lie in 0..20, got -1"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err

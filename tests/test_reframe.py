@@ -188,7 +188,9 @@ def test_the_command_line_refuses_empty_or_repeated_cars_and_bad_options(tmp_pat
         (["--cars", "aaaa,aaaa"], "--cars names aaaa twice"),
         (["--cars", ""], "--cars is empty"),
         (["--cars", ","], "--cars is empty"),
-        (["--cars", "aaaa", "--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--cars", "aaaa", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+        (["--cars", "aaaa", "--per-image", "0"], "argument --per-image: must be >= 1, got 0"),
+        (["--cars", "aaaa", "--max-shift", "0.6"], "--max-shift must lie in [0, 0.5], got 0.6"),
         (["--cars", "aaaa", "--out", str(tmp_path / "afile" / "sub")], "which is a file; expected a folder"),
     ):
         with pytest.raises(SystemExit) as exit_info:

@@ -2,7 +2,7 @@ import argparse
 
 import pytest
 
-from carseg_hf.sizes import height_width_type, parse_height_width
+from carseg_hf.sizes import check_input_size, height_width_type, parse_height_width
 
 
 def test_height_comes_first():
@@ -53,3 +53,12 @@ def test_an_input_side_is_a_whole_number_of_at_least_32_pixels():
     for resolution in [(31, 960), (640.0, 960), (640,), "640x960"]:
         with pytest.raises(ValueError, match="--resolution must be"):
             PredictOptions(resolution=resolution).validate()
+
+
+def test_check_input_size_refuses_a_thin_side_or_too_many_pixels():
+    check_input_size(32, 5000, "the input", advice="choose a smaller one")
+    for height, width in ((31, 64), (64, 64.0), (True, 64)):
+        with pytest.raises(ValueError, match=r"the input must be whole numbers of pixels, each side at least 32"):
+            check_input_size(height, width, "the input", advice="choose a smaller one")
+    with pytest.raises(ValueError, match=r"--size 6000x6000 is 36,000,000 pixels, over .*; choose a smaller one$"):
+        check_input_size(6000, 6000, "--size", advice="choose a smaller one")

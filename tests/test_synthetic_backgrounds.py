@@ -221,7 +221,7 @@ def _check_gcompris_licence(source, package: Path) -> None:
     assert source.licence.startswith(expected[fields["License"]])
 
 
-def test_a_partial_unpack_says_which_folder_to_delete_instead_of_fetching_again(tmp_path, capsys):
+def test_a_partial_unpack_says_which_folder_to_delete_instead_of_fetching_again(tmp_path, monkeypatch, capsys):
     from training.synthetic.backgrounds import PACKAGES, main
 
     for package in PACKAGES:  # each folder counts as unpacked (it has usr/) but lacks its files
@@ -234,6 +234,9 @@ def test_a_partial_unpack_says_which_folder_to_delete_instead_of_fetching_again(
     for folder, message in (("afile", "is a file"), ("afile/sub", f"lies under '{tmp_path / 'afile'}'")):
         assert main(["--dir", str(tmp_path / folder)]) == 2
         assert f"error: --dir '{tmp_path / folder}' {message}" in capsys.readouterr().err
+    monkeypatch.setenv("HOME", str(tmp_path))  # `--root`, the name `distractors` uses, works too, and `~` expands
+    assert main(["--root", "~/afile"]) == 2
+    assert f"error: --root '{tmp_path / 'afile'}' is a file" in capsys.readouterr().err
 
 
 def _fake_apt_get(tmp_path, monkeypatch) -> Path:

@@ -528,8 +528,82 @@ def test_overwrite_checks_everything_before_it_deletes_anything(tmp_path, capsys
         assert message in capsys.readouterr().err and _files(renders) == before
     with pytest.raises(SystemExit) as exit_info:
         main(["--out", str(renders), *argv, "--seed", "-1"])
-    assert exit_info.value.code == 2 and "--seed: expected an integer of at least 0, got -1" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "argument --seed: must be >= 0, got -1" in capsys.readouterr().err
+    for option in ("--cars", "--angles", "--workers"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--out", str(renders), *argv, option, "0"])
+        assert exit_info.value.code == 2 and f"argument {option}: must be >= 1, got 0" in capsys.readouterr().err
     assert _files(renders) == before
+
+
+def _stage_render(out, ids):
+    """A finished render of the cars `ids` in `out`'s staging folder, as `cli.main` leaves it before `swap_in`."""
+    from training.synthetic.dataset import write_index_files
+    from training.synthetic.render_folder import start_staging
+
+    staging = start_staging(out)
+    records = []
+    for car in ids:
+        name = f"{car}_01"
+        (staging / "train" / f"{name}.jpg").write_text("new")
+        (staging / "train_masks" / f"{name}_mask.gif").write_text("new")
+        records.append({"img": f"{name}.jpg", "car_id": car, "split": "train", "mesh": "p406", "rle_mask": "1 2"})
+    write_index_files(staging, records)
+    return staging
+
+
+def _rendered_files(ids):
+    return sorted(
+        [f"train/{car}_01.jpg" for car in ids]
+        + [f"train_masks/{car}_01_mask.gif" for car in ids]
+        + ["metadata.jsonl", "splits.json", "train_masks.csv"]
+    )
+
+
+@pytest.mark.parametrize(
+    "blocked", ["train/cccc_01.jpg", "train/dddd_01.jpg", "train_masks/dddd_01_mask.gif", "splits.json"]
+)
+def test_a_swap_interrupted_at_any_step_leaves_a_folder_that_overwrite_replaces(tmp_path, blocked):
+    """A folder in the way of one of the moves stops `swap_in` there, as a crash or Ctrl-C would."""
+    import shutil
+
+    from training.synthetic.render_folder import earlier_render_files, swap_in
+
+    out = tmp_path / "out"
+    _fake_render(out)
+    (out / "splits.json").unlink()  # an earlier render whose splits.json is gone, so that a folder can block it
+    earlier = earlier_render_files(out)
+    staging = _stage_render(out, ["cccc", "dddd"])
+    (out / blocked).mkdir()
+    with pytest.raises(IsADirectoryError):
+        swap_in(staging, out, earlier)
+    shutil.rmtree(staging)  # as `cli.main` does whatever happens
+    (out / blocked).rmdir()
+    moved = [name for name in _files(out) if "cccc" in name or "dddd" in name]
+    assert moved or blocked == "train/cccc_01.jpg"  # the swap stopped part-way
+    earlier = earlier_render_files(out)  # a rerun with --overwrite accepts the folder...
+    swap_in(_stage_render(out, ["eeee"]), out, earlier)
+    assert _files(out) == _rendered_files(["eeee"])  # ...and leaves only its own render
+
+
+def test_main_rerun_with_overwrite_replaces_a_render_interrupted_while_moving_in(tmp_path, capsys):
+    reason = _egl_and_meshes_reason()
+    if reason:
+        pytest.skip(reason)
+    from training.synthetic.cli import main
+    from training.synthetic.render_folder import STAGING
+
+    out = tmp_path / "out"
+    _fake_render(out)
+    argv = ["--out", str(out), "--cars", "1", "--angles", "1", "--size", "16x24", "--meshes", "car4-trb1"]
+    blocker = out / "train_masks" / f"{car_id(7, 0)}_01_mask.gif"
+    blocker.mkdir()  # in the way of the new mask: the swap stops after the images moved in
+    with pytest.raises(IsADirectoryError):
+        main([*argv, "--seed", "7", "--plain", "--overwrite"])
+    blocker.rmdir()
+    assert f"train/{car_id(7, 0)}_01.jpg" in _files(out) and not (out / STAGING).exists()
+    assert main([*argv, "--seed", "8", "--plain", "--overwrite"]) == 0
+    assert _files(out) == _rendered_files([car_id(8, 0)])
 
 
 def test_a_broken_mesh_is_a_usage_error_and_leaves_the_earlier_render(tmp_path, capsys):

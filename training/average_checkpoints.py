@@ -32,6 +32,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from carseg_hf.atomic_files import write_files_atomically
 from carseg_hf.configuration_carseg import LOSS_FIELDS, CarSegConfig
 from carseg_hf.image_processing_carseg import CarSegImageProcessor
 from carseg_hf.modeling_carseg import CarSegForSemanticSegmentation
@@ -46,7 +47,6 @@ from carseg_hf.training.checkpoint_format import (
     SCHEDULER_NAME,
 )
 from carseg_hf.training.checkpointing import BEST_MODEL_NAME, CHECKPOINT_PATTERN, TRAINER_STATE_NAME
-from training.bundle_model import write_files_atomically
 
 WEIGHTS = "model.safetensors"
 CONFIG_FILES = ("config.json", "preprocessor_config.json")

@@ -25,41 +25,15 @@ import argparse
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
-from carseg_hf.atomic_files import write_atomic
-from carseg_hf.image_io import DEFAULT_MAX_PIXELS
+from carseg_hf.atomic_files import write_files_atomically
 from carseg_hf.loading import load_model
 from carseg_hf.output_folders import output_folder_problem
-from carseg_hf.sizes import MIN_INPUT_SIDE, height_width_type
+from carseg_hf.sizes import MIN_INPUT_SIDE, check_input_size, height_width_type
 
 BUNDLED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
-
-
-def write_files_atomically(writes: Mapping[Path, Callable[[Path], object]]) -> None:
-    """Write several files so that a failure leaves every one of them as it was.
-
-    Each file is saved under a temporary name beside it (`write_atomic`); only when all are saved are they renamed
-    into place, one right after another.
-
-    Args:
-        writes: `{path: save}`, where `save(tmp)` writes the content of `path` to the temporary file `tmp`.
-    """
-    if not writes:
-        return
-    (path, save), *rest = writes.items()
-    write_atomic(path, lambda tmp: (save(tmp), write_files_atomically(dict(rest))))
-
-
-def check_input_size(input_size: tuple[int, int]) -> None:
-    """Refuse a processor input size of more pixels than carseg reads in a photo (`DEFAULT_MAX_PIXELS`)."""
-    height, width = input_size
-    if height * width > DEFAULT_MAX_PIXELS:
-        raise ValueError(
-            f"--input-size {height}x{width} is {height * width:,} pixels, over the limit of {DEFAULT_MAX_PIXELS:,} "
-            "(the largest photo carseg reads); choose a smaller input size"
-        )
 
 
 def _check_target(source: Path, target: Path, overwrite: bool) -> None:
@@ -118,7 +92,7 @@ def bundle(
         raise FileNotFoundError(f"{source} lacks {', '.join(missing)}; expected a folder written by save_pretrained")
     _check_target(source, target, overwrite)
     if input_size is not None:
-        check_input_size(input_size)
+        check_input_size(*input_size, "--input-size", advice="choose a smaller input size")
     load_model(str(source))  # the weights load, whole, into the network of its config
     writes: dict[Path, Callable[[Path], object]] = {
         target / name: _bundled_json(source / name, input_size, keep_aspect_ratio)

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..number_ranges import whole_number_type
 from ..sizes import MIN_INPUT_SIDE
-
-
-def _example_side(text: str) -> int:
-    """An argparse `type=` for `--height` and `--width`: a whole number of at least `MIN_INPUT_SIDE` pixels."""
-    try:
-        side = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
-    if side < MIN_INPUT_SIDE:
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_INPUT_SIDE} pixels, got {side}")
-    return side
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,8 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="ONNX opset version, from 18 to the newest the installed onnx writes (default: 18)",
     )
     size_help = f"example input {{}} (at least {MIN_INPUT_SIDE}; default: the processor's)"
-    parser.add_argument("--height", type=_example_side, default=None, help=size_help.format("height"))
-    parser.add_argument("--width", type=_example_side, default=None, help=size_help.format("width"))
+    side = whole_number_type(MIN_INPUT_SIDE)  # a side of the network's input (`sizes.is_input_side`)
+    parser.add_argument("--height", type=side, default=None, help=size_help.format("height"))
+    parser.add_argument("--width", type=side, default=None, help=size_help.format("width"))
     parser.add_argument(
         "--verify",
         action="store_true",

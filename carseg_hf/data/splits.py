@@ -13,8 +13,9 @@ import numpy as np
 
 from .files import first_few
 
-#: Names used in `splits.json` (written by `training.synthetic`) and the DatasetDict splits they become.
-_ASSIGNED_SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "heldout"}
+#: Names used in `splits.json` (written by `training.synthetic`) and the DatasetDict splits they become: the side of
+#: the data a car falls on ("val" and "validation" are one side).
+SPLIT_SIDES = {"train": "train", "val": "validation", "validation": "validation", "test": "heldout"}
 
 
 def dataset_features(with_mask: bool = True) -> datasets.Features:
@@ -78,27 +79,48 @@ def split_rows_by_car(
     )
 
 
+def read_split_names(path: Path) -> dict[str, str] | None:
+    """Read a `{car_id: "train" | "val" | "test"}` file as written, checking its split names; None when absent.
+
+    Returns:
+        `{car_id: split}` with the split names of the file (keys of `SPLIT_SIDES`).
+
+    Raises:
+        ValueError: If the file is not UTF-8 JSON, not an object, or names an unknown split, naming the file.
+    """
+    if not path.is_file():
+        return None
+    expected = "expected a JSON object {car_id: 'train' | 'val' | 'test'}"
+    try:
+        assignment = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error}); {expected}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); {expected}") from error
+    if not isinstance(assignment, dict):
+        raise ValueError(f"{path}: {expected}")
+    bad = sorted({str(v) for v in assignment.values()} - set(SPLIT_SIDES))
+    if bad:
+        raise ValueError(f"{path}: unknown split names {bad}; expected train, val or test")
+    return assignment
+
+
 def read_split_file(path: Path, car_ids: set[str]) -> dict[str, str] | None:
     """Read a `{car_id: "train" | "val" | "test"}` file, checking that it covers every car; None when absent.
 
     Returns:
         `{car_id: split}` with the split named as in the DatasetDict (`train`, `validation` or `heldout`).
+
+    Raises:
+        ValueError: If the file is malformed (`read_split_names`) or lacks one of `car_ids`, naming the file.
     """
-    if not path.is_file():
+    assignment = read_split_names(path)
+    if assignment is None:
         return None
-    try:
-        assignment = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); expected {{car_id: 'train' | 'val' | 'test'}}") from error
-    if not isinstance(assignment, dict):
-        raise ValueError(f"{path}: expected a JSON object {{car_id: 'train' | 'val' | 'test'}}")
-    bad = sorted({str(v) for v in assignment.values()} - set(_ASSIGNED_SPLITS))
-    if bad:
-        raise ValueError(f"{path}: unknown split names {bad}; expected train, val or test")
     missing = sorted(car_ids - set(assignment))
     if missing:
         raise ValueError(f"{path}: {len(missing)} car(s) have no split: {first_few(missing)}")
-    return {car: _ASSIGNED_SPLITS[split] for car, split in assignment.items()}
+    return {car: SPLIT_SIDES[split] for car, split in assignment.items()}
 
 
 def assigned_splits(rows: list[dict[str, Any]], assignment: dict[str, str]) -> dict[str, datasets.Dataset]:

@@ -20,7 +20,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from functools import lru_cache
@@ -30,10 +29,9 @@ import numpy as np
 from PIL import Image
 
 from carseg_hf.atomic_files import write_atomic
-from carseg_hf.output_folders import output_folder_problem
 
 from .background_sources import KINDS, PACKAGES, SOURCE_SPLITS, SOURCES, BackgroundSource
-from .debian import fetch_deb
+from .debian import fetch_cache_main, fetch_deb
 from .panorama import perspective_view, read_panorama, tone_map
 from .qt_resources import read_qt_resources
 
@@ -56,6 +54,7 @@ __all__ = [
     "package_list",
     "random_background",
     "random_crop",
+    "require_backgrounds",
 ]
 
 SPLITS = (*SOURCE_SPLITS, "all")
@@ -293,6 +292,19 @@ def random_crop(
     return np.asarray(out)
 
 
+def require_backgrounds(
+    split: str, kinds: tuple[str, ...], root: str | os.PathLike | None, packages: tuple[str, ...] | None
+) -> None:
+    """Raise unless `random_background` has backgrounds to draw from (without drawing one).
+
+    Raises:
+        ValueError: If the split holds no background of `kinds` (and `packages`); else as `list_backgrounds`.
+    """
+    if not list_backgrounds(split, kinds, root, packages):
+        within = f" of packages {', '.join(packages)}" if packages else ""
+        raise ValueError(f"no backgrounds of kinds {kinds} in split {split!r}{within}")
+
+
 def random_background(
     rng: np.random.Generator,
     width: int,
@@ -360,32 +372,28 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m training.synthetic.backgrounds`: fetch the packages and list the backgrounds per split.
 
     Returns:
-        0 on success; 2 for a `--dir` that is a file or a cache with missing files (the message says what to
-        delete); 1 if apt-get or dpkg is missing or fails.
+        0 on success; 2 for a `--dir` (or `--root`) that is a file or a cache with missing files (the message says
+        what to delete); 1 if apt-get or dpkg is missing or fails (`debian.fetch_cache_main`).
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m training.synthetic.backgrounds", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--dir", type=Path, default=None, help="cache folder (default $CARSEG_BACKGROUNDS_DIR)")
-    args = parser.parse_args(argv)
-    root = (args.dir or backgrounds_dir()).expanduser()
-    if (problem := output_folder_problem(root, "--dir" if args.dir else "CARSEG_BACKGROUNDS_DIR")) is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    try:
+
+    def fetch(root: Path) -> list[str]:
         fetched = fetch_backgrounds(root)
         counts = {split: len(list_backgrounds(split, root=root)) for split in SOURCE_SPLITS}
-    except BackgroundsNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"fetched {', '.join(fetched) or 'nothing (all present)'} into {root}")
-    print(f"backgrounds: {counts['train']} train, {counts['validation']} validation, {counts['held_out']} held out")
-    if args.dir is not None:
-        print(f"set CARSEG_BACKGROUNDS_DIR={root} so that the generator finds them")
-    return 0
+        return [
+            f"fetched {', '.join(fetched) or 'nothing (all present)'} into {root}",
+            f"backgrounds: {counts['train']} train, {counts['validation']} validation, {counts['held_out']} held out",
+        ]
+
+    return fetch_cache_main(
+        argv,
+        prog="python -m training.synthetic.backgrounds",
+        description=__doc__.split("\n")[0],
+        options=("--dir", "--root"),
+        default=backgrounds_dir(),
+        variable="CARSEG_BACKGROUNDS_DIR",
+        fetch=fetch,
+        not_found_error=BackgroundsNotFoundError,
+    )
 
 
 if __name__ == "__main__":

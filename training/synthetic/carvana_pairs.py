@@ -144,7 +144,7 @@ def write_pair(out: Path, name: str, image: np.ndarray, label: np.ndarray, quali
 
     from carseg_hf.overlay import mask_gif_image
 
-    from .dataset import _atomic_save
+    from .dataset import save_image_atomic
 
-    _atomic_save(Image.fromarray(image), out / "train" / f"{name}.jpg", format="JPEG", quality=quality)
-    _atomic_save(mask_gif_image(label), out / "train_masks" / f"{name}_mask.gif", format="GIF")
+    save_image_atomic(Image.fromarray(image), out / "train" / f"{name}.jpg", "JPEG", quality=quality)
+    save_image_atomic(mask_gif_image(label), out / "train_masks" / f"{name}_mask.gif", "GIF")

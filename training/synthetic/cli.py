@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from carseg_hf.number_ranges import whole_number_type
 from carseg_hf.output_folders import output_folder_problem
 from carseg_hf.sizes import height_width_type
 
@@ -32,25 +33,16 @@ from .splits import assign_cars, mesh_splits, parse_split_args
 RENDER_ERRORS = (AC3DParseError, CarXMLError, MeshesNotFoundError, BackgroundsNotFoundError)
 
 
-def _seed(text: str) -> int:
-    """The argparse type of `--seed`: an integer of at least 0 (numpy's seeding refuses negative numbers)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer of at least 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer of at least 0, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.synthetic",
         description="Render Carvana-like studio photos of the TORCS car meshes with pixel-exact masks.",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder (Carvana layout)")
-    parser.add_argument("--cars", type=int, default=12, help="number of cars (default 12)")
-    parser.add_argument("--angles", type=int, default=16, help="views per car, evenly around the turntable (16)")
+    parser.add_argument("--cars", type=whole_number_type(1), default=12, help="number of cars (default 12)")
+    parser.add_argument(
+        "--angles", type=whole_number_type(1), default=16, help="views per car, evenly around the turntable (16)"
+    )
     parser.add_argument(
         "--size",
         type=height_width_type(minimum=16),
@@ -58,9 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="frame HEIGHTxWIDTH, each at least 16 (default 1280x1918, Carvana's)",
     )
     parser.add_argument(
-        "--seed", type=_seed, default=0, help="random seed, at least 0; car ids and all choices derive from it"
+        "--seed",
+        type=whole_number_type(0),  # numpy's seeding refuses negative numbers
+        default=0,
+        help="random seed, at least 0; car ids and all choices derive from it",
     )
-    parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
+    parser.add_argument("--workers", type=whole_number_type(1), default=1, help="rendering processes (default 1)")
     parser.add_argument(
         "--split-by-mesh",
         nargs="+",
@@ -128,12 +123,10 @@ def _meshes_and_variation(args: argparse.Namespace) -> tuple[dict, dict[str, flo
     """Check the flags and choose the meshes of each split and the randomisation probabilities.
 
     Raises:
-        ValueError: For a count below 1, an unknown mesh or a bad `--photo-fraction` or `--split-by-mesh`.
+        ValueError: For an unknown mesh or a bad `--photo-fraction` or `--split-by-mesh`.
         MeshesNotFoundError: If the meshes are not unpacked (the message says how to get them).
         BackgroundsNotFoundError: If photographs are asked for and not unpacked.
     """
-    if args.cars < 1 or args.angles < 1 or args.workers < 1:
-        raise ValueError("--cars, --angles and --workers must be at least 1")
     available = available_cars(args.torcs_dir)
     if args.meshes is not None:
         wanted = [m.strip() for m in args.meshes.split(",") if m.strip()]
@@ -200,7 +193,7 @@ def _render_all(jobs: list[dict], workers: int) -> list[dict]:
     return records
 
 
-def _check(args: argparse.Namespace) -> tuple[list[dict], list[Path]]:
+def _plan_render(args: argparse.Namespace) -> tuple[list[dict], list[Path]]:
     """Everything that can fail before rendering: the flags, the meshes, the output folder and what it holds.
 
     Returns:
@@ -227,30 +220,32 @@ def _check(args: argparse.Namespace) -> tuple[list[dict], list[Path]]:
 def main(argv: list[str] | None = None) -> int:
     """Render the data set; returns the exit status (0 on success, 2 on bad arguments, meshes or output folder).
 
-    Every check runs before anything is written. The cars are rendered into a staging folder inside `--out`, and only
-    a complete render replaces the files of an earlier one there, so a failed or interrupted run changes nothing.
+    Every check runs before anything is written. The cars and their index files are rendered into a staging folder
+    inside `--out`, and only a complete render replaces the files of an earlier one there, so a run that fails or is
+    interrupted while rendering changes nothing. One interrupted while the files move in leaves a folder that a rerun
+    with `--overwrite` replaces (`render_folder.swap_in`).
     """
     args = build_parser().parse_args(argv)
     try:
-        jobs, earlier = _check(args)
+        jobs, earlier = _plan_render(args)
     except (ValueError, MeshesNotFoundError, BackgroundsNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from .dataset import write_index_files
+
     out: Path = args.out
     workers = min(args.workers, len(jobs))
     start = time.perf_counter()
     staging = start_staging(out)
     try:
         records = _render_all(jobs, workers)
+        write_index_files(staging, records)
         swap_in(staging, out, earlier)
     except RENDER_ERRORS as error:
         print(f"error: {error} (nothing was written to {out})", file=sys.stderr)
         return 2
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    from .dataset import write_index_files
-
-    write_index_files(out, records)
     if earlier:
         print(f"--overwrite: deleted the {len(earlier)} files of the earlier render in {out}")
     height, width = args.size

@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,18 +30,14 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from carseg_hf.number_ranges import number_range_type
-from carseg_hf.output_folders import output_folder_problem
-from carseg_hf.sizes import height_width_type
 
 from .background_blur import BackgroundBlur, blur_background, sample_background_blur
 from .background_sources import KINDS, SOURCE_SPLITS
-from .backgrounds import list_backgrounds, package_list, random_background
+from .backgrounds import random_background, require_backgrounds
 from .carvana_pairs import (
     SourcePhoto,
     find_source_photos,
-    parse_car_ids,
     read_source_pair,
-    report_interrupt,
     write_pair,
 )
 from .distractors import load_stamps, paste_distractors
@@ -261,19 +256,13 @@ def write_composites(
         FileNotFoundError: If a car has no photo in `cars_dir/train`, or a photo has no mask, naming them, or the
             backgrounds or stamps are missing.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
-    backgrounds = split if backgrounds is None else backgrounds
-    if backgrounds not in SOURCE_SPLITS:
-        raise ValueError(f"backgrounds must be one of {SOURCE_SPLITS}, got {backgrounds!r}")
-    if not 0 <= distractors <= MAX_DISTRACTORS:
-        raise ValueError(f"distractors must lie in 0..{MAX_DISTRACTORS}, got {distractors}")
+    backgrounds = _background_split(split, backgrounds, distractors)
     car_width = check_car_width_range(car_width)
     # Validation and held-out composites stand for outdoor photos: outdoor scenes only. Training also sees close-ups
     # and interiors.
     kinds = KINDS if split == "train" else ("outdoor",)
     sources = _checked_sources(cars_dir, car_ids)
-    _check_backgrounds(backgrounds, kinds, backgrounds_root, background_packages)
+    require_backgrounds(backgrounds, kinds, backgrounds_root, background_packages)
     stamps = load_stamps(backgrounds_root) if distractors else []
     tag, mark = SPLITS[split]
     made_from = {f"{car}{tag}{k}": car for car in sorted({s.car for s in sources}) for k in range(per_image)}
@@ -300,6 +289,23 @@ def write_composites(
     return count
 
 
+def _background_split(split: str, backgrounds: str | None, distractors: int) -> str:
+    """The background split to draw from (`backgrounds`, else the one named like `split`), checking the arguments.
+
+    Raises:
+        ValueError: If `split` is not one of `SPLITS`, `backgrounds` not one of `SOURCE_SPLITS`, or `distractors`
+            outside 0..`MAX_DISTRACTORS`.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
+    backgrounds = split if backgrounds is None else backgrounds
+    if backgrounds not in SOURCE_SPLITS:
+        raise ValueError(f"backgrounds must be one of {SOURCE_SPLITS}, got {backgrounds!r}")
+    if not 0 <= distractors <= MAX_DISTRACTORS:
+        raise ValueError(f"distractors must lie in 0..{MAX_DISTRACTORS}, got {distractors}")
+    return backgrounds
+
+
 def _checked_sources(cars_dir: Path, car_ids: Sequence[str]) -> list[SourcePhoto]:
     """The cars' photos and masks (`find_source_photos`) sorted by name, each pair read once to check it."""
     sources = sorted(find_source_photos(cars_dir, car_ids), key=lambda source: source.stem)
@@ -308,98 +314,11 @@ def _checked_sources(cars_dir: Path, car_ids: Sequence[str]) -> list[SourcePhoto
     return sources
 
 
-def _check_backgrounds(
-    split: str, kinds: tuple[str, ...], root: Path | None, packages: tuple[str, ...] | None
-) -> None:
-    """Raise unless the backgrounds that `random_background` will draw from are there (without drawing one)."""
-    if not list_backgrounds(split, kinds, root, packages):
-        within = f" of packages {', '.join(packages)}" if packages else ""
-        raise ValueError(f"no backgrounds of kinds {kinds} in split {split!r}{within}")
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Command line: write composites of the sample's training (or held-out) cars."""
-    from training.carvana_sample import TRAIN_CARS, VALIDATION_CARS
+    """Command line: `python -m training.synthetic.composite` (`composite_cli.main`)."""
+    from .composite_cli import main as command_line
 
-    parser = argparse.ArgumentParser(prog="python -m training.synthetic.composite", description=__doc__.split("\n")[0])
-    parser.add_argument("--cars-dir", type=Path, required=True, help="Carvana-layout folder of real cars and masks")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (Carvana layout)")
-    parser.add_argument("--split", choices=tuple(SPLITS), default="train", help="backgrounds and cars to use")
-    parser.add_argument(
-        "--backgrounds", choices=SOURCE_SPLITS, help="background split to draw from (default: the same as --split)"
-    )
-    parser.add_argument(
-        "--background-packages",
-        type=package_list,
-        help="comma-separated Debian packages whose backgrounds to draw from (default: all of the allow-list's)",
-    )
-    parser.add_argument("--cars", help="comma-separated car ids (default: the sample's train or validation cars)")
-    parser.add_argument("--per-image", type=int, default=1, help="composites per source photo (default 1)")
-    parser.add_argument(
-        "--size", type=height_width_type(minimum=16), default="640x960", help="HEIGHTxWIDTH (default 640x960)"
-    )
-    parser.add_argument(
-        "--distractors",
-        type=int,
-        default=0,
-        help=f"paste up to N other objects behind each car, N in 0..{MAX_DISTRACTORS} (default 0)",
-    )
-    parser.add_argument(
-        "--background-blur",
-        type=float,
-        default=0.0,
-        help="probability of a defocused or motion-streaked scene behind the sharp car (default 0)",
-    )
-    parser.add_argument(
-        "--car-width",
-        type=car_width_range,
-        default=CAR_WIDTH_RANGE,
-        help="LOW,HIGH: range of the car's width as fractions of the frame width (default 0.35,0.95)",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if (problem := _usage_problem(args)) is not None:
-        parser.error(problem)
-    try:
-        cars = parse_car_ids(args.cars, TRAIN_CARS if args.split == "train" else VALIDATION_CARS)
-        count = write_composites(
-            args.cars_dir,
-            cars,
-            args.out,
-            args.per_image,
-            args.size,
-            args.seed,
-            args.split,
-            distractors=args.distractors,
-            backgrounds=args.backgrounds,
-            background_packages=args.background_packages,
-            background_blur=args.background_blur,
-            car_width=args.car_width,
-        )
-    except (FileNotFoundError, ValueError) as error:
-        parser.error(str(error))
-    except KeyboardInterrupt:
-        return report_interrupt(args.out, "composites")
-    print(f"wrote {count} composites to {args.out}")
-    return 0
-
-
-def _usage_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with the command line's options, or None."""
-    height, width = args.size
-    if not (args.cars_dir / "train").is_dir():
-        return f"--cars-dir {args.cars_dir}: no train/ folder; expected the Kaggle Carvana layout"
-    if args.per_image < 1:
-        return f"--per-image must be >= 1, got {args.per_image}"
-    if not 0 <= args.distractors <= MAX_DISTRACTORS:
-        return f"--distractors must lie in 0..{MAX_DISTRACTORS}, got {args.distractors}"
-    if not 0.0 <= args.background_blur <= 1.0:
-        return f"--background-blur must be a probability in [0, 1], got {args.background_blur}"
-    if max(height, width) > MAX_SIDE:
-        return f"--size {height}x{width} is too large: height and width must each be at most {MAX_SIDE}"
-    if args.seed < 0:
-        return f"--seed must be >= 0, got {args.seed}"
-    return output_folder_problem(args.out, "--out")
+    return command_line(argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Layout under the output folder:
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from carseg_hf.atomic_files import write_atomic
+from carseg_hf.atomic_files import write_atomic, write_files_atomically
 from carseg_hf.overlay import mask_gif_image
 from carseg_hf.rle import rle_encode
 
@@ -28,10 +27,16 @@ from .params import car_id, car_rng, sample_car_params, sample_view_params
 _RENDERERS: dict[tuple[int, int], object] = {}
 
 
-def _atomic_save(image: Image.Image, path: Path, **kwargs) -> None:
-    """Save next to the target and rename, so an interrupted run never leaves a truncated file."""
-    image_format = kwargs.pop("format")
-    write_atomic(path, lambda tmp: image.save(tmp, format=image_format, **kwargs))
+def save_image_atomic(image: Image.Image, path: Path, image_format: str, **options) -> None:
+    """Save an image beside `path` and rename it into place, so an interrupted run never leaves a truncated file.
+
+    Args:
+        image: The image to save.
+        path: The file to write.
+        image_format: PIL's format name, e.g. "JPEG" or "GIF" (the temporary file's suffix does not tell it).
+        **options: PIL's save options for the format, e.g. `quality=90`.
+    """
+    write_atomic(path, lambda tmp: image.save(tmp, format=image_format, **options))
 
 
 def _background_sources(job: dict, rng: np.random.Generator) -> list:
@@ -218,8 +223,8 @@ def render_car(job: dict) -> list[dict]:
     for angle in range(1, job["num_angles"] + 1):
         photo, mask, view, start = _render_view(renderer, scene, setup, points, job, angle, rng)
         name = f"{setup.identifier}_{angle:02d}"
-        _atomic_save(photo, out / "train" / f"{name}.jpg", format="JPEG", quality=view["jpeg_quality"])
-        _atomic_save(mask_gif_image(mask), out / "train_masks" / f"{name}_mask.gif", format="GIF", optimize=False)
+        save_image_atomic(photo, out / "train" / f"{name}.jpg", "JPEG", quality=view["jpeg_quality"])
+        save_image_atomic(mask_gif_image(mask), out / "train_masks" / f"{name}_mask.gif", "GIF", optimize=False)
         records.append(_image_record(job, setup, angle, view, mask, start))
     return records
 
@@ -232,20 +237,20 @@ def _photo_record(source) -> dict | None:
 
 
 def write_index_files(out: Path, records: list[dict]) -> None:
-    """Write `train_masks.csv`, `metadata.jsonl` and `splits.json`, each atomically, sorted by image name."""
+    """Write `train_masks.csv`, `splits.json` and `metadata.jsonl`, sorted by image name, together and atomically.
+
+    The files are renamed into place one right after another once all are written (`write_files_atomically`),
+    `metadata.jsonl` last.
+    """
     records = sorted(records, key=lambda r: r["img"])
-    csv_tmp = out / ".train_masks.csv.tmp"
-    with open(csv_tmp, "w", encoding="utf-8", newline="") as handle:
-        handle.write("img,rle_mask\n")
-        for record in records:
-            handle.write(f"{record['img']},{record['rle_mask']}\n")
-    meta_tmp = out / ".metadata.jsonl.tmp"
-    with open(meta_tmp, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps({k: v for k, v in record.items() if k != "rle_mask"}) + "\n")
+    csv_text = "img,rle_mask\n" + "".join(f"{record['img']},{record['rle_mask']}\n" for record in records)
+    metadata_text = "".join(json.dumps({k: v for k, v in r.items() if k != "rle_mask"}) + "\n" for r in records)
     splits = {r["car_id"]: r["split"] for r in records}
-    splits_tmp = out / ".splits.json.tmp"
-    splits_tmp.write_text(json.dumps(dict(sorted(splits.items())), indent=1) + "\n", encoding="utf-8")
-    os.replace(csv_tmp, out / "train_masks.csv")
-    os.replace(meta_tmp, out / "metadata.jsonl")
-    os.replace(splits_tmp, out / "splits.json")
+    splits_text = json.dumps(dict(sorted(splits.items())), indent=1) + "\n"
+    texts = {"train_masks.csv": csv_text, "splits.json": splits_text, "metadata.jsonl": metadata_text}
+    write_files_atomically(
+        {
+            out / name: (lambda tmp, text=text: tmp.write_text(text, encoding="utf-8", newline=""))
+            for name, text in texts.items()
+        }
+    )

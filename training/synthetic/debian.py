@@ -1,16 +1,22 @@
 """Debian packages as data sources: download and unpack one with `apt-get download` + `dpkg -x`, read its copyright.
 
-Shared by `fetch_meshes` (torcs-data) and `backgrounds` (wallpapers and HDRI panoramas). Nothing here needs root.
+Shared by `fetch_meshes` (torcs-data), `backgrounds` (wallpapers and HDRI panoramas) and `distractors` (Tux Paint's
+stamps); `fetch_cache_main` is the command line of the last two. Nothing here needs root.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
+
+from carseg_hf.output_folders import output_folder_problem
 
 
 def fetch_deb(package: str, target: Path, hint: str = "") -> Path:
@@ -100,3 +106,67 @@ def copyright_stanzas(path: str) -> list[tuple[list[str], str, str]]:
             holders = "; ".join(v for v in fields.get("Copyright", []) if v)
             stanzas.append((globs, holders, fields["License"][0]))
     return stanzas
+
+
+class _StoreFolder(argparse.Action):
+    """Store the folder, and which of the option's names gave it (`folder_option`), for the messages."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.folder_option = option_string
+
+
+def fetch_cache_main(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    options: tuple[str, ...],
+    default: Path,
+    variable: str,
+    fetch: Callable[[Path], list[str]],
+    not_found_error: type[Exception],
+) -> int:
+    """The command line of a fetcher of Debian packages into a cache folder: check the folder, fetch, report.
+
+    Args:
+        argv: The arguments (default: `sys.argv[1:]`).
+        prog: The program, for the usage line.
+        description: The program's description.
+        options: The names of the cache folder's option, each accepted, e.g. `("--dir", "--root")`.
+        default: The cache folder when the option is not given.
+        variable: The environment variable that sets `default`, for the messages.
+        fetch: Fetches into the (`~`-expanded) cache folder it is given and returns the lines to print.
+        not_found_error: What `fetch` raises for a cache with missing files (a partial unpack).
+
+    Returns:
+        0 on success; 2 for a cache folder that is a file or lies under one, or a cache with missing files (the
+        message says what to delete); 1 if apt-get or dpkg is missing or fails.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        *options,
+        dest="folder",
+        type=Path,
+        action=_StoreFolder,
+        help=f"cache folder (default ${variable}, now {default})",
+    )
+    args = parser.parse_args(argv)
+    given = args.folder is not None
+    root = (args.folder if given else default).expanduser()
+    if (problem := output_folder_problem(root, args.folder_option if given else variable)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        lines = fetch(root)
+    except not_found_error as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
+    if given:
+        print(f"set {variable}={root} so that the generators find it")
+    return 0

@@ -18,18 +18,14 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from carseg_hf.output_folders import output_folder_problem
-
 from .backgrounds import backgrounds_dir
-from .debian import fetch_deb
+from .debian import fetch_cache_main, fetch_deb
 
 PACKAGE = "tuxpaint-stamps-default"
 STAMPS_DIR = "usr/share/tuxpaint/stamps"
@@ -154,31 +150,26 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m training.synthetic.distractors`: fetch the stamps and count them.
 
     Returns:
-        0 on success; 2 for a `--root` that is a file or a partly unpacked package (the message says what to
-        delete); 1 if apt-get or dpkg is missing or fails.
+        0 on success; 2 for a `--root` (or `--dir`) that is a file or a partly unpacked package (the message says
+        what to delete); 1 if apt-get or dpkg is missing or fails (`debian.fetch_cache_main`).
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m training.synthetic.distractors", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument(
-        "--root", type=Path, help="cache folder (default $CARSEG_BACKGROUNDS_DIR or ~/.cache/carseg/backgrounds)"
-    )
-    args = parser.parse_args(argv)
-    root = args.root if args.root is not None else backgrounds_dir()
-    if (problem := output_folder_problem(root, "--root" if args.root else "CARSEG_BACKGROUNDS_DIR")) is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    try:
+
+    def fetch(root: Path) -> list[str]:
         fetched = fetch_stamps(root)
-        paths = stamp_paths(root)
-    except StampsNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"{'fetched' if fetched else 'found'} {PACKAGE}: {len(paths)} stamps in {', '.join(FOLDERS)}")
-    return 0
+        return [
+            f"{'fetched' if fetched else 'found'} {PACKAGE}: {len(stamp_paths(root))} stamps in {', '.join(FOLDERS)}"
+        ]
+
+    return fetch_cache_main(
+        argv,
+        prog="python -m training.synthetic.distractors",
+        description=__doc__.split("\n")[0],
+        options=("--root", "--dir"),
+        default=backgrounds_dir(),
+        variable="CARSEG_BACKGROUNDS_DIR",
+        fetch=fetch,
+        not_found_error=StampsNotFoundError,
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from carseg_hf.atomic_files import write_atomic
-from carseg_hf.output_folders import output_folder_problem
+from carseg_hf.output_folders import output_file_problem
 
 
 def read_dice(per_image_csv: str | Path) -> dict[str, float]:
@@ -166,8 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
     try:
-        if args.out:
-            _check_out_file(Path(args.out))
+        if args.out and (problem := output_file_problem(args.out, "--out", "the name of a JSON file to write")):
+            raise ValueError(problem)
         rows = hard_case_table(read_dice(args.per_image), read_hard_cases(args.metadata))
     except (OSError, ValueError) as error:
         print(f"hard_case_report: error: {error}", file=sys.stderr)
@@ -182,15 +182,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"hard_case_report: error: could not write --out {out}: {error}", file=sys.stderr)
             return 2
     return 0
-
-
-def _check_out_file(out: Path) -> None:
-    """Refuse an `--out` that is a folder or lies under a file (before anything is computed)."""
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a folder; expected the name of a JSON file to write")
-    problem = output_folder_problem(out.parent, "--out's folder")
-    if problem:
-        raise ValueError(problem)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from carseg_hf.number_ranges import number_range_type
+from carseg_hf.number_ranges import number_range_type, whole_number_type
 from carseg_hf.output_folders import output_folder_problem
 
 from .carvana_pairs import (
@@ -289,21 +289,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cars-dir", type=Path, required=True, help="Carvana-layout folder of photos and masks")
     parser.add_argument("--out", type=Path, required=True, help="output folder (Carvana layout; may be --cars-dir)")
     parser.add_argument("--cars", help="comma-separated car ids (default: the sample's 9 training cars)")
-    parser.add_argument("--per-image", type=int, default=1, help="frames per photo (default 1)")
+    parser.add_argument("--per-image", type=whole_number_type(1), default=1, help="frames per photo (default 1)")
     parser.add_argument("--max-shift", type=float, default=0.15, help="largest shift off the car's centre (0.15)")
     parser.add_argument(
         "--close-up",
         type=close_up_range,
         help="LOW,HIGH: crop close-ups instead, the car box LOW to HIGH times wider than the window (e.g. 1.2,2.5)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=whole_number_type(0), default=0, help="seed of every random choice (default 0)")
     args = parser.parse_args(argv)
     if not (args.cars_dir / "train").is_dir():
         parser.error(f"--cars-dir {args.cars_dir}: no train/ folder; expected the Kaggle Carvana layout")
-    if args.per_image < 1 or not 0.0 <= args.max_shift <= 0.5:
-        parser.error(f"--per-image must be >= 1 and --max-shift in [0, 0.5], got {args.per_image}, {args.max_shift}")
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
+    if not 0.0 <= args.max_shift <= 0.5:
+        parser.error(f"--max-shift must lie in [0, 0.5], got {args.max_shift}")
     if (problem := output_folder_problem(args.out, "--out")) is not None:
         parser.error(problem)
     try:

@@ -1,9 +1,15 @@
 """The renderer's output folder: which files an earlier render left there, and swapping a finished render in.
 
-The renderer writes its images into a staging folder (`STAGING`, inside `--out`) and moves them into `train/` and
-`train_masks/` only when every car is rendered. A failed or interrupted run therefore leaves the earlier data set as it
-was. `--overwrite` replaces only what an earlier render wrote: the images its `metadata.jsonl` lists, their masks and
-its index files. A folder that also holds other images (real photos, composites, reframes) is refused.
+The renderer writes its images and index files into a staging folder (`STAGING`, inside `--out`) and moves them into
+`--out` only when every car is rendered. A run that fails or is interrupted while rendering therefore leaves the
+earlier data set as it was. `--overwrite` replaces only what an earlier render wrote: the images its `metadata.jsonl`
+lists, their masks and its index files. A folder that also holds other images (real photos, composites, reframes) is
+refused.
+
+Moving the files in (`swap_in`) takes a moment and cannot be atomic, since `train/` may hold other files. A run
+interrupted then leaves a folder that a later `--overwrite` run still accepts and replaces: before anything is deleted
+or moved, `metadata.jsonl` lists the earlier render's images and the new ones, and the new index files replace it
+only once every image is in place.
 """
 
 from __future__ import annotations
@@ -13,10 +19,13 @@ import os
 import shutil
 from pathlib import Path
 
+from carseg_hf.atomic_files import write_atomic
+
 #: Where a run renders before its images are moved into place; one left by an interrupted run is deleted.
 STAGING = ".render-in-progress"
-#: The index files a render writes (`dataset.write_index_files`).
-INDEX_FILES = ("train_masks.csv", "metadata.jsonl", "splits.json")
+#: The index files a render writes (`dataset.write_index_files`), in the order `swap_in` moves them: the renderer's
+#: `metadata.jsonl` last, since it tells which images of `train/` are the render's.
+INDEX_FILES = ("train_masks.csv", "splits.json", "metadata.jsonl")
 #: Suffixes of the images a Carvana-layout loader reads from `train/`.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 #: Keys that every record of the renderer's `metadata.jsonl` has; other tools' `metadata.jsonl` files lack them.
@@ -68,8 +77,8 @@ def earlier_render_files(out: Path) -> list[Path]:
 
     Raises:
         ValueError: If `out` holds a data set that is not only an earlier render's: images in `train/` that no
-            render's `metadata.jsonl` lists (real photos, composites, reframes, an interrupted older run), or a
-            `train_masks.csv` without the renderer's `metadata.jsonl`.
+            render's `metadata.jsonl` lists (real photos, composites, reframes), or a `train_masks.csv` without the
+            renderer's `metadata.jsonl`.
     """
     images = _train_images(out)
     metadata = out / "metadata.jsonl"
@@ -79,8 +88,8 @@ def earlier_render_files(out: Path) -> list[Path]:
     if foreign := [p.name for p in images if p.name not in listed]:
         raise ValueError(
             f"{out / 'train'} holds {len(foreign)} image(s) that no earlier render lists in {metadata}, e.g. "
-            f"{', '.join(foreign[:3])} (real photos, composites, reframes, or the images of an interrupted run); "
-            "the renderer replaces only a data set it rendered itself: render into another --out, or delete them"
+            f"{', '.join(foreign[:3])} (real photos, composites or reframes); the renderer replaces only a data set "
+            "it rendered itself: render into another --out, or delete them"
         )
     if not metadata.is_file():
         raise ValueError(
@@ -103,17 +112,31 @@ def start_staging(out: Path) -> Path:
 
 
 def swap_in(staging: Path, out: Path, earlier: list[Path]) -> None:
-    """Delete the earlier render's files, move the finished render's images and masks into `out`, drop `staging`.
+    """Replace the earlier render in `out` with the finished one in `staging`, then drop `staging`.
+
+    First `out/metadata.jsonl` is rewritten to list the earlier render's images and the new ones. Then the earlier
+    render's images and masks are deleted, the new images and masks moved in, and the new index files moved in,
+    `metadata.jsonl` last (`INDEX_FILES`). At every step `out/metadata.jsonl` lists every rendered image that
+    `train/` holds, so that a swap interrupted at any point leaves a folder that `earlier_render_files` accepts.
 
     Args:
-        staging: From `start_staging`, holding the complete new render.
+        staging: From `start_staging`, holding the complete new render and its index files
+            (`dataset.write_index_files`).
         out: The renderer's `--out`.
-        earlier: From `earlier_render_files`.
+        earlier: From `earlier_render_files`; its index files are replaced by the new ones, not deleted.
     """
+    metadata = out / "metadata.jsonl"
+    listing = metadata.read_text(encoding="utf-8", errors="replace") if metadata.is_file() else ""
+    listing += ("\n" if listing and not listing.endswith("\n") else "") + (staging / metadata.name).read_text("utf-8")
+    write_atomic(metadata, lambda tmp: tmp.write_text(listing, encoding="utf-8"))
+    replaced = {out / name for name in INDEX_FILES}
     for path in earlier:
-        path.unlink(missing_ok=True)
+        if path not in replaced:
+            path.unlink(missing_ok=True)
     for sub in ("train", "train_masks"):
         (out / sub).mkdir(exist_ok=True)
         for path in sorted((staging / sub).iterdir()):
             os.replace(path, out / sub / path.name)
+    for name in INDEX_FILES:
+        os.replace(staging / name, out / name)
     shutil.rmtree(staging)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from carseg_hf.atomic_files import write_atomic
 from carseg_hf.data.carvana import carvana_car_id
-from carseg_hf.data.splits import _ASSIGNED_SPLITS, read_split_file, split_by_car
+from carseg_hf.data.splits import SPLIT_SIDES, read_split_names, split_by_car
 
 SPLITS_NAME = "splits.json"
 #: The tags that the generators append, with a number, to the id of the car that an image shows: composites `c`,
@@ -47,22 +47,12 @@ def read_splits(folder: Path) -> dict[str, str] | None:
     """The `{car_id: "train" | "val" | "test"}` of `folder/splits.json` as written, or None when there is none.
 
     Raises:
-        ValueError: If the file is not such an object, naming it (`read_split_file`).
+        ValueError: If the file is not such an object, naming it (`read_split_names`).
     """
     path = folder / SPLITS_NAME
     if path.exists() and not path.is_file():
         raise ValueError(f"{path}: not a file; expected a JSON object {{car_id: 'train' | 'val' | 'test'}}")
-    try:
-        if read_split_file(path, set()) is None:
-            return None
-        return json.loads(path.read_text())
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text ({error}); expected a JSON object") from None
-
-
-def _side(split: str) -> str:
-    """The data set a `splits.json` name puts a car in ("val" and "validation" are one side)."""
-    return _ASSIGNED_SPLITS[split]
+    return read_split_names(path)
 
 
 def _roots(source: str, known: set[str]) -> list[str]:
@@ -80,7 +70,7 @@ def _check_families(path: Path, merged: dict[str, str], sources: dict[str, str],
     for source in sorted(set(sources.values())):
         root = _roots(source, set(merged))[-1]
         family = sorted(car for car in merged if derived_from(car, root))
-        if len({_side(merged[car]) for car in family}) > 1:
+        if len({SPLIT_SIDES[merged[car]] for car in family}) > 1:
             listed = ", ".join(f"{car} {merged[car]!r}{' (new)' if car in new_ids else ''}" for car in family)
             default = (
                 f" ({path.parent} has no {SPLITS_NAME} yet: its own cars take the split that training gives them "
