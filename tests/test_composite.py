@@ -321,7 +321,7 @@ def test_the_command_line_refuses_bad_options_before_writing(tmp_path, capsys):
     (tmp_path / "afile").write_text("")
     args = ["--cars-dir", str(tmp_path / "cars"), "--size", "64x96"]
     for extra, reason in (
-        (["--cars", "aaaa,aaaa"], "--cars names aaaa twice"),
+        (["--cars", "aaaa,aaaa"], "--cars: aaaa named twice"),
         (["--cars", ""], "--cars is empty"),
         (["--cars", " , "], "--cars is empty"),
         (["--cars", "aaaa", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),

@@ -185,7 +185,7 @@ def test_the_command_line_refuses_empty_or_repeated_cars_and_bad_options(tmp_pat
     cars = _folder(tmp_path, "aaaa_01.jpg")
     (tmp_path / "afile").write_text("")
     for extra, reason in (
-        (["--cars", "aaaa,aaaa"], "--cars names aaaa twice"),
+        (["--cars", "aaaa,aaaa"], "--cars: aaaa named twice"),
         (["--cars", ""], "--cars is empty"),
         (["--cars", ","], "--cars is empty"),
         (["--cars", "aaaa", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),

@@ -81,7 +81,7 @@ def test_a_pair_is_read_only_when_its_sizes_agree_and_it_shows_a_car(tmp_path):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [(None, ["d1", "d2"]), ("a, b", ["a", "b"]), ("", "--cars is empty"), (" , ", "--cars is empty"),
-     ("a,b,a", "--cars names a twice")],
+     ("a,b,a", "--cars: a named twice")],
 )  # fmt: skip
 def test_car_lists_are_never_empty_or_repeated(text, expected):
     if isinstance(expected, list):

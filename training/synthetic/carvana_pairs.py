@@ -1,6 +1,6 @@
 """Photo and mask pairs of Carvana-layout folders: those that `composite` and `reframe` read, and those they write.
 
-Source photos are found by the Carvana loader's rule (`carseg_hf.data.carvana.carvana_car_id`: `<car_id>_<NN>.jpg`,
+Source photos are found by the Carvana loader's rule (`carseg_hf.data.carvana.carvana_images`: `<car_id>_<NN>.jpg`,
 `.jpeg` or `.png`, in any case) with their masks `train_masks/<name>_mask.gif` or `_mask.png`, and every pair is
 read and checked (decodable, mask of the photo's size, some car in the mask) before a tool writes anything, so that
 a bad file stops a run with its name instead of leaving half a data set behind. Written pairs are saved
@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from carseg_hf.data.carvana import carvana_car_id
-from carseg_hf.data.files import first_few, list_files
+from carseg_hf.data.carvana import carvana_images, carvana_mask_file, non_carvana_names, repeated
+from carseg_hf.data.carvana import parse_car_ids as shared_parse_car_ids
+from carseg_hf.data.files import first_few
 from carseg_hf.image_io import check_mask_size, load_mask, load_rgb
 
 
@@ -45,31 +45,28 @@ class SourcePhoto:
         return self.photo.stem
 
 
-def repeated(items: Iterable[str]) -> list[str]:
-    """The items that occur more than once, sorted."""
-    return sorted(item for item, count in Counter(items).items() if count > 1)
-
-
 def parse_car_ids(text: str | None, default: Sequence[str], option: str = "--cars") -> list[str]:
     """The car ids of a comma-separated option, or `default` when the option is not given.
 
+    The ids follow `carseg_hf.data.carvana.parse_car_ids`, the rule the benchmarks use too.
+
     Raises:
-        ValueError: If the option is given but names no car, or names a car twice.
+        ValueError: If the option is given but names no car, names something that is not a car id, or names a car
+            twice.
     """
     if text is None:
         return list(default)
-    cars = [car.strip() for car in text.split(",") if car.strip()]
+    cars = shared_parse_car_ids(text, option)
     if not cars:
         raise ValueError(f"{option} is empty; expected comma-separated car ids")
-    if twice := repeated(cars):
-        raise ValueError(f"{option} names {', '.join(twice)} twice; name each car once")
     return cars
 
 
 def find_source_photos(cars_dir: Path, car_ids: Sequence[str]) -> list[SourcePhoto]:
     """The photos of `car_ids` in `cars_dir/train` with their masks, in the order of `car_ids`, then by name.
 
-    Warns naming the files of `train/` that the Carvana loader would ignore too (names not `<car_id>_<NN>.jpg`).
+    Photos and masks are found by the Carvana loader's rule (`carvana_images`, `carvana_mask_file`). Warns naming
+    the files of `train/` that the loader would ignore too (names not `<car_id>_<NN>.jpg`).
 
     Raises:
         ValueError: If a car id is given twice, or a car has two photos of one angle (e.g. `.jpg` and `.png`).
@@ -78,29 +75,23 @@ def find_source_photos(cars_dir: Path, car_ids: Sequence[str]) -> list[SourcePho
     if twice := repeated(car_ids):
         raise ValueError(f"car id(s) given twice: {', '.join(twice)}")
     train, masks = cars_dir / "train", cars_dir / "train_masks"
-    wanted, found, ignored = set(car_ids), {car: [] for car in car_ids}, []
-    for path in list_files(train):
-        car = carvana_car_id(path.name)
-        if car is None:
-            ignored.append(path.name)
-        elif car in wanted:
-            found[car].append(path)
-    if ignored:
+    if ignored := non_carvana_names(train):
         warnings.warn(
             f"ignoring {len(ignored)} file(s) in {train} whose names are not <car_id>_<NN>.jpg (or .png), as "
             f"training does: {first_few(ignored)}",
             stacklevel=2,
         )
+    found: dict[str, list[Path]] = {car: [] for car in car_ids}
+    for path, car, _ in carvana_images(train):
+        if car in found:
+            found[car].append(path)
     missing = [car for car in car_ids if not found[car]]
     if missing:
         raise FileNotFoundError(f"{train}: no <car_id>_<NN>.jpg photos of {', '.join(missing)}")
     photos = [path for car in car_ids for path in sorted(found[car], key=lambda p: p.stem)]
     if twice := repeated(path.stem for path in photos):
         raise ValueError(f"{train}: two photos of one car and angle: {first_few(twice)}; keep one of each")
-    mask_files = {path.name: path for path in list_files(masks)} if masks.is_dir() else {}
-    pairs = [
-        (path, mask_files.get(f"{path.stem}_mask.gif") or mask_files.get(f"{path.stem}_mask.png")) for path in photos
-    ]
+    pairs = [(path, carvana_mask_file(masks, path.stem)) for path in photos]
     if no_mask := [path.name for path, mask in pairs if mask is None]:
         raise FileNotFoundError(f"{masks}: no <name>_mask.gif or <name>_mask.png for {first_few(no_mask)}")
     return [SourcePhoto(path, mask, *path.stem.rsplit("_", 1)) for path, mask in pairs]
