@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from benchmarks import bench_real, u2netp
+from benchmarks.real_outputs import TABLE_COLUMNS
 from carseg_hf import CarSegForSemanticSegmentation, CarSegImageProcessor
 from carseg_hf.image_io import load_mask
 from carseg_hf.inference import Segmenter
@@ -25,7 +26,7 @@ from carseg_hf.metrics import dice_score
 from tests.conftest import tiny_config
 from tests.fixture import make_carvana_fixture
 
-EXPECTED_COLUMNS = list(bench_real.TABLE_COLUMNS)
+EXPECTED_COLUMNS = list(TABLE_COLUMNS)
 
 
 def _table(text: str) -> tuple[list[str], list[list[str]]]:
