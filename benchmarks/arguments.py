@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from carseg_hf.number_ranges import whole_number_type
 from carseg_hf.sizes import parse_height_width
 
 if TYPE_CHECKING:
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
 
     from carseg_hf.image_processing_carseg import CarSegImageProcessor
     from carseg_hf.modeling_carseg import CarSegForSemanticSegmentation
-
-int_at_least = whole_number_type  # the shared argparse type, under the name the benchmarks use
 
 
 def device_type(text: str) -> torch.device:

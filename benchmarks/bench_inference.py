@@ -40,11 +40,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.arguments import device_type, int_at_least, sizes_type  # noqa: E402
+from benchmarks.arguments import device_type, sizes_type  # noqa: E402
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
 from carseg_hf.configuration_carseg import NAMED_CONFIGS  # noqa: E402
 from carseg_hf.cpu_runtime import retain_freed_memory  # noqa: E402
 from carseg_hf.device_info import describe_device  # noqa: E402
+from carseg_hf.number_ranges import whole_number_type  # noqa: E402
 from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
 from carseg_hf.sizes import MIN_INPUT_SIDE  # noqa: E402
 
@@ -81,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=20, help="timed forward passes per mode")
     parser.add_argument("--warmup", type=int, default=3, help="untimed passes per mode (compilation happens here)")
     parser.add_argument("--device", type=device_type, default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=whole_number_type(1), default=None, help="torch CPU threads")
     parser.add_argument("--skip-compile", action="store_true", help="skip both compiled modes")
     parser.add_argument("--skip-bf16", action="store_true", help="skip bf16 modes (slow on CPUs without bf16 units)")
     parser.add_argument("--skip-max-autotune", action="store_true", help="skip compile max-autotune (slow to build)")

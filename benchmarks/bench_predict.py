@@ -56,12 +56,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.arguments import device_type, int_at_least, load_model_or_exit  # noqa: E402
+from benchmarks.arguments import device_type, load_model_or_exit  # noqa: E402
 from benchmarks.bench_inference import CONFIGS  # noqa: E402
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
 from carseg_hf.commands.predict import parse_resolution  # noqa: E402
 from carseg_hf.cpu_runtime import retain_freed_memory  # noqa: E402
 from carseg_hf.device_info import describe_device  # noqa: E402
+from carseg_hf.number_ranges import whole_number_type  # noqa: E402
 from carseg_hf.output_folders import output_folder_problem  # noqa: E402
 from carseg_hf.predict import BatchPredictor, PredictOptions  # noqa: E402
 from carseg_hf.rle import rle_decode  # noqa: E402
@@ -88,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resolution", default="1024x1024", help="network input: HxW, native or processor")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", type=device_type, default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=whole_number_type(1), default=None, help="torch CPU threads")
     parser.add_argument("--workers", type=int, default=4, help="decoding threads")
     parser.add_argument("--compile", default="none", choices=("none", "default", "max-autotune"))
     parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"))

@@ -27,11 +27,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.arguments import device_type, int_at_least  # noqa: E402
+from benchmarks.arguments import device_type  # noqa: E402
 from carseg_hf import CarSegConfig, CarSegForSemanticSegmentation, CarSegImageProcessor  # noqa: E402
 from carseg_hf.configuration_carseg import NAMED_CONFIGS  # noqa: E402
 from carseg_hf.data import load_segmentation_dataset  # noqa: E402
 from carseg_hf.device_info import describe_device  # noqa: E402
+from carseg_hf.number_ranges import whole_number_type  # noqa: E402
 from carseg_hf.sizes import MIN_INPUT_SIDE, height_width_type  # noqa: E402
 from carseg_hf.training.augment import JointAugmentation  # noqa: E402
 from carseg_hf.training.augmentation_config import AugmentationConfig  # noqa: E402
@@ -70,9 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="1024x1024",
         help=f"training size HEIGHTxWIDTH, each side >= {MIN_INPUT_SIDE}",
     )
-    parser.add_argument("--batch-size", type=int_at_least(1), default=8)
-    parser.add_argument("--steps", type=int_at_least(1), default=20, help="timed steps per mode")
-    parser.add_argument("--warmup", type=int_at_least(0), default=3, help="untimed steps per mode")
+    parser.add_argument("--batch-size", type=whole_number_type(1), default=8)
+    parser.add_argument("--steps", type=whole_number_type(1), default=20, help="timed steps per mode")
+    parser.add_argument("--warmup", type=whole_number_type(0), default=3, help="untimed steps per mode")
     parser.add_argument(
         "--device",
         type=accelerate_device_type,
@@ -80,7 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="auto, cpu or cuda (choose the GPU with CUDA_VISIBLE_DEVICES)",
     )
     parser.add_argument("--config", default="reference", choices=tuple(CONFIGS))
-    parser.add_argument("--workers", type=int_at_least(0), default=8, help="data-loader workers (0: main process)")
+    parser.add_argument(
+        "--workers", type=whole_number_type(0), default=8, help="data-loader workers (0: main process)"
+    )
     parser.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "bf16", "fp16"))
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument(
@@ -89,7 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="1280x1918",
         help="HEIGHTxWIDTH of the generated JPEGs (Carvana: 1280x1918)",
     )
-    parser.add_argument("--cars", type=int_at_least(1), default=4, help="cars x 16 views in the generated data set")
+    parser.add_argument(
+        "--cars", type=whole_number_type(1), default=4, help="cars x 16 views in the generated data set"
+    )
     args = parser.parse_args(argv)
     if args.mixed_precision == "auto":
         args.mixed_precision = "bf16" if args.device == "cuda" else "no"

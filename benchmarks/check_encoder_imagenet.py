@@ -17,8 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.arguments import int_at_least  # noqa: E402
 from carseg_hf.image_io import IMAGE_EXTENSIONS, PAIR_MASK_SUFFIX, load_rgb  # noqa: E402
+from carseg_hf.number_ranges import whole_number_type  # noqa: E402
 from carseg_hf.training.pretrained_encoder import (  # noqa: E402
     IMAGENET_CAR_CLASSES,
     PRETRAINED_ENCODERS,
@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=Path, required=True, help="a folder of photos (.jpg, .png, ...)")
     parser.add_argument("--encoder", choices=sorted(PRETRAINED_ENCODERS), default="efficientnet-lite0")
-    parser.add_argument("--limit", type=int_at_least(1), help="use only the first N photos")
+    parser.add_argument("--limit", type=whole_number_type(1), help="use only the first N photos")
     args = parser.parse_args(argv)
     if not args.images.is_dir():
         parser.error(f"--images {args.images} is not a folder")

@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.arguments import int_at_least  # noqa: E402
+from carseg_hf.number_ranges import whole_number_type  # noqa: E402
 from carseg_hf.sizes import height_width_type  # noqa: E402
 
 SERVER_SCRIPT = textwrap.dedent(
@@ -53,14 +53,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=None, help="model folder or Hub id for the started server")
     parser.add_argument("--device", default="auto", help="device of the started server")
     parser.add_argument(
-        "--server-threads", type=int_at_least(1), default=1, help="torch threads of the started server"
+        "--server-threads", type=whole_number_type(1), default=1, help="torch threads of the started server"
     )
     parser.add_argument(
-        "--concurrency", type=int_at_least(1), default=2, help="queue concurrency limit of the started server"
+        "--concurrency", type=whole_number_type(1), default=2, help="queue concurrency limit of the started server"
     )
-    parser.add_argument("--callers", type=int_at_least(1), default=4, help="concurrent gradio_client callers (N)")
+    parser.add_argument("--callers", type=whole_number_type(1), default=4, help="concurrent gradio_client callers (N)")
     parser.add_argument(
-        "--requests", type=int_at_least(1), default=40, help="requests in all (M), spread over the callers"
+        "--requests", type=whole_number_type(1), default=40, help="requests in all (M), spread over the callers"
     )
     parser.add_argument("--image", help="image to send; default: a synthetic JPEG of --size")
     parser.add_argument(

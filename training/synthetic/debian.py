@@ -1,7 +1,7 @@
 """Debian packages as data sources: download and unpack one with `apt-get download` + `dpkg -x`, read its copyright.
 
 Shared by `fetch_meshes` (torcs-data), `backgrounds` (wallpapers and HDRI panoramas) and `distractors` (Tux Paint's
-stamps); `fetch_cache_main` is the command line of the last two. Nothing here needs root.
+stamps); `fetch_cache_main` is the command line of all three. Nothing here needs root.
 """
 
 from __future__ import annotations
