@@ -6,12 +6,11 @@ Runs `apt-get download torcs-data` (about 333 MB) and `dpkg -x` into `$CARSEG_TO
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from .debian import fetch_deb
-from .meshes import CARS_SUBDIR, available_cars, torcs_dir
+from .debian import fetch_cache_main, fetch_deb
+from .meshes import CARS_SUBDIR, MeshesNotFoundError, available_cars, torcs_dir
 
 
 def fetch(target: Path, package: str = "torcs-data") -> list[str]:
@@ -25,24 +24,29 @@ def fetch(target: Path, package: str = "torcs-data") -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.synthetic.fetch_meshes", description=__doc__)
-    parser.add_argument(
-        "--dir", type=Path, default=None, help="where to unpack (default $CARSEG_TORCS_DIR or ~/.cache/carseg/torcs)"
-    )
-    args = parser.parse_args(argv)
-    target = (args.dir or torcs_dir()).expanduser()
-    if (target / CARS_SUBDIR).is_dir():
-        print(f"meshes already present in {target / CARS_SUBDIR}: {', '.join(available_cars(target))}")
-        return 0
-    try:
+    """`python -m training.synthetic.fetch_meshes`: unpack the meshes unless they are there, and list the cars.
+
+    Returns:
+        0 on success; 2 for a `--dir` that is a file or lies under one; 1 if apt-get or dpkg is missing or fails
+        (`debian.fetch_cache_main`).
+    """
+
+    def fetch_or_find(target: Path) -> list[str]:
+        if (target / CARS_SUBDIR).is_dir():
+            return [f"meshes already present in {target / CARS_SUBDIR}: {', '.join(available_cars(target))}"]
         cars = fetch(target)
-    except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"unpacked {len(cars)} cars into {target / CARS_SUBDIR}: {', '.join(cars)}")
-    if args.dir is not None:
-        print(f"set CARSEG_TORCS_DIR={target} so that the generator finds them")
-    return 0
+        return [f"unpacked {len(cars)} cars into {target / CARS_SUBDIR}: {', '.join(cars)}"]
+
+    return fetch_cache_main(
+        argv,
+        prog="python -m training.synthetic.fetch_meshes",
+        description=__doc__.split("\n")[0],
+        options=("--dir",),
+        default=torcs_dir(),
+        variable="CARSEG_TORCS_DIR",
+        fetch=fetch_or_find,
+        not_found_error=MeshesNotFoundError,
+    )
 
 
 if __name__ == "__main__":
