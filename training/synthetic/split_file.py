@@ -4,7 +4,7 @@ A folder's `splits.json` must name the split of every car in it (`carseg_hf.data
 generator adds its cars to a folder that has none yet but already holds cars (your own photos, say), writing only
 the new cars would leave the others without a split, and training would refuse the folder. So the file is written
 for every car: the folder's own cars get the split that training gives them by default (`split_by_car` at its
-default validation fraction and seed).
+default validation fraction and seed, which are training's).
 
 No car may fall on two sides: every id made from one car (`<car><tag><k>`, with a tag of `DERIVED_TAGS`, made again
 from such ids as often as you like), and the car itself, must share one split. `plan_splits` checks this, and the
@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from carseg_hf.atomic_files import write_atomic
-from carseg_hf.data.carvana import carvana_car_id
+from carseg_hf.data.carvana import carvana_images
 from carseg_hf.data.splits import SPLIT_SIDES, read_split_names, split_by_car
 
 SPLITS_NAME = "splits.json"
@@ -39,8 +39,7 @@ def derived_from(car_id: str, source: str) -> bool:
 def _cars_in(folder: Path) -> set[str]:
     """The car ids of the `<car_id>_<NN>.jpg` images of `folder/train`, as the Carvana loader reads them."""
     train = folder / "train"
-    ids = (carvana_car_id(path.name) for path in train.iterdir() if path.is_file()) if train.is_dir() else ()
-    return {car for car in ids if car is not None}
+    return {car for _, car, _ in carvana_images(train)} if train.is_dir() else set()
 
 
 def read_splits(folder: Path) -> dict[str, str] | None:
@@ -109,7 +108,7 @@ def plan_splits(
     defaulted = existing is None
     if existing is None:
         own = sorted(_cars_in(out) - set(sources))
-        train, validation = split_by_car(own, validation_fraction=0.2, seed=42) if own else ([], [])
+        train, validation = split_by_car(own) if own else ([], [])
         existing = {**{car: "train" for car in train}, **{car: "val" for car in validation}}
     merged = dict(existing)
     if split is not None:
